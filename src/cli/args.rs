@@ -1,0 +1,126 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  capstan run deploy.rhai --param version=1.4.2
+  capstan run deploy.rhai --dry-run --phase plan
+  capstan run deploy.rhai --from do --log-format json --timeout 30m
+  capstan check deploy.rhai lib/*.rhai
+  capstan list deploy.rhai --json
+  capstan doc step";
+
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about = "Run phased deployment playbooks written in Rhai", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook's phases
+    #[command(after_help = "\
+Examples:
+  capstan run deploy.rhai --param version=1.4.2 --param env=staging
+  capstan run deploy.rhai --params-file prod.yaml --dry-run
+  capstan run deploy.rhai --phase plan --phase compliance
+  capstan run deploy.rhai --from do --to archive --timeout 45m
+
+Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
+3 blocked, 4 failed and an undo failed too, 130 interrupted.")]
+    Run(RunArgs),
+    /// Compile and lint playbooks; nothing runs
+    #[command(after_help = "Exit codes: 0 clean, 1 findings, 2 does not compile.\n\nExample:\n  capstan check deploy.rhai lib/common.rhai")]
+    Check(CheckArgs),
+    /// Show the phases, params and secrets a playbook declares
+    #[command(after_help = "Example:\n  capstan list deploy.rhai --json")]
+    List(ListArgs),
+    /// Show the script API: every function with its signature and documentation
+    #[command(after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions")]
+    Doc(DocArgs),
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  capstan completions bash > /etc/bash_completion.d/capstan")]
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// human on a terminal, plain otherwise
+    Auto,
+    Human,
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook file
+    pub playbook: PathBuf,
+    /// Run only this phase (repeatable)
+    #[arg(long = "phase", value_name = "P")]
+    pub phases: Vec<String>,
+    /// Start at this phase
+    #[arg(long, value_name = "P")]
+    pub from: Option<String>,
+    /// Stop after this phase
+    #[arg(long, value_name = "P")]
+    pub to: Option<String>,
+    /// A parameter, NAME=VALUE (repeatable)
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// Parameters from a JSON or YAML file (typed values)
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// Show what would change without changing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to report progress
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Where `.capstan/runs/` goes [default: the playbook's folder]
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Stop the whole run after this long (e.g. 30m), then undo
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Show every child output line and debug messages
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Show only failures and the result
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Playbooks to check
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+    /// Findings as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    pub playbook: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DocArgs {
+    /// One function (e.g. `step`)
+    pub name: Option<String>,
+    /// Write editor definition files (`.d.rhai`) into this folder
+    #[arg(long, value_name = "DIR")]
+    pub definitions: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}

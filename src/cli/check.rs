@@ -1,0 +1,203 @@
+//! `capstan check`: compile with strict variables, then lint the AST:
+//! calls to functions that do not exist, duplicate phase names, unknown
+//! step options. Exit 0 clean, 1 findings, 2 does not compile.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
+use serde::Serialize;
+
+use super::args::CheckArgs;
+use super::{inspection, load};
+use crate::diagnostics::{render_finding, Site};
+use crate::executor::exit;
+use crate::secrets::Redactor;
+
+/// Functions the language provides as keywords rather than registered functions.
+const KEYWORD_FUNCTIONS: &[&str] =
+    &["print", "debug", "type_of", "Fn", "call", "curry", "is_shared", "is_def_fn", "is_def_var", "this"];
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    file: String,
+    line: usize,
+    column: usize,
+    rule: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+pub fn check(args: &CheckArgs) -> i32 {
+    let mut worst = exit::OK;
+    let mut all = Vec::new();
+    for path in &args.playbooks {
+        let (_state, engine) = inspection(&super::playbook_root(path));
+        let loaded = match load(&engine, path, &Redactor::new()) {
+            Ok(l) => l,
+            Err(code) => {
+                worst = worst.max(code);
+                continue;
+            }
+        };
+        let findings = lint(&engine, &loaded.ast, path);
+        if !findings.is_empty() {
+            worst = worst.max(exit::FAILED);
+        }
+        all.extend(findings);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else {
+        for f in &all {
+            let site = Site { source: f.file.clone(), line: f.line, column: f.column };
+            eprint!("{}", render_finding(&site, &f.message, f.hint.as_deref()));
+        }
+        if worst == exit::OK {
+            eprintln!("{} {} checked, no findings", console::style("✓").green(), plural(args.playbooks.len(), "playbook"));
+        } else if !all.is_empty() {
+            eprintln!("{} {}", console::style("✗").red(), plural(all.len(), "finding"));
+        }
+    }
+    worst
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+fn known_functions(engine: &Engine, ast: &AST) -> BTreeSet<String> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        functions: Vec<Named>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let mut names: BTreeSet<String> = KEYWORD_FUNCTIONS.iter().map(|s| (*s).to_string()).collect();
+    if let Ok(json) = engine.gen_fn_metadata_with_ast_to_json(ast, true) {
+        if let Ok(meta) = serde_json::from_str::<Meta>(&json) {
+            names.extend(meta.functions.into_iter().map(|f| f.name));
+        }
+    }
+    names
+}
+
+fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
+    let file = path.to_string_lossy().into_owned();
+    let known = known_functions(engine, ast);
+    // Names bound to values may hold closures, which are called like functions.
+    let mut bound: BTreeSet<String> = BTreeSet::new();
+    for f in ast.iter_fn_def() {
+        bound.extend(f.params.iter().map(ToString::to_string));
+    }
+    let mut calls: Vec<(String, Position, usize)> = Vec::new();
+    let mut phases: HashMap<String, Position> = HashMap::new();
+    let mut findings = Vec::new();
+    let mut finding = |pos: Position, rule: &'static str, message: String, hint: Option<String>| {
+        findings.push(Finding {
+            file: file.clone(),
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(1),
+            rule,
+            message,
+            hint,
+        });
+    };
+
+    ast.walk(&mut |path: &[ASTNode]| {
+        let Some(node) = path.last() else { return true };
+        let call = match node {
+            ASTNode::Stmt(Stmt::Var(x, ..)) => {
+                bound.insert(x.0.name.to_string());
+                None
+            }
+            ASTNode::Stmt(Stmt::FnCall(x, pos)) | ASTNode::Expr(Expr::FnCall(x, pos)) => Some((x, *pos)),
+            _ => None,
+        };
+        let Some((call, pos)) = call else { return true };
+        if call.op_token.is_some() || !call.namespace.is_empty() {
+            return true;
+        }
+        let name = call.name.to_string();
+        calls.push((name.clone(), pos, call.args.len()));
+        if name == "phase" {
+            if let Some(Expr::StringConstant(phase, ppos)) = call.args.first() {
+                if let Some(first) = phases.get(phase.as_str()) {
+                    finding(
+                        *ppos,
+                        "duplicate-phase",
+                        format!("phase `{phase}` is declared twice (first at line {})", first.line().unwrap_or(0)),
+                        Some("give each phase its own name".into()),
+                    );
+                } else {
+                    phases.insert(phase.to_string(), *ppos);
+                }
+            }
+        }
+        if name == "step" && call.args.len() == 3 {
+            if let Some(Expr::Map(map, _)) = call.args.get(1) {
+                for (key, _) in &map.0 {
+                    if !crate::playbook::STEP_OPTION_KEYS.contains(&key.name.as_str()) {
+                        finding(
+                            key.pos,
+                            "unknown-step-option",
+                            format!("unknown step option `{}`", key.name),
+                            Some(format!("the options are: {}", crate::playbook::STEP_OPTION_KEYS.join(", "))),
+                        );
+                    }
+                }
+            }
+        }
+        true
+    });
+
+    for (name, pos, _arity) in calls {
+        if known.contains(&name) || bound.contains(&name) || name.starts_with("anon$") {
+            continue;
+        }
+        let similar = known.iter().filter(|k| !k.contains('$') && close(k, &name)).take(3).cloned().collect::<Vec<_>>();
+        let hint = if similar.is_empty() {
+            "`capstan doc` lists every function".to_string()
+        } else {
+            format!("did you mean {}?", similar.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
+        };
+        finding(pos, "unknown-function", format!("call to unknown function `{name}`"), Some(hint));
+    }
+    findings.sort_by_key(|f| (f.line, f.column));
+    findings
+}
+
+/// Edit distance of at most 2 (or 1 for short names): a likely typo.
+fn close(a: &str, b: &str) -> bool {
+    let limit = if b.len() <= 4 { 1 } else { 2 };
+    if a.len().abs_diff(b.len()) > limit {
+        return false;
+    }
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] <= limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close;
+
+    #[test]
+    fn typos_are_close() {
+        assert!(close("sh", "shh"));
+        assert!(close("info", "inf"));
+        assert!(!close("run", "phase"));
+    }
+}

@@ -1,0 +1,105 @@
+//! `capstan doc`: the script API from the registered functions' metadata.
+
+use serde::Deserialize;
+
+use super::args::DocArgs;
+use super::{inspection, usage_error};
+use crate::executor::exit;
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    functions: Vec<Function>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Function {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    params: Vec<Param>,
+    #[serde(default)]
+    return_type: Option<String>,
+    #[serde(default)]
+    doc_comments: Vec<String>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+struct Param {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, rename = "type")]
+    typ: Option<String>,
+}
+
+impl Function {
+    fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match (&p.name, &p.typ) {
+                (Some(n), Some(t)) if t != "?" => format!("{n}: {t}"),
+                (Some(n), _) => n.clone(),
+                (None, Some(t)) => t.clone(),
+                (None, None) => "_".into(),
+            })
+            .collect();
+        let ret = self.return_type.as_deref().filter(|r| !r.is_empty() && *r != "()").map(|r| format!(" -> {r}")).unwrap_or_default();
+        format!("{}({}){ret}", self.name, params.join(", "))
+    }
+
+    fn doc_lines(&self) -> Vec<String> {
+        self.doc_comments
+            .iter()
+            .flat_map(|c| c.lines().map(|l| l.trim_start_matches("///").strip_prefix(' ').unwrap_or(l.trim_start_matches("///")).to_string()).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+pub fn doc(args: &DocArgs) -> i32 {
+    let (_state, engine) = inspection(std::path::Path::new("."));
+    if let Some(dir) = &args.definitions {
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
+            engine.definitions().with_headers(true).include_standard_packages(false).write_to_dir(dir)
+        }) {
+            return usage_error(&format!("cannot write definitions to {}: {e}", dir.display()), None);
+        }
+        eprintln!("wrote editor definitions to {}", dir.display());
+        return exit::OK;
+    }
+    let json = match engine.gen_fn_metadata_to_json(false) {
+        Ok(j) => j,
+        Err(e) => return usage_error(&format!("cannot read the API metadata: {e}"), None),
+    };
+    let meta: Metadata = match serde_json::from_str(&json) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&format!("cannot read the API metadata: {e}"), None),
+    };
+    let mut functions: Vec<Function> = meta.functions.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
+    functions.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(name) = &args.name {
+        functions.retain(|f| &f.name == name);
+        if functions.is_empty() {
+            return usage_error(&format!("no function named `{name}`"), Some("`capstan doc` lists every function"));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&functions).unwrap_or_default());
+        return exit::OK;
+    }
+    for f in &functions {
+        println!("{}", console::style(f.signature()).bold());
+        let lines = f.doc_lines();
+        if args.name.is_some() {
+            for l in &lines {
+                println!("    {l}");
+            }
+            println!();
+        } else if let Some(first) = lines.first() {
+            println!("    {first}");
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,98 @@
+//! The command line: one file per subcommand. Each returns its exit code;
+//! errors are rendered here, at the edge.
+
+mod args;
+mod check;
+mod doc;
+mod list;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command, LogFormat};
+
+use crate::engine;
+use crate::executor::exit;
+use crate::playbook::Inputs;
+use crate::secrets::Redactor;
+use crate::services::Services;
+use crate::state::{Mode, RunState};
+
+/// Parse the arguments and run the command; returns the exit code.
+pub async fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_tracing();
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Check(args) => check::check(&args),
+        Command::List(args) => list::list(&args),
+        Command::Doc(args) => doc::doc(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut std::io::stdout());
+            exit::OK
+        }
+    }
+}
+
+fn init_tracing() {
+    // Internal diagnostics for capstan's own developers: CAPSTAN_LOG=debug.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+}
+
+/// Print a usage-level error (exit 2): nothing ran.
+pub(crate) fn usage_error(message: &str, hint: Option<&str>) -> i32 {
+    eprintln!("{} {message}", console::style("error:").red().bold());
+    if let Some(h) = hint {
+        eprintln!("   = hint: {h}");
+    }
+    exit::USAGE
+}
+
+/// A playbook read from disk and compiled.
+pub(crate) struct Loaded {
+    pub path: PathBuf,
+    pub root: PathBuf,
+    pub ast: rhai::AST,
+}
+
+/// Read and compile a playbook; on failure print the diagnostic and return
+/// the exit code (2).
+pub(crate) fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path"))
+    })?;
+    let ast = engine::compile(engine, path, &text).map_err(|e| {
+        eprint!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
+        exit::USAGE
+    })?;
+    Ok(Loaded { path: path.to_path_buf(), root: playbook_root(path), ast })
+}
+
+/// The playbook's folder: the import sandbox and the default journal home.
+pub(crate) fn playbook_root(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// State and engine for evaluating a playbook without running it
+/// (`list`, `check`): dry-run, no outputs, missing inputs tolerated.
+pub(crate) fn inspection(root: &Path) -> (Arc<RunState>, rhai::Engine) {
+    let services = Arc::new(Services::new("inspect".into(), Arc::new(Redactor::new()), true));
+    let state = Arc::new(RunState::new(services, Inputs::default(), Mode::Inspect));
+    let engine = engine::build(&state, root);
+    (state, engine)
+}

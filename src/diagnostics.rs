@@ -1,0 +1,223 @@
+//! Rendering script errors: file:line:col, the source line with a caret at
+//! the innermost position, the outer frames as a trace, and a hint. Every
+//! rendered text goes through the redactor.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
+
+use crate::engine::stdlib;
+use crate::primitives::{error_hint, error_message};
+use crate::secrets::Redactor;
+
+/// A point in a source file.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub source: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.source, self.line, self.column)
+    }
+}
+
+fn site(source: &str, pos: Position) -> Option<Site> {
+    Some(Site { source: source.to_string(), line: pos.line()?, column: pos.position().unwrap_or(1) })
+}
+
+/// One frame of the call chain: what was called, and from where.
+struct Frame {
+    what: String,
+    at: Option<Site>,
+}
+
+/// The chain of calls down to the innermost error, and that error's site.
+struct Unwound<'e> {
+    frames: Vec<Frame>,
+    innermost: &'e EvalAltResult,
+    at: Option<Site>,
+}
+
+fn unwind<'e>(err: &'e EvalAltResult, default_source: &str) -> Unwound<'e> {
+    let mut frames = Vec::new();
+    let mut source = default_source.to_string();
+    let mut current = err;
+    loop {
+        match current {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                let what = if name.starts_with("anon$") { "closure".to_string() } else { format!("function `{name}`") };
+                frames.push(Frame { what, at: site(&source, *pos) });
+                if !src.is_empty() {
+                    source.clone_from(src);
+                }
+                current = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                frames.push(Frame { what: format!("module \"{path}\""), at: site(&source, *pos) });
+                source = module_source(&source, path);
+                current = inner;
+            }
+            other => {
+                return Unwound { frames, innermost: other, at: site(&source, other.position()) };
+            }
+        }
+    }
+}
+
+/// The file a module import refers to, relative to the importing source.
+fn module_source(importer: &str, path: &str) -> String {
+    if stdlib::source(path).is_some() {
+        return path.to_string();
+    }
+    let base = Path::new(importer).parent().unwrap_or(Path::new("."));
+    let mut file = base.join(path);
+    if file.extension().is_none() {
+        file.set_extension("rhai");
+    }
+    file.canonicalize().unwrap_or(file).to_string_lossy().into_owned()
+}
+
+/// `file:line:col` of the innermost error, when it has a position.
+pub fn innermost_location(err: &EvalAltResult) -> Option<String> {
+    // Events do not know the playbook path; the chain's own sources do.
+    let u = unwind(err, "");
+    u.at.filter(|s| !s.source.is_empty()).map(|s| s.to_string())
+}
+
+/// The full diagnostic for a runtime error.
+pub fn render_eval(err: &EvalAltResult, playbook: &str, redactor: &Redactor) -> String {
+    let u = unwind(err, playbook);
+    let message = error_message(err);
+    let mut out = format!("error: {message}\n");
+    if let Some(at) = &u.at {
+        snippet(&mut out, at);
+    }
+    for frame in u.frames.iter().rev() {
+        match &frame.at {
+            Some(at) => {
+                let _ = writeln!(out, "   = in {} called at {at}", frame.what);
+            }
+            None => {
+                let _ = writeln!(out, "   = in {}", frame.what);
+            }
+        }
+    }
+    if let Some(hint) = error_hint(err).or_else(|| eval_hint(u.innermost)) {
+        let _ = writeln!(out, "   = hint: {hint}");
+    }
+    redactor.redact(&out).into_owned()
+}
+
+/// The diagnostic for a compile error.
+pub fn render_parse(err: &ParseError, source: &str, redactor: &Redactor) -> String {
+    let message = parse_message(err);
+    let mut out = format!("error: {message}\n");
+    if let Some(at) = site(source, err.position()) {
+        snippet(&mut out, &at);
+    }
+    if let Some(hint) = parse_hint(err.err_type()) {
+        let _ = writeln!(out, "   = hint: {hint}");
+    }
+    redactor.redact(&out).into_owned()
+}
+
+/// A finding from `check`, rendered the same way.
+pub fn render_finding(site: &Site, message: &str, hint: Option<&str>) -> String {
+    let mut out = format!("warning: {message}\n");
+    snippet(&mut out, site);
+    if let Some(h) = hint {
+        let _ = writeln!(out, "   = hint: {h}");
+    }
+    out
+}
+
+pub fn parse_message(err: &ParseError) -> String {
+    let mut text = err.err_type().to_string();
+    if let Some(i) = text.rfind(" (line ") {
+        text.truncate(i);
+    }
+    text
+}
+
+fn source_text(source: &str) -> Option<String> {
+    stdlib::source(source).map(str::to_string).or_else(|| std::fs::read_to_string(source).ok())
+}
+
+fn snippet(out: &mut String, at: &Site) {
+    let _ = writeln!(out, "  --> {at}");
+    let Some(text) = source_text(&at.source) else { return };
+    let Some(line) = text.lines().nth(at.line - 1) else { return };
+    let gutter = at.line.to_string().len();
+    let pad = " ".repeat(gutter);
+    let line = line.replace('\t', "    ");
+    let col = at.column.saturating_sub(1);
+    let prefix: String = line.chars().take(col).collect();
+    let width = token_width(&line.chars().skip(col).collect::<String>());
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{} | {line}", at.line);
+    let _ = writeln!(out, "{pad} | {}{}", " ".repeat(prefix.chars().count()), "^".repeat(width));
+}
+
+/// Width of the token starting a text: an identifier path, or one char.
+fn token_width(rest: &str) -> usize {
+    let n = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').count();
+    n.max(1)
+}
+
+fn eval_hint(err: &EvalAltResult) -> Option<String> {
+    Some(match err {
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            let name = sig.split([' ', '(']).next().unwrap_or(sig);
+            format!("no function matches `{sig}`; check the name and argument types (`capstan doc {name}`)")
+        }
+        EvalAltResult::ErrorVariableNotFound(name, _) => format!("declare `{name}` with `let` before using it"),
+        EvalAltResult::ErrorPropertyNotFound(name, _) => {
+            format!("the map has no `{name}`; check the spelling, or test with `\"{name}\" in map`")
+        }
+        EvalAltResult::ErrorModuleNotFound(..) => {
+            "imports are relative to the playbook's folder; bundled modules are named `capstan/...`".into()
+        }
+        EvalAltResult::ErrorStackOverflow(..) => {
+            format!("calls nest at most {} levels; look for unbounded recursion", crate::engine::limits::CALL_LEVELS)
+        }
+        EvalAltResult::ErrorDataTooLarge(..) => {
+            "strings are limited to 16 MiB and arrays to a million items; stream large data through files".into()
+        }
+        EvalAltResult::ErrorMismatchDataType(..) | EvalAltResult::ErrorMismatchOutputType(..) => {
+            "convert the value first, e.g. `x.to_string()` or `s.parse_int()`".into()
+        }
+        EvalAltResult::ErrorTerminated(..) => return None,
+        EvalAltResult::ErrorRuntime(..) => return None,
+        _ => return None,
+    })
+}
+
+fn parse_hint(err: &ParseErrorType) -> Option<String> {
+    Some(match err {
+        ParseErrorType::Reserved(word) if word.as_str() == "var" => {
+            "`var` is reserved in Rhai; read parameters with `param(\"name\")`".into()
+        }
+        ParseErrorType::Reserved(word) => format!("`{word}` is a reserved word in Rhai; pick another name"),
+        ParseErrorType::VariableUndefined(name) => format!("declare `{name}` with `let` before using it (variables are checked before the playbook runs)"),
+        ParseErrorType::MissingToken(token, _) => format!("add the missing `{token}`"),
+        ParseErrorType::UnknownOperator(op) if op.as_str() == "eval" => "`eval` is disabled in playbooks".into(),
+        ParseErrorType::BadInput(_) => "check quotes and brackets around this point".into(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_width_covers_identifiers() {
+        assert_eq!(token_width("shh(\"x\")"), 3);
+        assert_eq!(token_width("helm::upgrade(x)"), 13);
+        assert_eq!(token_width("+ 1"), 1);
+    }
+}

@@ -1,0 +1,79 @@
+//! The Rhai engine capstan runs playbooks on: built from `Engine::new_raw`
+//! with explicit limits, strict variables, no `eval`, a sandboxed module
+//! resolver, cancellation through `on_progress`, and every primitive.
+
+mod resolver;
+pub mod stdlib;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{Engine, AST};
+
+pub use resolver::SandboxResolver;
+
+use crate::events::Level;
+use crate::primitives;
+use crate::services::frame;
+use crate::state::RunState;
+
+/// Limits that keep a script from exhausting the runner.
+pub mod limits {
+    pub const CALL_LEVELS: usize = 64;
+    pub const EXPR_DEPTH: usize = 128;
+    pub const FN_EXPR_DEPTH: usize = 64;
+    pub const STRING_SIZE: usize = 16 << 20;
+    pub const ARRAY_SIZE: usize = 1_000_000;
+    pub const MAP_SIZE: usize = 100_000;
+    pub const MODULES: usize = 256;
+}
+
+/// A configured engine with the primitives registered against `state`.
+/// `root` is the playbook's folder: imports may not leave it.
+pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
+    let mut engine = bare();
+    engine.set_module_resolver(SandboxResolver::new(root));
+    let services = state.services.clone();
+    engine.on_print({
+        let services = services.clone();
+        move |s| services.log(Level::Info, s)
+    });
+    engine.on_debug({
+        let services = services.clone();
+        move |s, _, _| services.log(Level::Debug, s)
+    });
+    engine.on_progress(move |ops| {
+        if ops & 0xff != 0 {
+            return None;
+        }
+        frame::check(&services).map(|i| i.token().into())
+    });
+    primitives::register(&mut engine, state);
+    engine
+}
+
+/// The language with capstan's limits and nothing registered: what
+/// `check` compiles with before the primitives are known.
+pub fn bare() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine
+        .set_max_call_levels(limits::CALL_LEVELS)
+        .set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH)
+        .set_max_string_size(limits::STRING_SIZE)
+        .set_max_array_size(limits::ARRAY_SIZE)
+        .set_max_map_size(limits::MAP_SIZE)
+        .set_max_modules(limits::MODULES)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true);
+    engine.disable_symbol("eval");
+    engine
+}
+
+/// Compile a playbook file; the AST's source is the path as given.
+pub fn compile(engine: &Engine, path: &Path, text: &str) -> Result<AST, rhai::ParseError> {
+    let mut ast = engine.compile(text)?;
+    ast.set_source(path.to_string_lossy().as_ref());
+    Ok(ast)
+}

@@ -1,0 +1,294 @@
+//! The one event type. The executor, the primitives and the process runner
+//! emit [`EventKind`]s through the [`Bus`]; every output (terminal, JSON
+//! lines, journal, step logs) is a [`Sink`] fed from that one stream.
+//! Secrets are masked here, once, before any sink sees an event.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::secrets::Redactor;
+
+/// One thing that happened during a run, stamped with time and run id.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub ts: String,
+    pub run_id: Arc<str>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Outcome of a step, phase or run as the outputs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+    DryRun,
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::DryRun => "dry_run",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Which pipe a child's line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Severity of a `log` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where in the playbook an event happened: the phase and the step path.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<Arc<str>>,
+    /// Sequence number of the step in this run; names its log file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
+}
+
+impl Location {
+    /// Depth of nesting, for indentation: 0 for phase-level code.
+    pub fn depth(&self) -> usize {
+        self.step.as_deref().map_or(0, |s| s.split('/').count())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        playbook: String,
+        dry_run: bool,
+        version: &'static str,
+        phases: Vec<String>,
+    },
+    PhaseStarted {
+        phase: Arc<str>,
+    },
+    StepStarted {
+        #[serde(flatten)]
+        at: Location,
+    },
+    Output {
+        #[serde(flatten)]
+        at: Location,
+        stream: Stream,
+        line: String,
+        /// `quiet: true` on the command: kept in the journal, not shown.
+        #[serde(skip)]
+        quiet: bool,
+    },
+    Log {
+        #[serde(flatten)]
+        at: Location,
+        level: Level,
+        message: String,
+    },
+    Gate {
+        #[serde(flatten)]
+        at: Location,
+        name: String,
+        passed: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    StepFinished {
+        #[serde(flatten)]
+        at: Location,
+        status: Status,
+        duration_ms: u64,
+        attempts: u32,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        allow_failure: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<serde_json::Value>,
+    },
+    PhaseFinished {
+        phase: Arc<str>,
+        status: Status,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    UndoStarted {
+        #[serde(flatten)]
+        at: Location,
+    },
+    UndoFinished {
+        #[serde(flatten)]
+        at: Location,
+        status: Status,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    #[serde(rename = "event")]
+    User {
+        #[serde(flatten)]
+        at: Location,
+        #[serde(rename = "type")]
+        kind: String,
+        data: serde_json::Value,
+    },
+    RunFinished {
+        status: Status,
+        exit_code: i32,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// Replace every secret in every text this event carries.
+    fn redact(&mut self, redactor: &Redactor) {
+        let mask = |s: &mut String| {
+            if let Some(masked) = redactor.redact_owned(s) {
+                *s = masked;
+            }
+        };
+        let mask_opt = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                mask(s);
+            }
+        };
+        match self {
+            EventKind::Output { line, .. } => mask(line),
+            EventKind::Log { message, .. } => mask(message),
+            EventKind::Gate { name, hint, .. } => {
+                mask(name);
+                mask_opt(hint);
+            }
+            EventKind::StepFinished { error, value, .. } => {
+                mask_opt(error);
+                if let Some(v) = value {
+                    redact_json(v, redactor);
+                }
+            }
+            EventKind::PhaseFinished { error, .. }
+            | EventKind::UndoFinished { error, .. }
+            | EventKind::RunFinished { error, .. } => mask_opt(error),
+            EventKind::User { kind, data, .. } => {
+                mask(kind);
+                redact_json(data, redactor);
+            }
+            EventKind::RunStarted { .. }
+            | EventKind::PhaseStarted { .. }
+            | EventKind::StepStarted { .. }
+            | EventKind::UndoStarted { .. } => {}
+        }
+    }
+}
+
+/// Mask secrets inside every string of a JSON value, keys included.
+pub fn redact_json(value: &mut serde_json::Value, redactor: &Redactor) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Some(m) = redactor.redact_owned(s) {
+                *s = m;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, redactor)),
+        serde_json::Value::Object(map) => {
+            let needs_key_mask = map.keys().any(|k| redactor.redact_owned(k).is_some());
+            if needs_key_mask {
+                let old = std::mem::take(map);
+                for (k, v) in old {
+                    let k = redactor.redact_owned(&k).unwrap_or(k);
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(|v| redact_json(v, redactor));
+        }
+        _ => {}
+    }
+}
+
+/// A consumer of the event stream.
+pub trait Sink: Send {
+    fn emit(&mut self, event: &Event);
+    /// Push buffered output to its destination (called after each batch of
+    /// child output and at step boundaries).
+    fn flush(&mut self) {}
+    /// The run is over: write summaries, close files.
+    fn finish(&mut self) {}
+}
+
+/// Fans every event out to the sinks, masking secrets first.
+pub struct Bus {
+    run_id: Arc<str>,
+    redactor: Arc<Redactor>,
+    sinks: Mutex<Vec<Box<dyn Sink>>>,
+}
+
+impl Bus {
+    pub fn new(run_id: Arc<str>, redactor: Arc<Redactor>) -> Self {
+        Self { run_id, redactor, sinks: Mutex::new(Vec::new()) }
+    }
+
+    pub fn run_id(&self) -> &Arc<str> {
+        &self.run_id
+    }
+
+    pub fn add_sink(&self, sink: Box<dyn Sink>) {
+        self.lock().push(sink);
+    }
+
+    pub fn emit(&self, mut kind: EventKind) {
+        kind.redact(&self.redactor);
+        let event = Event { ts: timestamp(SystemTime::now()), run_id: self.run_id.clone(), kind };
+        for sink in self.lock().iter_mut() {
+            sink.emit(&event);
+        }
+    }
+
+    pub fn flush(&self) {
+        for sink in self.lock().iter_mut() {
+            sink.flush();
+        }
+    }
+
+    pub fn finish(&self) {
+        for sink in self.lock().iter_mut() {
+            sink.finish();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Sink>>> {
+        // A sink that panicked must not take every later event down with it.
+        self.sinks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, as every output stamps events.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}

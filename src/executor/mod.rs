@@ -1,0 +1,168 @@
+//! Runs the declared model: phases in order, the abort path (undo stack,
+//! then `on_failure`), the run's timeout, and the exit code.
+
+pub mod parallel;
+pub mod step;
+mod undo;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, AST};
+
+use crate::events::{EventKind, Location, Status};
+use crate::playbook::PhaseDecl;
+use crate::primitives::{error_kind, error_message};
+use crate::services::frame::{self, Frame};
+use crate::services::Interrupt;
+use crate::state::RunState;
+
+/// Exit codes, as SPEC §2 fixes them.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const BLOCKED: i32 = 3;
+    pub const UNDO_FAILED: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Which phases to run.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// How a run ended.
+pub struct Outcome {
+    pub exit_code: i32,
+    pub status: Status,
+    /// The error that aborted the run, for the diagnostic renderer.
+    pub error: Option<Box<EvalAltResult>>,
+}
+
+/// Pass 1: evaluate the top level, which declares phases and reads params.
+pub fn declare(state: &RunState, engine: &Engine, ast: &AST) -> Result<(), Box<EvalAltResult>> {
+    let result = engine.run_ast(ast);
+    state.finish_declaring();
+    result
+}
+
+/// The phases a selection picks, in declaration order.
+pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDecl>, String> {
+    let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+    let index = |name: &str, flag: &str| {
+        names.iter().position(|n| *n == name).ok_or_else(|| {
+            format!("{flag} {name}: the playbook has no such phase; its phases are: {}", names.join(", "))
+        })
+    };
+    let first = selection.from.as_deref().map(|n| index(n, "--from")).transpose()?.unwrap_or(0);
+    let last = selection.to.as_deref().map(|n| index(n, "--to")).transpose()?.unwrap_or(names.len().saturating_sub(1));
+    if first > last && !names.is_empty() {
+        return Err(format!("--from {} comes after --to {}", names[first], names[last]));
+    }
+    for name in &selection.only {
+        index(name, "--phase")?;
+    }
+    Ok(phases
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| (first..=last).contains(i) && (selection.only.is_empty() || selection.only.contains(&p.name)))
+        .map(|(_, p)| p.clone())
+        .collect())
+}
+
+/// Pass 2: run the phases, and on failure the undo stack and handlers.
+pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout: Option<Duration>) -> Outcome {
+    let services = &state.services;
+    let start = Instant::now();
+    services.cancel.set_run_deadline(timeout.map(|t| start + t));
+
+    let mut abort = None;
+    for phase in phases {
+        if let Err(e) = run_phase(state, engine, phase) {
+            abort = Some(e);
+            break;
+        }
+    }
+
+    let outcome = match abort {
+        None => Outcome {
+            exit_code: exit::OK,
+            status: if services.dry_run { Status::DryRun } else { Status::Ok },
+            error: None,
+        },
+        Some(error) => {
+            let interrupted = services.cancel.was_signalled();
+            services.cancel.enter_cleanup();
+            let undo_ok = undo::unwind(state, engine);
+            let handlers_ok = undo::failure_handlers(state, engine, &error);
+            let exit_code = if interrupted || services.cancel.was_signalled() {
+                exit::INTERRUPTED
+            } else if !(undo_ok && handlers_ok) {
+                exit::UNDO_FAILED
+            } else {
+                exit::FAILED
+            };
+            let status = if exit_code == exit::INTERRUPTED { Status::Interrupted } else { Status::Failed };
+            Outcome { exit_code, status, error: Some(error) }
+        }
+    };
+    services.cancel.set_run_deadline(None);
+    services.emit(EventKind::RunFinished {
+        status: outcome.status,
+        exit_code: outcome.exit_code,
+        duration_ms: start.elapsed().as_millis() as u64,
+        error: outcome.error.as_deref().map(describe),
+    });
+    services.bus.flush();
+    outcome
+}
+
+fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(), Box<EvalAltResult>> {
+    let services = &state.services;
+    let name: Arc<str> = phase.name.as_str().into();
+    services.emit(EventKind::PhaseStarted { phase: name.clone() });
+    services.bus.flush();
+    let start = Instant::now();
+    let phase_frame = Frame::new(Location { phase: Some(name.clone()), step: None, seq: Some(services.next_step_seq()) });
+    let result = {
+        let _guard = frame::push(phase_frame.clone());
+        let ctx = phase.context.create_context(engine);
+        phase.body.call_within_context::<Dynamic>(&ctx, ())
+    };
+    let (status, error) = match &result {
+        Ok(_) if services.dry_run => (Status::DryRun, None),
+        Ok(_) => (Status::Ok, None),
+        Err(e) => {
+            phase_frame.kill_groups();
+            state.note_failure(&phase_frame.at);
+            (Status::Failed, Some(describe(e)))
+        }
+    };
+    services.emit(EventKind::PhaseFinished { phase: name, status, duration_ms: start.elapsed().as_millis() as u64, error });
+    services.bus.flush();
+    result.map(|_| ())
+}
+
+/// One line for an error in events: the message and where it happened.
+pub fn describe(err: &EvalAltResult) -> String {
+    let message = error_message(err);
+    match crate::diagnostics::innermost_location(err) {
+        Some(loc) => format!("{message} ({loc})"),
+        None => message,
+    }
+}
+
+/// Was this error the run being interrupted (signal or run timeout)?
+pub fn is_interrupt(err: &EvalAltResult) -> bool {
+    matches!(step::interruption(err), Some(Interrupt::Signal | Interrupt::RunTimeout))
+}
+
+/// Failures that mean the playbook was used wrongly rather than that it failed.
+pub fn is_usage(err: &EvalAltResult) -> bool {
+    use crate::primitives::Failure;
+    error_kind(err).is_some_and(|k| k == Failure::MISSING_PARAM || k == Failure::MISSING_SECRET || k == Failure::USAGE)
+}

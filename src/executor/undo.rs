@@ -1,0 +1,71 @@
+//! The abort path: undo closures of completed steps, newest first (a saga),
+//! then the `on_failure` handlers.
+
+use std::time::Instant;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+use crate::events::{EventKind, Level, Location, Status};
+use crate::primitives::{error_kind, error_message};
+use crate::services::frame::{self, Frame};
+use crate::state::RunState;
+
+/// Run the undo stack; `false` if any undo failed or was cut short.
+pub fn unwind(state: &RunState, engine: &Engine) -> bool {
+    let services = &state.services;
+    let mut all_ok = true;
+    while let Some(entry) = state.pop_undo() {
+        if services.cancel.is_cancelled() {
+            services.log(Level::Error, format!("interrupted again: undo of `{}` and older steps skipped", entry.at.step.as_deref().unwrap_or("?")));
+            return false;
+        }
+        let at = Location { seq: Some(services.next_step_seq()), ..entry.at.clone() };
+        services.emit(EventKind::UndoStarted { at: at.clone() });
+        services.bus.flush();
+        let start = Instant::now();
+        let undo_frame = Frame::new(at.clone());
+        let result = {
+            let _guard = frame::push(undo_frame.clone());
+            let ctx = entry.call.context.create_context(engine);
+            entry.call.body.call_within_context::<Dynamic>(&ctx, ())
+        };
+        let error = result.err().map(|e| {
+            undo_frame.kill_groups();
+            super::describe(&e)
+        });
+        all_ok &= error.is_none();
+        services.emit(EventKind::UndoFinished {
+            at,
+            status: if error.is_some() { Status::Failed } else { Status::Ok },
+            duration_ms: start.elapsed().as_millis() as u64,
+            error,
+        });
+        services.bus.flush();
+    }
+    all_ok
+}
+
+/// Call every `on_failure` handler with `#{ message, phase, step, kind }`.
+pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult) -> bool {
+    let handlers = state.model().failure_handlers.clone();
+    let failed_at = state.failed_step();
+    let mut info = Map::new();
+    info.insert("message".into(), state.services.redactor.redact(&error_message(error)).into_owned().into());
+    info.insert("kind".into(), error_kind(error).map_or(Dynamic::UNIT, Into::into));
+    let phase = failed_at.as_ref().and_then(|l| l.phase.as_deref().map(str::to_string));
+    let step = failed_at.as_ref().and_then(|l| l.step.as_deref().map(str::to_string));
+    info.insert("phase".into(), phase.clone().map_or(Dynamic::UNIT, Into::into));
+    info.insert("step".into(), step.map_or(Dynamic::UNIT, Into::into));
+
+    let mut all_ok = true;
+    for handler in handlers {
+        let at = Location { phase: phase.as_deref().map(Into::into), step: Some("on_failure".into()), seq: Some(state.services.next_step_seq()) };
+        let _guard = frame::push(Frame::new(at));
+        let ctx = handler.context.create_context(engine);
+        if let Err(e) = handler.body.call_within_context::<Dynamic>(&ctx, (Dynamic::from_map(info.clone()),)) {
+            all_ok = false;
+            state.services.log(Level::Error, format!("on_failure handler failed: {}", super::describe(&e)));
+        }
+    }
+    all_ok
+}

@@ -1,0 +1,108 @@
+//! Params given on the command line or in a params file, and the params a
+//! playbook declares.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rhai::Dynamic;
+use serde::Serialize;
+
+/// A `param(...)` call the playbook made.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamDecl {
+    pub name: String,
+    pub required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+}
+
+/// Values for params: `--params-file` first, `--param K=V` on top.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    values: BTreeMap<String, Given>,
+}
+
+#[derive(Debug, Clone)]
+enum Given {
+    /// From `--param`: text, converted to the default's type.
+    Text(String),
+    /// From a params file: typed.
+    Typed(serde_json::Value),
+}
+
+impl Inputs {
+    pub fn load(file: Option<&Path>, pairs: &[String]) -> Result<Self, String> {
+        let mut values = BTreeMap::new();
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read params file {}: {e}", file.display()))?;
+            let doc: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+            } else {
+                serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            let serde_json::Value::Object(map) = doc else {
+                return Err(format!("params file {} must hold a map of name: value", file.display()));
+            };
+            for (k, v) in map {
+                values.insert(k, Given::Typed(v));
+            }
+        }
+        for pair in pairs {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--param {pair}: expected NAME=VALUE"))?;
+            if k.is_empty() {
+                return Err(format!("--param {pair}: the name is empty"));
+            }
+            values.insert(k.to_string(), Given::Text(v.to_string()));
+        }
+        Ok(Self { values })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    /// The value for `name`, shaped like `default` when one is given.
+    pub fn get(&self, name: &str, default: Option<&Dynamic>) -> Result<Option<Dynamic>, String> {
+        let Some(given) = self.values.get(name) else { return Ok(None) };
+        match given {
+            Given::Typed(v) => rhai::serde::to_dynamic(v).map(Some).map_err(|e| e.to_string()),
+            Given::Text(text) => convert(name, text, default).map(Some),
+        }
+    }
+}
+
+fn convert(name: &str, text: &str, default: Option<&Dynamic>) -> Result<Dynamic, String> {
+    let Some(default) = default else { return Ok(text.into()) };
+    let bad = |what: &str| format!("param `{name}` expects {what} (its default is {default}), got \"{text}\"");
+    if default.is_int() {
+        text.trim().parse::<i64>().map(Dynamic::from).map_err(|_| bad("an integer"))
+    } else if default.is_float() {
+        text.trim().parse::<f64>().map(Dynamic::from).map_err(|_| bad("a number"))
+    } else if default.is_bool() {
+        match text.trim() {
+            "true" | "yes" | "1" => Ok(true.into()),
+            "false" | "no" | "0" => Ok(false.into()),
+            _ => Err(bad("true or false")),
+        }
+    } else {
+        Ok(text.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_params_follow_the_default_type() {
+        let inputs = Inputs::load(None, &["n=3".into(), "b=yes".into(), "s=x=y".into()]).unwrap();
+        assert_eq!(inputs.get("n", Some(&Dynamic::from(1_i64))).unwrap().unwrap().as_int(), Ok(3));
+        assert_eq!(inputs.get("b", Some(&Dynamic::FALSE)).unwrap().unwrap().as_bool(), Ok(true));
+        assert_eq!(inputs.get("s", None).unwrap().unwrap().into_string().unwrap(), "x=y");
+        assert!(inputs.get("n", Some(&Dynamic::FALSE)).is_err());
+        assert!(inputs.get("missing", None).unwrap().is_none());
+    }
+}

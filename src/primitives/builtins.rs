@@ -1,0 +1,384 @@
+//! Core primitives: params, secrets, environment, phases and steps, gates,
+//! logging, events, tools, time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+
+use super::errors::Failure;
+use super::{failure, failure_with_hint, func, terminated, RhaiResultOf};
+use crate::events::{EventKind, Level};
+use crate::executor;
+use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
+use crate::services::frame;
+use crate::state::{Mode, RunState};
+
+pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
+    register_inputs(engine, state);
+    register_structure(engine, state);
+    register_logging(engine, state);
+    register_misc(engine, state);
+}
+
+fn register_inputs(engine: &mut Engine, state: &Arc<RunState>) {
+    let s = state.clone();
+    func(
+        engine,
+        "param",
+        &["name: &str", "?"],
+        "A required parameter, from `--param NAME=VALUE` or `--params-file`.\n\
+         The run stops with exit 2 before anything runs when it is missing.\n\
+         ```rhai\nlet version = param(\"version\");\n```",
+        move |name: &str| param(&s, name, None),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "param",
+        &["name: &str", "default: ?", "?"],
+        "A parameter with a default. `--param` text is converted to the default's type\n\
+         (integer, float, bool); `--params-file` values keep their own type.\n\
+         ```rhai\nlet replicas = param(\"replicas\", 2);\n```",
+        move |name: &str, default: Dynamic| param(&s, name, Some(default)),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "secret",
+        &["name: &str", "String"],
+        "A secret from the environment variable `name`. Its value (and its base64 and\n\
+         URL-encoded forms) is replaced by `***` in every output. Exit 2 when unset.\n\
+         ```rhai\nlet token = secret(\"REGISTRY_TOKEN\");\n```",
+        move |name: &str| secret(&s, name),
+    );
+    func(
+        engine,
+        "env",
+        &["name: &str", "?"],
+        "An environment variable, or `()` when it is not set.\n```rhai\nlet home = env(\"HOME\");\n```",
+        |name: &str| std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from),
+    );
+    func(
+        engine,
+        "env",
+        &["name: &str", "default: ?", "?"],
+        "An environment variable, or `default` when it is not set.\n\
+         ```rhai\nlet region = env(\"AWS_REGION\", \"eu-west-1\");\n```",
+        |name: &str, default: Dynamic| std::env::var(name).map_or(default, Dynamic::from),
+    );
+}
+
+fn param(state: &RunState, name: &str, default: Option<Dynamic>) -> RhaiResultOf<Dynamic> {
+    {
+        let mut model = state.model();
+        if !model.params.iter().any(|p| p.name == name) {
+            model.params.push(ParamDecl {
+                name: name.to_string(),
+                required: default.is_none(),
+                default: default.as_ref().and_then(|d| serde_json::to_value(d).ok()),
+            });
+        }
+    }
+    match state.inputs.get(name, default.as_ref()) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => match default {
+            Some(d) => Ok(d),
+            None if state.mode == Mode::Inspect => Ok(Dynamic::from("")),
+            None => Err(failure_with_hint(
+                Failure::MISSING_PARAM,
+                format!("missing required param `{name}`"),
+                format!("pass --param {name}=VALUE or put `{name}` in a --params-file"),
+            )),
+        },
+        Err(message) => Err(failure_with_hint(Failure::USAGE, message, format!("fix the value given for `{name}`"))),
+    }
+}
+
+fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
+    {
+        let mut model = state.model();
+        if !model.secrets.iter().any(|s| s == name) {
+            model.secrets.push(name.to_string());
+        }
+    }
+    match std::env::var(name) {
+        Ok(value) => {
+            state.services.redactor.add(&value);
+            Ok(value)
+        }
+        Err(_) if state.mode == Mode::Inspect => Ok(String::new()),
+        Err(_) => Err(failure_with_hint(
+            Failure::MISSING_SECRET,
+            format!("secret `{name}` is not set"),
+            format!("export {name} in the environment capstan runs in (CI: add it to the job's secrets)"),
+        )),
+    }
+}
+
+fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
+    let s = state.clone();
+    func(
+        engine,
+        "phase",
+        &["name: &str", "body: FnPtr", "()"],
+        "Declare a phase. Phases run after the top level, in declaration order;\n\
+         `--phase`, `--from` and `--to` select them.\n\
+         ```rhai\nphase(\"build\", || {\n    step(\"compile\", || run([\"make\"]));\n});\n```",
+        move |ctx: NativeCallContext, name: &str, body: FnPtr| declare_phase(&s, &ctx, name, body),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "step",
+        &["name: &str", "body: FnPtr", "?"],
+        "Run a logged step and return the closure's value. Steps nest (`outer/inner`).\n\
+         ```rhai\nlet out = step(\"build\", || run([\"make\"]));\n```",
+        move |ctx: NativeCallContext, name: &str, body: FnPtr| {
+            executor::step::run(&s, &ctx, name, StepOptions::default(), body)
+        },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "step",
+        &["name: &str", "options: Map", "body: FnPtr", "?"],
+        "A step with options: `retries`, `retry_delay` (doubled each attempt), `timeout`\n\
+         (kills the step's processes), `allow_failure`, `when`, `undo` (a closure run,\n\
+         newest first, when a later failure aborts the run).\n\
+         ```rhai\nstep(\"deploy\", #{ retries: 2, timeout: \"5m\", undo: || run([\"./rollback\"]) },\n    || run([\"./deploy\"]));\n```",
+        move |ctx: NativeCallContext, name: &str, options: Map, body: FnPtr| {
+            let options = StepOptions::from_map(&options)
+                .map_err(|m| failure_with_hint(Failure::USAGE, m, "see `capstan doc step`"))?;
+            executor::step::run(&s, &ctx, name, options, body)
+        },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "parallel",
+        &["branches: Array", "Array"],
+        "Run closures at the same time and return their results in order. When one\n\
+         fails the others are stopped and the failure is raised.\n\
+         ```rhai\nlet r = parallel([|| run([\"make\", \"a\"]), || run([\"make\", \"b\"])]);\n```",
+        move |ctx: NativeCallContext, branches: Array| executor::parallel::run(&s, &ctx, branches, 0),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "parallel",
+        &["branches: Array", "options: Map", "Array"],
+        "`parallel` with `#{ max: N }`: at most N branches at once.\n\
+         ```rhai\nparallel(hosts.map(|h| || ssh_deploy(h)), #{ max: 4 });\n```",
+        move |ctx: NativeCallContext, branches: Array, options: Map| {
+            let mut max = 0;
+            for (k, v) in &options {
+                match k.as_str() {
+                    "max" => {
+                        max = v.as_int().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                            failure(Failure::USAGE, "parallel option `max` must be a positive integer")
+                        })?;
+                    }
+                    other => {
+                        return Err(failure(Failure::USAGE, format!("unknown parallel option `{other}`; the option is: max")))
+                    }
+                }
+            }
+            executor::parallel::run(&s, &ctx, branches, max)
+        },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "on_failure",
+        &["handler: FnPtr", "()"],
+        "Register a handler run when the run fails, after the undo closures.\n\
+         It receives `#{ message, phase, step, kind }`.\n\
+         ```rhai\non_failure(|err| warn(`deploy failed: ${err.message}`));\n```",
+        move |ctx: NativeCallContext, handler: FnPtr| {
+            let mut context = ctx.store_data();
+            context.global.level = 0;
+            s.model().failure_handlers.push(DeferredCall { body: handler, context });
+        },
+    );
+    func(
+        engine,
+        "fail",
+        &["message: ?", "()"],
+        "Fail the current step with a message.\n```rhai\nif !ok { fail(\"smoke test did not pass\"); }\n```",
+        |message: Dynamic| -> RhaiResultOf<()> { Err(failure(Failure::FAIL, text(&message))) },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "gate",
+        &["name: &str", "passed: bool", "()"],
+        "Record a gate; fail the current step when `passed` is false.\n\
+         ```rhai\ngate(\"tests passed\", r.code == 0);\n```",
+        move |name: &str, passed: bool| gate(&s, name, passed, None),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "gate",
+        &["name: &str", "passed: bool", "hint: &str", "()"],
+        "A gate with a hint saying what to do when it fails.\n\
+         ```rhai\ngate(\"no infra change\", !plan.changed, \"run the infra playbook first\");\n```",
+        move |name: &str, passed: bool, hint: &str| gate(&s, name, passed, Some(hint.to_string())),
+    );
+}
+
+fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: FnPtr) -> RhaiResultOf<()> {
+    if !state.is_declaring() {
+        return Err(failure_with_hint(
+            Failure::USAGE,
+            format!("phase(\"{name}\") called while the playbook runs"),
+            "declare phases at the top level of the playbook",
+        ));
+    }
+    let mut model = state.model();
+    if let Some(first) = model.phases.iter().find(|p| p.name == name) {
+        let line = first.position.line().map(|l| format!(" (first at line {l})")).unwrap_or_default();
+        return Err(failure_with_hint(
+            Failure::USAGE,
+            format!("phase `{name}` is declared twice{line}"),
+            "give each phase its own name",
+        ));
+    }
+    let mut context = ctx.store_data();
+    // A deferred call must not inherit the declaring call's depth.
+    context.global.level = 0;
+    model.phases.push(PhaseDecl {
+        name: name.to_string(),
+        body,
+        context,
+        source: ctx.source().map(str::to_string),
+        position: ctx.call_position(),
+    });
+    Ok(())
+}
+
+fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> RhaiResultOf<()> {
+    state.services.emit(EventKind::Gate {
+        at: frame::location(),
+        name: name.to_string(),
+        passed,
+        hint: hint.clone(),
+    });
+    if passed {
+        return Ok(());
+    }
+    let message = format!("gate failed: {name}");
+    Err(match hint {
+        Some(h) => failure_with_hint(Failure::GATE, message, h),
+        None => failure(Failure::GATE, message),
+    })
+}
+
+fn register_logging(engine: &mut Engine, state: &Arc<RunState>) {
+    for (name, level, doc) in [
+        ("info", Level::Info, "Log a message.\n```rhai\ninfo(`deploying ${version}`);\n```"),
+        ("warn", Level::Warn, "Log a warning.\n```rhai\nwarn(\"cache is cold\");\n```"),
+        ("error", Level::Error, "Log an error (the step goes on; use `fail` to stop it).\n```rhai\nerror(\"replica 3 is lagging\");\n```"),
+    ] {
+        let s = state.clone();
+        func(engine, name, &["message: ?", "()"], doc, move |message: Dynamic| {
+            s.services.log(level, text(&message));
+        });
+    }
+    let s = state.clone();
+    func(
+        engine,
+        "event",
+        &["type: &str", "data: Map", "()"],
+        "Emit a user event into every output (JSON lines, journal, reports).\n\
+         ```rhai\nevent(\"deployed\", #{ version: version, replicas: 3 });\n```",
+        move |kind: &str, data: Map| -> RhaiResultOf<()> {
+            let data = serde_json::to_value(Dynamic::from_map(data))
+                .map_err(|e| failure(Failure::USAGE, format!("event data cannot be recorded: {e}")))?;
+            s.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data });
+            Ok(())
+        },
+    );
+}
+
+fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
+    func(
+        engine,
+        "require_tools",
+        &["tools: Array", "()"],
+        "Fail unless every program is on PATH.\n```rhai\nrequire_tools([\"terraform\", \"helm\"]);\n```",
+        |tools: Array| -> RhaiResultOf<()> {
+            let missing: Vec<String> = tools.iter().map(ToString::to_string).filter(|t| find_on_path(t).is_none()).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(failure_with_hint(
+                    Failure::FAIL,
+                    format!("missing tools: {}", missing.join(", ")),
+                    "install them or add their folder to PATH",
+                ))
+            }
+        },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "sleep",
+        &["duration: ?", "()"],
+        "Wait, e.g. `sleep(\"2s\")` or `sleep(2)`. Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(\"10s\");\n```",
+        move |duration: Dynamic| -> RhaiResultOf<()> {
+            let d = parse_duration(&duration).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
+            sleep(&s, d)
+        },
+    );
+    func(
+        engine,
+        "now",
+        &["String"],
+        "The current time, RFC 3339 in UTC.\n```rhai\ninfo(`started at ${now()}`);\n```",
+        || crate::events::timestamp(SystemTime::now()),
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "dry_run",
+        &["bool"],
+        "True under `--dry-run`.\n```rhai\nif !dry_run() { info(\"for real\"); }\n```",
+        move || s.services.dry_run,
+    );
+}
+
+/// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
+pub fn sleep(state: &RunState, duration: Duration) -> RhaiResultOf<()> {
+    let end = Instant::now() + duration;
+    loop {
+        if let Some(reason) = frame::check(&state.services) {
+            return Err(terminated(reason));
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        let mut wait = end - now;
+        if let Some(d) = frame::next_deadline(&state.services) {
+            wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
+        }
+        state.services.cancel.sleep(wait.min(Duration::from_millis(250)));
+    }
+}
+
+fn find_on_path(tool: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if tool.contains('/') {
+        let p = std::path::PathBuf::from(tool);
+        return is_exec(&p).then_some(p);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(tool)).find(|p| is_exec(p))
+}
+
+/// A script value as log text: strings as they are, the rest displayed.
+pub fn text(value: &Dynamic) -> String {
+    value.read_lock::<rhai::ImmutableString>().map_or_else(|| value.to_string(), |s| s.to_string())
+}

@@ -1,0 +1,132 @@
+//! Turning a byte stream into lines, and keeping a bounded tail of text.
+
+/// A line longer than this is cut into pieces, so one newline-free gigabyte
+/// cannot grow memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Splits chunks into complete lines; holds back a partial last line.
+#[derive(Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feed bytes; `on_line` gets each complete line without its newline.
+    pub fn push(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) {
+        while let Some(nl) = memchr(chunk) {
+            if self.pending.is_empty() {
+                on_line(strip_cr(&chunk[..nl]));
+            } else {
+                self.pending.extend_from_slice(&chunk[..nl]);
+                on_line(strip_cr(&self.pending));
+                self.pending.clear();
+            }
+            chunk = &chunk[nl + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+        while self.pending.len() >= MAX_LINE {
+            let rest = self.pending.split_off(MAX_LINE);
+            on_line(&self.pending);
+            self.pending = rest;
+        }
+    }
+
+    /// End of stream: a final line without newline.
+    pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
+        if !self.pending.is_empty() {
+            on_line(strip_cr(&self.pending));
+            self.pending.clear();
+        }
+    }
+}
+
+fn memchr(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The last `limit` bytes (about) of a stream, cut at line boundaries.
+pub struct Tail {
+    text: String,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Tail {
+    pub fn new(limit: usize) -> Self {
+        Self { text: String::new(), limit, truncated: false }
+    }
+
+    pub fn push_line(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        // Trim only when twice over the limit, so trimming stays amortised O(1).
+        if self.text.len() > self.limit.saturating_mul(2).max(1) {
+            let mut cut = self.text.len() - self.limit;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let cut = self.text[cut..].find('\n').map_or(cut, |i| cut + i + 1);
+            self.text.drain(..cut);
+            self.truncated = true;
+        }
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub fn into_string(self) -> String {
+        let mut text = self.text;
+        if text.len() > self.limit {
+            let mut cut = text.len() - self.limit;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            text.drain(..cut);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<String> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, |l| out.push(String::from_utf8_lossy(l).into_owned()));
+        }
+        s.finish(|l| out.push(String::from_utf8_lossy(l).into_owned()));
+        out
+    }
+
+    #[test]
+    fn joins_lines_across_chunks() {
+        assert_eq!(split(&[b"ab", b"c\nde", b"f\r\n", b"tail"]), ["abc", "def", "tail"]);
+    }
+
+    #[test]
+    fn cuts_endless_lines() {
+        let big = vec![b'x'; MAX_LINE * 2 + 10];
+        let lines = split(&[&big]);
+        assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE, MAX_LINE, 10]);
+    }
+
+    #[test]
+    fn tail_stays_bounded() {
+        let mut t = Tail::new(100);
+        for i in 0..1000 {
+            t.push_line(&format!("line {i}"));
+        }
+        assert!(t.truncated());
+        let s = t.into_string();
+        assert!(s.len() <= 100);
+        assert!(s.ends_with("line 999\n"));
+    }
+}

@@ -1,0 +1,38 @@
+//! `--log-format json`: one JSON object per line on stdout, nothing else.
+
+use std::io::{BufWriter, Stdout, Write};
+
+use crate::events::{Event, EventKind, Sink};
+
+pub struct JsonLines {
+    out: BufWriter<Stdout>,
+}
+
+impl JsonLines {
+    pub fn stdout() -> Self {
+        Self { out: BufWriter::with_capacity(64 * 1024, std::io::stdout()) }
+    }
+}
+
+impl Sink for JsonLines {
+    fn emit(&mut self, event: &Event) {
+        if let EventKind::Output { quiet: true, .. } = event.kind {
+            return;
+        }
+        // A closed stdout (`| head`) must not stop the run.
+        if serde_json::to_writer(&mut self.out, event).is_ok() {
+            let _ = self.out.write_all(b"\n");
+        }
+        if !matches!(event.kind, EventKind::Output { .. }) {
+            let _ = self.out.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
+    fn finish(&mut self) {
+        let _ = self.out.flush();
+    }
+}

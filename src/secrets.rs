@@ -1,0 +1,99 @@
+//! The redactor: every secret value, and the encodings a tool is likely to
+//! print it in (base64, URL encoding), is replaced by `***` before any text
+//! leaves capstan. The event bus and the error renderer both go through it.
+
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
+
+pub const MASK: &str = "***";
+
+#[derive(Default)]
+struct Patterns {
+    values: Vec<String>,
+    matcher: Option<AhoCorasick>,
+}
+
+/// Knows every secret of the run and masks them in text.
+#[derive(Default)]
+pub struct Redactor {
+    inner: RwLock<Patterns>,
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register a secret value; its encoded forms are registered with it.
+    pub fn add(&self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mut forms = vec![secret.to_string()];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let b64_trimmed = b64.trim_end_matches('=').to_string();
+        let url = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+        forms.extend([b64, b64_trimmed, b64_url, url]);
+        let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for form in forms {
+            if !p.values.contains(&form) {
+                p.values.push(form);
+            }
+        }
+        // Longest match first, so a secret that contains another is masked whole.
+        p.matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&p.values)
+            .ok();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.read().map_or(true, |p| p.values.is_empty())
+    }
+
+    /// Masked text, borrowing when nothing needed masking.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redact_owned(text) {
+            Some(s) => Cow::Owned(s),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    /// `Some(masked)` when `text` contained a secret, `None` when it is clean.
+    pub fn redact_owned(&self, text: &str) -> Option<String> {
+        let p = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let matcher = p.matcher.as_ref()?;
+        if !matcher.is_match(text) {
+            return None;
+        }
+        Some(matcher.replace_all(text, &vec![MASK; p.values.len()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_value_and_encodings() {
+        let r = Redactor::new();
+        r.add("hunter2-secret");
+        assert_eq!(r.redact("pw=hunter2-secret;"), "pw=***;");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("hunter2-secret");
+        assert_eq!(r.redact(&format!("auth {b64}")), "auth ***");
+        assert_eq!(r.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn longest_secret_wins() {
+        let r = Redactor::new();
+        r.add("abc");
+        r.add("abcdef");
+        assert_eq!(r.redact("xabcdefx abc"), "x***x ***");
+    }
+}

@@ -1,0 +1,134 @@
+//! Cancellation: Ctrl-C / SIGTERM, the run's `--timeout`, and the reasons a
+//! script or a child is stopped, encoded so they survive a trip through Rhai.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why work was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The run's `--timeout` expired.
+    RunTimeout,
+    /// A step's `timeout` expired; `frame` names the step's frame.
+    StepTimeout { frame: u64, limit_ms: u64 },
+    /// A sibling branch of `parallel` failed.
+    Aborted,
+}
+
+const PREFIX: &str = "capstan:interrupt:";
+
+impl Interrupt {
+    /// The termination token handed to Rhai (`ErrorTerminated`).
+    pub fn token(self) -> String {
+        match self {
+            Interrupt::Signal => format!("{PREFIX}signal"),
+            Interrupt::RunTimeout => format!("{PREFIX}run-timeout"),
+            Interrupt::StepTimeout { frame, limit_ms } => format!("{PREFIX}step-timeout:{frame}:{limit_ms}"),
+            Interrupt::Aborted => format!("{PREFIX}aborted"),
+        }
+    }
+
+    pub fn from_token(token: &str) -> Option<Self> {
+        let rest = token.strip_prefix(PREFIX)?;
+        Some(match rest {
+            "signal" => Interrupt::Signal,
+            "run-timeout" => Interrupt::RunTimeout,
+            "aborted" => Interrupt::Aborted,
+            _ => {
+                let mut parts = rest.strip_prefix("step-timeout:")?.split(':');
+                let frame = parts.next()?.parse().ok()?;
+                let limit_ms = parts.next()?.parse().ok()?;
+                Interrupt::StepTimeout { frame, limit_ms }
+            }
+        })
+    }
+
+    pub fn message(self) -> String {
+        match self {
+            Interrupt::Signal => "interrupted".into(),
+            Interrupt::RunTimeout => "the run's --timeout expired".into(),
+            Interrupt::StepTimeout { limit_ms, .. } => {
+                format!("timed out after {}", humantime::format_duration(Duration::from_millis(limit_ms)))
+            }
+            Interrupt::Aborted => "cancelled because a parallel branch failed".into(),
+        }
+    }
+}
+
+/// Run-wide cancellation state, shared by every thread of the run.
+#[derive(Default)]
+pub struct Cancel {
+    cancelled: AtomicBool,
+    signals: AtomicU32,
+    run_deadline: Mutex<Option<Instant>>,
+    wake: (Mutex<()>, Condvar),
+}
+
+impl Cancel {
+    pub fn interrupt(&self) {
+        self.signals.fetch_add(1, Ordering::SeqCst);
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Was the run interrupted by a signal at any point?
+    pub fn was_signalled(&self) -> bool {
+        self.signals.load(Ordering::SeqCst) > 0
+    }
+
+    pub fn set_run_deadline(&self, at: Option<Instant>) {
+        *self.run_deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+    }
+
+    pub fn run_deadline(&self) -> Option<Instant> {
+        *self.run_deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Undo and `on_failure` handlers run after an interrupt: clear the flag
+    /// and the run deadline so they can work; a further signal stops them.
+    pub fn enter_cleanup(&self) {
+        self.cancelled.store(false, Ordering::SeqCst);
+        self.set_run_deadline(None);
+    }
+
+    /// Sleep up to `dur`, waking early when cancelled.
+    pub fn sleep(&self, dur: Duration) {
+        let (lock, cv) = &self.wake;
+        let guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.is_cancelled() {
+            return;
+        }
+        let _unused = cv.wait_timeout(guard, dur);
+    }
+
+    fn notify(&self) {
+        let (lock, cv) = &self.wake;
+        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for i in [
+            Interrupt::Signal,
+            Interrupt::RunTimeout,
+            Interrupt::Aborted,
+            Interrupt::StepTimeout { frame: 7, limit_ms: 1500 },
+        ] {
+            assert_eq!(Interrupt::from_token(&i.token()), Some(i));
+        }
+        assert_eq!(Interrupt::from_token("user token"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! Where the script is, per thread: the phase, the step path, the deadlines
+//! of the enclosing steps and the process groups they started. `parallel`
+//! copies the stack into each branch's thread.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Interrupt, Services};
+use crate::events::Location;
+
+/// A step's deadline for its current attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub limit: Duration,
+}
+
+#[derive(Clone)]
+pub struct Frame {
+    pub id: u64,
+    pub at: Location,
+    pub deadline: Option<Deadline>,
+    /// Set when a sibling `parallel` branch failed.
+    pub abort: Option<Arc<AtomicBool>>,
+    /// Process groups started under this frame, killed if it fails.
+    pub groups: Arc<Mutex<Vec<i32>>>,
+}
+
+impl Frame {
+    pub fn new(at: Location) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            at,
+            deadline: None,
+            abort: None,
+            groups: Arc::default(),
+        }
+    }
+
+    /// Kill every process group this frame started (a failed step's leftovers).
+    pub fn kill_groups(&self) {
+        let groups = std::mem::take(&mut *self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for pgid in groups {
+            crate::process::kill_group(pgid);
+        }
+    }
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pops the frame when dropped.
+pub struct FrameGuard(());
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        STACK.with(|s| s.borrow_mut().pop());
+    }
+}
+
+#[must_use]
+pub fn push(frame: Frame) -> FrameGuard {
+    STACK.with(|s| s.borrow_mut().push(frame));
+    FrameGuard(())
+}
+
+/// The current frame stack, for a `parallel` branch to start from.
+pub fn snapshot() -> Vec<Frame> {
+    STACK.with(|s| s.borrow().clone())
+}
+
+/// Install a stack on a fresh thread (a `parallel` branch).
+pub fn install(frames: Vec<Frame>) {
+    STACK.with(|s| *s.borrow_mut() = frames);
+}
+
+pub fn location() -> Location {
+    STACK.with(|s| s.borrow().last().map(|f| f.at.clone()).unwrap_or_default())
+}
+
+pub fn current() -> Option<Frame> {
+    STACK.with(|s| s.borrow().last().cloned())
+}
+
+/// Remember a process group on the innermost frame.
+pub fn record_group(pgid: i32) {
+    STACK.with(|s| {
+        if let Some(f) = s.borrow().last() {
+            f.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pgid);
+        }
+    });
+}
+
+/// Should the work on this thread stop now, and why?
+pub fn check(services: &Services) -> Option<Interrupt> {
+    if services.cancel.is_cancelled() {
+        return Some(Interrupt::Signal);
+    }
+    let now = Instant::now();
+    if services.cancel.run_deadline().is_some_and(|d| now >= d) {
+        return Some(Interrupt::RunTimeout);
+    }
+    STACK.with(|s| {
+        let stack = s.borrow();
+        if stack.iter().any(|f| f.abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))) {
+            return Some(Interrupt::Aborted);
+        }
+        // The outermost expired deadline wins: its step is the one that timed out.
+        stack.iter().find_map(|f| {
+            f.deadline.filter(|d| now >= d.at).map(|d| Interrupt::StepTimeout {
+                frame: f.id,
+                limit_ms: d.limit.as_millis() as u64,
+            })
+        })
+    })
+}
+
+/// The earliest instant at which [`check`] could start reporting a deadline.
+pub fn next_deadline(services: &Services) -> Option<Instant> {
+    let run = services.cancel.run_deadline();
+    let step = STACK.with(|s| s.borrow().iter().filter_map(|f| f.deadline.map(|d| d.at)).min());
+    match (run, step) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,94 @@
+//! The services handle every primitive receives: the event bus, the
+//! redactor, cancellation, and the one dry-run decision. Primitives never
+//! print; they emit through this handle.
+
+mod cancel;
+pub mod frame;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use cancel::{Cancel, Interrupt};
+
+use crate::events::{Bus, EventKind, Level};
+use crate::secrets::Redactor;
+
+/// Something a primitive wants to do to the world, described for dry-run.
+pub struct Action<'a> {
+    /// The exact command or change, as `would run:` shows it.
+    pub description: &'a str,
+    /// Safe to perform in dry-run (reads, queries, scans).
+    pub read_only: bool,
+}
+
+pub struct Services {
+    pub bus: Bus,
+    pub redactor: Arc<Redactor>,
+    pub cancel: Cancel,
+    pub dry_run: bool,
+    live_groups: Mutex<HashSet<i32>>,
+    step_seq: AtomicU32,
+}
+
+impl Services {
+    pub fn new(run_id: Arc<str>, redactor: Arc<Redactor>, dry_run: bool) -> Self {
+        Self {
+            bus: Bus::new(run_id, redactor.clone()),
+            redactor,
+            cancel: Cancel::default(),
+            dry_run,
+            live_groups: Mutex::new(HashSet::new()),
+            step_seq: AtomicU32::new(0),
+        }
+    }
+
+    pub fn run_id(&self) -> &Arc<str> {
+        self.bus.run_id()
+    }
+
+    /// The dry-run decision, made here and nowhere else: `true` means act.
+    /// In dry-run a mutating action is logged as `would run: ...` instead.
+    pub fn should_act(&self, action: &Action<'_>) -> bool {
+        if !self.dry_run || action.read_only {
+            return true;
+        }
+        self.log(Level::Info, format!("would run: {}", action.description));
+        false
+    }
+
+    /// A log line at the current phase and step.
+    pub fn log(&self, level: Level, message: impl Into<String>) {
+        self.bus.emit(EventKind::Log { at: frame::location(), level, message: message.into() });
+    }
+
+    pub fn emit(&self, kind: EventKind) {
+        self.bus.emit(kind);
+    }
+
+    pub fn next_step_seq(&self) -> u32 {
+        self.step_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A child's process group is alive; a signal to capstan must kill it.
+    pub fn track_group(&self, pgid: i32) {
+        self.groups().insert(pgid);
+    }
+
+    pub fn untrack_group(&self, pgid: i32) {
+        self.groups().remove(&pgid);
+    }
+
+    /// Interrupt: stop everything running now. Called from the signal task.
+    pub fn interrupt(&self) {
+        self.cancel.interrupt();
+        let groups: Vec<i32> = self.groups().iter().copied().collect();
+        for pgid in groups {
+            crate::process::kill_group(pgid);
+        }
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.live_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,95 @@
+//! The state one run shares between the script's primitives and the
+//! executor: services, params, the declared model and the undo stack.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::events::Location;
+use crate::playbook::{DeferredCall, Inputs, Model};
+use crate::services::Services;
+
+/// Why the playbook is being evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A real run (or a dry run).
+    Run,
+    /// `list` and `check`: evaluate the top level to learn the model;
+    /// missing params and secrets are recorded, not fatal.
+    Inspect,
+}
+
+/// A completed step's undo, waiting on the stack.
+pub struct UndoEntry {
+    pub at: Location,
+    pub call: DeferredCall,
+}
+
+pub struct RunState {
+    pub services: Arc<Services>,
+    pub inputs: Inputs,
+    pub mode: Mode,
+    declaring: AtomicBool,
+    model: Mutex<Model>,
+    undo: Mutex<Vec<UndoEntry>>,
+    failed: Mutex<Option<Location>>,
+}
+
+impl RunState {
+    pub fn new(services: Arc<Services>, inputs: Inputs, mode: Mode) -> Self {
+        Self {
+            services,
+            inputs,
+            mode,
+            declaring: AtomicBool::new(true),
+            model: Mutex::default(),
+            undo: Mutex::default(),
+            failed: Mutex::default(),
+        }
+    }
+
+    /// True while the top level is being evaluated.
+    pub fn is_declaring(&self) -> bool {
+        self.declaring.load(Ordering::SeqCst)
+    }
+
+    pub fn finish_declaring(&self) {
+        self.declaring.store(false, Ordering::SeqCst);
+    }
+
+    pub fn model(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn push_undo(&self, entry: UndoEntry) {
+        self.undo_stack().push(entry);
+    }
+
+    pub fn pop_undo(&self) -> Option<UndoEntry> {
+        self.undo_stack().pop()
+    }
+
+    /// Remember where the run failed: the innermost failing step wins over
+    /// the steps (and phase) that failed because of it.
+    pub fn note_failure(&self, at: &Location) {
+        let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inside = failed.as_ref().is_some_and(|prev| {
+            prev.phase == at.phase
+                && match (&prev.step, &at.step) {
+                    (Some(p), Some(a)) => p.starts_with(&format!("{a}/")) || p == a,
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                }
+        });
+        if !inside {
+            *failed = Some(at.clone());
+        }
+    }
+
+    pub fn failed_step(&self) -> Option<Location> {
+        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn undo_stack(&self) -> MutexGuard<'_, Vec<UndoEntry>> {
+        self.undo.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
