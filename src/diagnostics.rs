@@ -26,7 +26,21 @@ impl std::fmt::Display for Site {
 }
 
 fn site(source: &str, pos: Position) -> Option<Site> {
-    Some(Site { source: source.to_string(), line: pos.line()?, column: pos.position().unwrap_or(1) })
+    Some(Site { source: shorten(source), line: pos.line()?, column: pos.position().unwrap_or(1) })
+}
+
+/// Module files are known by their canonical path; show them relative to
+/// the working directory when they are under it.
+fn shorten(source: &str) -> String {
+    let path = Path::new(source);
+    if path.is_absolute() {
+        if let Ok(cwd) = std::env::current_dir().and_then(|d| d.canonicalize()) {
+            if let Ok(rel) = path.strip_prefix(&cwd) {
+                return rel.to_string_lossy().into_owned();
+            }
+        }
+    }
+    source.to_string()
 }
 
 /// One frame of the call chain: what was called, and from where.
@@ -147,6 +161,15 @@ fn source_text(source: &str) -> Option<String> {
     stdlib::source(source).map(str::to_string).or_else(|| std::fs::read_to_string(source).ok())
 }
 
+#[cfg(test)]
+mod shorten_tests {
+    #[test]
+    fn relative_sources_stay_as_given() {
+        assert_eq!(super::shorten("deploy.rhai"), "deploy.rhai");
+        assert_eq!(super::shorten("capstan/semver"), "capstan/semver");
+    }
+}
+
 fn snippet(out: &mut String, at: &Site) {
     let _ = writeln!(out, "  --> {at}");
     let Some(text) = source_text(&at.source) else { return };
@@ -205,7 +228,8 @@ fn parse_hint(err: &ParseErrorType) -> Option<String> {
         ParseErrorType::VariableUndefined(name) => format!("declare `{name}` with `let` before using it (variables are checked before the playbook runs)"),
         ParseErrorType::MissingToken(token, _) => format!("add the missing `{token}`"),
         ParseErrorType::UnknownOperator(op) if op.as_str() == "eval" => "`eval` is disabled in playbooks".into(),
-        ParseErrorType::BadInput(_) => "check quotes and brackets around this point".into(),
+        ParseErrorType::BadInput(rhai::LexError::UnterminatedString) => "close the string with a matching quote".into(),
+        ParseErrorType::BadInput(_) => "the code before this point is incomplete or has a typo".into(),
         _ => return None,
     })
 }

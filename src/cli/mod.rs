@@ -63,7 +63,6 @@ pub(crate) fn usage_error(message: &str, hint: Option<&str>) -> i32 {
 /// A playbook read from disk and compiled.
 pub(crate) struct Loaded {
     pub path: PathBuf,
-    pub root: PathBuf,
     pub ast: rhai::AST,
 }
 
@@ -77,7 +76,7 @@ pub(crate) fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> R
         eprint!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
         exit::USAGE
     })?;
-    Ok(Loaded { path: path.to_path_buf(), root: playbook_root(path), ast })
+    Ok(Loaded { path: path.to_path_buf(), ast })
 }
 
 /// The playbook's folder: the import sandbox and the default journal home.

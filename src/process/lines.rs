@@ -11,30 +11,36 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
-    /// Feed bytes; `on_line` gets each complete line without its newline.
-    pub fn push(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) {
+    /// Feed bytes; `on_line` gets each line without its newline, and whether
+    /// it ended with one (a piece of an over-long line does not).
+    pub fn push(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8], bool)) {
         while let Some(nl) = memchr(chunk) {
             if self.pending.is_empty() {
-                on_line(strip_cr(&chunk[..nl]));
+                on_line(strip_cr(&chunk[..nl]), true);
             } else {
                 self.pending.extend_from_slice(&chunk[..nl]);
-                on_line(strip_cr(&self.pending));
+                on_line(strip_cr(&self.pending), true);
                 self.pending.clear();
             }
             chunk = &chunk[nl + 1..];
         }
         self.pending.extend_from_slice(chunk);
         while self.pending.len() >= MAX_LINE {
-            let rest = self.pending.split_off(MAX_LINE);
-            on_line(&self.pending);
+            // Cut on a UTF-8 boundary so no character is split in two.
+            let mut cut = MAX_LINE;
+            while cut > MAX_LINE - 4 && self.pending[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+            let rest = self.pending.split_off(cut);
+            on_line(&self.pending, false);
             self.pending = rest;
         }
     }
 
     /// End of stream: a final line without newline.
-    pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
+    pub fn finish(&mut self, mut on_line: impl FnMut(&[u8], bool)) {
         if !self.pending.is_empty() {
-            on_line(strip_cr(&self.pending));
+            on_line(&self.pending, false);
             self.pending.clear();
         }
     }
@@ -60,9 +66,12 @@ impl Tail {
         Self { text: String::new(), limit, truncated: false }
     }
 
-    pub fn push_line(&mut self, line: &str) {
+    /// Append a line; `newline` is false only for a stream's unterminated last line.
+    pub fn push_line(&mut self, line: &str, newline: bool) {
         self.text.push_str(line);
-        self.text.push('\n');
+        if newline {
+            self.text.push('\n');
+        }
         // Trim only when twice over the limit, so trimming stays amortised O(1).
         if self.text.len() > self.limit.saturating_mul(2).max(1) {
             let mut cut = self.text.len() - self.limit;
@@ -100,9 +109,9 @@ mod tests {
         let mut s = LineSplitter::default();
         let mut out = Vec::new();
         for c in chunks {
-            s.push(c, |l| out.push(String::from_utf8_lossy(l).into_owned()));
+            s.push(c, |l, _| out.push(String::from_utf8_lossy(l).into_owned()));
         }
-        s.finish(|l| out.push(String::from_utf8_lossy(l).into_owned()));
+        s.finish(|l, _| out.push(String::from_utf8_lossy(l).into_owned()));
         out
     }
 
@@ -122,7 +131,7 @@ mod tests {
     fn tail_stays_bounded() {
         let mut t = Tail::new(100);
         for i in 0..1000 {
-            t.push_line(&format!("line {i}"));
+            t.push_line(&format!("line {i}"), true);
         }
         assert!(t.truncated());
         let s = t.into_string();

@@ -233,13 +233,13 @@ impl<'a> Pump<'a> {
 
     fn lines(&mut self, index: usize, chunk: &[u8]) {
         let Self { services, at, quiet, splitters, tails } = self;
-        splitters[index].push(chunk, |line| emit_line(services, at, *quiet, index, &mut tails[index], line));
+        splitters[index].push(chunk, |line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
     }
 
     fn finish_lines(&mut self) {
         let Self { services, at, quiet, splitters, tails } = self;
         for index in 0..2 {
-            splitters[index].finish(|line| emit_line(services, at, *quiet, index, &mut tails[index], line));
+            splitters[index].finish(|line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
         }
     }
 
@@ -250,9 +250,9 @@ impl<'a> Pump<'a> {
     }
 }
 
-fn emit_line(services: &Services, at: &Location, quiet: bool, index: usize, tail: &mut Tail, line: &[u8]) {
+fn emit_line(services: &Services, at: &Location, quiet: bool, index: usize, tail: &mut Tail, line: &[u8], newline: bool) {
     let line = String::from_utf8_lossy(line).into_owned();
-    tail.push_line(&line);
+    tail.push_line(&line, newline);
     let stream = if index == 0 { Stream::Stdout } else { Stream::Stderr };
     services.bus.emit(EventKind::Output { at: at.clone(), stream, line, quiet });
 }

@@ -29,6 +29,8 @@ pub struct Terminal {
     tails: HashMap<u32, VecDeque<String>>,
     /// Output lines of phase-level code, for a phase that fails outside a step.
     phase_tail: VecDeque<String>,
+    /// A step of the current phase failed: the phase's failure is already told.
+    step_failed: bool,
 }
 
 impl Terminal {
@@ -36,7 +38,7 @@ impl Terminal {
         let colours = style == TerminalStyle::Human && std::env::var_os("NO_COLOR").is_none();
         console::set_colors_enabled_stderr(colours);
         let multi = (style == TerminalStyle::Human).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self { style, verbose, quiet, multi, bars: HashMap::new(), tails: HashMap::new(), phase_tail: VecDeque::new() }
+        Self { style, verbose, quiet, multi, bars: HashMap::new(), tails: HashMap::new(), phase_tail: VecDeque::new(), step_failed: false }
     }
 
     fn line(&self, text: &str) {
@@ -118,6 +120,7 @@ impl Sink for Terminal {
             }
             EventKind::PhaseStarted { phase } => {
                 self.phase_tail.clear();
+                self.step_failed = false;
                 if !self.quiet {
                     self.line(&format!("{} {}", style("▸").cyan(), style(phase).bold()));
                 }
@@ -161,6 +164,7 @@ impl Sink for Terminal {
             EventKind::StepFinished { at, status, duration_ms, attempts, allow_failure, error, .. } => {
                 self.stop_spinner(at);
                 let failed = *status == Status::Failed;
+                self.step_failed |= failed && !allow_failure;
                 if self.quiet && !failed {
                     self.tails.remove(&at.seq.unwrap_or_default());
                     return;
@@ -188,6 +192,9 @@ impl Sink for Terminal {
                 } else {
                     self.tails.remove(&at.seq.unwrap_or_default());
                 }
+            }
+            EventKind::PhaseFinished { phase, status: Status::Failed, .. } if self.step_failed => {
+                self.line(&format!("{} phase {phase} failed", style("✗").red().bold()));
             }
             EventKind::PhaseFinished { phase, status: Status::Failed, error, .. } => {
                 let tail: Vec<String> = self.phase_tail.drain(..).collect();

@@ -1,0 +1,116 @@
+//! `capstan check`, `list`, `doc`, `completions`, `--help`.
+
+use crate::support::{capstan_bin, Playbook};
+
+#[test]
+fn check_flags_unknown_function_at_its_call() {
+    let p = Playbook::new("phase(\"do\", || {\n    let x = 1;\n    shh(\"echo hi\");\n});\n");
+    let r = p.check();
+    r.code(1);
+    assert!(r.stderr.contains("call to unknown function `shh`"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> deploy.rhai:3:5"), "{}", r.stderr);
+    assert!(r.stderr.contains("3 |     shh(\"echo hi\");\n  |     ^^^"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `sh`?"), "{}", r.stderr);
+}
+
+#[test]
+fn check_is_clean_on_a_good_playbook_and_runs_nothing() {
+    let p = Playbook::new(
+        r#"
+        fn helper(x) { x * 2 }
+        let f = |x| x + 1;
+        let v = param("version");
+        phase("do", || {
+            run(["touch", "ran"]);
+            let y = f(helper(2));
+            info(y.to_string());
+        });
+        "#,
+    );
+    let r = p.check();
+    r.code(0);
+    assert!(!p.path("ran").exists());
+}
+
+#[test]
+fn check_flags_duplicate_phases_and_unknown_step_options() {
+    let r = Playbook::new("phase(\"a\", || {});\nphase(\"a\", || { step(\"s\", #{ retry: 2 }, || 1); });\n").check();
+    r.code(1);
+    assert!(r.stderr.contains("phase `a` is declared twice (first at line 1)"), "{}", r.stderr);
+    assert!(r.stderr.contains("unknown step option `retry`"), "{}", r.stderr);
+}
+
+#[test]
+fn check_json_and_compile_errors() {
+    let r = Playbook::new("phase(\"do\", || nope());").arg("--json").check();
+    r.code(1);
+    let findings: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(findings[0]["rule"], "unknown-function");
+    assert_eq!(findings[0]["line"], 1);
+    assert_eq!(findings[0]["column"], 16);
+
+    let r = Playbook::new("phase(\"do\", || { let x = ; });").check();
+    r.code(2);
+}
+
+#[test]
+fn list_shows_phases_params_and_secrets() {
+    let p = Playbook::new(
+        r#"
+        let v = param("version");
+        let n = param("replicas", 3);
+        let t = secret("TOKEN_FOR_LIST");
+        phase("plan", || {});
+        phase("do", || {});
+        "#,
+    );
+    let r = crate::support::Run::from(p.command("list").arg("--json").output().unwrap());
+    r.code(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["phases"], serde_json::json!(["plan", "do"]));
+    assert_eq!(doc["params"][0], serde_json::json!({ "name": "version", "required": true }));
+    assert_eq!(doc["params"][1], serde_json::json!({ "name": "replicas", "required": false, "default": 3 }));
+    assert_eq!(doc["secrets"], serde_json::json!(["TOKEN_FOR_LIST"]));
+}
+
+fn capstan(args: &[&str]) -> crate::support::Run {
+    crate::support::Run::from(std::process::Command::new(capstan_bin()).args(args).output().unwrap())
+}
+
+#[test]
+fn doc_lists_functions_with_signatures() {
+    let r = capstan(&["doc"]);
+    r.code(0);
+    for f in ["param(name: &str, default)", "step(name: &str, options: Map, body: FnPtr)", "run(argv: Array, options: Map) -> Map", "require_tools(tools: Array)"] {
+        assert!(r.stdout.contains(f), "{f} missing from:\n{}", r.stdout);
+    }
+    let one = capstan(&["doc", "gate"]);
+    one.code(0);
+    assert!(one.stdout.contains("Record a gate"), "{}", one.stdout);
+    capstan(&["doc", "no_such_fn"]).code(2);
+}
+
+#[test]
+fn doc_writes_editor_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = capstan(&["doc", "--definitions", dir.path().to_str().unwrap()]);
+    r.code(0);
+    let all: String = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect();
+    assert!(all.contains("fn step("), "{all}");
+}
+
+#[test]
+fn completions_and_help() {
+    let r = capstan(&["completions", "bash"]);
+    r.code(0);
+    assert!(r.stdout.contains("_capstan"), "bash completion function");
+    let help = capstan(&["--help"]);
+    help.code(0);
+    assert!(help.stdout.contains("Examples:") && help.stdout.contains("capstan run deploy.rhai"), "{}", help.stdout);
+    let run_help = capstan(&["run", "--help"]);
+    assert!(run_help.stdout.contains("--dry-run") && run_help.stdout.contains("Exit codes"), "{}", run_help.stdout);
+    let version = capstan(&["--version"]);
+    version.code(0);
+    assert!(version.stdout.starts_with("capstan "));
+    capstan(&["bogus"]).code(2);
+}
