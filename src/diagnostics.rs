@@ -1,4 +1,4 @@
-//! Rendering script errors: file:line:col, the source line with a caret at
+//! Rendering script errors: `file:line:col`, the source line with a caret at
 //! the innermost position, the outer frames as a trace, and a hint. Every
 //! rendered text goes through the redactor.
 
@@ -213,8 +213,6 @@ fn eval_hint(err: &EvalAltResult) -> Option<String> {
         EvalAltResult::ErrorMismatchDataType(..) | EvalAltResult::ErrorMismatchOutputType(..) => {
             "convert the value first, e.g. `x.to_string()` or `s.parse_int()`".into()
         }
-        EvalAltResult::ErrorTerminated(..) => return None,
-        EvalAltResult::ErrorRuntime(..) => return None,
         _ => return None,
     })
 }
@@ -225,7 +223,9 @@ fn parse_hint(err: &ParseErrorType) -> Option<String> {
             "`var` is reserved in Rhai; read parameters with `param(\"name\")`".into()
         }
         ParseErrorType::Reserved(word) => format!("`{word}` is a reserved word in Rhai; pick another name"),
-        ParseErrorType::VariableUndefined(name) => format!("declare `{name}` with `let` before using it (variables are checked before the playbook runs)"),
+        ParseErrorType::VariableUndefined(name) => {
+            format!("declare `{name}` with `let` before using it (variables are checked before the playbook runs)")
+        }
         ParseErrorType::MissingToken(token, _) => format!("add the missing `{token}`"),
         ParseErrorType::UnknownOperator(op) if op.as_str() == "eval" => "`eval` is disabled in playbooks".into(),
         ParseErrorType::BadInput(rhai::LexError::UnterminatedString) => "close the string with a matching quote".into(),

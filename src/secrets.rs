@@ -36,8 +36,7 @@ impl Redactor {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
         let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
         let b64_trimmed = b64.trim_end_matches('=').to_string();
-        let url = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
+        let url = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
         forms.extend([b64, b64_trimmed, b64_url, url]);
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for form in forms {
@@ -46,10 +45,7 @@ impl Redactor {
             }
         }
         // Longest match first, so a secret that contains another is masked whole.
-        p.matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&p.values)
-            .ok();
+        p.matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&p.values).ok();
     }
 
     pub fn is_empty(&self) -> bool {

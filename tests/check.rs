@@ -81,7 +81,12 @@ fn capstan(args: &[&str]) -> crate::support::Run {
 fn doc_lists_functions_with_signatures() {
     let r = capstan(&["doc"]);
     r.code(0);
-    for f in ["param(name: &str, default)", "step(name: &str, options: Map, body: FnPtr)", "run(argv: Array, options: Map) -> Map", "require_tools(tools: Array)"] {
+    for f in [
+        "param(name: &str, default)",
+        "step(name: &str, options: Map, body: FnPtr)",
+        "run(argv: Array, options: Map) -> Map",
+        "require_tools(tools: Array)",
+    ] {
         assert!(r.stdout.contains(f), "{f} missing from:\n{}", r.stdout);
     }
     let one = capstan(&["doc", "gate"]);
@@ -95,7 +100,8 @@ fn doc_writes_editor_definitions() {
     let dir = tempfile::tempdir().unwrap();
     let r = capstan(&["doc", "--definitions", dir.path().to_str().unwrap()]);
     r.code(0);
-    let all: String = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect();
+    let all: String =
+        std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect();
     assert!(all.contains("fn step("), "{all}");
 }
 

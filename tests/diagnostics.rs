@@ -1,4 +1,4 @@
-//! Bad input: clear errors with file:line:col, a caret and a hint; never a
+//! Bad input: clear errors with `file:line:col`, a caret and a hint; never a
 //! panic. The corpus in tests/corpus/ says its expected exit code on line 1.
 
 use crate::support::{repo_root, Playbook, Run};
@@ -18,12 +18,18 @@ fn reserved_var_gets_a_hint() {
     let r = Playbook::new("let tag = var(\"tag\", \"dev\");\n").run();
     r.code(2);
     assert!(r.stderr.contains("--> deploy.rhai:1:11"), "{}", r.stderr);
-    assert!(r.stderr.contains("hint: `var` is reserved in Rhai; read parameters with `param(\"name\")`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: `var` is reserved in Rhai; read parameters with `param(\"name\")`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn runtime_error_shows_innermost_position_and_trace() {
-    let r = Playbook::new("fn inner() {\n    fail(\"deep\")\n}\nphase(\"do\", || {\n    step(\"s\", || inner());\n});\n").run();
+    let r =
+        Playbook::new("fn inner() {\n    fail(\"deep\")\n}\nphase(\"do\", || {\n    step(\"s\", || inner());\n});\n")
+            .run();
     r.code(1);
     assert!(r.stderr.contains("error: deep\n  --> deploy.rhai:2:5\n"), "{}", r.stderr);
     assert!(r.stderr.contains("2 |     fail(\"deep\")\n  |     ^^^^"), "{}", r.stderr);
@@ -38,7 +44,12 @@ fn corpus_of_broken_playbooks_never_panics() {
     assert!(files.len() >= 25);
     for file in files {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
-        let expected: i32 = text.lines().next().and_then(|l| l.strip_prefix("// expect: ")).and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("{} lacks `// expect: N`", file.display()));
+        let expected: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("// expect: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{} lacks `// expect: N`", file.display()));
         let tmp = tempfile::tempdir().unwrap();
         let run = Run::from(
             std::process::Command::new(crate::support::capstan_bin())
@@ -56,7 +67,9 @@ fn corpus_of_broken_playbooks_never_panics() {
         if name != "not-utf8.rhai" {
             assert!(run.stderr.contains(&format!("{name}:")), "{name}: no file:line:col: {}", run.stderr);
         }
-        let check = Run::from(std::process::Command::new(crate::support::capstan_bin()).arg("check").arg(&file).output().unwrap());
+        let check = Run::from(
+            std::process::Command::new(crate::support::capstan_bin()).arg("check").arg(&file).output().unwrap(),
+        );
         assert!([0, 1, 2].contains(&check.code), "{name}: check exit {}", check.code);
         assert!(!check.stderr.contains("panicked"), "{name}: check panicked");
     }

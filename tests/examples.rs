@@ -35,7 +35,17 @@ fn hello_runs_and_its_json_lines_follow_the_spec() {
     r.code(0);
     let events = r.events();
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    for expected in ["run_started", "phase_started", "step_started", "output", "log", "gate", "step_finished", "phase_finished", "run_finished"] {
+    for expected in [
+        "run_started",
+        "phase_started",
+        "step_started",
+        "output",
+        "log",
+        "gate",
+        "step_finished",
+        "phase_finished",
+        "run_finished",
+    ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
     let run_id = events[0]["run_id"].as_str().unwrap();
@@ -58,7 +68,10 @@ fn hello_runs_and_its_json_lines_follow_the_spec() {
         }
     }
     let last = events.last().unwrap();
-    assert_eq!((last["event"].as_str(), last["status"].as_str(), last["exit_code"].as_i64()), (Some("run_finished"), Some("ok"), Some(0)));
+    assert_eq!(
+        (last["event"].as_str(), last["status"].as_str(), last["exit_code"].as_i64()),
+        (Some("run_finished"), Some("ok"), Some(0))
+    );
 }
 
 #[test]
@@ -119,7 +132,8 @@ fn every_stdlib_module_compiles_and_works() {
     );
     let r = p.run_json();
     r.code(0);
-    let logs: Vec<_> = crate::support::named(&r.events(), "log").iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
+    let logs: Vec<_> =
+        crate::support::named(&r.events(), "log").iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
     assert_eq!(logs[0], "-1 1 1.5.0 3");
     assert!(logs[1].contains("not a semantic version"), "{logs:?}");
 }

@@ -15,7 +15,10 @@ fn imported_module_is_usable_inside_phases_and_steps() {
         });
         "#,
     )
-    .file("lib/common.rhai", "import \"helpers\" as h;\nfn greet(who) { `hello ${who}${h::bang()}` }\nfn declare_nothing() { () }\n")
+    .file(
+        "lib/common.rhai",
+        "import \"helpers\" as h;\nfn greet(who) { `hello ${who}${h::bang()}` }\nfn declare_nothing() { () }\n",
+    )
     .file("lib/helpers.rhai", "fn bang() { \"!\" }\n");
     let r = p.run_json();
     r.code(0);
@@ -35,7 +38,10 @@ fn module_may_declare_phases_with_its_own_closures() {
 fn imports_may_not_leave_the_playbook_folder() {
     let outer = tempfile::tempdir().unwrap();
     std::fs::write(outer.path().join("evil.rhai"), "fn x() { 1 }").unwrap();
-    let p = Playbook::new(&format!("import \"../{}/evil\" as e;\nphase(\"x\", || {{}});\n", outer.path().file_name().unwrap().to_string_lossy()));
+    let p = Playbook::new(&format!(
+        "import \"../{}/evil\" as e;\nphase(\"x\", || {{}});\n",
+        outer.path().file_name().unwrap().to_string_lossy()
+    ));
     let r = p.run();
     r.code(2);
     assert!(r.stderr.contains("leaves the playbook's folder"), "{}", r.stderr);

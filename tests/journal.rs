@@ -18,11 +18,16 @@ fn journal_holds_events_step_logs_and_summary() {
     let events: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
-    let logs: Vec<_> = std::fs::read_dir(dir.join("steps")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let logs: Vec<_> = std::fs::read_dir(dir.join("steps"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     assert!(logs.iter().any(|n| n.ends_with("-hello.log")), "{logs:?}");
     let hello = logs.iter().find(|n| n.ends_with("-hello.log")).unwrap();
     assert_eq!(std::fs::read_to_string(dir.join("steps").join(hello)).unwrap(), "hi from the step\n");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "ok");
     assert_eq!(summary["phases"][0]["steps"][1]["status"], "failed");
     assert_eq!(summary["phases"][0]["steps"][1]["allow_failure"], true);
@@ -35,7 +40,11 @@ fn journal_dir_option_and_sortable_run_ids() {
     let jd_arg = jd.path().to_str().unwrap().to_string();
     p.command("run").args(["--journal-dir", &jd_arg]).output().unwrap();
     p.command("run").args(["--journal-dir", &jd_arg]).output().unwrap();
-    let mut ids: Vec<String> = std::fs::read_dir(jd.path().join(".capstan/runs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let mut ids: Vec<String> = std::fs::read_dir(jd.path().join(".capstan/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     assert_eq!(ids.len(), 2);
     let created_order = ids.clone();
     ids.sort();

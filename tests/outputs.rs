@@ -23,7 +23,10 @@ fn plain_output_has_marks_durations_and_no_escape_codes() {
 
 #[test]
 fn failed_step_shows_its_last_50_lines() {
-    let r = Playbook::new(r#"phase("do", || step("noisy", || sh("for i in $(seq 1 80); do echo line-$i; done; exit 1")));"#).run();
+    let r = Playbook::new(
+        r#"phase("do", || step("noisy", || sh("for i in $(seq 1 80); do echo line-$i; done; exit 1")));"#,
+    )
+    .run();
     r.code(1);
     assert!(r.stderr.contains("│ line-80"));
     assert!(r.stderr.contains("│ line-31\n"));
@@ -54,7 +57,8 @@ fn user_events_carry_type_and_data() {
 
 #[test]
 fn json_mode_prints_only_json_on_stdout() {
-    let r = Playbook::new(r#"phase("do", || { print("printed"); step("s", || run(["echo", "x"])); warn("w"); });"#).run_json();
+    let r = Playbook::new(r#"phase("do", || { print("printed"); step("s", || run(["echo", "x"])); warn("w"); });"#)
+        .run_json();
     r.code(0);
     assert!(r.events().len() > 5);
 }

@@ -40,12 +40,19 @@ fn options_cwd_env_stdin_and_check() {
 
 #[test]
 fn output_lines_are_events_with_stream_and_step() {
-    let r = Playbook::new(r#"phase("do", || step("talk", || sh("echo out1; echo err1 >&2; printf tail")));"#).run_json();
+    let r =
+        Playbook::new(r#"phase("do", || step("talk", || sh("echo out1; echo err1 >&2; printf tail")));"#).run_json();
     r.code(0);
     let events = r.events();
     let out: Vec<(String, String, String)> = named(&events, "output")
         .iter()
-        .map(|e| (e["stream"].as_str().unwrap().into(), e["line"].as_str().unwrap().into(), e["step"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["stream"].as_str().unwrap().into(),
+                e["line"].as_str().unwrap().into(),
+                e["step"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert!(out.contains(&("stdout".into(), "out1".into(), "talk".into())), "{out:?}");
     assert!(out.contains(&("stderr".into(), "err1".into(), "talk".into())), "{out:?}");
@@ -81,7 +88,10 @@ fn step_timeout_kills_the_whole_tree() {
     let done = named(&r.events(), "step_finished")[0].clone();
     assert_eq!(done["status"], "failed");
     assert!(done["error"].as_str().unwrap().contains("timed out after 1s"), "{done}");
-    assert!(wait_until(Duration::from_secs(2), || processes_with(&format!("sleep {marker}")).is_empty()), "a sleep survived");
+    assert!(
+        wait_until(Duration::from_secs(2), || processes_with(&format!("sleep {marker}")).is_empty()),
+        "a sleep survived"
+    );
 }
 
 #[test]
@@ -112,9 +122,14 @@ fn a_background_grandchild_does_not_hold_the_step() {
 
 #[test]
 fn failed_step_kills_its_background_children() {
-    let r = Playbook::new(r#"phase("do", || step("bg", || { sh("sleep 6.17 >/dev/null 2>&1 &"); fail("then broke") }));"#).run();
+    let r =
+        Playbook::new(r#"phase("do", || step("bg", || { sh("sleep 6.17 >/dev/null 2>&1 &"); fail("then broke") }));"#)
+            .run();
     r.code(1);
-    assert!(wait_until(Duration::from_secs(2), || processes_with("sleep 6.17").is_empty()), "the failed step's background child survived");
+    assert!(
+        wait_until(Duration::from_secs(2), || processes_with("sleep 6.17").is_empty()),
+        "the failed step's background child survived"
+    );
 }
 
 #[test]
@@ -145,9 +160,14 @@ fn gigabyte_of_output_keeps_memory_bounded() {
         .expect("/usr/bin/time (apt package `time`) runs capstan");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let rss: u64 = stderr.lines().find_map(|l| l.strip_prefix("maxrss_kib=")).and_then(|v| v.trim().parse().ok()).expect("rss line");
+    let rss: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rss line");
     assert!(rss <= 64 * 1024, "peak RSS {rss} KiB exceeds 64 MiB");
-    let kept: u64 = stderr.split("kept ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let kept: u64 =
+        stderr.split("kept ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     assert!(kept <= 4 << 20, "the result keeps a bounded tail, kept {kept}");
     assert!(kept > 0);
     // The step log has every byte.

@@ -20,7 +20,8 @@ fn phases_run_in_declaration_order_and_steps_return_values() {
     let events = r.events();
     let logs = named(&events, "log");
     assert_eq!(logs[0]["message"], r#"["b", "a42"]"#);
-    let phases: Vec<_> = named(&events, "phase_started").iter().map(|e| e["phase"].as_str().unwrap().to_string()).collect();
+    let phases: Vec<_> =
+        named(&events, "phase_started").iter().map(|e| e["phase"].as_str().unwrap().to_string()).collect();
     assert_eq!(phases, ["b", "a"]);
     let finished = named(&events, "step_finished");
     assert_eq!(finished[0]["value"], 42);
@@ -63,7 +64,11 @@ fn retry_delay_doubles() {
     let r = p.run_json();
     r.code(1);
     let events = r.events();
-    let warnings: Vec<String> = named(&events, "log").iter().filter(|e| e["level"] == "warn").map(|e| e["message"].as_str().unwrap().to_string()).collect();
+    let warnings: Vec<String> = named(&events, "log")
+        .iter()
+        .filter(|e| e["level"] == "warn")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
     assert!(warnings[0].ends_with("retrying in 100ms"), "{warnings:?}");
     assert!(warnings[1].ends_with("retrying in 200ms"), "{warnings:?}");
     let done = named(&events, "step_finished");
@@ -92,7 +97,8 @@ fn failure_runs_undo_newest_first_then_on_failure() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text, "one\ntwo\nundo-two\nundo-one\nfailure: three\n");
     let events = r.events();
-    let undone: Vec<_> = named(&events, "undo_finished").iter().map(|e| e["step"].as_str().unwrap().to_string()).collect();
+    let undone: Vec<_> =
+        named(&events, "undo_finished").iter().map(|e| e["step"].as_str().unwrap().to_string()).collect();
     assert_eq!(undone, ["two", "one"]);
     let finished = named(&events, "run_finished");
     assert_eq!(finished[0]["status"], "failed");
@@ -171,7 +177,11 @@ fn phase_selection_with_phase_from_and_to() {
     let phases = |args: &[&str]| {
         let r = Playbook::new(src).args(args.iter().copied()).run_json();
         r.code(0);
-        r.events().iter().filter(|e| e["event"] == "phase_started").map(|e| e["phase"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        r.events()
+            .iter()
+            .filter(|e| e["event"] == "phase_started")
+            .map(|e| e["phase"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(phases(&[]), ["init", "plan", "do", "archive"]);
     assert_eq!(phases(&["--phase", "plan", "--phase", "archive"]), ["plan", "archive"]);
@@ -212,13 +222,12 @@ fn allow_failure_and_when_false() {
 
 #[test]
 fn nested_steps_have_paths() {
-    let r = Playbook::new(
-        r#"phase("do", || { step("outer", || { step("inner", || 1); step("inner2", || 2) }); });"#,
-    )
-    .run_json();
+    let r = Playbook::new(r#"phase("do", || { step("outer", || { step("inner", || 1); step("inner2", || 2) }); });"#)
+        .run_json();
     r.code(0);
     let events = r.events();
-    let paths: Vec<_> = named(&events, "step_finished").iter().map(|e| e["step"].as_str().unwrap().to_string()).collect();
+    let paths: Vec<_> =
+        named(&events, "step_finished").iter().map(|e| e["step"].as_str().unwrap().to_string()).collect();
     assert_eq!(paths, ["outer/inner", "outer/inner2", "outer"]);
 }
 

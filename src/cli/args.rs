@@ -34,19 +34,21 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
 3 blocked, 4 failed and an undo failed too, 130 interrupted.")]
     Run(RunArgs),
     /// Compile and lint playbooks; nothing runs
-    #[command(after_help = "Exit codes: 0 clean, 1 findings, 2 does not compile.\n\nExample:\n  capstan check deploy.rhai lib/common.rhai")]
+    #[command(
+        after_help = "Exit codes: 0 clean, 1 findings, 2 does not compile.\n\nExample:\n  capstan check deploy.rhai lib/common.rhai"
+    )]
     Check(CheckArgs),
     /// Show the phases, params and secrets a playbook declares
     #[command(after_help = "Example:\n  capstan list deploy.rhai --json")]
     List(ListArgs),
     /// Show the script API: every function with its signature and documentation
-    #[command(after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions")]
+    #[command(
+        after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions"
+    )]
     Doc(DocArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  capstan completions bash > /etc/bash_completion.d/capstan")]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

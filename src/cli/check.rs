@@ -55,7 +55,11 @@ pub fn check(args: &CheckArgs) -> i32 {
             eprint!("{}", render_finding(&site, &f.message, f.hint.as_deref()));
         }
         if worst == exit::OK {
-            eprintln!("{} {} checked, no findings", console::style("✓").green(), plural(args.playbooks.len(), "playbook"));
+            eprintln!(
+                "{} {} checked, no findings",
+                console::style("✓").green(),
+                plural(args.playbooks.len(), "playbook")
+            );
         } else if !all.is_empty() {
             eprintln!("{} {}", console::style("✗").red(), plural(all.len(), "finding"));
         }
@@ -64,7 +68,11 @@ pub fn check(args: &CheckArgs) -> i32 {
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn known_functions(engine: &Engine, ast: &AST) -> BTreeSet<String> {

@@ -46,14 +46,25 @@ impl Function {
                 (None, None) => "_".into(),
             })
             .collect();
-        let ret = self.return_type.as_deref().filter(|r| !r.is_empty() && *r != "()").map(|r| format!(" -> {r}")).unwrap_or_default();
+        let ret = self
+            .return_type
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != "()")
+            .map(|r| format!(" -> {r}"))
+            .unwrap_or_default();
         format!("{}({}){ret}", self.name, params.join(", "))
     }
 
     fn doc_lines(&self) -> Vec<String> {
         self.doc_comments
             .iter()
-            .flat_map(|c| c.lines().map(|l| l.trim_start_matches("///").strip_prefix(' ').unwrap_or(l.trim_start_matches("///")).to_string()).collect::<Vec<_>>())
+            .flat_map(|c| {
+                c.lines()
+                    .map(|l| {
+                        l.trim_start_matches("///").strip_prefix(' ').unwrap_or(l.trim_start_matches("///")).to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
@@ -61,9 +72,9 @@ impl Function {
 pub fn doc(args: &DocArgs) -> i32 {
     let (_state, engine) = inspection(std::path::Path::new("."));
     if let Some(dir) = &args.definitions {
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
-            engine.definitions().with_headers(true).include_standard_packages(false).write_to_dir(dir)
-        }) {
+        if let Err(e) = std::fs::create_dir_all(dir)
+            .and_then(|()| engine.definitions().with_headers(true).include_standard_packages(false).write_to_dir(dir))
+        {
             return usage_error(&format!("cannot write definitions to {}: {e}", dir.display()), None);
         }
         eprintln!("wrote editor definitions to {}", dir.display());

@@ -69,9 +69,8 @@ pub(crate) struct Loaded {
 /// Read and compile a playbook; on failure print the diagnostic and return
 /// the exit code (2).
 pub(crate) fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path"))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))?;
     let ast = engine::compile(engine, path, &text).map_err(|e| {
         eprint!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
         exit::USAGE

@@ -40,9 +40,7 @@ pub async fn run(args: RunArgs) -> i32 {
     });
 
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, blocking))
-        .await
-        .unwrap_or(exit::FAILED);
+    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, blocking)).await.unwrap_or(exit::FAILED);
     watcher.abort();
     code
 }
@@ -53,11 +51,12 @@ fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 
         LogFormat::Auto => LogFormat::Plain,
         f => f,
     };
-    match format {
-        LogFormat::Json => services.bus.add_sink(Box::new(JsonLines::stdout())),
-        LogFormat::Human => services.bus.add_sink(Box::new(Terminal::new(TerminalStyle::Human, args.verbose, args.quiet))),
-        _ => services.bus.add_sink(Box::new(Terminal::new(TerminalStyle::Plain, args.verbose, args.quiet))),
-    }
+    let sink: Box<dyn crate::events::Sink> = match format {
+        LogFormat::Json => Box::new(JsonLines::stdout()),
+        LogFormat::Human => Box::new(Terminal::new(TerminalStyle::Human, args.verbose, args.quiet)),
+        _ => Box::new(Terminal::new(TerminalStyle::Plain, args.verbose, args.quiet)),
+    };
+    services.bus.add_sink(sink);
 
     let state = Arc::new(RunState::new(services.clone(), inputs, Mode::Run));
     let root = super::playbook_root(&args.playbook);
@@ -81,7 +80,10 @@ fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 
             let declared: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
             services.log(
                 Level::Warn,
-                format!("param `{name}` is given but the playbook's top level does not read it (it reads: {})", declared.join(", ")),
+                format!(
+                    "param `{name}` is given but the playbook's top level does not read it (it reads: {})",
+                    declared.join(", ")
+                ),
             );
         }
     }

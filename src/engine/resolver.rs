@@ -44,7 +44,10 @@ impl SandboxResolver {
         }
         let real = file.canonicalize().map_err(|_| format!("module file {} not found", lexical.display()))?;
         if !real.starts_with(&self.root) {
-            return Err(format!("import \"{path}\" resolves outside the playbook's folder (symlink to {})", real.display()));
+            return Err(format!(
+                "import \"{path}\" resolves outside the playbook's folder (symlink to {})",
+                real.display()
+            ));
         }
         Ok(real)
     }

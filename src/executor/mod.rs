@@ -127,7 +127,8 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
     services.emit(EventKind::PhaseStarted { phase: name.clone() });
     services.bus.flush();
     let start = Instant::now();
-    let phase_frame = Frame::new(Location { phase: Some(name.clone()), step: None, seq: Some(services.next_step_seq()) });
+    let phase_frame =
+        Frame::new(Location { phase: Some(name.clone()), step: None, seq: Some(services.next_step_seq()) });
     let result = {
         let _guard = frame::push(phase_frame.clone());
         let ctx = phase.context.create_context(engine);
@@ -142,7 +143,12 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
             (Status::Failed, Some(describe(e)))
         }
     };
-    services.emit(EventKind::PhaseFinished { phase: name, status, duration_ms: start.elapsed().as_millis() as u64, error });
+    services.emit(EventKind::PhaseFinished {
+        phase: name,
+        status,
+        duration_ms: start.elapsed().as_millis() as u64,
+        error,
+    });
     services.bus.flush();
     result.map(|_| ())
 }

@@ -44,7 +44,10 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
                 }
                 // Each branch gets its own frame: its processes and abort flag.
                 let mut frames = base.clone();
-                let mut branch = frames.last().cloned().map_or_else(|| Frame::new(Default::default()), |f| Frame::new(f.at));
+                let mut branch = frames
+                    .last()
+                    .cloned()
+                    .map_or_else(|| Frame::new(crate::events::Location::default()), |f| Frame::new(f.at));
                 branch.abort = Some(abort.clone());
                 branch.deadline = None;
                 frames.push(branch.clone());
@@ -71,7 +74,10 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
             Err(e) => {
                 // Report the branch that failed, not the siblings it stopped.
                 let is_abort = matches!(super::step::interruption(&e), Some(Interrupt::Aborted));
-                if first_error.as_ref().is_none_or(|f| !is_abort && matches!(super::step::interruption(f), Some(Interrupt::Aborted))) {
+                if first_error
+                    .as_ref()
+                    .is_none_or(|f| !is_abort && matches!(super::step::interruption(f), Some(Interrupt::Aborted)))
+                {
                     first_error = Some(e);
                 }
             }

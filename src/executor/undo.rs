@@ -16,7 +16,13 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
     let mut all_ok = true;
     while let Some(entry) = state.pop_undo() {
         if services.cancel.is_cancelled() {
-            services.log(Level::Error, format!("interrupted again: undo of `{}` and older steps skipped", entry.at.step.as_deref().unwrap_or("?")));
+            services.log(
+                Level::Error,
+                format!(
+                    "interrupted again: undo of `{}` and older steps skipped",
+                    entry.at.step.as_deref().unwrap_or("?")
+                ),
+            );
             return false;
         }
         let at = Location { seq: Some(services.next_step_seq()), ..entry.at.clone() };
@@ -59,7 +65,11 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
 
     let mut all_ok = true;
     for handler in handlers {
-        let at = Location { phase: phase.as_deref().map(Into::into), step: Some("on_failure".into()), seq: Some(state.services.next_step_seq()) };
+        let at = Location {
+            phase: phase.as_deref().map(Into::into),
+            step: Some("on_failure".into()),
+            seq: Some(state.services.next_step_seq()),
+        };
         let _guard = frame::push(Frame::new(at));
         let ctx = handler.context.create_context(engine);
         if let Err(e) = handler.body.call_within_context::<Dynamic>(&ctx, (Dynamic::from_map(info.clone()),)) {

@@ -49,9 +49,7 @@ impl Inputs {
             }
         }
         for pair in pairs {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--param {pair}: expected NAME=VALUE"))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| format!("--param {pair}: expected NAME=VALUE"))?;
             if k.is_empty() {
                 return Err(format!("--param {pair}: the name is empty"));
             }

@@ -20,7 +20,7 @@ pub struct PhaseDecl {
     pub position: Position,
 }
 
-/// A closure to call later with a stored context: undo and on_failure.
+/// A closure to call later with a stored context: undo and `on_failure`.
 #[derive(Clone)]
 pub struct DeferredCall {
     pub body: FnPtr,

@@ -37,7 +37,8 @@ impl StepOptions {
             match key.as_str() {
                 "retries" => {
                     let n = value.as_int().map_err(|t| format!("step option `retries` must be an integer, not {t}"))?;
-                    o.retries = u32::try_from(n).map_err(|_| format!("step option `retries` must be 0 or more, not {n}"))?;
+                    o.retries =
+                        u32::try_from(n).map_err(|_| format!("step option `retries` must be 0 or more, not {n}"))?;
                 }
                 "retry_delay" => o.retry_delay = duration_option("retry_delay", value)?,
                 "timeout" => o.timeout = Some(duration_option("timeout", value)?),
@@ -77,8 +78,9 @@ pub fn parse_duration(value: &Dynamic) -> Result<Duration, String> {
         return Duration::try_from_secs_f64(secs).map_err(|_| format!("{secs} is not a valid number of seconds"));
     }
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
-        return humantime::parse_duration(text.trim())
-            .map_err(|e| format!("\"{}\" is not a duration ({e}); write it like \"30s\", \"5m\" or \"500ms\"", text.as_str()));
+        return humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("\"{}\" is not a duration ({e}); write it like \"30s\", \"5m\" or \"500ms\"", text.as_str())
+        });
     }
     Err(format!("expected a duration like \"30s\", not {}", value.type_name()))
 }

@@ -180,7 +180,10 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
                         })?;
                     }
                     other => {
-                        return Err(failure(Failure::USAGE, format!("unknown parallel option `{other}`; the option is: max")))
+                        return Err(failure(
+                            Failure::USAGE,
+                            format!("unknown parallel option `{other}`; the option is: max"),
+                        ))
                     }
                 }
             }
@@ -259,12 +262,7 @@ fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: Fn
 }
 
 fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> RhaiResultOf<()> {
-    state.services.emit(EventKind::Gate {
-        at: frame::location(),
-        name: name.to_string(),
-        passed,
-        hint: hint.clone(),
-    });
+    state.services.emit(EventKind::Gate { at: frame::location(), name: name.to_string(), passed, hint: hint.clone() });
     if passed {
         return Ok(());
     }
@@ -279,7 +277,11 @@ fn register_logging(engine: &mut Engine, state: &Arc<RunState>) {
     for (name, level, doc) in [
         ("info", Level::Info, "Log a message.\n```rhai\ninfo(`deploying ${version}`);\n```"),
         ("warn", Level::Warn, "Log a warning.\n```rhai\nwarn(\"cache is cold\");\n```"),
-        ("error", Level::Error, "Log an error (the step goes on; use `fail` to stop it).\n```rhai\nerror(\"replica 3 is lagging\");\n```"),
+        (
+            "error",
+            Level::Error,
+            "Log an error (the step goes on; use `fail` to stop it).\n```rhai\nerror(\"replica 3 is lagging\");\n```",
+        ),
     ] {
         let s = state.clone();
         func(engine, name, &["message: ?", "()"], doc, move |message: Dynamic| {
@@ -309,7 +311,8 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         &["tools: Array", "()"],
         "Fail unless every program is on PATH.\n```rhai\nrequire_tools([\"terraform\", \"helm\"]);\n```",
         |tools: Array| -> RhaiResultOf<()> {
-            let missing: Vec<String> = tools.iter().map(ToString::to_string).filter(|t| find_on_path(t).is_none()).collect();
+            let missing: Vec<String> =
+                tools.iter().map(ToString::to_string).filter(|t| find_on_path(t).is_none()).collect();
             if missing.is_empty() {
                 Ok(())
             } else {

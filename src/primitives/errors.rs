@@ -55,9 +55,7 @@ pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
 /// The `kind` of a host failure, if the innermost error is one.
 pub fn error_kind(err: &EvalAltResult) -> Option<String> {
     match innermost(err) {
-        EvalAltResult::ErrorRuntime(v, _) => v
-            .read_lock::<Map>()
-            .and_then(|m| m.get("kind").map(ToString::to_string)),
+        EvalAltResult::ErrorRuntime(v, _) => v.read_lock::<Map>().and_then(|m| m.get("kind").map(ToString::to_string)),
         _ => None,
     }
 }
@@ -73,8 +71,9 @@ pub fn error_message(err: &EvalAltResult) -> String {
             }
             v.to_string()
         }
-        EvalAltResult::ErrorTerminated(token, _) => Interrupt::from_token(&token.to_string())
-            .map_or_else(|| format!("terminated: {token}"), Interrupt::message),
+        EvalAltResult::ErrorTerminated(token, _) => {
+            Interrupt::from_token(&token.to_string()).map_or_else(|| format!("terminated: {token}"), Interrupt::message)
+        }
         EvalAltResult::ErrorInModule(path, inner, _) => format!("in module \"{path}\": {}", error_message(inner)),
         other => {
             let mut text = other.to_string();
@@ -90,9 +89,7 @@ pub fn error_message(err: &EvalAltResult) -> String {
 /// The hint a host failure carries.
 pub fn error_hint(err: &EvalAltResult) -> Option<String> {
     match innermost(err) {
-        EvalAltResult::ErrorRuntime(v, _) => v
-            .read_lock::<Map>()
-            .and_then(|m| m.get("hint").map(ToString::to_string)),
+        EvalAltResult::ErrorRuntime(v, _) => v.read_lock::<Map>().and_then(|m| m.get("hint").map(ToString::to_string)),
         _ => None,
     }
 }

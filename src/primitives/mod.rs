@@ -34,8 +34,5 @@ pub(crate) fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, 
     FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
 {
     let comments: Vec<String> = doc.trim().lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
-    FuncRegistration::new(name)
-        .with_params_info(params)
-        .with_comments(comments)
-        .register_into_engine(engine, f);
+    FuncRegistration::new(name).with_params_info(params).with_comments(comments).register_into_engine(engine, f);
 }

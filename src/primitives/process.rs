@@ -43,15 +43,20 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
 }
 
 fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
-    let argv: Vec<String> = argv
-        .into_iter()
-        .map(|a| a.into_immutable_string().map(|s| s.to_string()))
-        .collect::<Result<_, _>>()
-        .map_err(|t| failure_with_hint(Failure::USAGE, format!("run: argv must hold strings, found {t}"), "write every argument as a string, e.g. `${n}`"))?;
-    let Some((program, args)) = argv.split_first() else {
+    let argv: Vec<String> =
+        argv.into_iter().map(|a| a.into_immutable_string().map(|s| s.to_string())).collect::<Result<_, _>>().map_err(
+            |t| {
+                failure_with_hint(
+                    Failure::USAGE,
+                    format!("run: argv must hold strings, found {t}"),
+                    "write every argument as a string, e.g. `${n}`",
+                )
+            },
+        )?;
+    let Some((program, arguments)) = argv.split_first() else {
         return Err(failure(Failure::USAGE, "run: argv is empty; give the program and its arguments"));
     };
-    let mut spec = CommandSpec::new(program.clone(), args.to_vec());
+    let mut spec = CommandSpec::new(program.clone(), arguments.to_vec());
     let options = apply_options(&mut spec, opts, "run")?;
     execute(state, &spec, &options, &spec.display())
 }
@@ -59,7 +64,7 @@ fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
 fn sh(state: &RunState, script: &str, opts: &Map) -> RhaiResultOf<Map> {
     let mut spec = CommandSpec::new("/bin/sh", vec!["-c".into(), script.to_string()]);
     let options = apply_options(&mut spec, opts, "sh")?;
-    execute(state, &spec, &options, &format!("sh -c {}", script))
+    execute(state, &spec, &options, &format!("sh -c {}", process::quote(script)))
 }
 
 fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf<RunOptions> {
@@ -76,7 +81,10 @@ fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf
                 spec.env = map.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             }
             "timeout" => {
-                spec.timeout = Some(parse_duration(value).map_err(|m| failure(Failure::USAGE, format!("{what} option `timeout`: {m}")))?);
+                spec.timeout = Some(
+                    parse_duration(value)
+                        .map_err(|m| failure(Failure::USAGE, format!("{what} option `timeout`: {m}")))?,
+                );
             }
             "check" => o.check = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
             "read_only" => o.read_only = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
@@ -110,7 +118,11 @@ fn execute(state: &RunState, spec: &CommandSpec, options: &RunOptions, display: 
         let last = outcome.stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim()));
         let message = format!("`{}` failed with {what}{}", short(display), last.unwrap_or_default());
         let kind = if outcome.timed_out { Failure::TIMEOUT } else { Failure::COMMAND };
-        return Err(failure_with_hint(kind, message, "see the step's output above, or pass `check: false` to handle the result yourself"));
+        return Err(failure_with_hint(
+            kind,
+            message,
+            "see the step's output above, or pass `check: false` to handle the result yourself",
+        ));
     }
     let code = outcome.code.map_or_else(|| i64::from(-outcome.signal.unwrap_or(1)), i64::from);
     Ok(result(code, outcome.stdout, outcome.stderr, outcome.duration, false))

@@ -48,9 +48,9 @@ impl CommandSpec {
     }
 }
 
-fn quote(arg: &str) -> String {
-    let safe = !arg.is_empty()
-        && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+/// Quote one argument for display, the way a POSIX shell would read it back.
+pub fn quote(arg: &str) -> String {
+    let safe = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if safe {
         arg.to_string()
     } else {
@@ -94,7 +94,11 @@ impl Outcome {
 #[derive(Debug)]
 pub enum ProcessError {
     /// The program could not be started (not found, not executable, bad cwd).
-    Spawn { program: String, cwd: Option<PathBuf>, source: std::io::Error },
+    Spawn {
+        program: String,
+        cwd: Option<PathBuf>,
+        source: std::io::Error,
+    },
     /// The step or run was stopped while the child ran; the tree is dead.
     Interrupted(Interrupt),
     Io(std::io::Error),
@@ -106,7 +110,11 @@ impl fmt::Display for ProcessError {
             ProcessError::Spawn { program, cwd, source } => {
                 if source.kind() == std::io::ErrorKind::NotFound {
                     if let Some(dir) = cwd.as_ref().filter(|d| !d.is_dir()) {
-                        return write!(f, "cannot start `{program}`: working directory {} does not exist", dir.display());
+                        return write!(
+                            f,
+                            "cannot start `{program}`: working directory {} does not exist",
+                            dir.display()
+                        );
                     }
                     write!(f, "cannot start `{program}`: program not found on PATH")
                 } else {

@@ -25,11 +25,11 @@ const READS_PER_WAKE: usize = 16;
 pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, ProcessError> {
     let start = Instant::now();
     let mut command = Command::new(&spec.program);
-    command
-        .args(&spec.args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.args(&spec.args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if spec.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
@@ -129,7 +129,7 @@ impl<'a> Pump<'a> {
             for limit in [deadline, frame::next_deadline(self.services)].into_iter().flatten() {
                 wait = wait.min(limit.saturating_duration_since(now));
             }
-            let ready = self.wait_readable(&pipes, wait)?;
+            let ready = Self::wait_readable(&pipes, wait)?;
             let mut read_any = false;
             for (index, is_ready) in ready.into_iter().enumerate() {
                 if is_ready {
@@ -182,7 +182,7 @@ impl<'a> Pump<'a> {
     }
 
     /// Which pipes have data or hang-up, after waiting at most `wait`.
-    fn wait_readable(&self, pipes: &[Option<Box<dyn ReadFd>>; 2], wait: Duration) -> Result<[bool; 2], ProcessError> {
+    fn wait_readable(pipes: &[Option<Box<dyn ReadFd>>; 2], wait: Duration) -> Result<[bool; 2], ProcessError> {
         let mut fds = Vec::with_capacity(2);
         let mut which = Vec::with_capacity(2);
         for (i, p) in pipes.iter().enumerate() {
@@ -250,7 +250,15 @@ impl<'a> Pump<'a> {
     }
 }
 
-fn emit_line(services: &Services, at: &Location, quiet: bool, index: usize, tail: &mut Tail, line: &[u8], newline: bool) {
+fn emit_line(
+    services: &Services,
+    at: &Location,
+    quiet: bool,
+    index: usize,
+    tail: &mut Tail,
+    line: &[u8],
+    newline: bool,
+) {
     let line = String::from_utf8_lossy(line).into_owned();
     tail.push_line(&line, newline);
     let stream = if index == 0 { Stream::Stdout } else { Stream::Stderr };

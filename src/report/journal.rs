@@ -24,7 +24,8 @@ impl Journal {
         let dir = root.join(".capstan").join("runs").join(run_id);
         std::fs::create_dir_all(dir.join("steps"))?;
         let events = BufWriter::with_capacity(64 * 1024, File::create(dir.join("journal.jsonl"))?);
-        let summary = Summary { run_id: run_id.to_string(), playbook: playbook.display().to_string(), ..Summary::default() };
+        let summary =
+            Summary { run_id: run_id.to_string(), playbook: playbook.display().to_string(), ..Summary::default() };
         Ok(Self { dir, events, logs: HashMap::new(), summary })
     }
 
@@ -35,7 +36,8 @@ impl Journal {
     fn log_file(&mut self, at: &Location) -> Option<&mut BufWriter<File>> {
         let seq = at.seq?;
         if !self.logs.contains_key(&seq) {
-            let name = at.step.as_deref().and_then(|s| s.rsplit('/').next()).or(at.phase.as_deref()).unwrap_or("output");
+            let name =
+                at.step.as_deref().and_then(|s| s.rsplit('/').next()).or(at.phase.as_deref()).unwrap_or("output");
             let path = self.dir.join("steps").join(format!("{seq:03}-{}.log", sanitize(name)));
             let file = File::options().create(true).append(true).open(path).ok()?;
             self.logs.insert(seq, BufWriter::with_capacity(64 * 1024, file));
@@ -117,7 +119,11 @@ fn sanitize(name: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
         .take(60)
         .collect();
-    if s.is_empty() { "step".into() } else { s }
+    if s.is_empty() {
+        "step".into()
+    } else {
+        s
+    }
 }
 
 /// What `summary.json` says, folded from the events.
@@ -163,7 +169,8 @@ impl Summary {
             }
             EventKind::StepFinished { at, status, duration_ms, attempts, allow_failure, error, .. } => {
                 let Some(phase) = at.phase.as_deref() else { return };
-                let mut step = json!({ "step": at.step, "status": status, "duration_ms": duration_ms, "attempts": attempts });
+                let mut step =
+                    json!({ "step": at.step, "status": status, "duration_ms": duration_ms, "attempts": attempts });
                 if *allow_failure {
                     step["allow_failure"] = json!(true);
                 }

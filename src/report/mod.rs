@@ -14,7 +14,11 @@ use std::time::{Duration, SystemTime};
 /// A run id that sorts by start time: `20261122T001530123Z-3f2a`.
 pub fn new_run_id() -> String {
     let now = SystemTime::now();
-    let stamp: String = humantime::format_rfc3339_millis(now).to_string().chars().filter(|c| *c != '-' && *c != ':' && *c != '.').collect();
+    let stamp: String = humantime::format_rfc3339_millis(now)
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':' && *c != '.')
+        .collect();
     let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
     format!("{stamp}-{salt:04x}")

@@ -3,6 +3,7 @@
 //! and last output line. A failed step shows its last 50 output lines.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use console::{style, StyledObject};
@@ -37,8 +38,18 @@ impl Terminal {
     pub fn new(style: TerminalStyle, verbose: bool, quiet: bool) -> Self {
         let colours = style == TerminalStyle::Human && std::env::var_os("NO_COLOR").is_none();
         console::set_colors_enabled_stderr(colours);
-        let multi = (style == TerminalStyle::Human).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self { style, verbose, quiet, multi, bars: HashMap::new(), tails: HashMap::new(), phase_tail: VecDeque::new(), step_failed: false }
+        let multi =
+            (style == TerminalStyle::Human).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self {
+            style,
+            verbose,
+            quiet,
+            multi,
+            bars: HashMap::new(),
+            tails: HashMap::new(),
+            phase_tail: VecDeque::new(),
+            step_failed: false,
+        }
     }
 
     fn line(&self, text: &str) {
@@ -115,7 +126,11 @@ impl Sink for Terminal {
             EventKind::RunStarted { playbook, dry_run, .. } => {
                 if !self.quiet {
                     let dry = if *dry_run { " (dry run: nothing will change)" } else { "" };
-                    self.line(&format!("{} {playbook} {}{dry}", style("capstan").bold(), style(format!("run {}", event.run_id)).dim()));
+                    self.line(&format!(
+                        "{} {playbook} {}{dry}",
+                        style("capstan").bold(),
+                        style(format!("run {}", event.run_id)).dim()
+                    ));
                 }
             }
             EventKind::PhaseStarted { phase } => {
@@ -172,19 +187,23 @@ impl Sink for Terminal {
                 let indent = Self::indent(at);
                 let mut text = format!("{indent}{} {}", mark(*status, *allow_failure), Self::name(at));
                 match status {
-                    Status::Skipped => text.push_str(&format!(" {}", style("skipped").dim())),
-                    Status::DryRun => text.push_str(&format!(" {}", style("(dry run)").dim())),
+                    Status::Skipped => {
+                        let _ = write!(text, " {}", style("skipped").dim());
+                    }
+                    Status::DryRun => {
+                        let _ = write!(text, " {}", style("(dry run)").dim());
+                    }
                     _ => {}
                 }
                 if *status != Status::Skipped {
-                    text.push_str(&format!(" {}", style(format_duration(Duration::from_millis(*duration_ms))).dim()));
+                    let _ = write!(text, " {}", style(format_duration(Duration::from_millis(*duration_ms))).dim());
                 }
                 if *attempts > 1 {
-                    text.push_str(&format!(" {}", style(format!("({attempts} attempts)")).dim()));
+                    let _ = write!(text, " {}", style(format!("({attempts} attempts)")).dim());
                 }
                 if let Some(e) = error {
                     let e = if *allow_failure { format!("{e} (allowed to fail)") } else { e.clone() };
-                    text.push_str(&format!("  {}", if *allow_failure { style(e).yellow() } else { style(e).red() }));
+                    let _ = write!(text, "  {}", if *allow_failure { style(e).yellow() } else { style(e).red() });
                 }
                 self.line(&text);
                 if failed && !self.verbose {
@@ -220,7 +239,7 @@ impl Sink for Terminal {
                     style(format_duration(Duration::from_millis(*duration_ms))).dim()
                 );
                 if let Some(e) = error {
-                    text.push_str(&format!("  {}", style(e).red()));
+                    let _ = write!(text, "  {}", style(e).red());
                 }
                 self.line(&text);
                 if *status == Status::Failed && !self.verbose {

@@ -31,13 +31,7 @@ pub struct Frame {
 impl Frame {
     pub fn new(at: Location) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            at,
-            deadline: None,
-            abort: None,
-            groups: Arc::default(),
-        }
+        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), at, deadline: None, abort: None, groups: Arc::default() }
     }
 
     /// Kill every process group this frame started (a failed step's leftovers).
@@ -111,10 +105,9 @@ pub fn check(services: &Services) -> Option<Interrupt> {
         }
         // The outermost expired deadline wins: its step is the one that timed out.
         stack.iter().find_map(|f| {
-            f.deadline.filter(|d| now >= d.at).map(|d| Interrupt::StepTimeout {
-                frame: f.id,
-                limit_ms: d.limit.as_millis() as u64,
-            })
+            f.deadline
+                .filter(|d| now >= d.at)
+                .map(|d| Interrupt::StepTimeout { frame: f.id, limit_ms: d.limit.as_millis() as u64 })
         })
     })
 }

@@ -140,10 +140,7 @@ impl Run {
 
     /// JSON lines from stdout; panics on a line that is not JSON.
     pub fn events(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
     }
 
     pub fn all(&self) -> String {
@@ -186,8 +183,7 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
+        .map_or(true, |s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
 }
 
 /// Wait for a child with a deadline; kills it and panics on timeout.
