@@ -289,3 +289,34 @@ fn unknown_step_option_names_the_options() {
     r.code(1);
     assert!(r.stderr.contains("unknown step option `retry`; the options are: retries, retry_delay"), "{}", r.stderr);
 }
+
+#[test]
+fn builtins_env_now_require_tools_print_and_sleep() {
+    let p = Playbook::new(
+        r#"
+        phase("do", || {
+            info(`${env("CAPSTAN_TEST_VAR")} ${env("CAPSTAN_TEST_UNSET")} ${env("CAPSTAN_TEST_UNSET", "fallback")}`);
+            info(now());
+            print("printed");
+            require_tools(["sh", "true"]);
+            step("slow", #{ timeout: "300ms" }, || sleep("30s"));
+        });
+        "#,
+    )
+    .env("CAPSTAN_TEST_VAR", "set");
+    let started = std::time::Instant::now();
+    let r = p.run_json();
+    r.code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the step timeout cut the sleep short");
+    let events = r.events();
+    let logs: Vec<String> = named(&events, "log").iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
+    assert_eq!(logs[0], "set  fallback");
+    assert!(humantime::parse_rfc3339(&logs[1]).is_ok(), "{}", logs[1]);
+    assert_eq!(logs[2], "printed");
+    let slow = named(&events, "step_finished")[0].clone();
+    assert!(slow["error"].as_str().unwrap().contains("timed out after 300ms"), "{slow}");
+
+    let r = Playbook::new(r#"phase("init", || require_tools(["sh", "no-such-tool-abc", "no-such-tool-xyz"]));"#).run();
+    r.code(1);
+    assert!(r.stderr.contains("missing tools: no-such-tool-abc, no-such-tool-xyz"), "{}", r.stderr);
+}
