@@ -87,6 +87,12 @@ pub enum EventKind {
         dry_run: bool,
         version: &'static str,
         phases: Vec<String>,
+        /// SHA-256 of the playbook file, so `--resume` can tell it changed.
+        playbook_sha256: String,
+        /// The params as given, so `--resume` can reuse them.
+        params: serde_json::Value,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     PhaseStarted {
         phase: Arc<str>,
@@ -94,6 +100,9 @@ pub enum EventKind {
     StepStarted {
         #[serde(flatten)]
         at: Location,
+        /// Which time this phase reaches this step path (loops repeat names).
+        #[serde(skip_serializing_if = "is_first")]
+        occurrence: u32,
     },
     Output {
         #[serde(flatten)]
@@ -121,15 +130,26 @@ pub enum EventKind {
     StepFinished {
         #[serde(flatten)]
         at: Location,
+        #[serde(skip_serializing_if = "is_first")]
+        occurrence: u32,
         status: Status,
         duration_ms: u64,
         attempts: u32,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         allow_failure: bool,
+        /// Completed in an earlier attempt of this run; not executed again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// `file:line:col` of the error in the playbook.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_at: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         value: Option<serde_json::Value>,
+        /// The value could not be recorded (too big, or a closure).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        value_unrecorded: bool,
     },
     PhaseFinished {
         phase: Arc<str>,
@@ -164,7 +184,14 @@ pub enum EventKind {
         duration_ms: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_at: Option<String>,
     },
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_first(n: &u32) -> bool {
+    *n <= 1
 }
 
 impl EventKind {
@@ -200,10 +227,8 @@ impl EventKind {
                 mask(kind);
                 redact_json(data, redactor);
             }
-            EventKind::RunStarted { .. }
-            | EventKind::PhaseStarted { .. }
-            | EventKind::StepStarted { .. }
-            | EventKind::UndoStarted { .. } => {}
+            EventKind::RunStarted { params, .. } => redact_json(params, redactor),
+            EventKind::PhaseStarted { .. } | EventKind::StepStarted { .. } | EventKind::UndoStarted { .. } => {}
         }
     }
 }
@@ -240,6 +265,14 @@ pub trait Sink: Send {
     fn flush(&mut self) {}
     /// The run is over: write summaries, close files.
     fn finish(&mut self) {}
+    /// Whether this sink draws on the terminal (spinners).
+    fn draws(&self) -> bool {
+        false
+    }
+    /// Run `f` (which uses the terminal directly) with this sink's drawing paused.
+    fn suspend(&mut self, f: &mut dyn FnMut()) {
+        f();
+    }
 }
 
 /// Fans every event out to the sinks, masking secrets first.
@@ -273,6 +306,21 @@ impl Bus {
     pub fn flush(&self) {
         for sink in self.lock().iter_mut() {
             sink.flush();
+        }
+    }
+
+    /// Pause terminal drawing while `f` talks to the user (a prompt).
+    pub fn suspend(&self, f: &mut dyn FnMut()) {
+        let mut sinks = self.lock();
+        let mut f = Some(f);
+        let mut run = || {
+            if let Some(f) = f.take() {
+                f();
+            }
+        };
+        match sinks.iter_mut().find(|s| s.draws()) {
+            Some(sink) => sink.suspend(&mut run),
+            None => run(),
         }
     }
 

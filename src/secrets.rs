@@ -48,6 +48,12 @@ impl Redactor {
         p.matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&p.values).ok();
     }
 
+    /// Every registered form of every secret, in registration order: what
+    /// `--log-format github` hands to `::add-mask::`.
+    pub fn secrets(&self) -> Vec<String> {
+        self.inner.read().map(|p| p.values.clone()).unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inner.read().map_or(true, |p| p.values.is_empty())
     }

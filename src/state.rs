@@ -1,11 +1,15 @@
 //! The state one run shares between the script's primitives and the
 //! executor: services, params, the declared model and the undo stack.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::events::Location;
+use crate::executor::resume::Resume;
 use crate::playbook::{DeferredCall, Inputs, Model};
+use crate::report::RunRecord;
 use crate::services::Services;
 
 /// Why the playbook is being evaluated.
@@ -24,10 +28,31 @@ pub struct UndoEntry {
     pub call: DeferredCall,
 }
 
+/// Run settings the primitives consult.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `--yes`: every approval is given.
+    pub approve_all: bool,
+    /// `--approve NAME`: these approvals are given.
+    pub approvals: Vec<String>,
+    /// Ask on the terminal when an approval is not given on the command line.
+    pub interactive: bool,
+    /// Where lock files live (`JOURNAL_ROOT/.capstan/locks`).
+    pub lock_dir: PathBuf,
+}
+
 pub struct RunState {
     pub services: Arc<Services>,
     pub inputs: Inputs,
     pub mode: Mode,
+    pub settings: Settings,
+    /// The live record of this run, for reports.
+    pub record: Arc<Mutex<RunRecord>>,
+    /// The run being resumed, if any.
+    pub resume: Option<Resume>,
+    occurrences: Mutex<HashMap<(Arc<str>, String), u32>>,
+    /// Locks held for the run; released when the state is dropped.
+    pub locks: Mutex<Vec<crate::primitives::LockGuard>>,
     declaring: AtomicBool,
     model: Mutex<Model>,
     undo: Mutex<Vec<UndoEntry>>,
@@ -40,11 +65,29 @@ impl RunState {
             services,
             inputs,
             mode,
+            settings: Settings::default(),
+            record: Arc::default(),
+            resume: None,
+            occurrences: Mutex::default(),
+            locks: Mutex::default(),
             declaring: AtomicBool::new(true),
             model: Mutex::default(),
             undo: Mutex::default(),
             failed: Mutex::default(),
         }
+    }
+
+    /// Count how often this phase has reached a step path; loops repeat names.
+    pub fn next_occurrence(&self, phase: &Arc<str>, path: &str) -> u32 {
+        let mut map = self.occurrences.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry((phase.clone(), path.to_string())).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// The recorded value of a step that completed in the run being resumed.
+    pub fn resumed_value(&self, phase: &str, path: &str, occurrence: u32) -> Option<serde_json::Value> {
+        self.resume.as_ref()?.value(phase, path, occurrence).cloned()
     }
 
     /// True while the top level is being evaluated.

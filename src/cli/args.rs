@@ -41,6 +41,11 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
     /// Show the phases, params and secrets a playbook declares
     #[command(after_help = "Example:\n  capstan list deploy.rhai --json")]
     List(ListArgs),
+    /// Past runs from the journal: list them, or show one as a tree
+    #[command(
+        after_help = "Examples:\n  capstan runs\n  capstan runs show last\n  capstan runs show 20261122T093015123Z-3f2a --json"
+    )]
+    Runs(RunsArgs),
     /// Show the script API: every function with its signature and documentation
     #[command(
         after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions"
@@ -58,6 +63,8 @@ pub enum LogFormat {
     Human,
     Plain,
     Json,
+    /// plain lines plus GitHub Actions workflow commands (default when GITHUB_ACTIONS=true)
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +98,24 @@ pub struct RunArgs {
     /// Stop the whole run after this long (e.g. 30m), then undo
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Give every approval (`approve(...)`) without asking
+    #[arg(long)]
+    pub yes: bool,
+    /// Give one approval by name (repeatable)
+    #[arg(long = "approve", value_name = "NAME")]
+    pub approvals: Vec<String>,
+    /// Hold this exclusive lock for the run; exit 3 if another run holds it
+    #[arg(long = "lock", value_name = "NAME")]
+    pub locks: Vec<String>,
+    /// Continue a failed or crashed run: completed steps are not run again
+    #[arg(long, value_name = "RUN_ID|last")]
+    pub resume: Option<String>,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// POST run_started and run_finished as JSON to this URL (repeatable)
+    #[arg(long = "notify", value_name = "URL")]
+    pub notify: Vec<String>,
     /// Show every child output line and debug messages
     #[arg(short, long)]
     pub verbose: bool,
@@ -125,4 +150,27 @@ pub struct DocArgs {
     pub definitions: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// Where `.capstan/runs/` is [default: the current folder]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub journal_dir: Option<PathBuf>,
+    /// As JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// One line per run, newest last
+    List,
+    /// One run as a tree: phases, steps, gates, undo, errors
+    Show {
+        /// A run id, or `last`
+        run: String,
+    },
 }

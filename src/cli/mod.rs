@@ -6,6 +6,7 @@ mod check;
 mod doc;
 mod list;
 mod run;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub async fn main() -> i32 {
         Command::Check(args) => check::check(&args),
         Command::List(args) => list::list(&args),
         Command::Doc(args) => doc::doc(&args),
+        Command::Runs(args) => runs::runs(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut std::io::stdout());
             exit::OK

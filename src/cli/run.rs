@@ -1,28 +1,45 @@
-//! `capstan run`: declare, select, execute, report.
+//! `capstan run`: declare, lock, select, execute, report.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
 use super::{load, usage_error};
-use crate::events::{EventKind, Level, Status};
+use crate::events::{EventKind, Level, Sink, Status};
+use crate::executor::resume::Resume;
 use crate::executor::{self, exit, Selection};
 use crate::playbook::Inputs;
-use crate::report::{self, Journal, JsonLines, Terminal, TerminalStyle};
+use crate::primitives::{post_json, take_lock};
+use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
 use crate::services::Services;
-use crate::state::{Mode, RunState};
+use crate::state::{Mode, RunState, Settings};
 use crate::{diagnostics, engine};
 
 pub async fn run(args: RunArgs) -> i32 {
+    let root = super::playbook_root(&args.playbook);
+    let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
+    let resume = match &args.resume {
+        Some(id) => match Resume::load(&journal_root, id) {
+            Ok(r) => Some(r),
+            Err(m) => return usage_error(&m, Some("`capstan runs` lists the runs under the journal dir")),
+        },
+        None => None,
+    };
     let inputs = match Inputs::load(args.params_file.as_deref(), &args.params) {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
     };
+    let inputs = match &resume {
+        Some(r) => inputs.with_recorded(&r.params),
+        None => inputs,
+    };
     let redactor = Arc::new(Redactor::new());
-    let run_id: Arc<str> = report::new_run_id().into();
+    let run_id: Arc<str> = resume.as_ref().map_or_else(report::new_run_id, |r| r.run_id.clone()).into();
     let services = Arc::new(Services::new(run_id, redactor, args.dry_run));
 
     let mut sigint = signal(SignalKind::interrupt()).ok();
@@ -40,25 +57,55 @@ pub async fn run(args: RunArgs) -> i32 {
     });
 
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, blocking)).await.unwrap_or(exit::FAILED);
+    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
+        .await
+        .unwrap_or(exit::FAILED);
     watcher.abort();
     code
 }
 
-fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 {
-    let format = match args.log_format {
+fn log_format(args: &RunArgs) -> LogFormat {
+    match args.log_format {
+        LogFormat::Auto if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") => LogFormat::Github,
         LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Human,
         LogFormat::Auto => LogFormat::Plain,
         f => f,
-    };
-    let sink: Box<dyn crate::events::Sink> = match format {
+    }
+}
+
+fn output_sink(args: &RunArgs, services: &Services, record: &Arc<Mutex<RunRecord>>) -> Box<dyn Sink> {
+    match log_format(args) {
         LogFormat::Json => Box::new(JsonLines::stdout()),
         LogFormat::Human => Box::new(Terminal::new(TerminalStyle::Human, args.verbose, args.quiet)),
-        _ => Box::new(Terminal::new(TerminalStyle::Plain, args.verbose, args.quiet)),
-    };
-    services.bus.add_sink(sink);
+        LogFormat::Github => Box::new(Github::new(args.verbose, services.redactor.clone(), record.clone())),
+        LogFormat::Plain | LogFormat::Auto => Box::new(Terminal::new(TerminalStyle::Plain, args.verbose, args.quiet)),
+    }
+}
 
-    let state = Arc::new(RunState::new(services.clone(), inputs, Mode::Run));
+fn run_blocking(
+    args: &RunArgs,
+    inputs: Inputs,
+    resume: Option<Resume>,
+    journal_root: &Path,
+    services: Arc<Services>,
+) -> i32 {
+    let (recorder, record) = Recorder::new();
+    services.bus.add_sink(Box::new(recorder));
+    services.bus.add_sink(output_sink(args, &services, &record));
+
+    let mut state = RunState::new(services.clone(), inputs, Mode::Run);
+    state.settings = Settings {
+        approve_all: args.yes,
+        approvals: args.approvals.clone(),
+        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        lock_dir: journal_root.join(".capstan").join("locks"),
+    };
+    state.record = record.clone();
+    if let Some(r) = &resume {
+        services.start_step_seq_after(r.max_seq);
+    }
+    state.resume = resume;
+    let state = Arc::new(state);
     let root = super::playbook_root(&args.playbook);
     let engine = engine::build(&state, &root);
     let loaded = match load(&engine, &args.playbook, &services.redactor) {
@@ -66,6 +113,7 @@ fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 
         Err(code) => return code,
     };
     let display = loaded.path.to_string_lossy().into_owned();
+    let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         if services.cancel.was_signalled() {
@@ -92,13 +140,39 @@ fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 
         Ok(p) => p,
         Err(m) => return usage_error(&m, None),
     };
+    for name in &args.locks {
+        if let Err(e) = take_lock(&state, name) {
+            let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
+                exit::BLOCKED
+            } else {
+                exit::USAGE
+            };
+            eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            return code;
+        }
+    }
 
-    let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
-    match Journal::create(&journal_root, services.run_id(), &loaded.path) {
+    let journal = match &state.resume {
+        Some(r) => {
+            if r.playbook_sha256.as_deref().is_some_and(|old| old != sha256) {
+                services.log(
+                    Level::Warn,
+                    format!("{display} changed since run {} started; resuming with the new version", r.run_id),
+                );
+            }
+            services.log(
+                Level::Info,
+                format!("resuming run {}: {} completed steps will not run again", r.run_id, r.completed_steps()),
+            );
+            Journal::reopen(&r.dir, record.clone())
+        }
+        None => Journal::create(journal_root, services.run_id(), record.clone()),
+    };
+    match journal {
         Ok(journal) => services.bus.add_sink(Box::new(journal)),
         Err(e) => services.log(
             Level::Warn,
-            format!("no journal for this run: cannot create it under {}: {e}", journal_root.display()),
+            format!("no journal for this run: cannot write it under {}: {e}", journal_root.display()),
         ),
     }
 
@@ -107,13 +181,57 @@ fn run_blocking(args: &RunArgs, inputs: Inputs, services: Arc<Services>) -> i32 
         dry_run: services.dry_run,
         version: env!("CARGO_PKG_VERSION"),
         phases: phases.iter().map(|p| p.name.clone()).collect(),
+        playbook_sha256: sha256,
+        params: state.inputs.to_json(),
+        resumed: state.resume.is_some(),
     });
+    notify_all(
+        &services,
+        &args.notify,
+        &serde_json::json!({
+            "event": "run_started",
+            "run_id": services.run_id().as_ref(),
+            "playbook": display,
+            "dry_run": services.dry_run,
+        }),
+    );
     let outcome = executor::run(&state, &engine, &phases, args.timeout);
+    {
+        let r = record::lock(&record).clone();
+        notify_all(
+            &services,
+            &args.notify,
+            &serde_json::json!({
+                "event": "run_finished",
+                "run_id": services.run_id().as_ref(),
+                "playbook": display,
+                "status": r.status,
+                "exit_code": outcome.exit_code,
+                "duration_ms": r.duration_ms,
+                "error": r.error,
+            }),
+        );
+    }
     services.bus.finish();
+    if let Some(path) = &args.junit {
+        if let Err(e) = report::junit::write(&record::lock(&record), path) {
+            eprintln!("warning: cannot write the JUnit report {}: {e}", path.display());
+        }
+    }
+    state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
             eprint!("{}", diagnostics::render_eval(error, &display, &services.redactor));
         }
     }
     outcome.exit_code
+}
+
+/// `--notify URL`: post an event; a failure warns and the run goes on.
+fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value) {
+    for url in urls {
+        if let Err(message) = post_json(services, url, payload, &Default::default()) {
+            services.log(Level::Warn, format!("--notify: not delivered: {message}"));
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! then `on_failure`), the run's timeout, and the exit code.
 
 pub mod parallel;
+pub mod resume;
 pub mod step;
 mod undo;
 
@@ -99,10 +100,13 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
             services.cancel.enter_cleanup();
             let undo_ok = undo::unwind(state, engine);
             let handlers_ok = undo::failure_handlers(state, engine, &error);
+            let blocked = error_kind(&error).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
             let exit_code = if interrupted || services.cancel.was_signalled() {
                 exit::INTERRUPTED
             } else if !(undo_ok && handlers_ok) {
                 exit::UNDO_FAILED
+            } else if blocked {
+                exit::BLOCKED
             } else {
                 exit::FAILED
             };
@@ -116,6 +120,7 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
         exit_code: outcome.exit_code,
         duration_ms: start.elapsed().as_millis() as u64,
         error: outcome.error.as_deref().map(describe),
+        error_at: outcome.error.as_deref().and_then(crate::diagnostics::innermost_location),
     });
     services.bus.flush();
     outcome

@@ -1,5 +1,5 @@
 //! One step: options, attempts with doubling delay, the per-attempt
-//! timeout, the undo it leaves on the stack, and its events.
+//! timeout, the undo it leaves on the stack, resume, and its events.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +15,42 @@ use crate::state::{RunState, UndoEntry};
 
 /// Values bigger than this are not recorded in the journal.
 const MAX_RECORDED_VALUE: usize = 1 << 20;
+
+/// What the journal says about a finished step.
+struct Finished {
+    status: Status,
+    duration_ms: u64,
+    attempts: u32,
+    allow_failure: bool,
+    resumed: bool,
+    error: Option<(String, Option<String>)>,
+    value: Option<Dynamic>,
+}
+
+impl Finished {
+    fn new(status: Status) -> Self {
+        Self { status, duration_ms: 0, attempts: 0, allow_failure: false, resumed: false, error: None, value: None }
+    }
+
+    fn emit(self, state: &RunState, at: &Location, occurrence: u32) {
+        let (value, value_unrecorded) = self.value.as_ref().map_or((None, false), record);
+        let (error, error_at) = self.error.map_or((None, None), |(m, a)| (Some(m), a));
+        state.services.emit(EventKind::StepFinished {
+            at: at.clone(),
+            occurrence,
+            status: self.status,
+            duration_ms: self.duration_ms,
+            attempts: self.attempts,
+            allow_failure: self.allow_failure,
+            resumed: self.resumed,
+            error,
+            error_at,
+            value,
+            value_unrecorded,
+        });
+        state.services.bus.flush();
+    }
+}
 
 pub fn run(
     state: &Arc<RunState>,
@@ -38,22 +74,24 @@ pub fn run(
         Some(p) => format!("{p}/{name}"),
         None => name.to_string(),
     };
-    let at = Location { phase: parent.at.phase.clone(), step: Some(path.into()), seq: Some(services.next_step_seq()) };
+    let phase = parent.at.phase.clone().unwrap_or_default();
+    let occurrence = state.next_occurrence(&phase, &path);
+    let at =
+        Location { phase: Some(phase.clone()), step: Some(path.clone().into()), seq: Some(services.next_step_seq()) };
 
     if !options.when {
-        services.emit(EventKind::StepFinished {
-            at,
-            status: Status::Skipped,
-            duration_ms: 0,
-            attempts: 0,
-            allow_failure: false,
-            error: None,
-            value: None,
-        });
+        Finished::new(Status::Skipped).emit(state, &at, occurrence);
         return Ok(Dynamic::UNIT);
     }
+    if let Some(recorded) = state.resumed_value(&phase, &path, occurrence) {
+        let value = rhai::serde::to_dynamic(&recorded)?;
+        push_undo(state, ctx, &options, &at);
+        Finished { resumed: true, value: Some(value.clone()), ..Finished::new(Status::Ok) }
+            .emit(state, &at, occurrence);
+        return Ok(value);
+    }
 
-    services.emit(EventKind::StepStarted { at: at.clone() });
+    services.emit(EventKind::StepStarted { at: at.clone(), occurrence });
     services.bus.flush();
     let start = Instant::now();
     let attempts_allowed = options.retries + 1;
@@ -71,22 +109,15 @@ pub fn run(
         };
         let err = match result {
             Ok(value) => {
-                if let Some(undo) = &options.undo {
-                    let mut context = ctx.store_data();
-                    context.global.level = 0;
-                    state.push_undo(UndoEntry { at: at.clone(), call: DeferredCall { body: undo.clone(), context } });
-                }
+                push_undo(state, ctx, &options, &at);
                 let status = if services.dry_run { Status::DryRun } else { Status::Ok };
-                services.emit(EventKind::StepFinished {
-                    at,
-                    status,
+                Finished {
                     duration_ms: millis(start),
                     attempts: attempt,
-                    allow_failure: false,
-                    error: None,
-                    value: record(&value),
-                });
-                services.bus.flush();
+                    value: Some(value.clone()),
+                    ..Finished::new(status)
+                }
+                .emit(state, &at, occurrence);
                 return Ok(value);
             }
             Err(err) => err,
@@ -115,16 +146,15 @@ pub fn run(
             }
         }
         let allowed = options.allow_failure && retryable;
-        services.emit(EventKind::StepFinished {
-            at: at.clone(),
-            status: Status::Failed,
+        let error_at = crate::diagnostics::innermost_location(&err);
+        Finished {
             duration_ms: millis(start),
             attempts: attempt,
             allow_failure: allowed,
-            error: Some(message.clone()),
-            value: None,
-        });
-        services.bus.flush();
+            error: Some((message.clone(), error_at)),
+            ..Finished::new(Status::Failed)
+        }
+        .emit(state, &at, occurrence);
         if allowed {
             return Ok(Dynamic::UNIT);
         }
@@ -134,11 +164,19 @@ pub fn run(
             // here on, so an outer step may retry and `catch` sees it.
             return Err(failure_with_hint(
                 Failure::TIMEOUT,
-                format!("step `{}` {message}", at.step.as_deref().unwrap_or(name)),
+                format!("step `{path}` {message}"),
                 "raise the step's `timeout` or find out why it hangs",
             ));
         }
         return Err(err);
+    }
+}
+
+fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, at: &Location) {
+    if let Some(undo) = &options.undo {
+        let mut context = ctx.store_data();
+        context.global.level = 0;
+        state.push_undo(UndoEntry { at: at.clone(), call: DeferredCall { body: undo.clone(), context } });
     }
 }
 
@@ -150,17 +188,25 @@ pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
     }
 }
 
-fn record(value: &Dynamic) -> Option<serde_json::Value> {
-    if value.is_unit() || value.is_fnptr() {
-        return None;
+/// A step's value as the journal keeps it: `(value, unrecorded)`.
+fn record(value: &Dynamic) -> (Option<serde_json::Value>, bool) {
+    if value.is_unit() {
+        return (None, false);
     }
-    let json = serde_json::to_value(value).ok()?;
+    if value.is_fnptr() {
+        return (None, true);
+    }
+    let Ok(json) = serde_json::to_value(value) else { return (None, true) };
     // Cheap size bound: strings dominate large values.
     let size = match &json {
         serde_json::Value::String(s) => s.len(),
         other => serde_json::to_string(other).map_or(usize::MAX, |s| s.len()),
     };
-    (size <= MAX_RECORDED_VALUE).then_some(json)
+    if size <= MAX_RECORDED_VALUE {
+        (Some(json), false)
+    } else {
+        (None, true)
+    }
 }
 
 fn millis(start: Instant) -> u64 {

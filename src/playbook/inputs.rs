@@ -58,6 +58,35 @@ impl Inputs {
         Ok(Self { values })
     }
 
+    /// The params as given, for the journal: text stays text.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.values
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Given::Text(t) => serde_json::Value::String(t.clone()),
+                    Given::Typed(v) => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// Params recorded by an earlier attempt of the run, under the ones given now.
+    pub fn with_recorded(mut self, recorded: &serde_json::Value) -> Self {
+        if let serde_json::Value::Object(map) = recorded {
+            for (k, v) in map {
+                let given = match v {
+                    serde_json::Value::String(s) => Given::Text(s.clone()),
+                    other => Given::Typed(other.clone()),
+                };
+                self.values.entry(k.clone()).or_insert(given);
+            }
+        }
+        self
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.values.keys().map(String::as_str)
     }

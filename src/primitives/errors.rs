@@ -17,6 +17,8 @@ impl Failure {
     pub const FAIL: &'static str = "fail";
     pub const COMMAND: &'static str = "command_failed";
     pub const TIMEOUT: &'static str = "timeout";
+    /// An approval not given or a lock held elsewhere: exit 3.
+    pub const BLOCKED: &'static str = "blocked";
 }
 
 pub fn failure(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {

@@ -3,14 +3,19 @@
 
 mod builtins;
 mod errors;
+mod guard;
+mod notify;
 mod process;
+mod report;
 
 use std::sync::Arc;
 
-use rhai::{Engine, FuncRegistration, RhaiNativeFunc, Variant};
+use rhai::{Engine, FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
 pub use builtins::{sleep as sleep_for, text};
 pub use errors::{error_hint, error_kind, error_message, failure, failure_with_hint, innermost, terminated, Failure};
+pub use guard::{acquire as acquire_lock, take as take_lock, Holder, LockError, LockGuard};
+pub use notify::{post_json, PostOptions};
 
 use crate::state::RunState;
 
@@ -19,6 +24,9 @@ pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     builtins::register(engine, state);
     process::register(engine, state);
+    guard::register(engine, state);
+    report::register(engine, state);
+    notify::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor
@@ -35,4 +43,23 @@ pub(crate) fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, 
 {
     let comments: Vec<String> = doc.trim().lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
     FuncRegistration::new(name).with_params_info(params).with_comments(comments).register_into_engine(engine, f);
+}
+
+/// Like [`func`], for a function of a namespace module (`report::write`).
+pub(crate) fn module_func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
+    module: &mut Module,
+    name: &str,
+    params: &[&str],
+    doc: &str,
+    f: FUNC,
+) where
+    R: Variant + Clone,
+    FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+{
+    let comments: Vec<String> = doc.trim().lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
+    FuncRegistration::new(name)
+        .with_namespace(FnNamespace::Internal)
+        .with_params_info(params)
+        .with_comments(comments)
+        .set_into_module(module, f);
 }

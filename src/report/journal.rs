@@ -1,32 +1,59 @@
 //! The journal: `.capstan/runs/RUN_ID/` with `journal.jsonl` (every event
-//! but child output, flushed at step starts and synced at step ends),
-//! `steps/NNN-name.log` (each step's full output) and `summary.json`.
+//! but child output), `steps/NNN-name.log` (each step's full output) and
+//! `summary.json`. Events are written through to the OS at every step
+//! boundary, so a SIGKILL loses nothing finished, and a syncer thread
+//! `fdatasync`s right behind, so a power cut loses at most the step in flight.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-use serde_json::{json, Value};
-
+use super::record::{lock, RunRecord};
 use crate::events::{Event, EventKind, Location, Sink};
+
+/// Where the runs of a journal root live.
+pub fn runs_dir(root: &Path) -> PathBuf {
+    root.join(".capstan").join("runs")
+}
 
 pub struct Journal {
     dir: PathBuf,
     events: BufWriter<File>,
     logs: HashMap<u32, BufWriter<File>>,
-    summary: Summary,
+    record: Arc<Mutex<RunRecord>>,
+    syncer: Option<Syncer>,
 }
 
 impl Journal {
     /// Create the run's folder under `root/.capstan/runs/`.
-    pub fn create(root: &Path, run_id: &str, playbook: &Path) -> std::io::Result<Self> {
-        let dir = root.join(".capstan").join("runs").join(run_id);
+    pub fn create(root: &Path, run_id: &str, record: Arc<Mutex<RunRecord>>) -> std::io::Result<Self> {
+        let dir = runs_dir(root).join(run_id);
         std::fs::create_dir_all(dir.join("steps"))?;
-        let events = BufWriter::with_capacity(64 * 1024, File::create(dir.join("journal.jsonl"))?);
-        let summary =
-            Summary { run_id: run_id.to_string(), playbook: playbook.display().to_string(), ..Summary::default() };
-        Ok(Self { dir, events, logs: HashMap::new(), summary })
+        let file = File::options().create_new(true).append(true).open(dir.join("journal.jsonl"))?;
+        Ok(Self::with_file(dir, file, record))
+    }
+
+    /// Append to an earlier run's journal (`--resume`). A line torn by a
+    /// crash is cut off first so every line parses.
+    pub fn reopen(dir: &Path, record: Arc<Mutex<RunRecord>>) -> std::io::Result<Self> {
+        let path = dir.join("journal.jsonl");
+        let text = std::fs::read(&path)?;
+        let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let file = File::options().write(true).open(&path)?;
+        file.set_len(keep as u64)?;
+        drop(file);
+        std::fs::create_dir_all(dir.join("steps"))?;
+        let file = File::options().append(true).open(&path)?;
+        Ok(Self::with_file(dir.to_path_buf(), file, record))
+    }
+
+    fn with_file(dir: PathBuf, file: File, record: Arc<Mutex<RunRecord>>) -> Self {
+        let syncer = file.try_clone().ok().map(Syncer::start);
+        Self { dir, events: BufWriter::with_capacity(64 * 1024, file), logs: HashMap::new(), record, syncer }
     }
 
     pub fn dir(&self) -> &Path {
@@ -51,15 +78,19 @@ impl Journal {
         }
     }
 
-    fn sync(&mut self) {
+    /// Write through to the OS now, and have the syncer make it durable.
+    fn boundary(&mut self) {
         let _ = self.events.flush();
-        let _ = self.events.get_ref().sync_data();
+        if let Some(s) = &self.syncer {
+            s.request();
+        }
     }
 
     fn write_summary(&self) {
         let path = self.dir.join("summary.json");
         let tmp = self.dir.join("summary.json.tmp");
-        if let Ok(text) = serde_json::to_vec_pretty(&self.summary.to_json()) {
+        let record = lock(&self.record).clone();
+        if let Ok(text) = serde_json::to_vec_pretty(&record) {
             if std::fs::write(&tmp, text).is_ok() {
                 let _ = std::fs::rename(tmp, path);
             }
@@ -77,22 +108,22 @@ impl Sink for Journal {
             return;
         }
         self.write_event(event);
-        self.summary.apply(event);
         match &event.kind {
             EventKind::StepStarted { .. } | EventKind::PhaseStarted { .. } | EventKind::UndoStarted { .. } => {
-                let _ = self.events.flush();
+                self.boundary();
             }
             EventKind::StepFinished { at, .. } | EventKind::UndoFinished { at, .. } => {
-                if let Some(seq) = at.seq {
-                    if let Some(mut log) = self.logs.remove(&seq) {
-                        let _ = log.flush();
-                    }
+                if let Some(mut log) = at.seq.and_then(|seq| self.logs.remove(&seq)) {
+                    let _ = log.flush();
                 }
-                self.sync();
+                self.boundary();
             }
-            EventKind::PhaseFinished { .. } => self.sync(),
+            EventKind::PhaseFinished { .. } => {
+                self.boundary();
+                self.write_summary();
+            }
             EventKind::RunFinished { .. } => {
-                self.sync();
+                self.boundary();
                 self.write_summary();
             }
             _ => {}
@@ -108,8 +139,48 @@ impl Sink for Journal {
     fn finish(&mut self) {
         self.flush();
         self.logs.clear();
-        self.sync();
+        let _ = self.events.flush();
+        if let Some(s) = self.syncer.take() {
+            s.stop();
+        }
+        let _ = self.events.get_ref().sync_data();
         self.write_summary();
+    }
+}
+
+/// `fdatasync`s the journal off the step's path: requests that arrive
+/// while a sync runs are served by the next one.
+struct Syncer {
+    tx: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(file: File) -> Self {
+        let (tx, rx) = channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    let _ = file.sync_data();
+                }
+            })
+            .ok();
+        Self { tx: Some(tx), thread }
+    }
+
+    fn request(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+
+    fn stop(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -123,91 +194,5 @@ fn sanitize(name: &str) -> String {
         "step".into()
     } else {
         s
-    }
-}
-
-/// What `summary.json` says, folded from the events.
-#[derive(Default)]
-struct Summary {
-    run_id: String,
-    playbook: String,
-    started: Option<String>,
-    finished: Option<String>,
-    dry_run: bool,
-    status: Option<String>,
-    exit_code: Option<i32>,
-    duration_ms: Option<u64>,
-    error: Option<String>,
-    phases: Vec<(String, Value)>,
-    undo: Vec<Value>,
-}
-
-impl Summary {
-    fn phase(&mut self, name: &str) -> &mut Value {
-        if !self.phases.iter().any(|(n, _)| n == name) {
-            self.phases.push((name.to_string(), json!({ "name": name, "status": "running", "steps": [] })));
-        }
-        &mut self.phases.iter_mut().find(|(n, _)| n == name).expect("inserted above").1
-    }
-
-    fn apply(&mut self, event: &Event) {
-        match &event.kind {
-            EventKind::RunStarted { dry_run, .. } => {
-                self.started = Some(event.ts.clone());
-                self.dry_run = *dry_run;
-            }
-            EventKind::PhaseStarted { phase } => {
-                self.phase(phase);
-            }
-            EventKind::PhaseFinished { phase, status, duration_ms, error } => {
-                let p = self.phase(phase);
-                p["status"] = json!(status);
-                p["duration_ms"] = json!(duration_ms);
-                if let Some(e) = error {
-                    p["error"] = json!(e);
-                }
-            }
-            EventKind::StepFinished { at, status, duration_ms, attempts, allow_failure, error, .. } => {
-                let Some(phase) = at.phase.as_deref() else { return };
-                let mut step =
-                    json!({ "step": at.step, "status": status, "duration_ms": duration_ms, "attempts": attempts });
-                if *allow_failure {
-                    step["allow_failure"] = json!(true);
-                }
-                if let Some(e) = error {
-                    step["error"] = json!(e);
-                }
-                if let Some(steps) = self.phase(phase)["steps"].as_array_mut() {
-                    steps.push(step);
-                }
-            }
-            EventKind::UndoFinished { at, status, duration_ms, error } => {
-                self.undo.push(json!({ "phase": at.phase, "step": at.step, "status": status, "duration_ms": duration_ms, "error": error }));
-            }
-            EventKind::RunFinished { status, exit_code, duration_ms, error } => {
-                self.finished = Some(event.ts.clone());
-                self.status = Some(status.as_str().to_string());
-                self.exit_code = Some(*exit_code);
-                self.duration_ms = Some(*duration_ms);
-                self.error.clone_from(error);
-            }
-            _ => {}
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "run_id": self.run_id,
-            "playbook": self.playbook,
-            "dry_run": self.dry_run,
-            "started": self.started,
-            "finished": self.finished,
-            "status": self.status.clone().unwrap_or_else(|| "running".into()),
-            "exit_code": self.exit_code,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "phases": self.phases.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
-            "undo": self.undo,
-        })
     }
 }

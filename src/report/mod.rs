@@ -1,12 +1,18 @@
 //! Consumers of the event stream: the terminal (human and plain), JSON
 //! lines on stdout, and the journal on disk.
 
+pub mod files;
+mod github;
 mod journal;
 mod json;
+pub mod junit;
+pub mod record;
 mod terminal;
 
-pub use journal::Journal;
+pub use github::Github;
+pub use journal::{runs_dir, Journal};
 pub use json::JsonLines;
+pub use record::{Recorder, RunRecord};
 pub use terminal::{Terminal, TerminalStyle};
 
 use std::time::{Duration, SystemTime};

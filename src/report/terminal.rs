@@ -32,6 +32,8 @@ pub struct Terminal {
     phase_tail: VecDeque<String>,
     /// A step of the current phase failed: the phase's failure is already told.
     step_failed: bool,
+    /// Write to stdout (GitHub Actions reads workflow commands there).
+    to_stdout: bool,
 }
 
 impl Terminal {
@@ -49,14 +51,21 @@ impl Terminal {
             tails: HashMap::new(),
             phase_tail: VecDeque::new(),
             step_failed: false,
+            to_stdout: false,
         }
     }
 
-    fn line(&self, text: &str) {
+    /// Plain lines on stdout, for CI systems that read commands there.
+    pub fn plain_stdout(verbose: bool) -> Self {
+        Self { to_stdout: true, ..Self::new(TerminalStyle::Plain, verbose, false) }
+    }
+
+    pub(crate) fn line(&self, text: &str) {
         match &self.multi {
             Some(m) => {
                 let _ = m.println(text);
             }
+            None if self.to_stdout => println!("{text}"),
             None => eprintln!("{text}"),
         }
     }
@@ -140,7 +149,7 @@ impl Sink for Terminal {
                     self.line(&format!("{} {}", style("▸").cyan(), style(phase).bold()));
                 }
             }
-            EventKind::StepStarted { at } => {
+            EventKind::StepStarted { at, .. } => {
                 self.start_spinner(at);
                 if self.verbose && self.style == TerminalStyle::Plain {
                     self.line(&format!("{}{} {}", Self::indent(at), style("→").dim(), Self::name(at)));
@@ -268,6 +277,17 @@ impl Sink for Terminal {
                 };
                 self.line(&text);
             }
+        }
+    }
+
+    fn draws(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    fn suspend(&mut self, f: &mut dyn FnMut()) {
+        match &self.multi {
+            Some(m) => m.suspend(f),
+            None => f(),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Action<'a> {
 }
 
 pub struct Services {
+    /// For primitives that await I/O (HTTP): `block_on` from the script thread.
+    pub runtime: Option<tokio::runtime::Handle>,
     pub bus: Bus,
     pub redactor: Arc<Redactor>,
     pub cancel: Cancel,
@@ -34,6 +36,7 @@ pub struct Services {
 impl Services {
     pub fn new(run_id: Arc<str>, redactor: Arc<Redactor>, dry_run: bool) -> Self {
         Self {
+            runtime: tokio::runtime::Handle::try_current().ok(),
             bus: Bus::new(run_id, redactor.clone()),
             redactor,
             cancel: Cancel::default(),
@@ -64,6 +67,11 @@ impl Services {
 
     pub fn emit(&self, kind: EventKind) {
         self.bus.emit(kind);
+    }
+
+    /// Continue numbering after an earlier attempt's steps (`--resume`).
+    pub fn start_step_seq_after(&self, seq: u32) {
+        self.step_seq.store(seq, Ordering::Relaxed);
     }
 
     pub fn next_step_seq(&self) -> u32 {

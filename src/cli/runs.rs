@@ -1,0 +1,146 @@
+//! `capstan runs`: past runs from the journal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use console::style;
+
+use super::args::{RunsAction, RunsArgs};
+use super::usage_error;
+use crate::executor::exit;
+use crate::executor::resume::latest;
+use crate::report::{format_duration, runs_dir, RunRecord};
+
+pub fn runs(args: &RunsArgs) -> i32 {
+    let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());
+    let dir = runs_dir(&root);
+    match &args.action {
+        None | Some(RunsAction::List) => list(&dir, args.json),
+        Some(RunsAction::Show { run }) => show(&dir, run, args.json),
+    }
+}
+
+fn read(dir: &Path, id: &str) -> Option<RunRecord> {
+    let text = std::fs::read_to_string(dir.join(id).join("journal.jsonl")).ok()?;
+    Some(RunRecord::from_journal(&text))
+}
+
+fn ids(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("journal.jsonl").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn took(ms: Option<u64>) -> String {
+    ms.map(|m| format_duration(Duration::from_millis(m))).unwrap_or_else(|| "-".into())
+}
+
+fn list(dir: &Path, json: bool) -> i32 {
+    let records: Vec<RunRecord> = ids(dir).iter().filter_map(|id| read(dir, id)).collect();
+    if json {
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "run_id": r.run_id, "playbook": r.playbook, "status": r.status, "exit_code": r.exit_code,
+                    "started": r.started, "duration_ms": r.duration_ms, "resumes": r.resumes, "dry_run": r.dry_run,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        return exit::OK;
+    }
+    if records.is_empty() {
+        eprintln!("no runs under {}", dir.display());
+        return exit::OK;
+    }
+    println!("{:<26} {:<12} {:>8}  {}", "RUN", "STATUS", "TOOK", "PLAYBOOK");
+    for r in &records {
+        let status = if r.status == "running" { "incomplete".to_string() } else { r.status.clone() };
+        println!("{:<26} {:<12} {:>8}  {}", r.run_id, status, took(r.duration_ms), r.playbook);
+    }
+    exit::OK
+}
+
+fn show(dir: &Path, id: &str, json: bool) -> i32 {
+    let id = if id == "last" {
+        match latest(dir) {
+            Some(id) => id,
+            None => return usage_error(&format!("no runs under {}", dir.display()), None),
+        }
+    } else {
+        id.to_string()
+    };
+    let Some(r) = read(dir, &id) else {
+        return usage_error(&format!("no run {id} under {}", dir.display()), Some("`capstan runs` lists the runs"));
+    };
+    if json {
+        let doc = serde_json::json!({ "run": r, "incident": crate::report::files::incident(&r) });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return exit::OK;
+    }
+    let status =
+        if r.status == "running" { "incomplete (the run did not finish)".to_string() } else { r.status.clone() };
+    let exit_code = r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    println!("{} {} {}{exit_code}", style(format!("run {}", r.run_id)).bold(), r.playbook, status);
+    println!(
+        "  started {}, took {}{}",
+        r.started.as_deref().unwrap_or("?"),
+        took(r.duration_ms),
+        if r.resumes > 0 { format!(", resumed {} time(s)", r.resumes) } else { String::new() }
+    );
+    for phase in &r.phases {
+        println!("▸ {} {} {}", phase.name, phase.status, took(Some(phase.duration_ms)));
+        for s in &phase.steps {
+            let depth = s.step.matches('/').count() + 1;
+            let mark = match s.status.as_str() {
+                "ok" => "✓",
+                "skipped" => "↷",
+                "dry_run" => "○",
+                "running" => "…",
+                _ => "✗",
+            };
+            let name = s.step.rsplit('/').next().unwrap_or(&s.step);
+            let mut line = format!("{}{mark} {name} {}", "  ".repeat(depth), took(Some(s.duration_ms)));
+            if s.attempts > 1 {
+                line.push_str(&format!(" ({} attempts)", s.attempts));
+            }
+            if s.resumed {
+                line.push_str(" (from the earlier attempt)");
+            }
+            if s.status == "running" {
+                line.push_str(" in flight when the run stopped");
+            }
+            if let Some(e) = &s.error {
+                line.push_str(&format!("  {e}"));
+            }
+            println!("{line}");
+            for g in r.gates.iter().filter(|g| {
+                g.phase.as_deref() == Some(phase.name.as_str()) && g.step.as_deref() == Some(s.step.as_str())
+            }) {
+                println!("{}  {} gate: {}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
+            }
+        }
+        if let Some(e) = &phase.error {
+            println!("  error: {e}");
+        }
+    }
+    if !r.undo.is_empty() {
+        println!("undo:");
+        for u in &r.undo {
+            let err = u.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default();
+            println!("  ↶ {} {} {}{err}", u.step.as_deref().unwrap_or(""), u.status, took(Some(u.duration_ms)));
+        }
+    }
+    if let Some(e) = &r.error {
+        println!("error: {e}");
+    }
+    exit::OK
+}

@@ -1,0 +1,198 @@
+//! `report::write(dir)`: `report.json` and `report.md` from the run record,
+//! with an incident summary when the run failed. Valid mid-run: a report
+//! written by `on_failure` already shows what was undone.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::format_duration;
+use super::record::RunRecord;
+
+#[derive(Debug, Serialize)]
+pub struct Incident {
+    pub phase: String,
+    pub step: String,
+    pub error: Option<String>,
+    pub error_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub undone: Vec<Undone>,
+    /// From the start of the run to the failure.
+    pub time_to_failure_ms: Option<u64>,
+    /// From the failure to the end of the last undo: how long until restored.
+    pub time_to_restore_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Undone {
+    pub step: String,
+    pub status: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    status: String,
+    #[serde(flatten)]
+    run: &'a RunRecord,
+    incident: Option<Incident>,
+}
+
+fn parse(ts: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(ts).ok()
+}
+
+fn between(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<u64> {
+    Some(b?.duration_since(a?).ok()?.as_millis() as u64)
+}
+
+/// What failed, what was undone, and how long it took, if the run failed.
+pub fn incident(record: &RunRecord) -> Option<Incident> {
+    let (phase, step) = record.failed_step()?;
+    let failed_at = step.finished.clone();
+    let restored =
+        record.undo.iter().filter_map(|u| parse(&u.started).map(|t| t + Duration::from_millis(u.duration_ms))).max();
+    let failed = failed_at.as_deref().and_then(parse);
+    Some(Incident {
+        phase: phase.name.clone(),
+        step: step.step.clone(),
+        error: step.error.clone(),
+        error_at: step.error_at.clone(),
+        failed_at: failed_at.clone(),
+        undone: record
+            .undo
+            .iter()
+            .map(|u| Undone {
+                step: u.step.clone().unwrap_or_default(),
+                status: u.status.clone(),
+                duration_ms: u.duration_ms,
+            })
+            .collect(),
+        time_to_failure_ms: between(record.started.as_deref().and_then(parse), failed),
+        time_to_restore_ms: between(failed, restored),
+    })
+}
+
+/// The run's outcome so far: a report written mid-run says "running".
+fn status(record: &RunRecord) -> String {
+    if record.status == "running" && record.failed_step().is_some() {
+        "failed".into()
+    } else {
+        record.status.clone()
+    }
+}
+
+pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let json_path = dir.join("report.json");
+    let md_path = dir.join("report.md");
+    let doc = ReportJson { status: status(record), run: record, incident: incident(record) };
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
+    std::fs::write(&md_path, markdown(record, doc.incident.as_ref()))?;
+    Ok((json_path, md_path))
+}
+
+fn ms(n: u64) -> String {
+    format_duration(Duration::from_millis(n))
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Run report: {}\n", record.playbook);
+    let exit = record.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    let took = record.duration_ms.map(|d| format!(", took {}", ms(d))).unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "Run `{}`: **{}**{exit}, started {}{took}{}.\n",
+        record.run_id,
+        status(record),
+        record.started.as_deref().unwrap_or("?"),
+        if record.dry_run { " (dry run)" } else { "" }
+    );
+    if let Some(i) = incident {
+        let _ = writeln!(md, "## Incident\n");
+        let at = i.error_at.as_deref().map(|a| format!(" at `{a}`")).unwrap_or_default();
+        let _ =
+            writeln!(md, "- **What failed:** `{}/{}`{at}: {}", i.phase, i.step, cell(i.error.as_deref().unwrap_or("")));
+        if i.undone.is_empty() {
+            let _ = writeln!(md, "- **What was undone:** nothing");
+        } else {
+            let list: Vec<String> =
+                i.undone.iter().map(|u| format!("`{}` ({}, {})", u.step, u.status, ms(u.duration_ms))).collect();
+            let _ = writeln!(md, "- **What was undone:** {}", list.join(", "));
+        }
+        let mut timings = Vec::new();
+        if let Some(t) = i.time_to_failure_ms {
+            timings.push(format!("failed {} after the start", ms(t)));
+        }
+        if let Some(t) = i.time_to_restore_ms {
+            timings.push(format!("undo finished {} after the failure", ms(t)));
+        }
+        if !timings.is_empty() {
+            let _ = writeln!(md, "- **Timings:** {}", timings.join("; "));
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Phases\n");
+    for phase in &record.phases {
+        let _ = writeln!(md, "### {}: {} ({})\n", phase.name, phase.status, ms(phase.duration_ms));
+        if phase.steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "| step | status | duration | attempts | error |\n| --- | --- | --- | --- | --- |");
+        for s in &phase.steps {
+            let status = if s.allow_failure { format!("{} (allowed)", s.status) } else { s.status.clone() };
+            let _ = writeln!(
+                md,
+                "| {} | {status} | {} | {} | {} |",
+                cell(&s.step),
+                ms(s.duration_ms),
+                s.attempts,
+                cell(s.error.as_deref().unwrap_or(""))
+            );
+        }
+        md.push('\n');
+    }
+    if !record.gates.is_empty() {
+        let _ = writeln!(md, "## Gates\n\n| gate | result | where |\n| --- | --- | --- |");
+        for g in &record.gates {
+            let place = [g.phase.as_deref(), g.step.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("/");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                cell(&g.name),
+                if g.passed { "passed" } else { "failed" },
+                cell(&place)
+            );
+        }
+        md.push('\n');
+    }
+    if !record.undo.is_empty() {
+        let _ = writeln!(md, "## Undo\n\n| step | status | duration | error |\n| --- | --- | --- | --- |");
+        for u in &record.undo {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(u.step.as_deref().unwrap_or("")),
+                u.status,
+                ms(u.duration_ms),
+                cell(u.error.as_deref().unwrap_or(""))
+            );
+        }
+        md.push('\n');
+    }
+    if !record.events.is_empty() {
+        let _ = writeln!(md, "## Events\n\n| time | type | data |\n| --- | --- | --- |");
+        for e in &record.events {
+            let _ = writeln!(md, "| {} | {} | `{}` |", e.ts, cell(&e.kind), cell(&e.data.to_string()));
+        }
+        md.push('\n');
+    }
+    md
+}

@@ -1,0 +1,77 @@
+//! `--junit FILE`: one testsuite per phase, one testcase per step, written
+//! from the run record when the run ends.
+
+use std::path::Path;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::record::{RunRecord, StepRecord};
+
+pub fn write(record: &RunRecord, path: &Path) -> std::io::Result<()> {
+    let playbook =
+        Path::new(&record.playbook).file_stem().map_or_else(|| "playbook".into(), |s| s.to_string_lossy().into_owned());
+    let mut report = Report::new(format!("capstan {playbook}"));
+    if let Some(ms) = record.duration_ms {
+        report.set_time(Duration::from_millis(ms));
+    }
+    for phase in &record.phases {
+        let mut suite = TestSuite::new(phase.name.as_str());
+        suite.set_time(Duration::from_millis(phase.duration_ms));
+        let classname = format!("{playbook}.{}", phase.name);
+        for step in &phase.steps {
+            let mut case = TestCase::new(step.step.as_str(), status(step));
+            case.set_classname(classname.as_str());
+            case.set_time(Duration::from_millis(step.duration_ms));
+            if !step.tail.is_empty() {
+                case.set_system_out(tail(step));
+            }
+            suite.add_test_case(case);
+        }
+        // A phase that failed outside any step still shows up as a failure.
+        let step_failed = phase.steps.iter().any(|s| s.status == "failed" && !s.allow_failure);
+        if phase.status == "failed" && !step_failed {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(phase.error.clone().unwrap_or_else(|| "phase failed".into()));
+            status.set_description(phase.tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+            let mut case = TestCase::new(format!("(phase {})", phase.name), status);
+            case.set_classname(classname.as_str());
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    let xml = report.to_string().map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, xml)
+}
+
+fn tail(step: &StepRecord) -> String {
+    step.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+fn status(step: &StepRecord) -> TestCaseStatus {
+    match step.status.as_str() {
+        "ok" | "dry_run" => TestCaseStatus::success(),
+        "skipped" => TestCaseStatus::skipped(),
+        "failed" if step.allow_failure => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("failed, allowed to fail: {}", step.error.clone().unwrap_or_default()));
+            s
+        }
+        other => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let message = match other {
+                "failed" => step.error.clone().unwrap_or_else(|| "failed".into()),
+                _ => "did not finish (the run stopped while it ran)".into(),
+            };
+            s.set_message(message);
+            if let Some(at) = &step.error_at {
+                s.set_type(at.as_str());
+            }
+            s.set_description(tail(step));
+            s
+        }
+    }
+}

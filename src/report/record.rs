@@ -1,0 +1,324 @@
+//! The run record: the phase/step tree, gates, undo, user events and the
+//! outcome, folded from events as JSON. The same fold serves a live run
+//! (`summary.json`, `report::write`, JUnit, the GitHub summary) and a
+//! journal read back from disk (`capstan runs`, `--resume`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::events::{Event, Sink};
+
+/// Output lines kept per step for JUnit and reports.
+const TAIL_LINES: usize = 50;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub playbook: String,
+    pub dry_run: bool,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// `running` until `run_finished`; a crashed run stays `running`.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_at: Option<String>,
+    /// How many times the run was resumed.
+    pub resumes: u32,
+    pub phases: Vec<PhaseRecord>,
+    pub gates: Vec<GateRecord>,
+    pub undo: Vec<UndoRecord>,
+    pub events: Vec<UserEvent>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseRecord {
+    pub name: String,
+    pub status: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
+    /// Output of code outside any step.
+    #[serde(skip)]
+    pub tail: VecDeque<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepRecord {
+    pub step: String,
+    #[serde(skip_serializing_if = "is_first")]
+    pub occurrence: u64,
+    pub status: String,
+    pub duration_ms: u64,
+    pub attempts: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_at: Option<String>,
+    #[serde(skip)]
+    pub seq: Option<u64>,
+    #[serde(skip)]
+    pub started: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// The last lines of the step's output.
+    #[serde(skip)]
+    pub tail: VecDeque<String>,
+}
+
+fn is_first(n: &u64) -> bool {
+    *n <= 1
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateRecord {
+    pub ts: String,
+    pub phase: Option<String>,
+    pub step: Option<String>,
+    pub name: String,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoRecord {
+    pub phase: Option<String>,
+    pub step: Option<String>,
+    pub started: String,
+    pub status: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserEvent {
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub phase: Option<String>,
+    pub step: Option<String>,
+    pub data: Value,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn number(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+impl RunRecord {
+    /// Fold journal lines; a torn last line (a crash mid-write) is skipped.
+    pub fn from_journal(text: &str) -> Self {
+        let mut record = Self { status: "running".into(), ..Self::default() };
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                record.apply(&v);
+            }
+        }
+        record
+    }
+
+    pub fn apply(&mut self, ev: &Value) {
+        let ts = text(ev, "ts").unwrap_or_default();
+        match ev.get("event").and_then(Value::as_str).unwrap_or("") {
+            "run_started" => {
+                if self.started.is_some() {
+                    self.resumes += 1;
+                } else {
+                    self.started = Some(ts);
+                }
+                self.run_id = text(ev, "run_id").unwrap_or_default();
+                self.playbook = text(ev, "playbook").unwrap_or_default();
+                self.dry_run = ev.get("dry_run").and_then(Value::as_bool).unwrap_or(false);
+                self.status = "running".into();
+                self.finished = None;
+            }
+            "phase_started" => {
+                let phase = self.phase(&text(ev, "phase").unwrap_or_default());
+                phase.status = "running".into();
+                phase.error = None;
+            }
+            "phase_finished" => {
+                let phase = self.phase(&text(ev, "phase").unwrap_or_default());
+                phase.status = text(ev, "status").unwrap_or_default();
+                phase.duration_ms = number(ev, "duration_ms");
+                phase.error = text(ev, "error");
+            }
+            "step_started" => {
+                let step = self.step(ev);
+                step.status = "running".into();
+                step.seq = ev.get("seq").and_then(Value::as_u64);
+                step.started = Some(ts);
+                step.error = None;
+                step.error_at = None;
+                step.tail.clear();
+            }
+            "step_finished" => {
+                let step = self.step(ev);
+                step.status = text(ev, "status").unwrap_or_default();
+                step.duration_ms = number(ev, "duration_ms");
+                step.attempts = number(ev, "attempts");
+                step.allow_failure = ev.get("allow_failure").and_then(Value::as_bool).unwrap_or(false);
+                step.resumed = ev.get("resumed").and_then(Value::as_bool).unwrap_or(false);
+                step.error = text(ev, "error");
+                step.error_at = text(ev, "error_at");
+                step.finished = Some(ts);
+            }
+            "output" => {
+                let line = text(ev, "line").unwrap_or_default();
+                let seq = ev.get("seq").and_then(Value::as_u64);
+                let phase_name = text(ev, "phase");
+                let Some(phase) = phase_name.and_then(|p| self.phases.iter_mut().find(|x| x.name == p)) else { return };
+                let tail = match phase.steps.iter_mut().rev().find(|s| s.seq.is_some() && s.seq == seq) {
+                    Some(step) => &mut step.tail,
+                    None => &mut phase.tail,
+                };
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            "gate" => self.gates.push(GateRecord {
+                ts,
+                phase: text(ev, "phase"),
+                step: text(ev, "step"),
+                name: text(ev, "name").unwrap_or_default(),
+                passed: ev.get("passed").and_then(Value::as_bool).unwrap_or(false),
+                hint: text(ev, "hint"),
+            }),
+            "undo_started" => self.undo.push(UndoRecord {
+                phase: text(ev, "phase"),
+                step: text(ev, "step"),
+                started: ts,
+                status: "running".into(),
+                duration_ms: 0,
+                error: None,
+            }),
+            "undo_finished" => {
+                let step = text(ev, "step");
+                if let Some(u) = self.undo.iter_mut().rev().find(|u| u.step == step && u.status == "running") {
+                    u.status = text(ev, "status").unwrap_or_default();
+                    u.duration_ms = number(ev, "duration_ms");
+                    u.error = text(ev, "error");
+                }
+            }
+            "event" => self.events.push(UserEvent {
+                ts,
+                kind: text(ev, "type").unwrap_or_default(),
+                phase: text(ev, "phase"),
+                step: text(ev, "step"),
+                data: ev.get("data").cloned().unwrap_or(Value::Null),
+            }),
+            "run_finished" => {
+                self.finished = Some(ts);
+                self.status = text(ev, "status").unwrap_or_default();
+                self.exit_code = ev.get("exit_code").and_then(Value::as_i64);
+                self.duration_ms = ev.get("duration_ms").and_then(Value::as_u64);
+                self.error = text(ev, "error");
+                self.error_at = text(ev, "error_at");
+            }
+            _ => {}
+        }
+    }
+
+    fn phase(&mut self, name: &str) -> &mut PhaseRecord {
+        if let Some(i) = self.phases.iter().position(|p| p.name == name) {
+            return &mut self.phases[i];
+        }
+        self.phases.push(PhaseRecord { name: name.to_string(), status: "running".into(), ..PhaseRecord::default() });
+        self.phases.last_mut().expect("just pushed")
+    }
+
+    /// The step an event names, by path and occurrence; created when new.
+    fn step(&mut self, ev: &Value) -> &mut StepRecord {
+        let path = text(ev, "step").unwrap_or_default();
+        let occurrence = ev.get("occurrence").and_then(Value::as_u64).unwrap_or(1);
+        let phase = self.phase(&text(ev, "phase").unwrap_or_default());
+        if let Some(i) = phase.steps.iter().position(|s| s.step == path && s.occurrence.max(1) == occurrence) {
+            return &mut phase.steps[i];
+        }
+        phase.steps.push(StepRecord { step: path, occurrence, ..StepRecord::default() });
+        phase.steps.last_mut().expect("just pushed")
+    }
+
+    /// Every step, with its phase.
+    pub fn steps(&self) -> impl Iterator<Item = (&PhaseRecord, &StepRecord)> {
+        self.phases.iter().flat_map(|p| p.steps.iter().map(move |s| (p, s)))
+    }
+
+    /// The first step that failed for good (not allowed to fail), innermost first.
+    pub fn failed_step(&self) -> Option<(&PhaseRecord, &StepRecord)> {
+        let mut failed = self.steps().filter(|(_, s)| s.status == "failed" && !s.allow_failure);
+        let first = failed.next()?;
+        Some(first)
+    }
+}
+
+/// Keeps the shared live record up to date; added to the bus first.
+pub struct Recorder {
+    record: Arc<Mutex<RunRecord>>,
+}
+
+impl Recorder {
+    pub fn new() -> (Self, Arc<Mutex<RunRecord>>) {
+        let record = Arc::new(Mutex::new(RunRecord { status: "running".into(), ..RunRecord::default() }));
+        (Self { record: record.clone() }, record)
+    }
+}
+
+impl Sink for Recorder {
+    fn emit(&mut self, event: &Event) {
+        if let Ok(v) = serde_json::to_value(event) {
+            lock(&self.record).apply(&v);
+        }
+    }
+}
+
+pub fn lock(record: &Mutex<RunRecord>) -> MutexGuard<'_, RunRecord> {
+    record.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumed_steps_update_the_same_entry() {
+        let journal = [
+            r#"{"ts":"t1","run_id":"r","event":"run_started","playbook":"p"}"#,
+            r#"{"ts":"t1","run_id":"r","event":"phase_started","phase":"do"}"#,
+            r#"{"ts":"t1","run_id":"r","event":"step_started","phase":"do","step":"a","seq":1}"#,
+            r#"{"ts":"t1","run_id":"r","event":"step_finished","phase":"do","step":"a","status":"ok","duration_ms":5,"attempts":1}"#,
+            r#"{"ts":"t1","run_id":"r","event":"step_started","phase":"do","step":"b","seq":2}"#,
+            r#"{"ts":"t2","run_id":"r","event":"run_started","playbook":"p"}"#,
+            r#"{"ts":"t2","run_id":"r","event":"phase_started","phase":"do"}"#,
+            r#"{"ts":"t2","run_id":"r","event":"step_finished","phase":"do","step":"a","status":"ok","duration_ms":0,"attempts":0,"resumed":true}"#,
+            r#"{"ts":"t2","run_id":"r","event":"step_started","phase":"do","step":"b","seq":3}"#,
+            r#"{"ts":"t2","run_id":"r","event":"step_finished","phase":"do","step":"b","status":"ok","duration_ms":7,"attempts":1}"#,
+            r#"{"ts":"t2","run_id":"r","event":"run_finished","status":"ok","exit_code":0,"duration_ms":9}"#,
+            r#"{"ts":"t2","run_id":"r","event":"run_fin"#,
+        ]
+        .join("\n");
+        let r = RunRecord::from_journal(&journal);
+        assert_eq!(r.resumes, 1);
+        assert_eq!(r.started.as_deref(), Some("t1"));
+        assert_eq!(r.status, "ok");
+        let steps: Vec<_> = r.steps().map(|(_, s)| (s.step.as_str(), s.status.as_str(), s.resumed)).collect();
+        assert_eq!(steps, [("a", "ok", true), ("b", "ok", false)]);
+    }
+}
