@@ -10,6 +10,18 @@ use base64::Engine as _;
 
 pub const MASK: &str = "***";
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+/// RFC 3986 unreserved characters stay as they are (Python's `quote(s, safe='')`).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+/// JavaScript's `encodeURIComponent`.
+const URI_COMPONENT: &AsciiSet = &UNRESERVED.remove(b'!').remove(b'\'').remove(b'(').remove(b')').remove(b'*');
+/// Path-style encoding that keeps `/` (Python's `quote(s)`).
+const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// The URL encodings a tool is likely to print a secret in.
+const URL_SETS: [&AsciiSet; 4] = [NON_ALPHANUMERIC, UNRESERVED, URI_COMPONENT, PATH];
+
 #[derive(Default)]
 struct Patterns {
     values: Vec<String>,
@@ -36,8 +48,8 @@ impl Redactor {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
         let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
         let b64_trimmed = b64.trim_end_matches('=').to_string();
-        let url = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
-        forms.extend([b64, b64_trimmed, b64_url, url]);
+        forms.extend([b64, b64_trimmed, b64_url]);
+        forms.extend(URL_SETS.iter().map(|set| percent_encoding::utf8_percent_encode(secret, set).to_string()));
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for form in forms {
             if !p.values.contains(&form) {

@@ -3,13 +3,17 @@
 mod support;
 
 mod check;
+mod ci;
 mod diagnostics;
 mod dry_run;
 mod examples;
+mod guards;
 mod imports;
 mod journal;
+mod notify;
 mod outputs;
 mod processes;
+mod resume;
 mod run;
 mod secrets;
 mod signals;

@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run a playbook's phases
     #[command(after_help = "\
@@ -63,11 +64,12 @@ pub enum LogFormat {
     Human,
     Plain,
     Json,
-    /// plain lines plus GitHub Actions workflow commands (default when GITHUB_ACTIONS=true)
+    /// plain lines plus GitHub Actions workflow commands (default when `GITHUB_ACTIONS=true`)
     Github,
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line flags
 pub struct RunArgs {
     /// The playbook file
     pub playbook: PathBuf,
@@ -110,10 +112,10 @@ pub struct RunArgs {
     /// Continue a failed or crashed run: completed steps are not run again
     #[arg(long, value_name = "RUN_ID|last")]
     pub resume: Option<String>,
-    /// Write a JUnit XML report here
+    /// Write a `JUnit` XML report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// POST run_started and run_finished as JSON to this URL (repeatable)
+    /// POST `run_started` and `run_finished` as JSON to this URL (repeatable)
     #[arg(long = "notify", value_name = "URL")]
     pub notify: Vec<String>,
     /// Show every child output line and debug messages

@@ -103,6 +103,7 @@ fn run_blocking(
     state.record = record.clone();
     if let Some(r) = &resume {
         services.start_step_seq_after(r.max_seq);
+        *record::lock(&record) = r.record.clone();
     }
     state.resume = resume;
     let state = Arc::new(state);
@@ -230,7 +231,7 @@ fn run_blocking(
 /// `--notify URL`: post an event; a failure warns and the run goes on.
 fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value) {
     for url in urls {
-        if let Err(message) = post_json(services, url, payload, &Default::default()) {
+        if let Err(message) = post_json(services, url, payload, &crate::primitives::PostOptions::default()) {
             services.log(Level::Warn, format!("--notify: not delivered: {message}"));
         }
     }

@@ -1,5 +1,6 @@
 //! `capstan runs`: past runs from the journal.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ fn ids(dir: &Path) -> Vec<String> {
 }
 
 fn took(ms: Option<u64>) -> String {
-    ms.map(|m| format_duration(Duration::from_millis(m))).unwrap_or_else(|| "-".into())
+    ms.map_or_else(|| "-".into(), |m| format_duration(Duration::from_millis(m)))
 }
 
 fn list(dir: &Path, json: bool) -> i32 {
@@ -61,7 +62,7 @@ fn list(dir: &Path, json: bool) -> i32 {
         eprintln!("no runs under {}", dir.display());
         return exit::OK;
     }
-    println!("{:<26} {:<12} {:>8}  {}", "RUN", "STATUS", "TOOK", "PLAYBOOK");
+    println!("{:<26} {:<12} {:>8}  PLAYBOOK", "RUN", "STATUS", "TOOK");
     for r in &records {
         let status = if r.status == "running" { "incomplete".to_string() } else { r.status.clone() };
         println!("{:<26} {:<12} {:>8}  {}", r.run_id, status, took(r.duration_ms), r.playbook);
@@ -110,7 +111,7 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
             let name = s.step.rsplit('/').next().unwrap_or(&s.step);
             let mut line = format!("{}{mark} {name} {}", "  ".repeat(depth), took(Some(s.duration_ms)));
             if s.attempts > 1 {
-                line.push_str(&format!(" ({} attempts)", s.attempts));
+                let _ = write!(line, " ({} attempts)", s.attempts);
             }
             if s.resumed {
                 line.push_str(" (from the earlier attempt)");
@@ -119,7 +120,7 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
                 line.push_str(" in flight when the run stopped");
             }
             if let Some(e) = &s.error {
-                line.push_str(&format!("  {e}"));
+                let _ = write!(line, "  {e}");
             }
             println!("{line}");
             for g in r.gates.iter().filter(|g| {

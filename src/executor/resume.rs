@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::report::runs_dir;
+use crate::report::{runs_dir, RunRecord};
 
 /// A step's identity across attempts of a run.
 pub type StepKey = (String, String, u32);
@@ -18,6 +18,8 @@ pub struct Resume {
     pub params: Value,
     /// The highest step number used, so new step logs do not collide.
     pub max_seq: u32,
+    /// The record so far, so the resumed run's summary covers both attempts.
+    pub record: RunRecord,
     completed: HashMap<StepKey, Value>,
 }
 
@@ -33,8 +35,15 @@ impl Resume {
         let dir = runs.join(&run_id);
         let text = std::fs::read_to_string(dir.join("journal.jsonl"))
             .map_err(|e| format!("cannot read the journal of run {run_id} in {}: {e}", dir.display()))?;
-        let mut resume =
-            Self { run_id, dir, playbook_sha256: None, params: Value::Null, max_seq: 0, completed: HashMap::new() };
+        let mut resume = Self {
+            run_id,
+            dir,
+            playbook_sha256: None,
+            params: Value::Null,
+            max_seq: 0,
+            record: RunRecord::from_journal(&text),
+            completed: HashMap::new(),
+        };
         for line in text.lines() {
             let Ok(ev) = serde_json::from_str::<Value>(line) else { continue };
             resume.apply(&ev);
@@ -47,11 +56,9 @@ impl Resume {
             self.max_seq = self.max_seq.max(u32::try_from(seq).unwrap_or(u32::MAX));
         }
         match ev.get("event").and_then(Value::as_str) {
-            Some("run_started") => {
-                if self.playbook_sha256.is_none() {
-                    self.playbook_sha256 = ev.get("playbook_sha256").and_then(Value::as_str).map(str::to_string);
-                    self.params = ev.get("params").cloned().unwrap_or(Value::Null);
-                }
+            Some("run_started") if self.playbook_sha256.is_none() => {
+                self.playbook_sha256 = ev.get("playbook_sha256").and_then(Value::as_str).map(str::to_string);
+                self.params = ev.get("params").cloned().unwrap_or(Value::Null);
             }
             Some("step_finished") => {
                 let ok = ev.get("status").and_then(Value::as_str) == Some("ok");

@@ -74,6 +74,7 @@ impl Inputs {
     }
 
     /// Params recorded by an earlier attempt of the run, under the ones given now.
+    #[must_use]
     pub fn with_recorded(mut self, recorded: &serde_json::Value) -> Self {
         if let serde_json::Value::Object(map) = recorded {
             for (k, v) in map {

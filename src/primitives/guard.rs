@@ -111,8 +111,8 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
         return Ok(());
     }
     match acquire(&state.settings.lock_dir, name, state.services.run_id()) {
-        Ok((guard, stale)) => {
-            if let Some(old) = stale {
+        Ok((guard, previous)) => {
+            if let Some(old) = previous {
                 state.services.log(Level::Warn, format!("took over lock `{name}` from {old}: that process is gone"));
             } else {
                 state.services.log(Level::Debug, format!("lock `{name}` taken"));

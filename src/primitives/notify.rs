@@ -44,7 +44,7 @@ impl PostOptions {
             match k.as_str() {
                 "timeout" => o.timeout = parse_duration(v).map_err(|e| format!("notify option `timeout`: {e}"))?,
                 "retry_delay" => {
-                    o.retry_delay = parse_duration(v).map_err(|e| format!("notify option `retry_delay`: {e}"))?
+                    o.retry_delay = parse_duration(v).map_err(|e| format!("notify option `retry_delay`: {e}"))?;
                 }
                 "retries" => {
                     o.retries = v
@@ -180,15 +180,15 @@ fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map)
     }
 }
 
+const WEBHOOK_DOC: &str = "POST a map as JSON to `url`, with a timeout and retries (transport errors, 429,\n\
+    5xx). A failure warns and the run goes on unless `required: true`. Options:\n\
+    `timeout` (10s), `retries` (2), `retry_delay` (500ms, doubled), `required`, `headers`.\n\
+    Returns `#{ ok, status, attempts, dry_run }`.\n\
+    ```rhai\nnotify::webhook(\"https://hooks.example.com/deploy\", #{ service: \"api\", version: v });\n```";
+const SLACK_DOC: &str = "Post `text` to a Slack incoming webhook (`{\"text\": ...}`); like `webhook`.\n\
+    ```rhai\nnotify::slack(secret(\"SLACK_WEBHOOK\"), `:rocket: ${version} is live`);\n```";
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     let mut module = Module::new();
-    const WEBHOOK_DOC: &str = "POST a map as JSON to `url`, with a timeout and retries (transport errors, 429,\n\
-        5xx). A failure warns and the run goes on unless `required: true`. Options:\n\
-        `timeout` (10s), `retries` (2), `retry_delay` (500ms, doubled), `required`, `headers`.\n\
-        Returns `#{ ok, status, attempts, dry_run }`.\n\
-        ```rhai\nnotify::webhook(\"https://hooks.example.com/deploy\", #{ service: \"api\", version: v });\n```";
-    const SLACK_DOC: &str = "Post `text` to a Slack incoming webhook (`{\"text\": ...}`); like `webhook`.\n\
-        ```rhai\nnotify::slack(secret(\"SLACK_WEBHOOK\"), `:rocket: ${version} is live`);\n```";
     let s = state.clone();
     module_func(
         &mut module,

@@ -32,14 +32,6 @@ pub struct Undone {
     pub duration_ms: u64,
 }
 
-#[derive(Serialize)]
-struct ReportJson<'a> {
-    status: String,
-    #[serde(flatten)]
-    run: &'a RunRecord,
-    incident: Option<Incident>,
-}
-
 fn parse(ts: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(ts).ok()
 }
@@ -88,9 +80,12 @@ pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBu
     std::fs::create_dir_all(dir)?;
     let json_path = dir.join("report.json");
     let md_path = dir.join("report.md");
-    let doc = ReportJson { status: status(record), run: record, incident: incident(record) };
+    let incident = incident(record);
+    let mut doc = serde_json::to_value(record).map_err(std::io::Error::other)?;
+    doc["status"] = status(record).into();
+    doc["incident"] = serde_json::to_value(&incident).map_err(std::io::Error::other)?;
     std::fs::write(&json_path, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
-    std::fs::write(&md_path, markdown(record, doc.incident.as_ref()))?;
+    std::fs::write(&md_path, markdown(record, incident.as_ref()))?;
     Ok((json_path, md_path))
 }
 

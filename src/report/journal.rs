@@ -118,11 +118,7 @@ impl Sink for Journal {
                 }
                 self.boundary();
             }
-            EventKind::PhaseFinished { .. } => {
-                self.boundary();
-                self.write_summary();
-            }
-            EventKind::RunFinished { .. } => {
+            EventKind::PhaseFinished { .. } | EventKind::RunFinished { .. } => {
                 self.boundary();
                 self.write_summary();
             }

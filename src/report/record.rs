@@ -1,6 +1,6 @@
 //! The run record: the phase/step tree, gates, undo, user events and the
 //! outcome, folded from events as JSON. The same fold serves a live run
-//! (`summary.json`, `report::write`, JUnit, the GitHub summary) and a
+//! (`summary.json`, `report::write`, `JUnit`, the GitHub summary) and a
 //! journal read back from disk (`capstan runs`, `--resume`).
 
 use std::collections::VecDeque;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::events::{Event, Sink};
 
-/// Output lines kept per step for JUnit and reports.
+/// Output lines kept per step for `JUnit` and reports.
 const TAIL_LINES: usize = 50;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -77,6 +77,7 @@ pub struct StepRecord {
     pub tail: VecDeque<String>,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_first(n: &u64) -> bool {
     *n <= 1
 }

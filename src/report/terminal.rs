@@ -21,6 +21,7 @@ pub enum TerminalStyle {
     Plain,
 }
 
+#[allow(clippy::struct_excessive_bools)] // display switches
 pub struct Terminal {
     style: TerminalStyle,
     verbose: bool,

@@ -1,0 +1,116 @@
+//! Locks and approvals: exit 3 when blocked, with the way out.
+
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::{processes_with, wait_until, Playbook, Run};
+
+#[test]
+fn second_run_with_the_same_lock_is_blocked_until_the_holder_dies() {
+    let p = Playbook::new(r#"phase("do", || step("hold", || sh("[ -e stop ] || sleep 61.616")));"#);
+    let first = p.spawn(&["--lock", "prod", "--log-format", "json"]);
+    assert!(wait_until(Duration::from_secs(10), || !processes_with("sleep 61.616").is_empty()));
+    let first_pid = first.id();
+    let run_id = std::fs::read_dir(p.path(".capstan/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .to_string();
+
+    let second = Run::from(p.command("run").args(["--lock", "prod", "--log-format", "plain"]).output().unwrap());
+    second.code(3);
+    assert!(
+        second.stderr.contains(&format!("lock `prod` is held by run {run_id} (pid {first_pid} on ")),
+        "{}",
+        second.stderr
+    );
+
+    kill(Pid::from_raw(first_pid as i32), Signal::SIGKILL).unwrap();
+    let _ = first.wait_with_output();
+    for pid in processes_with("sleep 61.616") {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    std::fs::write(p.path("stop"), "").unwrap();
+    let third = Run::from(p.command("run").args(["--lock", "prod", "--log-format", "plain"]).output().unwrap());
+    third.code(0);
+    assert!(
+        third.stderr.contains(&format!("took over lock `prod` from run {run_id} (pid {first_pid}")),
+        "{}",
+        third.stderr
+    );
+
+    // Released cleanly: the next run takes it without a warning.
+    let fourth = Run::from(p.command("run").args(["--lock", "prod", "--log-format", "plain"]).output().unwrap());
+    fourth.code(0);
+    assert!(!fourth.stderr.contains("took over"), "{}", fourth.stderr);
+}
+
+#[test]
+fn lock_in_the_script_and_release_on_interrupt() {
+    let p = Playbook::new(r#"phase("do", || { lock("db"); step("hold", || sh("sleep 62.626")); });"#);
+    let first = p.spawn(&["--log-format", "json"]);
+    assert!(wait_until(Duration::from_secs(10), || !processes_with("sleep 62.626").is_empty()));
+    let blocked = Playbook::new(r#"phase("do", || lock("db"));"#);
+    let r = Run::from(
+        blocked
+            .command("run")
+            .args(["--journal-dir", p.dir.path().to_str().unwrap(), "--log-format", "plain"])
+            .output()
+            .unwrap(),
+    );
+    r.code(3);
+    assert!(r.stderr.contains("lock `db` is held by run"), "{}", r.stderr);
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGINT).unwrap();
+    crate::support::wait_with_timeout(first, Duration::from_secs(10)).code(130);
+    let after = Run::from(
+        blocked
+            .command("run")
+            .args(["--journal-dir", p.dir.path().to_str().unwrap(), "--log-format", "plain"])
+            .output()
+            .unwrap(),
+    );
+    after.code(0);
+    assert!(!after.stderr.contains("took over"), "released on SIGINT: {}", after.stderr);
+}
+
+#[test]
+fn approval_without_a_terminal_blocks_with_instructions() {
+    let src = r#"
+        phase("do", || {
+            step("ask", || approve("prod", "deploy 1.2 to production?"));
+            run(["touch", "deployed"]);
+        });
+    "#;
+    let p = Playbook::new(src);
+    let r = Run::from(
+        p.command("run").args(["--log-format", "plain"]).stdin(std::process::Stdio::null()).output().unwrap(),
+    );
+    r.code(3);
+    assert!(r.stderr.contains("approval `prod` is needed: deploy 1.2 to production?"), "{}", r.stderr);
+    assert!(r.stderr.contains("re-run with --approve prod"), "{}", r.stderr);
+    assert!(!p.path("deployed").exists());
+
+    let ok = Run::from(
+        p.command("run")
+            .args(["--approve", "prod", "--log-format", "json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    ok.code(0);
+    assert!(p.path("deployed").exists());
+    let gate = crate::support::named(&ok.events(), "gate")[0].clone();
+    assert_eq!(gate["name"], "approval: prod");
+    assert_eq!(gate["passed"], true);
+
+    let p2 = Playbook::new(src);
+    Run::from(p2.command("run").args(["--yes"]).stdin(std::process::Stdio::null()).output().unwrap()).code(0);
+    let wrong = Playbook::new(src);
+    Run::from(wrong.command("run").args(["--approve", "staging"]).stdin(std::process::Stdio::null()).output().unwrap())
+        .code(3);
+}
