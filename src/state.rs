@@ -51,6 +51,8 @@ pub struct RunState {
     /// The run being resumed, if any.
     pub resume: Option<Resume>,
     occurrences: Mutex<HashMap<(Arc<str>, String), u32>>,
+    /// Temporary folders handed to the script, removed when the run ends.
+    temp_dirs: Mutex<Vec<tempfile::TempDir>>,
     /// Locks held for the run; released when the state is dropped.
     pub locks: Mutex<Vec<crate::primitives::LockGuard>>,
     declaring: AtomicBool,
@@ -70,6 +72,7 @@ impl RunState {
             resume: None,
             occurrences: Mutex::default(),
             locks: Mutex::default(),
+            temp_dirs: Mutex::default(),
             declaring: AtomicBool::new(true),
             model: Mutex::default(),
             undo: Mutex::default(),
@@ -88,6 +91,11 @@ impl RunState {
     /// The recorded value of a step that completed in the run being resumed.
     pub fn resumed_value(&self, phase: &str, path: &str, occurrence: u32) -> Option<serde_json::Value> {
         self.resume.as_ref()?.value(phase, path, occurrence).cloned()
+    }
+
+    /// Keep a temporary folder alive until the run ends.
+    pub fn keep_until_end(&self, dir: tempfile::TempDir) {
+        self.temp_dirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(dir);
     }
 
     /// True while the top level is being evaluated.

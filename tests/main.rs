@@ -4,6 +4,7 @@ mod support;
 
 mod check;
 mod ci;
+mod data;
 mod diagnostics;
 mod dry_run;
 mod examples;

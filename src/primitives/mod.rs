@@ -2,7 +2,9 @@
 //! return values, raise errors and emit events through the services handle.
 
 mod builtins;
+mod data;
 mod errors;
+mod git;
 mod guard;
 mod notify;
 mod process;
@@ -27,6 +29,8 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     guard::register(engine, state);
     report::register(engine, state);
     notify::register(engine, state);
+    data::register(engine, state);
+    git::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor
