@@ -9,6 +9,7 @@ mod diagnostics;
 mod dry_run;
 mod examples;
 mod guards;
+mod health;
 mod imports;
 mod journal;
 mod notify;

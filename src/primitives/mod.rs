@@ -6,6 +6,7 @@ mod data;
 mod errors;
 mod git;
 mod guard;
+mod health;
 mod notify;
 mod process;
 mod report;
@@ -31,6 +32,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     notify::register(engine, state);
     data::register(engine, state);
     git::register(engine, state);
+    health::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor

@@ -1,0 +1,100 @@
+//! `health::check`, `wait` and `probe` against real servers on loopback.
+
+use crate::support::http::{dead_url, LatencyServer, Server};
+use crate::support::{named, Playbook};
+
+fn logs(r: &crate::support::Run) -> Vec<String> {
+    named(&r.events(), "log").iter().map(|e| e["message"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn check_http_tcp_and_command_targets() {
+    let up = Server::start(vec![200, 503, 200]);
+    let tcp = up.url.trim_start_matches("http://").trim_end_matches("/hook").to_string();
+    let dead = dead_url();
+    let p = Playbook::new(&format!(
+        r#"phase("do", || {{
+            let a = health::check("{up}");
+            let b = health::check("{up}");
+            let c = health::check("{up}", #{{ expect_body: "nope" }});
+            let d = health::check("tcp://{tcp}");
+            let e = health::check("{dead}");
+            let f = health::check(["sh", "-c", "exit 3"]);
+            let g = health::check(["true"]);
+            info(`${{a.ok}} ${{a.status}} | ${{b.ok}} ${{b.error}} | ${{c.ok}} ${{c.error}} | ${{d.ok}} | ${{e.ok}} | ${{f.ok}} ${{f.status}} | ${{g.ok}} ${{type_of(g.latency_ms)}}`);
+        }});"#,
+        up = up.url
+    ));
+    let r = p.arg("--dry-run").run_json();
+    r.code(0);
+    assert_eq!(
+        logs(&r)[0],
+        r#"true 200 | false status 503 | false body does not contain "nope" | true | false | false 3 | true f64"#
+    );
+}
+
+#[test]
+fn wait_until_healthy_and_fail_when_not() {
+    let server = Server::start(vec![503, 503]);
+    let p = Playbook::new(&format!(
+        r#"phase("do", || {{
+            let w = health::wait("{}", #{{ interval: "50ms", within: "5s" }});
+            info(`${{w.ok}} ${{w.attempts}}`);
+        }});"#,
+        server.url
+    ));
+    let r = p.run_json();
+    r.code(0);
+    assert!(logs(&r).contains(&"true 3".to_string()), "{:?}", logs(&r));
+
+    let dead = dead_url();
+    let started = std::time::Instant::now();
+    let r =
+        Playbook::new(&format!(r#"phase("do", || health::wait("{dead}", #{{ interval: "100ms", within: "1s" }}));"#))
+            .run();
+    r.code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(r.stderr.contains("is not healthy within 1s"), "{}", r.stderr);
+}
+
+#[test]
+fn probe_measures_error_rate_latency_and_throughput() {
+    let server = LatencyServer::start(5, 20, 20);
+    let p = Playbook::new(&format!(
+        r#"phase("do", || {{
+            let p = health::probe("{}", #{{ duration: "3s", concurrency: 64 }});
+            event("probe", p);
+        }});"#,
+        server.url
+    ));
+    let r = p.run_json();
+    r.code(0);
+    let events = r.events();
+    let probe = &named(&events, "event")[0]["data"];
+    let error_rate = probe["error_rate"].as_f64().unwrap();
+    let p99 = probe["p99_ms"].as_f64().unwrap();
+    let rps = probe["rps"].as_f64().unwrap();
+    let server_p99 = server.quantile_ms(0.99);
+    assert!((error_rate - 0.05).abs() <= 0.015, "error rate {error_rate}");
+    assert!((p99 - server_p99).abs() / server_p99 <= 0.10, "probe p99 {p99} ms vs server p99 {server_p99} ms");
+    assert!(rps >= 2000.0, "only {rps} requests/s");
+    assert_eq!(probe["requests"].as_u64().unwrap() as usize, server.served());
+    assert_eq!(
+        probe["by_status"]["500"].as_u64().unwrap() + probe["by_status"]["200"].as_u64().unwrap(),
+        probe["requests"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn probe_paced_by_rate() {
+    let server = LatencyServer::start(1, 2, 0);
+    let r = Playbook::new(&format!(
+        r#"phase("do", || event("probe", health::probe("{}", #{{ duration: "1s", rate: 200, concurrency: 8 }})));"#,
+        server.url
+    ))
+    .run_json();
+    r.code(0);
+    let events = r.events();
+    let requests = named(&events, "event")[0]["data"]["requests"].as_u64().unwrap();
+    assert!((190..=201).contains(&requests), "{requests} requests at 200/s for 1s");
+}
