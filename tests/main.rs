@@ -19,3 +19,4 @@ mod resume;
 mod run;
 mod secrets;
 mod signals;
+mod terraform;

@@ -10,6 +10,8 @@ mod health;
 mod notify;
 mod process;
 mod report;
+mod terraform;
+mod tool;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     data::register(engine, state);
     git::register(engine, state);
     health::register(engine, state);
+    terraform::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor
