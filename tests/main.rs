@@ -20,3 +20,4 @@ mod run;
 mod secrets;
 mod signals;
 mod terraform;
+mod daemons_smoke;

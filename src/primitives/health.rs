@@ -281,7 +281,7 @@ fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultO
     Ok(checked_map(&check_once(state, &t, &o)?, 1))
 }
 
-fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
+pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
     let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
     let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
     let start = Instant::now();

@@ -3,15 +3,20 @@
 
 mod builtins;
 mod data;
+mod docker;
 mod errors;
 mod git;
 mod guard;
 mod health;
+mod kube;
+mod metrics;
 mod notify;
 mod process;
 mod report;
+mod ssh;
 mod terraform;
 mod tool;
+mod traffic;
 
 use std::sync::Arc;
 
@@ -36,6 +41,11 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     git::register(engine, state);
     health::register(engine, state);
     terraform::register(engine, state);
+    metrics::register(engine, state);
+    traffic::register(engine, state);
+    ssh::register(engine, state);
+    docker::register(engine, state);
+    kube::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor

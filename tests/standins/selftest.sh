@@ -98,7 +98,12 @@ rc 0; js 'j["chart"]["metadata"]["name"] == "api" and j["chart"]["metadata"]["ve
 js 'j["config"] == {"a": {"b": {"c": 1}}, "d": True, "list": ["x", "y"], "esc": "a,b", "zero": "007", "e": "5"}'
 run helm upgrade api oci://127.0.0.1:15000/charts/api --set a -o json
 rc 1; err 'Error: failed parsing --set data: key "a" has no value'
-run helm list -o json;                              rc 0; js '[r["name"] for r in j] == ["api"] and j[0]["revision"] == "1"'
+run helm upgrade api oci://127.0.0.1:15000/charts/api --reuse-values --set 'arr[1].name=b' -o yaml
+rc 0; out "version: 2"; out "- name: b"
+run helm install api oci://127.0.0.1:15000/charts/api; rc 1; err "Error: INSTALLATION FAILED: cannot re-use a name that is still in use"
+run helm install other ./chart -n prod --dry-run;   rc 0; out "STATUS: pending-install"
+run helm ls -n prod -q;                             rc 0; out "web"
+run helm list -o json;                              rc 0; js '[r["name"] for r in j] == ["api"] and j[0]["revision"] == "2"'
 run helm list -A -o json;                           rc 0; js 'sorted(r["name"] for r in j) == ["api", "web"]'
 run helm uninstall api;                             rc 0; out 'release "api" uninstalled'
 run helm history api;                               rc 1; err "Error: release: not found"
@@ -218,11 +223,10 @@ run kubectl get deploy web -n qa --context ctx2 -o json; rc 0; js 'j["metadata"]
 run kubectl apply -n staging -f deploy2.yaml --dry-run=client; rc 0; out "deployment.apps/web configured (dry run)"
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: other}\n' > cm.yaml
 run kubectl apply -n staging -f cm.yaml;            rc 1; errhas 'does not match the namespace "staging"'
-run kubectl delete deployment web -n staging;       rc 0; out 'deployment.apps "web" deleted'
-run kubectl get deploy web -n staging;              rc 1
+run kubectl get deploy web -n staging -o=json;      rc 0; js 'j["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.0"'
 run python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["argv"])' \
     "$CAPSTAN_STANDIN_STATE/calls.jsonl"
-rc 0; out "['get', 'deploy', 'web', '-n', 'staging']"
+rc 0; out "['get', 'deploy', 'web', '-n', 'staging', '-o=json']"
 
 if [ -n "$REAL_KUBECTL" ]; then
     mkdir -p kust && cp deploy.yaml kust/deploy.yaml

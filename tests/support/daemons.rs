@@ -1,4 +1,4 @@
-//! Real daemons on loopback for the deployment tests: HAProxy, nginx,
+//! Real daemons on loopback for the deployment tests: haproxy, nginx,
 //! Prometheus (with promtool backfill), sshd, dockerd and a local registry,
 //! plus a tiny std-only HTTP backend and client. `shared/TESTBED.md` records
 //! how each one runs on these machines; `scripts/install-daemons` installs
@@ -13,13 +13,14 @@
 //! retried on a new port.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -33,7 +34,7 @@ use tempfile::TempDir;
 /// busy compiling; each daemon usually takes 10–500 ms.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// dockerd also starts its own containerd.
-const DOCKERD_READY_TIMEOUT: Duration = Duration::from_secs(60);
+const DOCKERD_READY_TIMEOUT: Duration = Duration::from_secs(45);
 /// After SIGTERM, how long to wait before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// dockerd stops its containers (`--shutdown-timeout=2`) and containerd first.
@@ -81,7 +82,10 @@ pub fn free_port() -> u16 {
 }
 
 fn temp_dir(name: &str) -> Result<TempDir, String> {
-    tempfile::Builder::new().prefix(&format!("capstan-{name}-")).tempdir().map_err(|e| format!("create a temp dir: {e}"))
+    tempfile::Builder::new()
+        .prefix(&format!("capstan-{name}-"))
+        .tempdir()
+        .map_err(|e| format!("create a temp dir: {e}"))
 }
 
 fn write_file(path: &Path, contents: &str) -> Result<(), String> {
@@ -198,7 +202,7 @@ impl Daemon {
     fn logs(&self) -> String {
         let mut text = format!("--- {} ({})\n{}", self.name, self.log.display(), tail(&self.log, LOG_TAIL));
         for extra in &self.extra_logs {
-            text.push_str(&format!("\n--- {}\n{}", extra.display(), tail(extra, LOG_TAIL)));
+            let _ = write!(text, "\n--- {}\n{}", extra.display(), tail(extra, LOG_TAIL));
         }
         text
     }
@@ -215,7 +219,12 @@ impl Daemon {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
-                return Err(format!("{} (pid {}) did not answer within {timeout:?}\n{}", self.name, self.pid(), self.logs()));
+                return Err(format!(
+                    "{} (pid {}) did not answer within {timeout:?}\n{}",
+                    self.name,
+                    self.pid(),
+                    self.logs()
+                ));
             }
             std::thread::sleep(POLL);
         }
@@ -269,7 +278,7 @@ impl Haproxy {
     }
 
     /// Backend `app` with these `(name, port, weight)` servers on 127.0.0.1
-    /// (HAProxy weights are 0–256; `set weight app/NAME N%` is relative to these).
+    /// (haproxy weights are 0–256; `set weight app/NAME N%` is relative to these).
     pub fn start_weighted(servers: &[(&str, u16, u32)]) -> Self {
         let bin = require("haproxy");
         start_with_retries("haproxy", || {
@@ -278,10 +287,13 @@ impl Haproxy {
             let stats_port = free_port();
             let socket = dir.path().join("admin.sock");
             let config = dir.path().join("haproxy.cfg");
-            let server_lines: String = servers
+            let server_lines = servers
                 .iter()
-                .map(|(name, server_port, weight)| format!("    server {name} 127.0.0.1:{server_port} weight {weight}\n"))
-                .collect();
+                .map(|(name, server_port, weight)| {
+                    format!("    server {name} 127.0.0.1:{server_port} weight {weight}\n")
+                })
+                .collect::<Vec<_>>()
+                .concat();
             let text = format!(
                 "global
     stats socket {socket} mode 600 level admin
@@ -311,14 +323,7 @@ backend app
             let mut daemon = Daemon::spawn("haproxy", command, &dir.path().join("haproxy.log"), Signal::SIGTERM)?;
             // The admin socket answers only once every listener is bound.
             daemon.wait_ready(READY_TIMEOUT, || admin_command(&socket, "show info").is_ok())?;
-            Ok(Self {
-                port,
-                socket,
-                stats_url: format!("http://127.0.0.1:{stats_port}/stats"),
-                config,
-                daemon,
-                dir,
-            })
+            Ok(Self { port, socket, stats_url: format!("http://127.0.0.1:{stats_port}/stats"), config, daemon, dir })
         })
     }
 
@@ -358,7 +363,7 @@ backend app
         row.get(field).cloned().unwrap_or_else(|| panic!("no field {field} in haproxy's show stat"))
     }
 
-    /// What HAProxy logged.
+    /// What haproxy logged.
     pub fn log(&self) -> String {
         self.daemon.logs()
     }
@@ -377,11 +382,10 @@ fn admin_command(socket: &Path, command: &str) -> io::Result<String> {
 }
 
 fn parse_show_stat(csv: &str) -> Vec<BTreeMap<String, String>> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else { return Vec::new() };
+    let mut rows = csv.lines();
+    let Some(header) = rows.next() else { return Vec::new() };
     let keys: Vec<&str> = header.trim_start_matches('#').trim().split(',').collect();
-    lines
-        .filter(|line| !line.trim().is_empty())
+    rows.filter(|line| !line.trim().is_empty())
         .map(|line| {
             keys.iter()
                 .zip(line.split(','))
@@ -423,7 +427,11 @@ pub struct Nginx {
 
 /// The contents of an upstream file: one `server 127.0.0.1:PORT weight=W;` per `(port, weight)`.
 pub fn upstream_conf(servers: &[(u16, u32)]) -> String {
-    servers.iter().map(|(port, weight)| format!("server 127.0.0.1:{port} weight={weight};\n")).collect()
+    servers
+        .iter()
+        .map(|(port, weight)| format!("server 127.0.0.1:{port} weight={weight};\n"))
+        .collect::<Vec<_>>()
+        .concat()
 }
 
 impl Nginx {
@@ -478,7 +486,7 @@ http {{
             write_file(&config, &text)?;
             let conf_args = nginx_conf_args(d, &config, &error_log);
             let mut command = Command::new(&bin);
-            command.args(&conf_args).args(["-g", "daemon off;"]).current_dir(d);
+            command.args(conf_args).args(["-g", "daemon off;"]).current_dir(d);
             let mut daemon = Daemon::spawn("nginx", command, &d.join("nginx.out"), Signal::SIGTERM)?;
             daemon.extra_logs.push(error_log.clone());
             let healthz = format!("http://127.0.0.1:{port}/healthz");
@@ -567,7 +575,7 @@ impl Prometheus {
         Self::start_with("", &[], &[])
     }
 
-    /// Backfill `openmetrics` first. The text is OpenMetrics: each series'
+    /// Backfill `openmetrics` first. The text is in `OpenMetrics` format: each series'
     /// samples together and sorted by time, timestamps in (fractional) Unix
     /// seconds, e.g. `http_requests_total{status="500"} 7 1700000010`. A
     /// missing final `# EOF` is added.
@@ -594,10 +602,11 @@ impl Prometheus {
             let mut yaml = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
             if !scrape_targets.is_empty() {
                 let targets: Vec<String> = scrape_targets.iter().map(|t| format!("\"{t}\"")).collect();
-                yaml.push_str(&format!(
-                    "scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [{}]\n",
+                let _ = writeln!(
+                    yaml,
+                    "scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [{}]",
                     targets.join(", ")
-                ));
+                );
             }
             write_file(&config, &yaml)?;
             let port = free_port();
@@ -614,7 +623,7 @@ impl Prometheus {
             }
             args.extend(extra_args.iter().map(|a| (*a).to_string()));
             let mut command = Command::new(&prometheus);
-            command.args(&args).current_dir(d);
+            command.args(args).current_dir(d);
             // SIGKILL: a graceful stop takes about a second and the data is thrown away.
             let mut daemon = Daemon::spawn("prometheus", command, &d.join("prometheus.log"), Signal::SIGKILL)?;
             let url = format!("http://127.0.0.1:{port}");
@@ -629,12 +638,13 @@ impl Prometheus {
     pub fn query(&self, promql: &str, time: Option<i64>) -> serde_json::Value {
         let mut url = format!("{}/api/v1/query?query={}", self.url, url_encode(promql));
         if let Some(time) = time {
-            url.push_str(&format!("&time={time}"));
+            let _ = write!(url, "&time={time}");
         }
-        let response = try_http_get(&url)
-            .unwrap_or_else(|e| panic!("prometheus query {promql}: {e}\n{}", self.daemon.logs()));
-        let json: serde_json::Value = serde_json::from_str(&response.body)
-            .unwrap_or_else(|e| panic!("prometheus answered {} with non-JSON ({e}): {}", response.status, response.body));
+        let response =
+            try_http_get(&url).unwrap_or_else(|e| panic!("prometheus query {promql}: {e}\n{}", self.daemon.logs()));
+        let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_else(|e| {
+            panic!("prometheus answered {} with non-JSON ({e}): {}", response.status, response.body)
+        });
         assert_eq!(json["status"], "success", "prometheus query {promql} failed: {}", response.body);
         json
     }
@@ -644,7 +654,7 @@ impl Prometheus {
         let json = self.query(promql, time);
         let data = &json["data"];
         let value = if data["resultType"] == "vector" { &data["result"][0]["value"] } else { &data["result"] };
-        value[1].as_str().map(|v| v.parse().unwrap_or_else(|e| panic!("prometheus value {v}: {e}")))
+        value[1].as_str().map(|v| v.parse::<f64>().unwrap_or_else(|e| panic!("prometheus value {v}: {e}")))
     }
 
     pub fn pid(&self) -> u32 {
@@ -670,7 +680,7 @@ fn backfill(promtool: &Path, dir: &Path, data_dir: &Path, openmetrics: &str) -> 
     write_file(&input, &text)?;
     let output = Command::new(promtool)
         .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&input)
+        .arg(input)
         .arg(data_dir)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -701,7 +711,7 @@ pub struct Sshd {
     pub user: String,
     /// The client's private key.
     pub identity: PathBuf,
-    /// A known_hosts file holding this server's host key for `[127.0.0.1]:PORT`.
+    /// A `known_hosts` file holding this server's host key for `[127.0.0.1]:PORT`.
     pub known_hosts: PathBuf,
     pub config: PathBuf,
     daemon: Daemon,
@@ -769,7 +779,7 @@ Subsystem sftp internal-sftp
     }
 
     /// `-o` options (as `["-o", "K=V", …]`) a client needs for this server:
-    /// its own known_hosts with strict checking, only the throwaway key, no
+    /// its own `known_hosts` with strict checking, only the throwaway key, no
     /// prompts, and a fast key exchange. Add `-p PORT` (or `-o Port=PORT`)
     /// and `USER@127.0.0.1`.
     pub fn ssh_options(&self) -> Vec<String> {
@@ -880,7 +890,8 @@ pub struct Dockerd {
     /// The temp dir holding everything.
     pub dir: PathBuf,
     log: PathBuf,
-    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+    /// The watchdog shell; its stdin is the pipe whose closing stops dockerd.
+    watchdog: Mutex<Option<Child>>,
     /// None for the shared instance, whose watchdog removes the dir itself.
     _temp: Option<TempDir>,
 }
@@ -970,8 +981,7 @@ impl Dockerd {
             .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err);
-        let mut child = command.spawn().map_err(|e| format!("cannot run sh for dockerd: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin pipe to the dockerd watchdog")?;
+        let child = command.spawn().map_err(|e| format!("cannot run sh for dockerd: {e}"))?;
         // The shared instance's dir is removed by its watchdog, as no Drop will run.
         let (temp, dir) = if shared { (None, temp.keep()) } else { (Some(temp), dir) };
         let mut dockerd = Self {
@@ -982,14 +992,15 @@ impl Dockerd {
             storage_driver: driver.to_string(),
             dir,
             log,
-            watchdog: Mutex::new(Some((child, stdin))),
+            watchdog: Mutex::new(Some(child)),
             _temp: temp,
         };
         match dockerd.wait_ready(docker) {
             Ok(()) => Ok(dockerd),
             Err(e) => {
                 // Read the log before Drop: the shared instance's watchdog deletes it.
-                let message = format!("{e}\n--- dockerd log ({})\n{}", dockerd.log.display(), tail(&dockerd.log, LOG_TAIL));
+                let message =
+                    format!("{e}\n--- dockerd log ({})\n{}", dockerd.log.display(), tail(&dockerd.log, LOG_TAIL));
                 drop(dockerd);
                 Err(message)
             }
@@ -1001,12 +1012,10 @@ impl Dockerd {
         let pid_file = self.dir.join("dockerd.child-pid");
         loop {
             if self.pid == 0 {
-                self.pid = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+                self.pid = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(0);
             }
-            if let Some((child, _)) = lock(&self.watchdog).as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("the dockerd watchdog shell exited ({status})"));
-                }
+            if let Some(Ok(Some(status))) = lock(&self.watchdog).as_mut().map(Child::try_wait) {
+                return Err(format!("the dockerd watchdog shell exited ({status})"));
             }
             if self.pid != 0 && !is_alive(self.pid) {
                 return Err(format!("dockerd (pid {}) exited while starting", self.pid));
@@ -1062,9 +1071,9 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let Some((mut child, stdin)) = self.watchdog.get_mut().ok().and_then(Option::take) else { return };
+        let Some(mut child) = self.watchdog.get_mut().ok().and_then(Option::take) else { return };
         // EOF on the watchdog's stdin: it stops dockerd, waits for it and cleans up.
-        drop(stdin);
+        drop(child.stdin.take());
         let deadline = Instant::now() + DOCKERD_STOP_TIMEOUT;
         while Instant::now() < deadline {
             if !matches!(child.try_wait(), Ok(None)) {
@@ -1080,7 +1089,7 @@ impl Drop for Dockerd {
     }
 }
 
-/// `GET /_ping` over dockerd's socket.
+/// `GET /_ping` over the daemon's socket.
 fn docker_ping(socket: &Path) -> bool {
     let Ok(mut stream) = UnixStream::connect(socket) else { return false };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -1132,7 +1141,7 @@ http:
             );
             write_file(&config, &text)?;
             let mut command = Command::new(&bin);
-            command.arg("serve").arg(&config).current_dir(d);
+            command.arg("serve").arg(config).current_dir(d);
             // SIGKILL: nothing to flush, the data is thrown away.
             let mut daemon = Daemon::spawn("docker-registry", command, &d.join("registry.log"), Signal::SIGKILL)?;
             let url = format!("http://127.0.0.1:{port}");
@@ -1161,7 +1170,7 @@ http:
 
 /// A real HTTP server on 127.0.0.1 in a thread: answers every request with the
 /// current status and body (one write, `Connection: close`, header
-/// `X-Backend-Port: PORT`) and counts requests. For use behind HAProxy/nginx.
+/// `X-Backend-Port: PORT`) and counts requests. For use behind haproxy or nginx.
 pub struct Backend {
     pub port: u16,
     /// `http://127.0.0.1:PORT/`
@@ -1233,9 +1242,11 @@ impl Drop for Backend {
         self.state.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        let woke = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok();
         if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
+            if woke {
+                let _ = accept.join();
+            }
         }
     }
 }
@@ -1360,7 +1371,7 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> io::Result<H
         "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: capstan-tests\r\nAccept: */*\r\nConnection: close\r\n"
     );
     if let Some(body) = body {
-        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        let _ = write!(request, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
     }
     request.push_str("\r\n");
     request.push_str(body.unwrap_or_default());
@@ -1387,7 +1398,7 @@ fn split_url(url: &str) -> io::Result<(String, u16, String)> {
     };
     let target = if target.starts_with('?') { format!("/{target}") } else { target.to_string() };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| bad_data(format!("bad port in {url}")))?),
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad_data(format!("bad port in {url}")))?),
         None => (authority, 80),
     };
     Ok((host.to_string(), port, target))
@@ -1396,14 +1407,14 @@ fn split_url(url: &str) -> io::Result<(String, u16, String)> {
 fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
     let end = find(raw, b"\r\n\r\n").ok_or_else(|| bad_data("incomplete HTTP response"))?;
     let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
+    let mut head_lines = head.split("\r\n");
+    let status_line = head_lines.next().unwrap_or_default();
+    let status: u16 = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad_data(format!("bad status line: {status_line}")))?;
-    let headers: Vec<(String, String)> = lines
+    let headers: Vec<(String, String)> = head_lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
         .collect();
@@ -1448,7 +1459,7 @@ pub fn url_encode(text: &str) -> String {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemons;
 pub mod http;
 
 use std::path::{Path, PathBuf};
