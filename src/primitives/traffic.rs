@@ -132,6 +132,9 @@ fn haproxy_stats(map: &Map) -> RhaiResultOf<Map> {
             continue;
         }
         let name = f.get(sv).copied().unwrap_or_default();
+        if name == "FRONTEND" || name == "BACKEND" {
+            continue;
+        }
         let num = |c: &str| col(c).and_then(|i| f.get(i)).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         let mut s = Map::new();
         // req_tot counts HTTP requests; stot counts sessions (TCP mode).

@@ -217,6 +217,7 @@ CAPSTAN_STANDIN_CONTEXT=envctx run kubectl config current-context; rc 0; out "en
 run kubectl get deploy web --context other;         rc 1; errhas "NotFound"
 runin "$(cat deploy.yaml)" kubectl apply -n staging -f -
 rc 0; out "deployment.apps/web created"; js 'os.path.exists(os.path.join(state, "kube/standin/staging/deployment/web.json"))'
+runin "" kubectl apply -f -;                       rc 1; err "error: no objects passed to apply"
 mkdir -p manifests && cp deploy.yaml manifests/a.yaml
 run kubectl --context=ctx2 -n qa apply -f manifests; rc 0; out "deployment.apps/web created"
 run kubectl get deploy web -n qa --context ctx2 -o json; rc 0; js 'j["metadata"]["namespace"] == "qa"'
