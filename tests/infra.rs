@@ -1,5 +1,5 @@
 //! Infrastructure primitives against real daemons on loopback: Prometheus,
-//! HAProxy, nginx, sshd, dockerd with a registry.
+//! `HAProxy`, nginx, sshd, dockerd with a registry.
 
 use std::fmt::Write as _;
 
