@@ -12,8 +12,7 @@ fn event_data(r: &Run, kind: &str) -> serde_json::Value {
     named(&r.events(), "event")
         .iter()
         .find(|e| e["type"] == kind)
-        .map(|e| e["data"].clone())
-        .unwrap_or_else(|| panic!("no event {kind}: {}", r.all()))
+        .map_or_else(|| panic!("no event {kind}: {}", r.all()), |e| e["data"].clone())
 }
 
 #[test]
