@@ -120,3 +120,16 @@ fn completions_and_help() {
     assert!(version.stdout.starts_with("capstan "));
     capstan(&["bogus"]).code(2);
 }
+
+#[test]
+fn check_flags_unknown_namespaced_functions_and_modules() {
+    let p = Playbook::new("import \"lib/x\" as x;\nphase(\"do\", || {\n    helm::upgarde(\"a\", \"b\");\n    nosuch::thing();\n    x::anything();\n    terraform::plan(\"infra\");\n});\n")
+        .file("lib/x.rhai", "fn anything() { 1 }");
+    let r = p.check();
+    r.code(1);
+    assert!(r.stderr.contains("call to unknown function `helm::upgarde`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `helm::upgrade`?"), "{}", r.stderr);
+    assert!(r.stderr.contains("there is no module `nosuch`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("x::anything") && !r.stderr.contains("terraform::plan"), "{}", r.stderr);
+    assert!(r.stderr.contains("2 findings"), "{}", r.stderr);
+}

@@ -75,28 +75,38 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-fn known_functions(engine: &Engine, ast: &AST) -> BTreeSet<String> {
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(default)]
-        functions: Vec<Named>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Named {
-        name: String,
-    }
+#[derive(serde::Deserialize, Default)]
+struct Meta {
+    #[serde(default)]
+    functions: Vec<Named>,
+    #[serde(default)]
+    modules: HashMap<String, Meta>,
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// Global function names, and the functions of each namespace (`helm::`...).
+fn known_functions(engine: &Engine, ast: &AST) -> (BTreeSet<String>, HashMap<String, BTreeSet<String>>) {
     let mut names: BTreeSet<String> = KEYWORD_FUNCTIONS.iter().map(|s| (*s).to_string()).collect();
-    if let Ok(json) = engine.gen_fn_metadata_with_ast_to_json(ast, true) {
-        if let Ok(meta) = serde_json::from_str::<Meta>(&json) {
-            names.extend(meta.functions.into_iter().map(|f| f.name));
-        }
-    }
-    names
+    let meta: Meta = engine
+        .gen_fn_metadata_with_ast_to_json(ast, true)
+        .ok()
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    names.extend(meta.functions.into_iter().map(|f| f.name));
+    let modules =
+        meta.modules.into_iter().map(|(name, m)| (name, m.functions.into_iter().map(|f| f.name).collect())).collect();
+    (names, modules)
 }
 
 fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
     let file = path.to_string_lossy().into_owned();
-    let known = known_functions(engine, ast);
+    let (known, modules) = known_functions(engine, ast);
+    let mut imported: BTreeSet<String> = BTreeSet::new();
+    let mut qualified: Vec<(String, String, Position)> = Vec::new();
     // Names bound to values may hold closures, which are called like functions.
     let mut bound: BTreeSet<String> = BTreeSet::new();
     for f in ast.iter_fn_def() {
@@ -123,11 +133,19 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
                 bound.insert(x.0.name.to_string());
                 None
             }
+            ASTNode::Stmt(Stmt::Import(x, _)) => {
+                imported.insert(x.1.name.to_string());
+                None
+            }
             ASTNode::Stmt(Stmt::FnCall(x, pos)) | ASTNode::Expr(Expr::FnCall(x, pos)) => Some((x, *pos)),
             _ => None,
         };
         let Some((call, pos)) = call else { return true };
-        if call.op_token.is_some() || !call.namespace.is_empty() {
+        if call.op_token.is_some() {
+            return true;
+        }
+        if !call.namespace.is_empty() {
+            qualified.push((call.namespace.root().to_string(), call.name.to_string(), pos));
             return true;
         }
         let name = call.name.to_string();
@@ -181,6 +199,35 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
             format!("did you mean {}?", similar.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
         };
         finding(pos, "unknown-function", format!("call to unknown function `{name}`"), Some(hint));
+    }
+    for (module, name, pos) in qualified {
+        if imported.contains(&module) {
+            continue;
+        }
+        match modules.get(&module) {
+            Some(functions) if functions.contains(&name) => {}
+            Some(functions) => {
+                let similar: Vec<String> =
+                    functions.iter().filter(|k| close(k, &name)).take(3).map(|s| format!("`{module}::{s}`")).collect();
+                let hint = if similar.is_empty() {
+                    format!("`capstan doc` lists the functions of {module}::")
+                } else {
+                    format!("did you mean {}?", similar.join(" or "))
+                };
+                finding(pos, "unknown-function", format!("call to unknown function `{module}::{name}`"), Some(hint));
+            }
+            None => {
+                let mut known_modules: Vec<&String> = modules.keys().collect();
+                known_modules.sort();
+                let list: Vec<&str> = known_modules.iter().map(|s| s.as_str()).collect();
+                finding(
+                    pos,
+                    "unknown-module",
+                    format!("`{module}::{name}`: there is no module `{module}`"),
+                    Some(format!("import it first, or use one of: {}", list.join(", "))),
+                );
+            }
+        }
     }
     findings.sort_by_key(|f| (f.line, f.column));
     findings

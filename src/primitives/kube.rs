@@ -198,14 +198,12 @@ fn helm_package(state: &RunState, chart: &str, map: &Map) -> RhaiResultOf<Map> {
             "destination" => args.extend(["--destination".to_string(), v.to_string()]),
             "version" => args.extend(["--version".to_string(), v.to_string()]),
             "app_version" => args.extend(["--app-version".to_string(), v.to_string()]),
-            other => {
-                return Err(failure(
-                    Failure::USAGE,
-                    format!(
-                        "unknown helm::package option `{other}`; the options are: destination, version, app_version"
-                    ),
-                ))
-            }
+            other => return Err(failure(
+                Failure::USAGE,
+                format!(
+                    "unknown helm::package_chart option `{other}`; the options are: destination, version, app_version"
+                ),
+            )),
         }
     }
     let out = exec(state, "helm", args, false, false)?;
@@ -394,7 +392,8 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
         move |c: &str| helm_lint(&s, c),
     );
     let s = state.clone();
-    module_func(&mut h, "package", &["chart: &str", "options: Map", "Map"], "`helm package`: `#{ path }`. Options `destination`, `version`, `app_version`.\n```rhai\nlet pkg = helm::package(\"charts/checkout\", #{ destination: \"dist\" });\n```", move |c: &str, o: Map| helm_package(&s, c, &o));
+    // `package` is a reserved word in Rhai, hence `package_chart`.
+    module_func(&mut h, "package_chart", &["chart: &str", "options: Map", "Map"], "`helm package` (named so because `package` is reserved in Rhai): `#{ path }`. Options `destination`, `version`, `app_version`.\n```rhai\nlet pkg = helm::package_chart(\"charts/checkout\", #{ destination: \"dist\" });\n```", move |c: &str, o: Map| helm_package(&s, c, &o));
     let s = state.clone();
     module_func(&mut h, "push", &["package: &str", "remote: &str", "options: Map", "Map"], "`helm push PACKAGE oci://...`: `#{ pushed, digest }`. Option `plain_http` for a registry without TLS.\n```rhai\nhelm::push(pkg.path, \"oci://registry.local/charts\", #{});\n```", move |p: &str, r: &str, o: Map| helm_push(&s, p, r, &o));
     engine.register_static_module("helm", h.into());
