@@ -198,12 +198,14 @@ fn helm_package(state: &RunState, chart: &str, map: &Map) -> RhaiResultOf<Map> {
             "destination" => args.extend(["--destination".to_string(), v.to_string()]),
             "version" => args.extend(["--version".to_string(), v.to_string()]),
             "app_version" => args.extend(["--app-version".to_string(), v.to_string()]),
-            other => return Err(failure(
-                Failure::USAGE,
-                format!(
+            other => {
+                return Err(failure(
+                    Failure::USAGE,
+                    format!(
                     "unknown helm::package_chart option `{other}`; the options are: destination, version, app_version"
                 ),
-            )),
+                ))
+            }
         }
     }
     let out = exec(state, "helm", args, false, false)?;
