@@ -6,6 +6,7 @@ mod check;
 mod ci;
 mod daemons_smoke;
 mod data;
+mod delivery;
 mod diagnostics;
 mod dry_run;
 mod examples;

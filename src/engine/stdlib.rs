@@ -2,7 +2,12 @@
 //! and imported as `capstan/NAME`.
 
 /// `(import path, source)` for every bundled module.
-pub const MODULES: &[(&str, &str)] = &[("capstan/semver", include_str!("../../stdlib/semver.rhai"))];
+pub const MODULES: &[(&str, &str)] = &[
+    ("capstan/blue_green", include_str!("../../stdlib/blue_green.rhai")),
+    ("capstan/canary", include_str!("../../stdlib/canary.rhai")),
+    ("capstan/rolling", include_str!("../../stdlib/rolling.rhai")),
+    ("capstan/semver", include_str!("../../stdlib/semver.rhai")),
+];
 
 /// The source of a bundled module, by import path.
 pub fn source(path: &str) -> Option<&'static str> {

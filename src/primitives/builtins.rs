@@ -342,6 +342,40 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "The current time, RFC 3339 in UTC.\n```rhai\ninfo(`started at ${now()}`);\n```",
         || crate::events::timestamp(SystemTime::now()),
     );
+    func(
+        engine,
+        "now_ms",
+        &["i64"],
+        "Milliseconds since the Unix epoch, for measuring.\n```rhai\nlet t0 = now_ms();\n```",
+        || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+    );
+    func(
+        engine,
+        "duration_ms",
+        &["duration: ?", "i64"],
+        "A duration (`\"1m30s\"`, `\"500ms\"` or seconds) in milliseconds.\n```rhai\nlet hold = duration_ms(\"10m\");\n```",
+        |duration: Dynamic| -> RhaiResultOf<i64> {
+            parse_duration(&duration).map(|d| d.as_millis() as i64).map_err(|m| failure(Failure::USAGE, format!("duration_ms: {m}")))
+        },
+    );
+    func(
+        engine,
+        "callback",
+        &["closure: FnPtr", "args: Array", "?"],
+        "Call a closure the playbook passed in, in the playbook's own function namespace.\n\
+         Library modules (the bundled strategies) use it for the closures you give them, so\n\
+         a library's own functions (such as `canary::run`) never shadow the ones the\n\
+         closure calls (such as `run`).\n\
+         ```rhai\nfn apply(opts) { callback(opts.set_weight, [25]) }\n```",
+        |ctx: NativeCallContext, closure: FnPtr, args: Array| -> RhaiResultOf<Dynamic> {
+            let mut store = ctx.store_data();
+            // Layer 0 is the playbook's library; the layers above it belong to
+            // the modules whose functions are running now.
+            store.global.lib.truncate(1);
+            let outer = store.create_context(ctx.engine());
+            closure.call_within_context(&outer, args)
+        },
+    );
     let s = state.clone();
     func(
         engine,

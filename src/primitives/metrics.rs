@@ -213,3 +213,85 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     );
     engine.register_static_module("metrics", m.into());
 }
+
+/// `slo::budget`: how much of the error budget is left over a window.
+fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
+    let text = |k: &str| {
+        map.get(k).map(ToString::to_string).ok_or_else(|| failure(Failure::USAGE, format!("slo::budget needs `{k}`")))
+    };
+    for k in map.keys() {
+        if !["prometheus", "objective", "window", "query_good", "query_total", "time", "timeout"].contains(&k.as_str())
+        {
+            return Err(failure(Failure::USAGE, format!("unknown slo::budget option `{k}`; the options are: prometheus, objective, window, query_good, query_total, time, timeout")));
+        }
+    }
+    let prometheus = text("prometheus")?;
+    let objective = map
+        .get("objective")
+        .and_then(|v| v.as_float().ok())
+        .ok_or_else(|| failure(Failure::USAGE, "slo::budget needs `objective`, e.g. 0.999"))?;
+    if !(0.0..1.0).contains(&objective) {
+        return Err(failure(
+            Failure::USAGE,
+            format!("slo::budget: objective must be between 0 and 1, like 0.999, not {objective}"),
+        ));
+    }
+    let window = map.get("window").map_or_else(|| "30d".to_string(), ToString::to_string);
+    let mut o = Map::new();
+    for k in ["time", "timeout"] {
+        if let Some(v) = map.get(k) {
+            o.insert(k.into(), v.clone());
+        }
+    }
+    // A selector is counted over the window; a query with its own range is used as written.
+    let over = |q: String| if q.contains('[') { q } else { format!("sum(increase({q}[{window}]))") };
+    let good = value(state, &prometheus, &over(text("query_good")?), &o)?;
+    let total = value(state, &prometheus, &over(text("query_total")?), &o)?;
+    if total <= 0.0 {
+        return Err(failure_with_hint(
+            Failure::FAIL,
+            format!("slo::budget: no requests in the last {window}"),
+            "check query_total and the window",
+        ));
+    }
+    let error_ratio = (1.0 - good / total).max(0.0);
+    let allowed = 1.0 - objective;
+    let consumed = error_ratio / allowed;
+    let remaining = 1.0 - consumed;
+    state.services.log(
+        crate::events::Level::Info,
+        format!(
+            "error budget over {window}: {:.1}% left (error ratio {:.5}, objective {objective})",
+            remaining * 100.0,
+            error_ratio
+        ),
+    );
+    let mut m = Map::new();
+    m.insert("objective".into(), objective.into());
+    m.insert("window".into(), window.into());
+    m.insert("good".into(), good.into());
+    m.insert("total".into(), total.into());
+    m.insert("error_ratio".into(), error_ratio.into());
+    m.insert("budget".into(), allowed.into());
+    m.insert("consumed".into(), consumed.into());
+    m.insert("remaining".into(), remaining.into());
+    m.insert("exhausted".into(), (remaining <= 0.0).into());
+    Ok(m)
+}
+
+pub fn register_slo(engine: &mut Engine, state: &Arc<RunState>) {
+    let mut m = Module::new();
+    let s = state.clone();
+    module_func(
+        &mut m,
+        "budget",
+        &["options: Map", "Map"],
+        "The error budget left over a window, from Prometheus: `#{ prometheus, objective: 0.999,\n\
+         window: \"30d\", query_good, query_total }` (selectors of counters; they are counted with\n\
+         `increase(...[window])`). Returns `#{ objective, good, total, error_ratio, budget,\n\
+         consumed, remaining, exhausted }`; `remaining` is the share of the budget left.\n\
+         ```rhai\nlet b = slo::budget(#{ prometheus: prom, objective: 0.999, window: \"30d\",\n    query_good: \"http_requests_total{code!~\\\"5..\\\"}\", query_total: \"http_requests_total\" });\ngate(\"error budget left\", !b.exhausted, \"freeze deploys until the budget recovers\");\n```",
+        move |o: Map| budget(&s, &o),
+    );
+    engine.register_static_module("slo", m.into());
+}

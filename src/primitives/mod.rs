@@ -1,6 +1,7 @@
 //! The script API. One file per namespace; each has `register`. Primitives
 //! return values, raise errors and emit events through the services handle.
 
+mod analysis;
 mod builtins;
 mod data;
 mod docker;
@@ -42,10 +43,12 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     health::register(engine, state);
     terraform::register(engine, state);
     metrics::register(engine, state);
+    metrics::register_slo(engine, state);
     traffic::register(engine, state);
     ssh::register(engine, state);
     docker::register(engine, state);
     kube::register(engine, state);
+    analysis::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor

@@ -1,0 +1,279 @@
+//! `analysis::`: the verdict on one analysis sample, as a decision record
+//! that says what was measured, against what, under which no-data policy,
+//! and why it passed or failed. The delivery strategies in the stdlib
+//! (`capstan/canary`, `capstan/blue_green`) record every decision through
+//! here, so the journal, `runs show` and the report can explain each one.
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, Map, Module};
+
+use super::errors::Failure;
+use super::{failure, module_func, RhaiResultOf};
+use crate::events::{EventKind, Level};
+use crate::services::frame;
+use crate::state::RunState;
+
+/// A number from a sample value; `None` for missing, unit or NaN.
+fn number(v: Option<&Dynamic>) -> Option<f64> {
+    let v = v?;
+    let n = v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))?;
+    (!n.is_nan()).then_some(n)
+}
+
+/// `p99_ms` reads better as `181ms`; rates keep their decimals.
+fn show(metric: &str, value: f64) -> String {
+    if metric.ends_with("_ms") {
+        format!("{}ms", (value * 10.0).round() / 10.0)
+    } else if metric.ends_with("_seconds") || metric.ends_with("_s") {
+        format!("{}s", (value * 1000.0).round() / 1000.0)
+    } else {
+        let rounded = (value * 1e6).round() / 1e6;
+        format!("{rounded}")
+    }
+}
+
+fn label(metric: &str) -> &str {
+    metric.strip_suffix("_ms").or_else(|| metric.strip_suffix("_seconds")).unwrap_or(metric)
+}
+
+/// Decide on one sample. `options`: `thresholds` (metric: max), `baseline`
+/// (a sample or `()`), `max_ratio_to_baseline` (metric: ratio), `no_data`
+/// ("fail", "inconclusive", "pass"), `min_requests` (1).
+#[allow(clippy::single_match_else)] // two outcomes per check read best side by side
+pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
+    let get_map = |k: &str| options.get(k).and_then(|v| v.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default();
+    let thresholds = get_map("thresholds");
+    let ratios = get_map("max_ratio_to_baseline");
+    let baseline = options.get("baseline").and_then(|v| v.read_lock::<Map>().map(|m| m.clone()));
+    let policy = options.get("no_data").map_or_else(|| "fail".to_string(), ToString::to_string);
+    if !["fail", "inconclusive", "pass"].contains(&policy.as_str()) {
+        return Err(failure(
+            Failure::USAGE,
+            format!("no_data must be \"fail\", \"inconclusive\" or \"pass\", not \"{policy}\""),
+        ));
+    }
+    let min_requests = options.get("min_requests").and_then(|v| v.as_int().ok()).unwrap_or(1);
+
+    let mut checks = Array::new();
+    let mut failed = Vec::new();
+    let mut missing = Vec::new();
+    let mut parts = Vec::new();
+    let requests = number(sample.get("requests"));
+    let no_traffic = requests.is_some_and(|r| r < min_requests as f64);
+    for (metric, limit) in &thresholds {
+        let limit = number(Some(limit))
+            .ok_or_else(|| failure(Failure::USAGE, format!("threshold `{metric}` must be a number")))?;
+        let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
+        let mut check = Map::new();
+        check.insert("metric".into(), metric.clone().into());
+        check.insert("threshold".into(), limit.into());
+        check.insert("op".into(), "<=".into());
+        match value {
+            Some(v) => {
+                let ok = v <= limit;
+                check.insert("value".into(), v.into());
+                check.insert("ok".into(), ok.into());
+                parts.push(format!(
+                    "{} {} <= {} {}",
+                    label(metric),
+                    show(metric, v),
+                    show(metric, limit),
+                    if ok { "ok" } else { "BREACH" }
+                ));
+                if !ok {
+                    failed.push(format!("{} {} > {}", label(metric), show(metric, v), show(metric, limit)));
+                }
+            }
+            None => {
+                check.insert("value".into(), Dynamic::UNIT);
+                check.insert("ok".into(), Dynamic::UNIT);
+                parts.push(format!("{} no data", label(metric)));
+                missing.push(metric.to_string());
+            }
+        }
+        checks.push(check.into());
+    }
+    for (metric, max_ratio) in &ratios {
+        let max_ratio = number(Some(max_ratio))
+            .ok_or_else(|| failure(Failure::USAGE, format!("max_ratio_to_baseline `{metric}` must be a number")))?;
+        let Some(base) = &baseline else {
+            return Err(failure(Failure::USAGE, "max_ratio_to_baseline needs a `baseline` closure"));
+        };
+        let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
+        let base_value = number(base.get(metric.as_str()));
+        let mut check = Map::new();
+        check.insert("metric".into(), metric.clone().into());
+        check.insert("max_ratio".into(), max_ratio.into());
+        check.insert("baseline".into(), base_value.map_or(Dynamic::UNIT, Dynamic::from));
+        check.insert("value".into(), value.map_or(Dynamic::UNIT, Dynamic::from));
+        match (value, base_value) {
+            (Some(v), Some(b)) => {
+                // Allowed: the baseline times the ratio; a perfect baseline (0)
+                // allows nothing above 0.
+                let allowed = b * max_ratio;
+                let ok = v <= allowed;
+                let ratio = if b > 0.0 {
+                    v / b
+                } else if v > 0.0 {
+                    f64::INFINITY
+                } else {
+                    1.0
+                };
+                check.insert("ratio".into(), ratio.into());
+                check.insert("ok".into(), ok.into());
+                parts.push(format!(
+                    "{} {} vs baseline {} (x{:.2} <= x{max_ratio}) {}",
+                    label(metric),
+                    show(metric, v),
+                    show(metric, b),
+                    ratio,
+                    if ok { "ok" } else { "BREACH" }
+                ));
+                if !ok {
+                    failed.push(format!(
+                        "{} {} is x{:.2} the baseline's {} (max x{max_ratio})",
+                        label(metric),
+                        show(metric, v),
+                        ratio,
+                        show(metric, b)
+                    ));
+                }
+            }
+            _ => {
+                check.insert("ok".into(), Dynamic::UNIT);
+                parts.push(format!("{} vs baseline: no data", label(metric)));
+                missing.push(format!("{metric} (baseline)"));
+            }
+        }
+        checks.push(check.into());
+    }
+
+    let (verdict, reason) = if !failed.is_empty() {
+        ("fail", failed.join("; "))
+    } else if !missing.is_empty() || no_traffic {
+        let what = if no_traffic {
+            format!("no traffic ({} requests)", requests.unwrap_or(0.0))
+        } else {
+            format!("no data for {}", missing.join(", "))
+        };
+        match policy.as_str() {
+            "pass" => ("pass", format!("{what}; no_data: \"pass\" lets it through")),
+            "inconclusive" => ("inconclusive", format!("{what}; no_data: \"inconclusive\"")),
+            _ => ("fail", format!("{what}; no_data: \"fail\"")),
+        }
+    } else {
+        ("pass", "every check passed".to_string())
+    };
+    let mut record = Map::new();
+    record.insert("verdict".into(), verdict.into());
+    record.insert("reason".into(), reason.into());
+    record.insert("checks".into(), checks.into());
+    record.insert("sample".into(), Dynamic::from_map(sample.clone()));
+    record.insert("baseline".into(), baseline.map_or(Dynamic::UNIT, Dynamic::from_map));
+    record.insert("no_data".into(), policy.into());
+    record.insert("summary".into(), parts.join("; ").into());
+    Ok(record)
+}
+
+/// Record a decision: one journal event, one human line.
+fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiResultOf<Map> {
+    let mut full = context.clone();
+    for (k, v) in decision {
+        full.insert(k.clone(), v.clone());
+    }
+    full.insert("ts".into(), crate::events::timestamp(std::time::SystemTime::now()).into());
+    let title = context.get("title").map_or_else(|| kind.to_string(), ToString::to_string);
+    let verdict = decision.get("verdict").map(ToString::to_string).unwrap_or_default();
+    let summary = decision.get("summary").map(ToString::to_string).unwrap_or_default();
+    let line = if summary.is_empty() { format!("{title}: {verdict}") } else { format!("{title}: {summary}") };
+    let level = match verdict.as_str() {
+        "pass" => Level::Info,
+        "inconclusive" => Level::Warn,
+        _ => Level::Error,
+    };
+    state.services.log(
+        level,
+        if verdict == "pass" {
+            line
+        } else {
+            format!("{line} -> {verdict}: {}", decision.get("reason").map(ToString::to_string).unwrap_or_default())
+        },
+    );
+    let data = serde_json::to_value(Dynamic::from_map(full.clone()))
+        .map_err(|e| failure(Failure::USAGE, format!("the decision cannot be recorded: {e}")))?;
+    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data });
+    Ok(full)
+}
+
+pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
+    let mut m = Module::new();
+    module_func(
+        &mut m,
+        "decide",
+        &["sample: Map", "options: Map", "Map"],
+        "Judge one analysis sample: `thresholds` (metric: maximum), `baseline` (a sample),\n\
+         `max_ratio_to_baseline` (metric: ratio), `no_data` (\"fail\", \"inconclusive\", \"pass\"),\n\
+         `min_requests`. Returns the decision record `#{ verdict, reason, checks, sample,\n\
+         baseline, no_data, summary }`; a sample with `requests` below `min_requests` has no data.\n\
+         ```rhai\nlet d = analysis::decide(health::probe(url, #{ duration: \"10s\" }), #{ thresholds: #{ error_rate: 0.001 } });\n```",
+        |sample: Map, options: Map| decide(&sample, &options),
+    );
+    let s = state.clone();
+    module_func(
+        &mut m,
+        "record",
+        &["kind: &str", "context: Map", "decision: Map", "Map"],
+        "Record a decision as one event of type `kind` (with `context`, e.g. `#{ title, rung }`)\n\
+         and one log line. Returns the full record.\n\
+         ```rhai\nanalysis::record(\"canary_decision\", #{ title: \"canary 25%\", rung: 25 }, d);\n```",
+        move |kind: &str, context: Map, decision: Map| record(&s, kind, &context, &decision),
+    );
+    engine.register_static_module("analysis", m.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, Dynamic)]) -> Map {
+        pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect()
+    }
+
+    #[test]
+    fn thresholds_pass_and_fail() {
+        let opts = map(&[("thresholds", map(&[("error_rate", 0.001.into()), ("p99_ms", 200.0.into())]).into())]);
+        let ok = decide(
+            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 181.0.into())]),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(ok["verdict"].to_string(), "pass");
+        assert_eq!(ok["summary"].to_string(), "error_rate 0.0004 <= 0.001 ok; p99 181ms <= 200ms ok");
+        let bad = decide(
+            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 300.0.into())]),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(bad["verdict"].to_string(), "fail");
+        assert_eq!(bad["reason"].to_string(), "p99 300ms > 200ms");
+    }
+
+    #[test]
+    fn baseline_ratio_and_no_data() {
+        let base = |rate: f64| map(&[("requests", 100_i64.into()), ("error_rate", rate.into())]);
+        let opts = |b: Map| {
+            map(&[("max_ratio_to_baseline", map(&[("error_rate", 2.0.into())]).into()), ("baseline", b.into())])
+        };
+        let canary = base(0.01);
+        assert_eq!(decide(&canary, &opts(base(0.01))).unwrap()["verdict"].to_string(), "pass");
+        assert_eq!(decide(&canary, &opts(base(0.002))).unwrap()["verdict"].to_string(), "fail");
+        let empty = map(&[("requests", 0_i64.into())]);
+        let policy =
+            |p: &str| map(&[("thresholds", map(&[("error_rate", 0.01.into())]).into()), ("no_data", p.into())]);
+        assert_eq!(decide(&empty, &policy("fail")).unwrap()["verdict"].to_string(), "fail");
+        let inc = decide(&empty, &policy("inconclusive")).unwrap();
+        assert_eq!(inc["verdict"].to_string(), "inconclusive");
+        assert!(inc["reason"].to_string().contains("no traffic"));
+    }
+}

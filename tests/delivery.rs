@@ -1,0 +1,435 @@
+//! Delivery strategies end to end: real `HAProxy` in front of real app
+//! processes (tests/fixtures/app.py) with chosen error rates and latencies.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::daemons::{free_port, http_get, Haproxy, Prometheus};
+use crate::support::{named, repo_root, wait_until, Playbook, Run};
+
+/// One version of the app as a real process, killed when dropped.
+struct App {
+    port: u16,
+    child: Child,
+}
+
+impl App {
+    fn start(version: &str, error_rate: f64, latency_ms: u64, jitter_ms: u64) -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/fixtures/app.py"))
+            .args(["--port", &port.to_string(), "--version", version])
+            .args([
+                "--error-rate",
+                &error_rate.to_string(),
+                "--latency-ms",
+                &latency_ms.to_string(),
+                "--jitter-ms",
+                &jitter_ms.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the test app");
+        let app = Self { port, child };
+        assert!(
+            wait_until(Duration::from_secs(10), || crate::support::daemons::try_http_get(&app.url()).is_ok()),
+            "app {version} did not start"
+        );
+        app
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The canary playbook used by the tests; `extra` adds canary options.
+fn canary_playbook(haproxy: &Haproxy, v1: &App, v2: &App, extra: &str) -> Playbook {
+    Playbook::new(&format!(
+        r#"
+        import "capstan/canary" as canary;
+        let sock = "{sock}";
+        let v1_pid = {v1pid};
+        let v2_pid = {v2pid};
+        phase("release", || {{
+            canary::run(#{{
+                ladder: [5, 25, 50, 100], hold: "600ms", interval: "300ms",
+                set_weight: |w| {{
+                    let r = traffic::haproxy(#{{ socket: sock, backend: "app", weights: #{{ v1: 100 - w, v2: w }} }});
+                    event("weights", #{{ wanted: w, read_back: r.weights }});
+                }},
+                analyze: || health::probe("{v2url}", #{{ duration: "300ms", concurrency: 4 }}),
+                thresholds: #{{ error_rate: 0.01, p99_ms: 200 }},
+                promote: || {{ run(["kill", `${{v1_pid}}`]); info("v1 retired"); }},
+                rollback: || run(["kill", `${{v2_pid}}`]),
+            }} + #{{ {extra} }});
+        }});
+        "#,
+        sock = haproxy.socket.display(),
+        v1pid = v1.child.id(),
+        v2pid = v2.child.id(),
+        v2url = v2.url(),
+    ))
+}
+
+fn events_of(r: &Run, kind: &str) -> Vec<serde_json::Value> {
+    named(&r.events(), "event").iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
+}
+
+#[test]
+fn healthy_canary_climbs_the_ladder_and_retires_v1() {
+    let (mut v1, mut v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.0, 1, 1));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    let r = canary_playbook(&haproxy, &v1, &v2, "").run_json();
+    r.code(0);
+    let weights: Vec<(i64, i64, i64)> = events_of(&r, "weights")
+        .iter()
+        .map(|e| {
+            (
+                e["wanted"].as_i64().unwrap(),
+                e["read_back"]["v1"].as_i64().unwrap(),
+                e["read_back"]["v2"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(weights, [(5, 95, 5), (25, 75, 25), (50, 50, 50), (100, 0, 100)]);
+    let decisions = events_of(&r, "canary_decision");
+    assert_eq!(decisions.len(), 8, "two analyses per rung");
+    assert!(decisions.iter().all(|d| d["verdict"] == "pass"));
+    assert!(wait_until(Duration::from_secs(5), || !v1.alive()), "v1 was retired");
+    assert!(v2.alive());
+    assert_eq!(http_get(&haproxy.url()).1.trim(), "v2");
+}
+
+#[test]
+fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
+    let (v1, mut v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.1, 1, 1));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    let p = canary_playbook(&haproxy, &v1, &v2, "");
+    let r = p.run_json();
+    r.code(1);
+    let weights: Vec<i64> = events_of(&r, "weights").iter().map(|e| e["wanted"].as_i64().unwrap()).collect();
+    assert_eq!(weights, [5, 0], "rolled back at the first rung");
+    assert!(haproxy.admin("get weight app/v2").starts_with('0'));
+    assert!(wait_until(Duration::from_secs(5), || !v2.alive()), "the canary's process was stopped");
+    let rollback = &events_of(&r, "canary_rollback")[0];
+    assert_eq!(rollback["rung"], 5);
+    let ms = rollback["breach_to_restored_ms"].as_i64().unwrap();
+    assert!(ms <= 300 + 1000, "weight 0 came {ms} ms after the failing sample started");
+    let decision = &events_of(&r, "canary_decision")[0];
+    assert_eq!(decision["verdict"], "fail");
+    let reason = decision["reason"].as_str().unwrap();
+    let rate: f64 = reason
+        .strip_prefix("error_rate ")
+        .and_then(|r| r.strip_suffix(" > 0.01"))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(-1.0);
+    assert!((rate - 0.1).abs() < 0.01, "{decision}");
+    assert!(r.stderr.contains("canary 5% rolled back: error_rate"), "{}", r.stderr);
+    let finished: Vec<_> = named(&r.events(), "step_finished")
+        .iter()
+        .filter(|e| e["status"] == "failed")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(finished.contains(&"canary 5%".to_string()), "{finished:?}");
+}
+
+#[test]
+fn slow_canary_is_rolled_back_and_the_record_shows_samples_and_threshold() {
+    let (v1, v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.0, 290, 20));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    let r = canary_playbook(&haproxy, &v1, &v2, "").run_json();
+    r.code(1);
+    let d = &events_of(&r, "canary_decision")[0];
+    assert_eq!(d["verdict"], "fail");
+    let p99 = d["checks"].as_array().unwrap().iter().find(|c| c["metric"] == "p99_ms").unwrap().clone();
+    assert_eq!(p99["threshold"], 200.0);
+    assert!(p99["value"].as_f64().unwrap() >= 290.0, "{p99}");
+    assert_eq!(p99["ok"], false);
+    assert!(d["sample"]["requests"].as_u64().unwrap() > 0, "the raw sample is in the record: {d}");
+    assert!(d["sample"]["by_status"]["200"].as_u64().is_some(), "{d}");
+    assert_eq!(d["no_data"], "fail");
+    assert!(
+        d["summary"].as_str().unwrap().contains("p99 ") && d["summary"].as_str().unwrap().contains("<= 200ms BREACH"),
+        "{d}"
+    );
+}
+
+#[test]
+fn baseline_ratio_decides_relative_to_v1() {
+    for (v1_rate, expected) in [(0.01, 0), (0.002, 1)] {
+        let (v1, v2) = (App::start("v1", v1_rate, 0, 1), App::start("v2", 0.01, 0, 1));
+        let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+        let extra = format!(
+            r#"ladder: [5], thresholds: #{{}}, baseline: || health::probe("{}", #{{ duration: "500ms", concurrency: 4 }}),
+               analyze: || health::probe("{}", #{{ duration: "500ms", concurrency: 4 }}), max_ratio_to_baseline: #{{ error_rate: 2.0 }},"#,
+            v1.url(),
+            v2.url()
+        );
+        let p = canary_playbook(&haproxy, &v1, &v2, &extra);
+        let r = p.run_json();
+        r.code(expected);
+        let d = &events_of(&r, "canary_decision")[0];
+        let check = &d["checks"][0];
+        assert_eq!(check["max_ratio"], 2.0);
+        assert!(check["baseline"].as_f64().is_some(), "{d}");
+    }
+}
+
+#[test]
+fn no_traffic_fail_and_inconclusive_policies() {
+    let (v1, v2) = (App::start("v1", 0.0, 0, 1), App::start("v2", 0.0, 0, 1));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    // The canary gets no traffic: the analysis sees zero requests.
+    let quiet = "analyze: || #{ requests: 0, error_rate: 0.0 },";
+    let r = canary_playbook(&haproxy, &v1, &v2, &format!("{quiet} no_data: \"fail\",")).run_json();
+    r.code(1);
+    let d = events_of(&r, "canary_decision");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["verdict"], "fail");
+    assert!(d[0]["reason"].as_str().unwrap().contains("no traffic (0 requests); no_data: \"fail\""), "{}", d[0]);
+
+    let r = canary_playbook(&haproxy, &v1, &v2, &format!("{quiet} no_data: \"inconclusive\", inconclusive_limit: 2,"))
+        .run_json();
+    r.code(1);
+    let d = events_of(&r, "canary_decision");
+    let verdicts: Vec<&str> = d.iter().map(|x| x["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["inconclusive", "inconclusive", "fail"], "two retries, then it gives up");
+    assert!(d[0]["reason"].as_str().unwrap().ends_with("retry 1 of 2"), "{}", d[0]);
+    assert!(d[2]["reason"].as_str().unwrap().contains("still inconclusive after 2 retries"), "{}", d[2]);
+}
+
+#[test]
+fn blue_green_switches_back_on_failed_analysis() {
+    let (blue, green) = (App::start("blue", 0.0, 0, 1), App::start("green", 0.2, 0, 1));
+    let haproxy = Haproxy::start_weighted(&[("blue", blue.port, 100), ("green", green.port, 0)]);
+    let p = Playbook::new(&format!(
+        r#"
+        import "capstan/blue_green" as blue_green;
+        let sock = "{sock}";
+        phase("release", || blue_green::run(#{{
+            deploy_green: || info("green is already running"),
+            healthy: || health::check("{green}").ok,
+            switch_to: |color| {{
+                let w = if color == "green" {{ #{{ blue: 0, green: 100 }} }} else {{ #{{ blue: 100, green: 0 }} }};
+                event("switch", #{{ to: color, weights: traffic::haproxy(#{{ socket: sock, backend: "app", weights: w }}).weights }});
+            }},
+            analyze: || health::probe("{front}", #{{ duration: "300ms", concurrency: 4 }}),
+            thresholds: #{{ error_rate: 0.01 }}, hold: "300ms", interval: "100ms",
+        }}));
+        "#,
+        sock = haproxy.socket.display(),
+        green = green.url(),
+        front = haproxy.url(),
+    ));
+    let r = p.run_json();
+    r.code(1);
+    let switches: Vec<String> = events_of(&r, "switch").iter().map(|e| e["to"].as_str().unwrap().to_string()).collect();
+    assert_eq!(switches[..2], ["green", "blue"], "switched, then switched back: {switches:?}");
+    assert_eq!(events_of(&r, "blue_green_switch_back").len(), 1);
+    assert_eq!(http_get(&haproxy.url()).1.trim(), "blue");
+}
+
+#[test]
+fn rolling_stops_beyond_max_fail_and_undoes() {
+    let p = Playbook::new(
+        r#"
+        import "capstan/rolling" as rolling;
+        phase("release", || rolling::run(#{
+            hosts: ["h1", "h2", "h3", "h4", "h5", "h6"], batch: "34%", max_fail: 1,
+            deploy: |h| { fs::write(`deployed/${h}`, "v2"); if h == "h4" || h == "h5" { fail(`${h} broke`); } },
+            healthy: |h| fs::exists(`deployed/${h}`),
+            undo: |h| { run(["rm", `deployed/${h}`]); event("undone", #{ host: h }); },
+        }));
+        "#,
+    );
+    let r = p.run_json();
+    r.code(1);
+    let undone: Vec<String> = events_of(&r, "undone").iter().map(|e| e["host"].as_str().unwrap().to_string()).collect();
+    assert_eq!(undone, ["h5", "h4", "h3", "h2", "h1"], "every host it touched, newest first");
+    assert!(!p.path("deployed/h6").exists(), "the third batch never started");
+    assert!(r.stdout.contains("rolling stopped at batch 2: 2 hosts failed"), "{}", r.stdout);
+}
+
+#[test]
+fn slo_budget_from_prometheus() {
+    let t0: i64 = 1_700_000_000;
+    let mut om = String::new();
+    for (code, per) in [("200", 999.0), ("500", 1.0)] {
+        for i in 0..=60 {
+            let _ = writeln!(
+                om,
+                "http_requests_total{{code=\"{code}\"}} {} {}",
+                per * f64::from(i),
+                t0 + i64::from(i) * 60
+            );
+        }
+    }
+    let prom = Prometheus::start_with_backfill(&om);
+    let p = Playbook::new(&format!(
+        r#"phase("gate", || {{
+            let b = slo::budget(#{{ prometheus: "{url}", objective: 0.9995, window: "30m", time: {at},
+                query_good: "http_requests_total{{code!~\"5..\"}}", query_total: "http_requests_total" }});
+            event("budget", b);
+            gate("error budget left", !b.exhausted, "freeze deploys");
+        }});"#,
+        url = prom.url,
+        at = t0 + 3600
+    ));
+    let r = p.run_json();
+    r.code(1);
+    let b = &events_of(&r, "budget")[0];
+    assert!((b["error_ratio"].as_f64().unwrap() - 0.001).abs() < 1e-9, "{b}");
+    assert!((b["remaining"].as_f64().unwrap() - -1.0).abs() < 1e-6, "twice the budget spent: {b}");
+    assert_eq!(b["exhausted"], true);
+}
+
+const CHECKOUT_CHART: &str = "apiVersion: v2\nname: checkout\nversion: 0.3.0\nappVersion: \"1.4.1\"\n";
+const CHECKOUT_VALUES: &str = "image:\n  repository: registry.local/checkout\n  tag: 1.4.1\ncanary: false\n";
+const CHECKOUT_TEMPLATES: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: app
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ .Release.Name }}
+spec: {}
+"#;
+
+#[test]
+fn kubernetes_canary_example_issues_the_commands_a_cluster_needs() {
+    crate::support::daemons::require("helm");
+    let t0: i64 = 1_700_000_000;
+    let mut om = String::new();
+    for ingress in ["checkout", "checkout-canary"] {
+        for (status, per_step) in [("200", 995.0), ("500", 5.0)] {
+            for i in 0..=30 {
+                let _ = writeln!(
+                    om,
+                    "nginx_ingress_controller_requests{{ingress=\"{ingress}\",status=\"{status}\"}} {} {}",
+                    per_step * f64::from(i),
+                    t0 + i64::from(i) * 10
+                );
+            }
+        }
+    }
+    let prom = Prometheus::start_with_backfill(&om);
+    let work = tempfile::tempdir().unwrap();
+    let chart = work.path().join("charts/checkout");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), CHECKOUT_CHART).unwrap();
+    std::fs::write(chart.join("values.yaml"), CHECKOUT_VALUES).unwrap();
+    std::fs::write(chart.join("templates/all.yaml"), CHECKOUT_TEMPLATES).unwrap();
+    let path =
+        format!("{}:{}", repo_root().join("tests/standins").display(), std::env::var("PATH").unwrap_or_default());
+    let state = work.path().join("cluster");
+    let out = Command::new(crate::support::capstan_bin())
+        .current_dir(work.path())
+        .arg("run")
+        .arg(repo_root().join("examples/canary-k8s.rhai"))
+        .args(["--log-format", "json", "--journal-dir", work.path().to_str().unwrap()])
+        .args([
+            "--param",
+            "version=1.4.2",
+            "--param",
+            "namespace=shop",
+            "--param",
+            "hold=200ms",
+            "--param",
+            "interval=100ms",
+        ])
+        .args(["--param", &format!("prometheus={}", prom.url), "--param", &format!("at={}", t0 + 200)])
+        .env("PATH", path)
+        .env("CAPSTAN_STANDIN_STATE", &state)
+        .env("KUBECONFIG", work.path().join("kubeconfig"))
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.code(0);
+    let calls: Vec<Vec<String>> = std::fs::read_to_string(state.join("calls.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| v["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect())
+        .collect();
+    let weight = |w: u32| {
+        vec![
+            "annotate".to_string(),
+            "ingress".into(),
+            "checkout-canary".into(),
+            "nginx.ingress.kubernetes.io/canary=true".into(),
+            format!("nginx.ingress.kubernetes.io/canary-weight={w}"),
+            "--overwrite".into(),
+            "--namespace".into(),
+            "shop".into(),
+        ]
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_string()).collect::<Vec<String>>();
+    let expected = vec![
+        s(&[
+            "upgrade",
+            "checkout-canary",
+            "charts/checkout",
+            "--install",
+            "--wait",
+            "--timeout",
+            "5m",
+            "--set",
+            "canary=true",
+            "--set",
+            "image.tag=1.4.2",
+            "--namespace",
+            "shop",
+        ]),
+        s(&["rollout", "status", "deployment/checkout-canary", "--timeout=5m", "--namespace", "shop"]),
+        weight(5),
+        weight(25),
+        weight(50),
+        weight(100),
+        s(&[
+            "upgrade",
+            "checkout",
+            "charts/checkout",
+            "--install",
+            "--wait",
+            "--atomic",
+            "--timeout",
+            "10m",
+            "--set",
+            "image.tag=1.4.2",
+            "--namespace",
+            "shop",
+        ]),
+        s(&["rollout", "status", "deployment/checkout", "--timeout=10m", "--namespace", "shop"]),
+        weight(0),
+    ];
+    assert_eq!(calls, expected);
+    let decisions = events_of(&r, "canary_decision");
+    assert_eq!(decisions.len(), 8);
+    assert!(
+        decisions.iter().all(|d| d["verdict"] == "pass" && d["checks"].as_array().unwrap().len() == 2),
+        "{decisions:?}"
+    );
+}
