@@ -77,6 +77,7 @@ fn canary_playbook(haproxy: &Haproxy, v1: &App, v2: &App, extra: &str) -> Playbo
                 rollback: || run(["kill", `${{v2_pid}}`]),
             }} + #{{ {extra} }});
         }});
+        on_failure(|e| report::write("reports"));
         "#,
         sock = haproxy.socket.display(),
         v1pid = v1.child.id(),
@@ -145,6 +146,31 @@ fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
         .map(|e| e["step"].as_str().unwrap().to_string())
         .collect();
     assert!(finished.contains(&"canary 5%".to_string()), "{finished:?}");
+
+    // The incident report says which rung, which threshold, the samples and
+    // how long traffic took to be restored; `runs show` lists the decision.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("reports/report.json")).unwrap()).unwrap();
+    let incident = &report["incident"];
+    assert_eq!(incident["decision"]["rung"], 5);
+    assert_eq!(incident["decision"]["checks"][0]["threshold"], 0.01);
+    assert!(incident["decision"]["sample"]["requests"].as_u64().unwrap() > 0);
+    assert_eq!(incident["breach_to_restored_ms"].as_i64(), Some(ms));
+    let md = std::fs::read_to_string(p.path("reports/report.md")).unwrap();
+    assert!(
+        md.contains("**Decision:** canary 5%:")
+            && md.contains("**Breach to traffic restored:**")
+            && md.contains("## Decisions"),
+        "{md}"
+    );
+    let show = Run::from(
+        Command::new(crate::support::capstan_bin())
+            .args(["runs", "show", "last"])
+            .current_dir(p.dir.path())
+            .output()
+            .unwrap(),
+    );
+    assert!(show.stdout.contains("decisions:\n  ✗ canary 5%: error_rate"), "{}", show.stdout);
 }
 
 #[test]

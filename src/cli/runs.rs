@@ -133,6 +133,25 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
             println!("  error: {e}");
         }
     }
+    let decisions: Vec<_> = crate::report::files::decisions(&r).collect();
+    if !decisions.is_empty() {
+        println!("decisions:");
+        for d in decisions {
+            let verdict = d.data["verdict"].as_str().unwrap_or("");
+            let mark = match verdict {
+                "pass" => "✓",
+                "inconclusive" => "?",
+                _ => "✗",
+            };
+            let title = d.data["title"].as_str().unwrap_or(&d.kind);
+            let summary = d.data["summary"].as_str().unwrap_or("");
+            let mut line = format!("  {mark} {title}: {summary}");
+            if verdict != "pass" {
+                let _ = write!(line, " -> {verdict}: {}", d.data["reason"].as_str().unwrap_or(""));
+            }
+            println!("{line}");
+        }
+    }
     if !r.undo.is_empty() {
         println!("undo:");
         for u in &r.undo {

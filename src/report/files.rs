@@ -23,6 +23,18 @@ pub struct Incident {
     pub time_to_failure_ms: Option<u64>,
     /// From the failure to the end of the last undo: how long until restored.
     pub time_to_restore_ms: Option<u64>,
+    /// The analysis that failed, when a delivery strategy decided to roll back:
+    /// the rung, the checks with their thresholds, the raw sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<serde_json::Value>,
+    /// From the start of the failing sample to the traffic weight being 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_to_restored_ms: Option<i64>,
+}
+
+/// Decision records are user events whose type ends in `_decision`.
+pub fn decisions(record: &RunRecord) -> impl Iterator<Item = &super::record::UserEvent> {
+    record.events.iter().filter(|e| e.kind.ends_with("_decision"))
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +76,13 @@ pub fn incident(record: &RunRecord) -> Option<Incident> {
             .collect(),
         time_to_failure_ms: between(record.started.as_deref().and_then(parse), failed),
         time_to_restore_ms: between(failed, restored),
+        decision: decisions(record).filter(|d| d.data["verdict"] == "fail").last().map(|d| d.data.clone()),
+        breach_to_restored_ms: record
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.kind.ends_with("_rollback"))
+            .and_then(|e| e.data["breach_to_restored_ms"].as_i64()),
     })
 }
 
@@ -91,6 +110,10 @@ pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBu
 
 fn ms(n: u64) -> String {
     format_duration(Duration::from_millis(n))
+}
+
+fn ms_i(n: i64) -> String {
+    ms(u64::try_from(n).unwrap_or(0))
 }
 
 fn cell(s: &str) -> String {
@@ -132,6 +155,25 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
         if !timings.is_empty() {
             let _ = writeln!(md, "- **Timings:** {}", timings.join("; "));
         }
+        if let Some(d) = &i.decision {
+            let title = d["title"].as_str().unwrap_or("analysis");
+            let _ = writeln!(md, "- **Decision:** {title}: {}", cell(d["reason"].as_str().unwrap_or("")));
+            for c in d["checks"].as_array().into_iter().flatten() {
+                let limit =
+                    c.get("threshold").or_else(|| c.get("max_ratio")).map(ToString::to_string).unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "  - `{}`: {} (limit {limit}) {}",
+                    c["metric"].as_str().unwrap_or(""),
+                    c["value"],
+                    if c["ok"] == false { "**breach**" } else { "ok" }
+                );
+            }
+            let _ = writeln!(md, "  - sample: `{}`", cell(&d["sample"].to_string()));
+        }
+        if let Some(ms) = i.breach_to_restored_ms {
+            let _ = writeln!(md, "- **Breach to traffic restored:** {}", ms_i(ms));
+        }
         md.push('\n');
     }
     let _ = writeln!(md, "## Phases\n");
@@ -164,6 +206,21 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
                 cell(&g.name),
                 if g.passed { "passed" } else { "failed" },
                 cell(&place)
+            );
+        }
+        md.push('\n');
+    }
+    let made: Vec<_> = decisions(record).collect();
+    if !made.is_empty() {
+        let _ = writeln!(md, "## Decisions\n\n| time | decision | verdict | checks |\n| --- | --- | --- | --- |");
+        for d in made {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                d.ts,
+                cell(d.data["title"].as_str().unwrap_or(&d.kind)),
+                d.data["verdict"].as_str().unwrap_or(""),
+                cell(d.data["summary"].as_str().unwrap_or(""))
             );
         }
         md.push('\n');
