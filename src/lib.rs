@@ -14,6 +14,7 @@
 #![allow(deprecated)]
 
 pub mod cli;
+pub mod compliance;
 pub mod diagnostics;
 pub mod engine;
 pub mod events;

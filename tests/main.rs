@@ -4,6 +4,7 @@ mod support;
 
 mod check;
 mod ci;
+mod compliance;
 mod daemons_smoke;
 mod data;
 mod delivery;

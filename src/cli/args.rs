@@ -36,7 +36,7 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
     Run(RunArgs),
     /// Compile and lint playbooks; nothing runs
     #[command(
-        after_help = "Exit codes: 0 clean, 1 findings, 2 does not compile.\n\nExample:\n  capstan check deploy.rhai lib/common.rhai"
+        after_help = "Exit codes: 0 clean, 1 findings, 2 does not compile.\n\nExamples:\n  capstan check deploy.rhai lib/common.rhai\n  capstan check --compliance . --sarif capstan.sarif"
     )]
     Check(CheckArgs),
     /// Show the phases, params and secrets a playbook declares
@@ -129,8 +129,15 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Playbooks to check
-    #[arg(required = true)]
+    #[arg(required_unless_present = "compliance")]
     pub playbooks: Vec<PathBuf>,
+    /// Run the compliance scanners on a file or folder instead (secrets, Dockerfiles,
+    /// Kubernetes manifests); repeatable
+    #[arg(long, value_name = "PATH")]
+    pub compliance: Vec<PathBuf>,
+    /// With --compliance: also write the findings as SARIF 2.1.0 to FILE
+    #[arg(long, value_name = "FILE", requires = "compliance")]
+    pub sarif: Option<PathBuf>,
     /// Findings as JSON on stdout
     #[arg(long)]
     pub json: bool,

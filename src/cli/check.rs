@@ -30,6 +30,9 @@ struct Finding {
 }
 
 pub fn check(args: &CheckArgs) -> i32 {
+    if !args.compliance.is_empty() {
+        return super::compliance::run(&args.compliance, args.json, args.sarif.as_deref());
+    }
     let mut worst = exit::OK;
     let mut all = Vec::new();
     for path in &args.playbooks {

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod compliance;
 mod doc;
 mod list;
 mod run;

@@ -3,6 +3,7 @@
 
 mod analysis;
 mod builtins;
+mod compliance;
 mod data;
 mod docker;
 mod errors;
@@ -49,6 +50,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     docker::register(engine, state);
     kube::register(engine, state);
     analysis::register(engine, state);
+    compliance::register(engine, state);
 }
 
 /// Registers a documented function: `capstan doc` and the editor
