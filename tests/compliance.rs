@@ -34,7 +34,7 @@ fn rule_of(kind: &str, file: &Path) -> String {
 #[test]
 fn every_rule_finds_its_true_positive_and_not_its_clean_twin() {
     let mut covered = Vec::new();
-    for kind in ["secrets", "dockerfile", "k8s"] {
+    for kind in ["secrets", "dockerfile", "k8s", "terraform"] {
         for file in files(&fixtures().join(kind).join("positive")) {
             let rule = rule_of(kind, &file);
             let (code, findings) = scan(&file);

@@ -20,6 +20,7 @@ mod journal;
 mod kube;
 mod notify;
 mod outputs;
+mod peers;
 mod processes;
 mod resume;
 mod run;

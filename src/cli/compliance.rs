@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::compliance::{self, dockerfile, k8s, secrets, Finding};
+use crate::compliance::{self, dockerfile, k8s, secrets, terraform, Finding};
 use crate::executor::exit;
 
 fn is_dockerfile(p: &Path) -> bool {
@@ -18,11 +18,17 @@ fn is_yaml(p: &Path) -> bool {
 /// Every scanner that applies to a path.
 fn scan(path: &Path) -> std::io::Result<Vec<Finding>> {
     let mut out = secrets::scan(path)?;
+    if path.is_dir() || path.extension().is_some_and(|e| e == "tf") {
+        out.extend(terraform::scan(path)?);
+    }
     if path.is_dir() {
         for entry in
             ignore::WalkBuilder::new(path).hidden(false).filter_entry(|e| e.file_name() != ".git").build().flatten()
         {
             let p = entry.path();
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
             if is_dockerfile(p) {
                 out.extend(dockerfile::scan(p)?);
             } else if is_yaml(p) {

@@ -71,15 +71,13 @@ fn pod_spec(doc: &Value) -> Option<&Value> {
 
 /// The line of `name: NAME` after `from` in the text: where a container is declared.
 fn line_of(lines: &[&str], from: usize, name: &str) -> usize {
-    lines
-        .iter()
-        .enumerate()
-        .skip(from)
-        .find(|(_, l)| {
-            let t = l.trim_start().trim_start_matches("- ").trim();
-            t == format!("name: {name}") || t == format!("name: \"{name}\"") || t == format!("name: '{name}'")
-        })
-        .map_or(from + 1, |(i, _)| i + 1)
+    let is_name = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim();
+        t == format!("name: {name}") || t == format!("name: \"{name}\"") || t == format!("name: '{name}'")
+    };
+    // A container is a list item (`- name: web`); metadata may share its name.
+    let item = lines.iter().enumerate().skip(from).find(|(_, l)| l.trim_start().starts_with("- ") && is_name(l));
+    item.or_else(|| lines.iter().enumerate().skip(from).find(|(_, l)| is_name(l))).map_or(from + 1, |(i, _)| i + 1)
 }
 
 pub fn scan_text(text: &str, file: &str) -> Vec<Finding> {
@@ -116,7 +114,9 @@ pub fn scan_text(text: &str, file: &str) -> Vec<Finding> {
                 let at = line_of(&lines, start, name);
                 let who = format!("{object} container {name}");
                 let res = &c["resources"];
-                if res["requests"]["cpu"].is_null() || res["requests"]["memory"].is_null() {
+                // A limit without a request makes the request equal to the limit.
+                let requested = |r: &str| !res["requests"][r].is_null() || !res["limits"][r].is_null();
+                if !requested("cpu") || !requested("memory") {
                     out.push(finding(
                         "k8s/no-requests",
                         file,

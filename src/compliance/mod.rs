@@ -7,6 +7,7 @@ pub mod dockerfile;
 pub mod k8s;
 pub mod sarif;
 pub mod secrets;
+pub mod terraform;
 
 use serde::Serialize;
 
@@ -67,5 +68,6 @@ pub fn rules() -> Vec<Rule> {
     all.extend_from_slice(secrets::RULES);
     all.extend_from_slice(dockerfile::RULES);
     all.extend_from_slice(k8s::RULES);
+    all.extend_from_slice(terraform::RULES);
     all
 }

@@ -91,6 +91,17 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
          ```rhai\nlet f = compliance::k8s_text(helm::template(\"app\", \"charts/app\", #{}));\n```",
         |text: &str| -> Array { to_array(compliance::k8s::scan_text(text, "(text)")) },
     );
+    module_func(
+        &mut m,
+        "terraform",
+        &["dir: &str", "Array"],
+        "Check Terraform code: a remote backend for every non-dev environment, no state files\n\
+         in the repository, no credentials in provider blocks, no admin port open to 0.0.0.0/0,\n\
+         no IAM wildcards.\n```rhai\nlet f = compliance::terraform(\"infra\");\n```",
+        |dir: &str| -> RhaiResultOf<Array> {
+            compliance::terraform::scan(Path::new(dir)).map(to_array).map_err(|e| io("cannot scan", dir, &e))
+        },
+    );
     let s = state.clone();
     module_func(
         &mut m,
