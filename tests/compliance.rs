@@ -142,3 +142,68 @@ fn compliance_functions_in_a_playbook() {
     assert_eq!(e["k8s"], 0);
     assert!(p.path("reports/capstan.sarif").exists());
 }
+
+#[test]
+fn quality_gates_score_areas_and_decide() {
+    let gates = r#"
+gates:
+  - { name: coverage, metric: coverage, comparison: ">=", threshold: 80, severity: blocker, area: testing }
+  - { name: flaky tests, metric: flaky, comparison: "==", threshold: 0, severity: minor, area: testing }
+  - { name: latency, metric: p99_ms, comparison: "<", threshold: 200, severity: major, area: performance }
+  - { name: secrets, metric: secrets, comparison: "==", threshold: 0, severity: blocker, area: security, phase: compliance }
+"#;
+    let src = |measured: &str| {
+        format!(
+            r#"import "capstan/gates" as gates;
+            phase("compliance", || {{
+                let r = gates::evaluate(gates::load("quality_gates.yaml"), {measured}, #{{ phase: "compliance" }});
+                event("result", r);
+            }});"#
+        )
+    };
+    let run = |measured: &str| {
+        let p = Playbook::new(&src(measured)).file("quality_gates.yaml", gates);
+        let r = p.run_json();
+        r.code(0);
+        let events = r.events();
+        let gate_events = crate::support::named(&events, "gate").len();
+        (
+            crate::support::named(&events, "event").iter().find(|e| e["type"] == "result").unwrap()["data"].clone(),
+            gate_events,
+        )
+    };
+    let (ready, gate_events) = run("#{ coverage: 91, flaky: 0, p99_ms: 120, secrets: 0 }");
+    assert_eq!(gate_events, 4);
+    assert_eq!(ready["decision"], "ready");
+    assert_eq!(ready["score"], 100);
+    let (work, _) = run("#{ coverage: 91, flaky: 2, p99_ms: 250, secrets: 0 }");
+    assert_eq!(work["decision"], "needs work");
+    assert_eq!(work["areas"]["testing"]["score"], 50);
+    assert_eq!(work["areas"]["performance"]["score"], 0);
+    let (blocked, _) = run("#{ coverage: 60, flaky: 0, p99_ms: 120 }");
+    assert_eq!(blocked["decision"], "not ready");
+    assert_eq!(blocked["failed"].as_array().unwrap().len(), 2, "coverage and the missing secrets metric");
+}
+
+#[test]
+fn parity_ignores_declared_sizes() {
+    let p = Playbook::new(
+        r#"phase("compliance", || {
+            let t = compliance::parity("env/staging.tfvars", "env/production.tfvars");
+            let v = compliance::parity("values/staging.yaml", "values/production.yaml");
+            event("parity", #{ tf_same: t.same, tf_diff: t.differences.map(|d| d.path), tf_ignored: t.ignored.map(|d| d.path), values_same: v.same, values_ignored: v.ignored.len() });
+        });"#,
+    )
+    .file("env/staging.tfvars", "region = \"eu-west-1\"\ninstance_type = \"t3.small\"\nnode_count = 2\nenable_waf = false\n")
+    .file("env/production.tfvars", "region = \"eu-west-1\"\ninstance_type = \"m6i.large\"\nnode_count = 6\nenable_waf = true\n")
+    .file("values/staging.yaml", "image:\n  tag: 1.4.2\nreplicaCount: 1\nresources:\n  limits: {cpu: 200m}\n")
+    .file("values/production.yaml", "image:\n  tag: 1.4.2\nreplicaCount: 4\nresources:\n  limits: {cpu: \"1\"}\n");
+    let r = p.run_json();
+    r.code(0);
+    let e = crate::support::named(&r.events(), "event")[0]["data"].clone();
+    assert_eq!(e["tf_same"], false);
+    assert_eq!(e["tf_diff"], serde_json::json!(["enable_waf"]));
+    assert_eq!(e["tf_ignored"], serde_json::json!(["instance_type", "node_count"]));
+    assert_eq!(e["values_same"], true);
+    assert_eq!(e["values_ignored"], 2);
+}

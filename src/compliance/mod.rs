@@ -5,6 +5,7 @@
 
 pub mod dockerfile;
 pub mod k8s;
+pub mod parity;
 pub mod sarif;
 pub mod secrets;
 pub mod terraform;

@@ -102,6 +102,26 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
             compliance::terraform::scan(Path::new(dir)).map(to_array).map_err(|e| io("cannot scan", dir, &e))
         },
     );
+    for with_options in [false, true] {
+        let doc = "Compare two environments' configuration (tfvars, helm values, manifests): flattened\n\
+             to dotted paths, differences reported except declared size keys (`replicas`,\n\
+             `instance_type`, `*.resources.*`... plus `ignore: [...]`). Returns `#{ same,\n\
+             differences: [#{ path, a, b }], ignored: [#{ path, a, b }] }`; `same` ignores sizes.\n\
+             ```rhai\nlet p = compliance::parity(\"env/staging.tfvars\", \"env/production.tfvars\");\ngate(\"staging mirrors production\", p.same);\n```";
+        if with_options {
+            module_func(
+                &mut m,
+                "parity",
+                &["a: &str", "b: &str", "options: Map", "Map"],
+                doc,
+                |a: &str, b: &str, o: Map| parity(a, b, &o),
+            );
+        } else {
+            module_func(&mut m, "parity", &["a: &str", "b: &str", "Map"], doc, |a: &str, b: &str| {
+                parity(a, b, &Map::new())
+            });
+        }
+    }
     let s = state.clone();
     module_func(
         &mut m,
@@ -124,4 +144,52 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
         },
     );
     engine.register_static_module("compliance", m.into());
+}
+
+fn parity(a: &str, b: &str, options: &Map) -> RhaiResultOf<Map> {
+    let mut ignore: Vec<String> = compliance::parity::SIZE_KEYS.iter().map(|s| (*s).to_string()).collect();
+    for (k, v) in options {
+        match k.as_str() {
+            "ignore" => ignore.extend(
+                v.read_lock::<Array>()
+                    .map(|a| a.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+            "sizes" => {
+                if !v.as_bool().unwrap_or(true) {
+                    ignore.clear();
+                }
+            }
+            other => {
+                return Err(failure(
+                    Failure::USAGE,
+                    format!("unknown parity option `{other}`; the options are: ignore, sizes"),
+                ))
+            }
+        }
+    }
+    let load = |p: &str| {
+        compliance::parity::load(Path::new(p))
+            .map_err(|m| failure_with_hint(Failure::FAIL, m, "give two configuration files (tfvars, YAML or JSON)"))
+    };
+    let (left, right) = (load(a)?, load(b)?);
+    let json = |v: Option<serde_json::Value>| v.map_or(Ok(Dynamic::UNIT), rhai::serde::to_dynamic);
+    let mut differences = Array::new();
+    let mut ignored = Array::new();
+    for d in compliance::parity::compare(&left, &right, &ignore) {
+        let mut m = Map::new();
+        m.insert("path".into(), d.path.into());
+        m.insert("a".into(), json(d.a)?);
+        m.insert("b".into(), json(d.b)?);
+        if d.ignored {
+            ignored.push(m.into());
+        } else {
+            differences.push(m.into());
+        }
+    }
+    let mut out = Map::new();
+    out.insert("same".into(), differences.is_empty().into());
+    out.insert("differences".into(), differences.into());
+    out.insert("ignored".into(), ignored.into());
+    Ok(out)
 }
