@@ -173,7 +173,7 @@ mod shorten_tests {
 fn snippet(out: &mut String, at: &Site) {
     let _ = writeln!(out, "  --> {at}");
     let Some(text) = source_text(&at.source) else { return };
-    let Some(line) = text.lines().nth(at.line - 1) else { return };
+    let Some(line) = text.lines().nth(at.line.saturating_sub(1)) else { return };
     let gutter = at.line.to_string().len();
     let pad = " ".repeat(gutter);
     let line = line.replace('\t', "    ");

@@ -207,28 +207,68 @@ impl EventKind {
                 mask(s);
             }
         };
+        // Phase and step names are text the playbook builds: they may hold a secret too.
+        let mask_name = |s: &mut Arc<str>| {
+            if let Some(masked) = redactor.redact_owned(s) {
+                *s = masked.into();
+            }
+        };
+        let mask_at = |at: &mut Location| {
+            if let Some(p) = &mut at.phase {
+                mask_name(p);
+            }
+            if let Some(s) = &mut at.step {
+                mask_name(s);
+            }
+        };
         match self {
-            EventKind::Output { line, .. } => mask(line),
-            EventKind::Log { message, .. } => mask(message),
-            EventKind::Gate { name, hint, .. } => {
+            EventKind::Output { at, line, .. } => {
+                mask_at(at);
+                mask(line);
+            }
+            EventKind::Log { at, message, .. } => {
+                mask_at(at);
+                mask(message);
+            }
+            EventKind::Gate { at, name, hint, .. } => {
+                mask_at(at);
                 mask(name);
                 mask_opt(hint);
             }
-            EventKind::StepFinished { error, value, .. } => {
+            EventKind::StepFinished { at, error, error_at, value, .. } => {
+                mask_at(at);
                 mask_opt(error);
+                mask_opt(error_at);
                 if let Some(v) = value {
                     redact_json(v, redactor);
                 }
             }
-            EventKind::PhaseFinished { error, .. }
-            | EventKind::UndoFinished { error, .. }
-            | EventKind::RunFinished { error, .. } => mask_opt(error),
-            EventKind::User { kind, data, .. } => {
+            EventKind::UndoFinished { at, error, .. } => {
+                mask_at(at);
+                mask_opt(error);
+            }
+            EventKind::PhaseFinished { phase, error, .. } => {
+                mask_name(phase);
+                mask_opt(error);
+            }
+            EventKind::RunFinished { error, error_at, .. } => {
+                mask_opt(error);
+                mask_opt(error_at);
+            }
+            EventKind::User { at, kind, data } => {
+                mask_at(at);
                 mask(kind);
                 redact_json(data, redactor);
             }
-            EventKind::RunStarted { params, .. } => redact_json(params, redactor),
-            EventKind::PhaseStarted { .. } | EventKind::StepStarted { .. } | EventKind::UndoStarted { .. } => {}
+            EventKind::RunStarted { params, phases, playbook, .. } => {
+                redact_json(params, redactor);
+                for p in phases.iter_mut() {
+                    mask(p);
+                }
+                mask(playbook);
+            }
+            EventKind::PhaseStarted { phase } => mask_name(phase),
+            EventKind::StepStarted { at, .. } | EventKind::UndoStarted { at } => mask_at(at),
         }
     }
 }

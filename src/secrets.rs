@@ -48,7 +48,24 @@ impl Redactor {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
         let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
         let b64_trimmed = b64.trim_end_matches('=').to_string();
+        // `base64` wraps at 76 columns: each wrapped line is a form of its own.
+        if b64.len() > 76 {
+            forms.extend(
+                b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).filter(|c| c.len() >= 8),
+            );
+        }
         forms.extend([b64, b64_trimmed, b64_url]);
+        // A multi-line secret (a PEM key) is printed line by line.
+        if secret.contains('\n') {
+            forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 8).map(str::to_string));
+        }
+        // The form a JSON document carries it in.
+        if let Ok(json) = serde_json::to_string(secret) {
+            let inner = &json[1..json.len() - 1];
+            if inner != secret {
+                forms.push(inner.to_string());
+            }
+        }
         forms.extend(URL_SETS.iter().map(|set| percent_encoding::utf8_percent_encode(secret, set).to_string()));
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for form in forms {
@@ -101,6 +118,14 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("hunter2-secret");
         assert_eq!(r.redact(&format!("auth {b64}")), "auth ***");
         assert_eq!(r.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn multi_line_and_json_forms() {
+        let r = Redactor::new();
+        r.add("-----BEGIN KEY-----\nMIIEowIBAAKCAQEAuTXUlK1b\n-----END KEY-----");
+        assert_eq!(r.redact("MIIEowIBAAKCAQEAuTXUlK1b"), "***");
+        assert_eq!(r.redact(r#"{"k":"-----BEGIN KEY-----\nMIIE"}"#).matches("***").count(), 1);
     }
 
     #[test]

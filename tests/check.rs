@@ -133,3 +133,24 @@ fn check_flags_unknown_namespaced_functions_and_modules() {
     assert!(!r.stderr.contains("x::anything") && !r.stderr.contains("terraform::plan"), "{}", r.stderr);
     assert!(r.stderr.contains("2 findings"), "{}", r.stderr);
 }
+
+#[test]
+fn doc_covers_namespaced_functions_and_survives_a_closed_pipe() {
+    let r = capstan(&["doc", "helm::upgrade"]);
+    r.code(0);
+    assert!(r.stdout.contains("helm::upgrade(release: &str, chart: &str, options: Map) -> Map"), "{}", r.stdout);
+    let all = capstan(&["doc"]);
+    for f in ["terraform::plan", "health::probe", "traffic::haproxy", "compliance::secrets", "notify::webhook"] {
+        assert!(all.stdout.contains(f), "{f} missing");
+    }
+    // `capstan doc | head -1`: a closed stdout is not a panic.
+    let mut child = std::process::Command::new(capstan_bin())
+        .arg("doc")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

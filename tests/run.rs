@@ -320,3 +320,35 @@ fn builtins_env_now_require_tools_print_and_sleep() {
     r.code(1);
     assert!(r.stderr.contains("missing tools: no-such-tool-abc, no-such-tool-xyz"), "{}", r.stderr);
 }
+
+#[test]
+fn numeric_sleep_is_interrupted_by_step_timeouts() {
+    let started = std::time::Instant::now();
+    let r = Playbook::new(r#"phase("do", || step("nap", #{ timeout: "1s" }, || sleep(4)));"#).run();
+    r.code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "sleep(4) was cut at 1 s");
+    assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
+}
+
+#[test]
+fn run_timeout_also_covers_the_top_level() {
+    let started = std::time::Instant::now();
+    let r = Playbook::new("let i = 0;\nloop { i += 1; }\n").arg("--timeout").arg("1s").run();
+    r.code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(r.stderr.contains("--timeout expired"), "{}", r.stderr);
+}
+
+#[test]
+fn huge_numbers_are_not_a_panic() {
+    let r = Playbook::new(
+        r#"phase("do", || {
+            step("many retries", #{ retries: 4294967295, timeout: "500000000000years" }, || 1);
+            run(["true"], #{ timeout: "500000000000years" });
+        });"#,
+    )
+    .args(["--timeout", "500000000000years"])
+    .run();
+    r.code(0);
+    assert!(!r.stderr.contains("panicked"));
+}

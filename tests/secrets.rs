@@ -53,3 +53,43 @@ fn missing_secret_exits_2() {
     r.code(2);
     assert!(r.stderr.contains("secret `CAPSTAN_TEST_UNSET_SECRET` is not set"), "{}", r.stderr);
 }
+
+#[test]
+fn secret_in_phase_and_step_names_is_masked() {
+    let p = Playbook::new(
+        r#"
+        let t = secret("NAME_TOKEN");
+        phase(`deploy-${t}`, || step(`push-${t}`, || run(["echo", "x"])));
+        "#,
+    )
+    .env("NAME_TOKEN", "s3cr3tname42");
+    let r = p.run_json();
+    r.code(0);
+    assert!(!r.all().contains("s3cr3tname42"), "{}", r.all());
+    assert!(r.stdout.contains("push-***"));
+    let journal = p.journal_text();
+    assert!(!journal.contains("s3cr3tname42"));
+    let logs: Vec<String> = std::fs::read_dir(
+        std::fs::read_dir(p.path(".capstan/runs")).unwrap().next().unwrap().unwrap().path().join("steps"),
+    )
+    .unwrap()
+    .flatten()
+    .map(|e| e.file_name().to_string_lossy().to_string())
+    .collect();
+    assert!(logs.iter().all(|n| !n.contains("s3cr3tname42")), "{logs:?}");
+}
+
+#[test]
+fn multi_line_secret_printed_by_a_child_is_masked_line_by_line() {
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----";
+    let p = Playbook::new(r#"let k = secret("TLS_KEY"); phase("do", || run(["sh", "-c", "printf '%s\n' \"$K\"", "x"], #{ env: #{ K: k } }));"#).env("TLS_KEY", key);
+    let r = p.run_json();
+    r.code(0);
+    assert!(
+        !r.stdout.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
+            && !r.stdout.contains("BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"),
+        "{}",
+        r.stdout
+    );
+    assert!(!p.journal_text().contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"));
+}

@@ -51,7 +51,7 @@ pub fn check(args: &CheckArgs) -> i32 {
         all.extend(findings);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     } else {
         for f in &all {
             let site = Site { source: f.file.clone(), line: f.line, column: f.column };

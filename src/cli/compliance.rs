@@ -61,7 +61,7 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&findings).unwrap_or_default());
     } else {
         // No source lines here: the line of a secret finding is the secret.
         for f in &findings {

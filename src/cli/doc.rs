@@ -10,6 +10,25 @@ use crate::executor::exit;
 struct Metadata {
     #[serde(default)]
     functions: Vec<Function>,
+    /// Namespaces (`helm::`, `terraform::`...) and their functions.
+    #[serde(default)]
+    modules: std::collections::BTreeMap<String, Metadata>,
+}
+
+impl Metadata {
+    /// Every function, namespaced ones named `ns::name`.
+    fn flatten(self, prefix: &str, out: &mut Vec<Function>) {
+        for mut f in self.functions {
+            if !prefix.is_empty() {
+                f.name = format!("{prefix}::{}", f.name);
+            }
+            out.push(f);
+        }
+        for (name, m) in self.modules {
+            let p = if prefix.is_empty() { name } else { format!("{prefix}::{name}") };
+            m.flatten(&p, out);
+        }
+    }
 }
 
 #[derive(Deserialize, serde::Serialize, Clone)]
@@ -88,7 +107,9 @@ pub fn doc(args: &DocArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return usage_error(&format!("cannot read the API metadata: {e}"), None),
     };
-    let mut functions: Vec<Function> = meta.functions.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
+    let mut all = Vec::new();
+    meta.flatten("", &mut all);
+    let mut functions: Vec<Function> = all.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(name) = &args.name {
         functions.retain(|f| &f.name == name);
@@ -97,19 +118,19 @@ pub fn doc(args: &DocArgs) -> i32 {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&functions).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&functions).unwrap_or_default());
         return exit::OK;
     }
     for f in &functions {
-        println!("{}", console::style(f.signature()).bold());
+        outln!("{}", console::style(f.signature()).bold());
         let lines = f.doc_lines();
         if args.name.is_some() {
             for l in &lines {
-                println!("    {l}");
+                outln!("    {l}");
             }
-            println!();
+            outln!();
         } else if let Some(first) = lines.first() {
-            println!("    {first}");
+            outln!("    {first}");
         }
     }
     exit::OK

@@ -14,6 +14,8 @@ pub fn list(args: &ListArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    // Listing runs the top level; one that never ends is stopped.
+    state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         eprint!("{}", diagnostics::render_eval(&e, &args.playbook.to_string_lossy(), &Redactor::new()));
         return exit::USAGE;
@@ -26,26 +28,27 @@ pub fn list(args: &ListArgs) -> i32 {
             "params": model.params,
             "secrets": model.secrets,
         });
-        println!("{doc}");
+        outln!("{doc}");
         return exit::OK;
     }
-    println!("phases:");
+    outln!("phases:");
     for p in &model.phases {
-        println!("  {}", p.name);
+        outln!("  {}", p.name);
     }
     if !model.params.is_empty() {
-        println!("params:");
+        outln!("params:");
         for p in &model.params {
-            match &p.default {
-                Some(d) => println!("  {} (default {d})", p.name),
-                None => println!("  {} (required)", p.name),
+            if let Some(d) = &p.default {
+                outln!("  {} (default {d})", p.name);
+            } else {
+                outln!("  {} (required)", p.name);
             }
         }
     }
     if !model.secrets.is_empty() {
-        println!("secrets:");
+        outln!("secrets:");
         for s in &model.secrets {
-            println!("  {s}");
+            outln!("  {s}");
         }
     }
     exit::OK

@@ -1,6 +1,14 @@
 //! The command line: one file per subcommand. Each returns its exit code;
 //! errors are rendered here, at the edge.
 
+/// `println!` that does not panic when stdout is closed (`capstan doc | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod check;
 mod compliance;

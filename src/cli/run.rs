@@ -116,9 +116,18 @@ fn run_blocking(
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 
+    // --timeout covers the whole run, the top level included: a playbook
+    // whose top level never ends must not hang the runner.
+    let run_start = std::time::Instant::now();
+    services.cancel.set_run_deadline(args.timeout.and_then(|t| run_start.checked_add(t)));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         if services.cancel.was_signalled() {
             return exit::INTERRUPTED;
+        }
+        if executor::is_interrupt(&e) {
+            // The run's --timeout expired in the top level: it ran, and failed.
+            eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            return exit::FAILED;
         }
         eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
         return exit::USAGE;
@@ -196,7 +205,7 @@ fn run_blocking(
             "dry_run": services.dry_run,
         }),
     );
-    let outcome = executor::run(&state, &engine, &phases, args.timeout);
+    let outcome = executor::run(&state, &engine, &phases, None);
     {
         let r = record::lock(&record).clone();
         notify_all(

@@ -55,17 +55,17 @@ fn list(dir: &Path, json: bool) -> i32 {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return exit::OK;
     }
     if records.is_empty() {
         eprintln!("no runs under {}", dir.display());
         return exit::OK;
     }
-    println!("{:<26} {:<12} {:>8}  PLAYBOOK", "RUN", "STATUS", "TOOK");
+    outln!("{:<26} {:<12} {:>8}  PLAYBOOK", "RUN", "STATUS", "TOOK");
     for r in &records {
         let status = if r.status == "running" { "incomplete".to_string() } else { r.status.clone() };
-        println!("{:<26} {:<12} {:>8}  {}", r.run_id, status, took(r.duration_ms), r.playbook);
+        outln!("{:<26} {:<12} {:>8}  {}", r.run_id, status, took(r.duration_ms), r.playbook);
     }
     exit::OK
 }
@@ -84,21 +84,21 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
     };
     if json {
         let doc = serde_json::json!({ "run": r, "incident": crate::report::files::incident(&r) });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return exit::OK;
     }
     let status =
         if r.status == "running" { "incomplete (the run did not finish)".to_string() } else { r.status.clone() };
     let exit_code = r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
-    println!("{} {} {}{exit_code}", style(format!("run {}", r.run_id)).bold(), r.playbook, status);
-    println!(
+    outln!("{} {} {}{exit_code}", style(format!("run {}", r.run_id)).bold(), r.playbook, status);
+    outln!(
         "  started {}, took {}{}",
         r.started.as_deref().unwrap_or("?"),
         took(r.duration_ms),
         if r.resumes > 0 { format!(", resumed {} time(s)", r.resumes) } else { String::new() }
     );
     for phase in &r.phases {
-        println!("▸ {} {} {}", phase.name, phase.status, took(Some(phase.duration_ms)));
+        outln!("▸ {} {} {}", phase.name, phase.status, took(Some(phase.duration_ms)));
         for s in &phase.steps {
             let depth = s.step.matches('/').count() + 1;
             let mark = match s.status.as_str() {
@@ -122,20 +122,20 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
             if let Some(e) = &s.error {
                 let _ = write!(line, "  {e}");
             }
-            println!("{line}");
+            outln!("{line}");
             for g in r.gates.iter().filter(|g| {
                 g.phase.as_deref() == Some(phase.name.as_str()) && g.step.as_deref() == Some(s.step.as_str())
             }) {
-                println!("{}  {} gate: {}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
+                outln!("{}  {} gate: {}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
             }
         }
         if let Some(e) = &phase.error {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
     }
     let decisions: Vec<_> = crate::report::files::decisions(&r).collect();
     if !decisions.is_empty() {
-        println!("decisions:");
+        outln!("decisions:");
         for d in decisions {
             let verdict = d.data["verdict"].as_str().unwrap_or("");
             let mark = match verdict {
@@ -149,18 +149,18 @@ fn show(dir: &Path, id: &str, json: bool) -> i32 {
             if verdict != "pass" {
                 let _ = write!(line, " -> {verdict}: {}", d.data["reason"].as_str().unwrap_or(""));
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if !r.undo.is_empty() {
-        println!("undo:");
+        outln!("undo:");
         for u in &r.undo {
             let err = u.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default();
-            println!("  ↶ {} {} {}{err}", u.step.as_deref().unwrap_or(""), u.status, took(Some(u.duration_ms)));
+            outln!("  ↶ {} {} {}{err}", u.step.as_deref().unwrap_or(""), u.status, took(Some(u.duration_ms)));
         }
     }
     if let Some(e) = &r.error {
-        println!("error: {e}");
+        outln!("error: {e}");
     }
     exit::OK
 }

@@ -79,7 +79,9 @@ pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDe
 pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout: Option<Duration>) -> Outcome {
     let services = &state.services;
     let start = Instant::now();
-    services.cancel.set_run_deadline(timeout.map(|t| start + t));
+    if let Some(at) = timeout.and_then(|t| start.checked_add(t)) {
+        services.cancel.set_run_deadline(Some(at));
+    }
 
     let mut abort = None;
     for phase in phases {

@@ -32,7 +32,9 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
     let base = frame::snapshot();
     let results: Mutex<Vec<Option<RhaiResultOf<Dynamic>>>> = Mutex::new((0..closures.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let workers = if max == 0 { closures.len() } else { max.min(closures.len()) };
+    // One thread per branch, up to a bound the OS will always grant.
+    const MAX_THREADS: usize = 64;
+    let workers = if max == 0 { closures.len().min(MAX_THREADS) } else { max.min(closures.len()).min(MAX_THREADS) };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let base = base.clone();

@@ -94,14 +94,15 @@ pub fn run(
     services.emit(EventKind::StepStarted { at: at.clone(), occurrence });
     services.bus.flush();
     let start = Instant::now();
-    let attempts_allowed = options.retries + 1;
+    let attempts_allowed = options.retries.saturating_add(1);
     let mut delay = options.retry_delay;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut step_frame = Frame::new(at.clone());
         step_frame.abort.clone_from(&parent.abort);
-        step_frame.deadline = options.timeout.map(|limit| Deadline { at: Instant::now() + limit, limit });
+        step_frame.deadline =
+            options.timeout.and_then(|limit| Instant::now().checked_add(limit).map(|at| Deadline { at, limit }));
         let frame_id = step_frame.id;
         let result = {
             let _guard = frame::push(step_frame.clone());
@@ -127,7 +128,9 @@ pub fn run(
         let interrupt = interruption(&err);
         let own_timeout = matches!(interrupt, Some(Interrupt::StepTimeout { frame, .. }) if frame == frame_id);
         let message = error_message(&err);
-        let retryable = interrupt.is_none() || own_timeout;
+        // A refused approval or a held lock will not change by trying again.
+        let blocked = crate::primitives::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
+        let retryable = (interrupt.is_none() || own_timeout) && !blocked;
         if retryable && attempt < attempts_allowed && frame::check(services).is_none() {
             services.log(
                 crate::events::Level::Warn,

@@ -335,6 +335,30 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
             sleep(&s, d)
         },
     );
+    // The standard package has its own sleep(INT|FLOAT) that nothing can
+    // interrupt; these exact signatures replace it.
+    let s = state.clone();
+    func(
+        engine,
+        "sleep",
+        &["seconds: i64", "()"],
+        "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(2);\n```",
+        move |secs: i64| -> RhaiResultOf<()> {
+            let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
+            sleep(&s, d)
+        },
+    );
+    let s = state.clone();
+    func(
+        engine,
+        "sleep",
+        &["seconds: f64", "()"],
+        "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(0.5);\n```",
+        move |secs: f64| -> RhaiResultOf<()> {
+            let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
+            sleep(&s, d)
+        },
+    );
     func(
         engine,
         "now",
@@ -388,7 +412,10 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
 
 /// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
 pub fn sleep(state: &RunState, duration: Duration) -> RhaiResultOf<()> {
-    let end = Instant::now() + duration;
+    // A duration too long for the clock is as good as forever.
+    let end = Instant::now()
+        .checked_add(duration)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     loop {
         if let Some(reason) = frame::check(&state.services) {
             return Err(terminated(reason));

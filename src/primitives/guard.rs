@@ -151,8 +151,9 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
     }
     if settings.interactive {
         let mut answer = String::new();
+        let shown = services.redactor.redact(message).into_owned();
         services.bus.suspend(&mut || {
-            eprint!("? {message}\n  approve `{name}`? [y/N] ");
+            eprint!("? {shown}\n  approve `{name}`? [y/N] ");
             let _ = std::io::stderr().flush();
             let _ = std::io::stdin().lock().read_line(&mut answer);
         });

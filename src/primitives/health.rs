@@ -395,7 +395,7 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
         by_status: BTreeMap::new(),
     }));
     let started = Instant::now();
-    let end = started + o.duration;
+    let end = started.checked_add(o.duration).unwrap_or(started + Duration::from_secs(365 * 86_400));
     let ticket = Arc::new(AtomicU64::new(0));
     let work = {
         let tally = tally.clone();
@@ -456,6 +456,9 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
     m.insert("rps".into(), (t.requests as f64 / elapsed).into());
     let by_status: Map = t.by_status.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(*v as i64))).collect();
     m.insert("by_status".into(), by_status.into());
+    // What produced these numbers, for the decision records that quote them.
+    m.insert("url".into(), url.into());
+    m.insert("duration_ms".into(), (o.duration.as_millis() as i64).into());
     state.services.log(
         Level::Info,
         format!(

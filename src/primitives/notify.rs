@@ -124,7 +124,15 @@ pub fn post_json(
             Err(e) => last_error = format!("{url}: {}", without_url(&e)),
         }
         if attempt < attempts {
-            std::thread::sleep(delay.min(Duration::from_secs(30)));
+            let until = std::time::Instant::now() + delay.min(Duration::from_secs(30));
+            while std::time::Instant::now() < until {
+                if frame::check(services).is_some() {
+                    return Err("interrupted".into());
+                }
+                services
+                    .cancel
+                    .sleep(until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_millis(100)));
+            }
             delay = delay.saturating_mul(2);
         }
     }

@@ -118,7 +118,7 @@ impl<'a> Pump<'a> {
         for p in pipes.iter().flatten() {
             set_nonblocking(p.raw_fd());
         }
-        let deadline = spec.timeout.map(|t| start + t);
+        let deadline = spec.timeout.and_then(|t| start.checked_add(t));
         let mut buf = vec![0u8; 64 * 1024];
         let mut last_reap_check = Instant::now();
         let mut exited = None;

@@ -4,6 +4,14 @@
 //! `$GITHUB_STEP_SUMMARY`.
 
 use std::fmt::Write as _;
+
+/// `println!` that does not panic when stdout is closed.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,7 +40,7 @@ impl Github {
     fn add_masks(&mut self) {
         let secrets = self.redactor.secrets();
         for s in secrets.iter().skip(self.masked) {
-            println!("::add-mask::{}", escape_data(s));
+            outln!("::add-mask::{}", escape_data(s));
         }
         self.masked = secrets.len();
     }
@@ -45,7 +53,7 @@ impl Github {
             props.push(' ');
         }
         let _ = write!(props, "title={}", escape_property(title));
-        println!("::error{props}::{}", escape_data(message));
+        outln!("::error{props}::{}", escape_data(message));
         self.error_told = true;
     }
 
@@ -63,12 +71,12 @@ impl Sink for Github {
         self.add_masks();
         match &event.kind {
             EventKind::PhaseStarted { phase } => {
-                println!("::group::phase {}", escape_data(phase));
+                outln!("::group::phase {}", escape_data(phase));
                 self.lines.emit(event);
             }
             EventKind::PhaseFinished { .. } => {
                 self.lines.emit(event);
-                println!("::endgroup::");
+                outln!("::endgroup::");
             }
             EventKind::StepFinished { at, status: Status::Failed, allow_failure: false, error, error_at, .. } => {
                 self.lines.emit(event);

@@ -13,6 +13,8 @@ use crate::events::{Event, Sink};
 
 /// Output lines kept per step for `JUnit` and reports.
 const TAIL_LINES: usize = 50;
+/// Characters kept of each of those lines: the step log has them whole.
+const MAX_TAIL_LINE: usize = 1000;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunRecord {
@@ -192,7 +194,7 @@ impl RunRecord {
                 if tail.len() == TAIL_LINES {
                     tail.pop_front();
                 }
-                tail.push_back(line);
+                tail.push_back(line.chars().take(MAX_TAIL_LINE).collect());
             }
             "gate" => self.gates.push(GateRecord {
                 ts,

@@ -66,7 +66,10 @@ impl Terminal {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None if self.to_stdout => println!("{text}"),
+            None if self.to_stdout => {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout().lock(), "{text}");
+            }
             None => eprintln!("{text}"),
         }
     }
