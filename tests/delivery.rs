@@ -459,3 +459,64 @@ fn kubernetes_canary_example_issues_the_commands_a_cluster_needs() {
         "{decisions:?}"
     );
 }
+
+/// A canary judged by HAProxy's own per-server counters of real traffic.
+fn counters_playbook(haproxy: &Haproxy, no_data: &str) -> Playbook {
+    Playbook::new(&format!(
+        r#"
+        import "capstan/canary" as canary;
+        let sock = "{sock}";
+        let last = #{{}};
+        phase("release", || canary::run(#{{
+            ladder: [5, 100], hold: "500ms", interval: "500ms",
+            set_weight: |w| traffic::haproxy(#{{ socket: sock, backend: "app", weights: #{{ v1: 100 - w, v2: w }} }}),
+            analyze: || {{
+                let s = traffic::haproxy_sample(#{{ socket: sock, backend: "app", server: "v2", since: last }});
+                last = s.counters;
+                s
+            }},
+            thresholds: #{{ error_rate: 0.05 }},
+            no_data: "{no_data}",
+        }}));
+        "#,
+        sock = haproxy.socket.display()
+    ))
+}
+
+#[test]
+fn canary_judged_by_haproxy_counters_of_real_traffic() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (v1, v2) = (App::start("v1", 0.0, 0, 1), App::start("v2", 0.1, 0, 1));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    // Real users: a steady stream of requests through HAProxy while the canary runs.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (stop, url) = (stop.clone(), haproxy.url());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = crate::support::daemons::try_http_get(&url);
+            }
+        })
+    };
+    let r = counters_playbook(&haproxy, "fail").run_json();
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    r.code(1);
+    let d = &events_of(&r, "canary_decision")[0];
+    assert_eq!(d["verdict"], "fail", "{d}");
+    assert_eq!(d["sample"]["source"], "haproxy counters");
+    assert!(d["sample"]["requests"].as_i64().unwrap() > 0, "{d}");
+    assert!(d["reason"].as_str().unwrap().starts_with("error_rate "), "{d}");
+    assert!(haproxy.admin("get weight app/v2").starts_with('0'));
+}
+
+#[test]
+fn real_absence_of_traffic_is_no_data() {
+    let (v1, v2) = (App::start("v1", 0.0, 0, 1), App::start("v2", 0.0, 0, 1));
+    let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
+    let r = counters_playbook(&haproxy, "fail").run_json();
+    r.code(1);
+    let d = &events_of(&r, "canary_decision")[0];
+    assert_eq!(d["sample"]["requests"], 0);
+    assert!(d["reason"].as_str().unwrap().contains("no traffic (0 requests); no_data: \"fail\""), "{d}");
+}

@@ -157,6 +157,47 @@ fn haproxy_stats(map: &Map) -> RhaiResultOf<Map> {
     Ok(servers)
 }
 
+/// One server's traffic since the previous sample, from HAProxy's counters:
+/// an analysis source for a canary that sees real users' requests.
+fn haproxy_sample(map: &Map) -> RhaiResultOf<Map> {
+    check_keys(map, &["socket", "backend", "server", "since"], "traffic::haproxy_sample")?;
+    let server = text_option(map, "server", "traffic::haproxy_sample")?;
+    let mut stats_opts = Map::new();
+    for k in ["socket", "backend"] {
+        if let Some(v) = map.get(k) {
+            stats_opts.insert(k.into(), v.clone());
+        }
+    }
+    let stats = haproxy_stats(&stats_opts)?;
+    let now = stats.get(server.as_str()).and_then(|v| v.read_lock::<Map>().map(|m| m.clone())).ok_or_else(|| {
+        failure(Failure::USAGE, format!("traffic::haproxy_sample: the backend has no server `{server}`"))
+    })?;
+    let since = map.get("since").and_then(|v| v.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default();
+    let count = |m: &Map, k: &str| m.get(k).and_then(|v| v.as_int().ok()).unwrap_or(0);
+    // Counters only grow; a restart resets them, and then the new value is the delta.
+    let delta = |k: &str| {
+        let (a, b) = (count(&now, k), count(&since, k));
+        if a >= b {
+            a - b
+        } else {
+            a
+        }
+    };
+    let requests = delta("requests");
+    let errors = delta("5xx");
+    let mut m = Map::new();
+    m.insert("requests".into(), requests.into());
+    m.insert("errors".into(), errors.into());
+    m.insert("error_rate".into(), (if requests > 0 { errors as f64 / requests as f64 } else { 0.0 }).into());
+    m.insert("2xx".into(), delta("2xx").into());
+    m.insert("4xx".into(), delta("4xx").into());
+    m.insert("5xx".into(), errors.into());
+    m.insert("server".into(), server.into());
+    m.insert("source".into(), "haproxy counters".into());
+    m.insert("counters".into(), now.into());
+    Ok(m)
+}
+
 fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     check_keys(map, &["file", "upstream", "servers", "reload", "nginx_args"], "traffic::nginx")?;
     let file = text_option(map, "file", "traffic::nginx")?;
@@ -298,6 +339,17 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
         "Per-server counters of a backend: `#{ server: #{ requests, 2xx, 4xx, 5xx, weight, status } }`.\n\
          ```rhai\nlet st = traffic::haproxy_stats(#{ socket: sock, backend: \"app\" });\nlet v2_5xx = st.v2[\"5xx\"];\n```",
         |o: Map| haproxy_stats(&o),
+    );
+    module_func(
+        &mut m,
+        "haproxy_sample",
+        &["options: Map", "Map"],
+        "One server's traffic since the previous sample, from HAProxy's counters:\n\
+         `#{ socket, backend, server, since }` gives `#{ requests, errors, error_rate, 2xx, 4xx,\n\
+         5xx, counters }`; pass `counters` back as `since` next time. A canary analysis\n\
+         from real users' traffic.\n\
+         ```rhai\nlet last = #{};\nlet analyze = || { let s = traffic::haproxy_sample(#{ socket: sock, backend: \"app\", server: \"v2\", since: last }); last = s.counters; s };\n```",
+        |o: Map| haproxy_sample(&o),
     );
     let s = state.clone();
     module_func(
