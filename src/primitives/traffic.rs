@@ -157,7 +157,7 @@ fn haproxy_stats(map: &Map) -> RhaiResultOf<Map> {
     Ok(servers)
 }
 
-/// One server's traffic since the previous sample, from HAProxy's counters:
+/// One server's traffic since the previous sample, from `HAProxy`'s counters:
 /// an analysis source for a canary that sees real users' requests.
 fn haproxy_sample(map: &Map) -> RhaiResultOf<Map> {
     check_keys(map, &["socket", "backend", "server", "since"], "traffic::haproxy_sample")?;
