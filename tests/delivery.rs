@@ -460,7 +460,7 @@ fn kubernetes_canary_example_issues_the_commands_a_cluster_needs() {
     );
 }
 
-/// A canary judged by HAProxy's own per-server counters of real traffic.
+/// A canary judged by `HAProxy`'s own per-server counters of real traffic.
 fn counters_playbook(haproxy: &Haproxy, no_data: &str) -> Playbook {
     Playbook::new(&format!(
         r#"
