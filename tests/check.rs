@@ -154,3 +154,21 @@ fn doc_covers_namespaced_functions_and_survives_a_closed_pipe() {
     let out = child.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn output_option_writes_data_to_a_file() {
+    let p = Playbook::new(r#"let v = param("version", "1"); phase("do", || info("hi"));"#);
+    let r = crate::support::Run::from(p.command("list").args(["--json", "-o", "list.json"]).output().unwrap());
+    r.code(0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.path("list.json")).unwrap()).unwrap();
+    assert_eq!(doc["phases"], serde_json::json!(["do"]));
+    let r = crate::support::Run::from(
+        p.command("run").args(["--log-format", "json", "--output", "events.jsonl"]).output().unwrap(),
+    );
+    r.code(0);
+    assert!(r.stdout.is_empty());
+    let lines = std::fs::read_to_string(p.path("events.jsonl")).unwrap();
+    assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(lines.contains("\"event\":\"run_finished\""));
+}

@@ -46,12 +46,12 @@ fn files_and_formats() {
 
 #[test]
 fn fs_write_is_skipped_in_dry_run() {
-    let p = Playbook::new(r#"phase("do", || info(`${fs::write("x.txt", "hi")}`));"#).arg("--dry-run");
+    let p = Playbook::new(r#"phase("do", || info(`${fs::write("x.txt", "hi").dry_run}`));"#).arg("--dry-run");
     let r = p.run_json();
     r.code(0);
     assert!(!p.path("x.txt").exists());
     let l = logs(&r);
-    assert_eq!(l, ["would run: write 2 bytes to x.txt", "false"]);
+    assert_eq!(l, ["would run: write 2 bytes to x.txt", "true"]);
 }
 
 #[test]

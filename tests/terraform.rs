@@ -222,7 +222,7 @@ fn validate_fmt_and_scaffold() {
     let p = tf_playbook(
         r#"phase("do", || {
             let files = terraform::scaffold("infra", #{ provider: "none", envs: ["staging", "production"], modules: ["vpc", "db"] });
-            info(`${files.len()}`);
+            info(`${files.files.len()}`);
             terraform::init("infra/environments/staging");
             let v = terraform::validate("infra/environments/staging");
             info(`valid=${v.valid}`);

@@ -18,6 +18,10 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Write the command's data (JSON lines of `run --log-format json`, `list`,
+    /// `doc`, `runs`, `check --json`) to FILE instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE", global = true)]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

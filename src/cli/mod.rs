@@ -1,13 +1,34 @@
 //! The command line: one file per subcommand. Each returns its exit code;
 //! errors are rendered here, at the edge.
 
-/// `println!` that does not panic when stdout is closed (`capstan doc | head`).
+/// `println!` to the command's output (stdout, or `-o FILE`), which does not
+/// panic when stdout is closed (`capstan doc | head`).
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let _ = writeln!(crate::cli::output(), $($arg)*);
     }};
 }
+
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+static OUTPUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
+
+/// Where data goes: stdout unless `-o/--output FILE` was given.
+pub(crate) fn output() -> MutexGuard<'static, Box<dyn Write + Send>> {
+    OUTPUT
+        .get_or_init(|| Mutex::new(Box::new(std::io::stdout())))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The `-o` file for sinks that write on their own (JSON lines).
+pub(crate) fn output_file() -> Option<std::fs::File> {
+    OUTPUT_FILE.get().and_then(|f| f.try_clone().ok())
+}
+
+static OUTPUT_FILE: OnceLock<std::fs::File> = OnceLock::new();
 
 mod args;
 mod check;
@@ -42,17 +63,30 @@ pub async fn main() -> i32 {
         }
     };
     init_tracing();
-    match cli.command {
+    if let Some(path) = &cli.output {
+        match std::fs::File::create(path) {
+            Ok(file) => {
+                if let Ok(copy) = file.try_clone() {
+                    let _ = OUTPUT.set(Mutex::new(Box::new(copy)));
+                }
+                let _ = OUTPUT_FILE.set(file);
+            }
+            Err(e) => return usage_error(&format!("cannot write {}: {e}", path.display()), Some("check the -o path")),
+        }
+    }
+    let code = match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::check(&args),
         Command::List(args) => list::list(&args),
         Command::Doc(args) => doc::doc(&args),
         Command::Runs(args) => runs::runs(&args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut *output());
             exit::OK
         }
-    }
+    };
+    let _ = output().flush();
+    code
 }
 
 fn init_tracing() {

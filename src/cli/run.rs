@@ -75,7 +75,10 @@ fn log_format(args: &RunArgs) -> LogFormat {
 
 fn output_sink(args: &RunArgs, services: &Services, record: &Arc<Mutex<RunRecord>>) -> Box<dyn Sink> {
     match log_format(args) {
-        LogFormat::Json => Box::new(JsonLines::stdout()),
+        LogFormat::Json => match super::output_file() {
+            Some(file) => Box::new(JsonLines::to(Box::new(file))),
+            None => Box::new(JsonLines::stdout()),
+        },
         LogFormat::Human => Box::new(Terminal::new(TerminalStyle::Human, args.verbose, args.quiet)),
         LogFormat::Github => Box::new(Github::new(args.verbose, services.redactor.clone(), record.clone())),
         LogFormat::Plain | LogFormat::Auto => Box::new(Terminal::new(TerminalStyle::Plain, args.verbose, args.quiet)),

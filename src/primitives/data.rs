@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Module};
+use rhai::{Array, Dynamic, Engine, Map, Module};
 
 use super::errors::Failure;
 use super::{failure, failure_with_hint, module_func, RhaiResultOf};
@@ -37,19 +37,25 @@ fn fs_module(state: &Arc<RunState>) -> Module {
     module_func(
         &mut m,
         "write",
-        &["path: &str", "text: &str", "bool"],
-        "Write text to a file, creating its folder. Not done under `--dry-run` (returns false).\n\
+        &["path: &str", "text: &str", "Map"],
+        "Write text to a file, creating its folder: `#{ path, bytes, dry_run }`. Not done\n\
+         under `--dry-run`.\n\
          ```rhai\nfs::write(\"out/version.txt\", version);\n```",
-        move |path: &str, text: &str| -> RhaiResultOf<bool> {
+        move |path: &str, text: &str| -> RhaiResultOf<Map> {
             let description = format!("write {} bytes to {path}", text.len());
+            let mut result = Map::new();
+            result.insert("path".into(), path.into());
+            result.insert("bytes".into(), (text.len() as i64).into());
             if !s.services.should_act(&Action { description: &description, read_only: false }) {
-                return Ok(false);
+                result.insert("dry_run".into(), true.into());
+                return Ok(result);
             }
             if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", &dir.to_string_lossy(), &e))?;
             }
             std::fs::write(path, text).map_err(|e| io_error("cannot write", path, &e))?;
-            Ok(true)
+            result.insert("dry_run".into(), false.into());
+            Ok(result)
         },
     );
     module_func(

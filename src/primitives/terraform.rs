@@ -359,7 +359,7 @@ fn scaffold_files(provider: &str, envs: &[String], modules: &[String]) -> Vec<(S
     files
 }
 
-fn scaffold(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Array> {
+fn scaffold(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     let mut provider = "aws".to_string();
     let mut envs = vec!["staging".to_string(), "production".to_string()];
     let mut modules = vec!["network".to_string()];
@@ -396,7 +396,10 @@ fn scaffold(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Array> {
         }
         written.push(path.to_string_lossy().into_owned().into());
     }
-    Ok(written)
+    let mut result = Map::new();
+    result.insert("files".into(), written.into());
+    result.insert("dry_run".into(), (!act).into());
+    Ok(result)
 }
 
 type TfFn = fn(&RunState, &str, &Map) -> RhaiResultOf<Map>;
@@ -422,8 +425,8 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     module_func(
         &mut m,
         "scaffold",
-        &["dir: &str", "options: Map", "Array"],
-        "Write modules/NAME/{main,variables,outputs}.tf and environments/ENV/{main.tf,\nbackend.tf, terraform.tfvars}, one remote state per environment; existing files are\nkept. Options: `provider` (aws, google, azurerm get their remote backend; `none` writes no provider\nblock; any other name gets a provider block and a local backend),\n`envs`, `modules`. Returns the paths.\n```rhai\nterraform::scaffold(\"infrastructure\", #{ provider: \"aws\", envs: [\"staging\", \"production\"], modules: [\"vpc\", \"eks\"] });\n```",
+        &["dir: &str", "options: Map", "Map"],
+        "Write modules/NAME/{main,variables,outputs}.tf and environments/ENV/{main.tf,\nbackend.tf, terraform.tfvars}, one remote state per environment; existing files are\nkept. Options: `provider` (aws, google, azurerm get their remote backend; `none` writes no provider\nblock; any other name gets a provider block and a local backend),\n`envs`, `modules`. Returns `#{ files, dry_run }`.\n```rhai\nterraform::scaffold(\"infrastructure\", #{ provider: \"aws\", envs: [\"staging\", \"production\"], modules: [\"vpc\", \"eks\"] });\n```",
         move |dir: &str, o: Map| scaffold(&s, dir, &o),
     );
     engine.register_static_module("terraform", m.into());

@@ -1,16 +1,21 @@
-//! `--log-format json`: one JSON object per line on stdout, nothing else.
+//! `--log-format json`: one JSON object per line on stdout (or the
+//! `--output` file), nothing else.
 
-use std::io::{BufWriter, Stdout, Write};
+use std::io::{BufWriter, Write};
 
 use crate::events::{Event, EventKind, Sink};
 
 pub struct JsonLines {
-    out: BufWriter<Stdout>,
+    out: BufWriter<Box<dyn Write + Send>>,
 }
 
 impl JsonLines {
     pub fn stdout() -> Self {
-        Self { out: BufWriter::with_capacity(64 * 1024, std::io::stdout()) }
+        Self::to(Box::new(std::io::stdout()))
+    }
+
+    pub fn to(out: Box<dyn Write + Send>) -> Self {
+        Self { out: BufWriter::with_capacity(64 * 1024, out) }
     }
 }
 
