@@ -92,6 +92,7 @@ fn events_of(r: &Run, kind: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn healthy_canary_climbs_the_ladder_and_retires_v1() {
+    let _exclusive = crate::support::exclusive();
     let (mut v1, mut v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.0, 1, 1));
     let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
     let r = canary_playbook(&haproxy, &v1, &v2, "").run_json();
@@ -117,6 +118,7 @@ fn healthy_canary_climbs_the_ladder_and_retires_v1() {
 
 #[test]
 fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
+    let _exclusive = crate::support::exclusive();
     let (v1, mut v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.1, 1, 1));
     let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
     let p = canary_playbook(&haproxy, &v1, &v2, "");
@@ -175,6 +177,7 @@ fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
 
 #[test]
 fn slow_canary_is_rolled_back_and_the_record_shows_samples_and_threshold() {
+    let _exclusive = crate::support::exclusive();
     let (v1, v2) = (App::start("v1", 0.0, 1, 1), App::start("v2", 0.0, 290, 20));
     let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
     let r = canary_playbook(&haproxy, &v1, &v2, "").run_json();
@@ -196,6 +199,7 @@ fn slow_canary_is_rolled_back_and_the_record_shows_samples_and_threshold() {
 
 #[test]
 fn baseline_ratio_decides_relative_to_v1() {
+    let _exclusive = crate::support::exclusive();
     for (v1_rate, expected) in [(0.01, 0), (0.002, 1)] {
         let (v1, v2) = (App::start("v1", v1_rate, 0, 1), App::start("v2", 0.01, 0, 1));
         let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
@@ -485,6 +489,7 @@ fn counters_playbook(haproxy: &Haproxy, no_data: &str) -> Playbook {
 
 #[test]
 fn canary_judged_by_haproxy_counters_of_real_traffic() {
+    let _exclusive = crate::support::exclusive();
     use std::sync::atomic::{AtomicBool, Ordering};
     let (v1, v2) = (App::start("v1", 0.0, 0, 1), App::start("v2", 0.1, 0, 1));
     let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);

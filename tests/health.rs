@@ -59,10 +59,11 @@ fn wait_until_healthy_and_fail_when_not() {
 
 #[test]
 fn probe_measures_error_rate_latency_and_throughput() {
+    let _exclusive = crate::support::exclusive();
     let server = LatencyServer::start(5, 20, 20);
     let p = Playbook::new(&format!(
         r#"phase("do", || {{
-            let p = health::probe("{}", #{{ duration: "3s", concurrency: 64 }});
+            let p = health::probe("{}", #{{ duration: "3s", concurrency: 64, rate: 2400 }});
             event("probe", p);
         }});"#,
         server.url
@@ -87,6 +88,7 @@ fn probe_measures_error_rate_latency_and_throughput() {
 
 #[test]
 fn probe_paced_by_rate() {
+    let _exclusive = crate::support::exclusive();
     let server = LatencyServer::start(1, 2, 0);
     let r = Playbook::new(&format!(
         r#"phase("do", || event("probe", health::probe("{}", #{{ duration: "1s", rate: 200, concurrency: 8 }})));"#,

@@ -63,6 +63,7 @@ fn metrics_value_reads_exact_backfilled_values() {
 
 #[test]
 fn haproxy_weights_move_real_traffic() {
+    let _exclusive = crate::support::exclusive();
     let (v1, v2) = (Backend::ok("v1"), Backend::ok("v2"));
     let haproxy = Haproxy::start(&[("v1", v1.port), ("v2", v2.port)]);
     let p = Playbook::new(&format!(
@@ -110,6 +111,7 @@ fn haproxy_dry_run_changes_nothing() {
 
 #[test]
 fn nginx_upstream_weights_move_real_traffic_after_reload() {
+    let _exclusive = crate::support::exclusive();
     let (v1, v2) = (Backend::ok("v1"), Backend::ok("v2"));
     let nginx = Nginx::start(&[(v1.port, 1)]);
     let args: Vec<String> = nginx.conf_args().iter().map(|a| format!("{a:?}")).collect();
@@ -192,6 +194,7 @@ fn ssh_run_propagates_exit_codes_and_output() {
 
 #[test]
 fn docker_build_push_pull_by_digest_run_and_health_wait() {
+    let _exclusive = crate::support::exclusive();
     let dockerd = shared_dockerd().expect("dockerd must run here; the reason is printed above");
     let registry = Registry::start();
     let port = free_port();

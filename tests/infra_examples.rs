@@ -95,6 +95,7 @@ fn prometheus_gate_example() {
 
 #[test]
 fn containerize_and_deploy_example_end_to_end() {
+    let _exclusive = crate::support::exclusive();
     let dockerd = shared_dockerd().expect("dockerd must run here; the reason is printed above");
     let registry = Registry::start();
     let blue = Backend::ok("blue");

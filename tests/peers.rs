@@ -40,6 +40,7 @@ fn tool(program: &str, args: &[&str], dir: &Path) -> Vec<u8> {
 
 #[test]
 fn capstan_finds_every_secret_detect_secrets_finds() {
+    let _exclusive = crate::support::exclusive();
     let out =
         tool("detect-secrets", &["scan", "--all-files", "secrets", "dockerfile", "k8s", "terraform"], &fixtures());
     let baseline: serde_json::Value = serde_json::from_slice(&out).expect("detect-secrets prints JSON");
@@ -91,6 +92,7 @@ fn files_under(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
 
 #[test]
 fn hadolint_agrees_on_the_rules_both_cover() {
+    let _exclusive = crate::support::exclusive();
     let shared = [
         ("dockerfile/untagged-base", "DL3006"),
         ("dockerfile/latest-base", "DL3007"),
@@ -135,6 +137,7 @@ fn hadolint_agrees_on_the_rules_both_cover() {
 
 #[test]
 fn checkov_agrees_on_the_rules_both_cover() {
+    let _exclusive = crate::support::exclusive();
     // (framework, capstan rules, checkov checks): either side reporting any of its list.
     let shared: &[(&str, &[&str], &[&str])] = &[
         ("dockerfile", &["dockerfile/latest-base", "dockerfile/untagged-base"], &["CKV_DOCKER_7"]),

@@ -76,6 +76,7 @@ fn missing_program_is_a_clear_error() {
 
 #[test]
 fn step_timeout_kills_the_whole_tree() {
+    let _exclusive = crate::support::exclusive();
     let marker = "37.4242";
     let p = Playbook::new(&format!(
         r#"phase("do", || step("hang", #{{ timeout: "1s" }}, || sh("sleep {marker} & sleep {marker}")));"#
@@ -143,6 +144,7 @@ fn quiet_output_stays_in_the_step_log_only() {
 
 #[test]
 fn gigabyte_of_output_keeps_memory_bounded() {
+    let _exclusive = crate::support::exclusive();
     // 1 GiB in lines of 4 KiB; capstan's peak RSS must stay under 64 MiB.
     let p = Playbook::new(
         r#"phase("do", || step("flood", || {

@@ -204,3 +204,11 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Tests that load the machine (checkov, docker builds, a gigabyte of
+/// output) and tests that measure time (probes, canary timings) take this
+/// lock, so a measurement never shares the two cores with a heavy job.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
