@@ -155,6 +155,8 @@ pub enum EventKind {
         phase: Arc<str>,
         status: Status,
         duration_ms: u64,
+        /// A phase runs once per attempt of the run (SPEC §3 lists the field).
+        attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

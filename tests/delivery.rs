@@ -507,8 +507,13 @@ fn canary_judged_by_haproxy_counters_of_real_traffic() {
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
     r.code(1);
-    let d = &events_of(&r, "canary_decision")[0];
-    assert_eq!(d["verdict"], "fail", "{d}");
+    // At 5% the canary may see too few requests to show its errors; by the
+    // time it has real traffic, the counters give it away.
+    let decisions = events_of(&r, "canary_decision");
+    let d = decisions
+        .iter()
+        .find(|d| d["verdict"] == "fail")
+        .unwrap_or_else(|| panic!("no failing decision: {decisions:?}"));
     assert_eq!(d["sample"]["source"], "haproxy counters");
     assert!(d["sample"]["requests"].as_i64().unwrap() > 0, "{d}");
     assert!(d["reason"].as_str().unwrap().starts_with("error_rate "), "{d}");

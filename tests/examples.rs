@@ -63,8 +63,8 @@ fn hello_runs_and_its_json_lines_follow_the_spec() {
             assert!(["ok", "failed", "skipped", "dry_run"].contains(&e["status"].as_str().unwrap()));
             assert!(e["duration_ms"].is_u64());
         }
-        if e["event"] == "step_finished" {
-            assert!(e["attempts"].is_u64());
+        if e["event"] == "step_finished" || e["event"] == "phase_finished" {
+            assert!(e["attempts"].is_u64(), "{e}");
         }
     }
     let last = events.last().unwrap();

@@ -154,6 +154,7 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
         phase: name,
         status,
         duration_ms: start.elapsed().as_millis() as u64,
+        attempts: 1,
         error,
     });
     services.bus.flush();
