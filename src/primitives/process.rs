@@ -7,10 +7,9 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::errors::Failure;
-use super::{failure, failure_with_hint, func, terminated, RhaiResultOf};
+use super::{failure, failure_with_hint, func, tool, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::process::{self, CommandSpec, ProcessError};
-use crate::services::Action;
+use crate::process::{self, CommandSpec};
 use crate::state::RunState;
 
 const RUN_OPTIONS: &[&str] = &["cwd", "env", "stdin", "timeout", "check", "read_only", "quiet"];
@@ -101,17 +100,9 @@ fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf
 }
 
 fn execute(state: &RunState, spec: &CommandSpec, options: &RunOptions, display: &str) -> RhaiResultOf<Map> {
-    let services = &state.services;
-    if !services.should_act(&Action { description: display, read_only: options.read_only }) {
+    let hints = tool::Hints { spawn: "check the program name, PATH and `cwd`", other: None };
+    let Some(outcome) = tool::act(state, spec, display, options.read_only, &hints)? else {
         return Ok(result(0, String::new(), String::new(), Duration::ZERO, true));
-    }
-    let outcome = match process::execute(services, spec) {
-        Ok(o) => o,
-        Err(ProcessError::Interrupted(reason)) => return Err(terminated(reason)),
-        Err(e @ ProcessError::Spawn { .. }) => {
-            return Err(failure_with_hint(Failure::COMMAND, e.to_string(), "check the program name, PATH and `cwd`"))
-        }
-        Err(e) => return Err(failure(Failure::COMMAND, e.to_string())),
     };
     if options.check && !outcome.success() {
         let what = outcome.describe(spec.timeout);

@@ -2,48 +2,43 @@
 //! primitive: through the one dry-run decision and the one process runner,
 //! with failures turned into script errors that keep the tool's own words.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use super::errors::Failure;
-use super::{failure_with_hint, terminated, RhaiResultOf};
+use super::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
 use crate::services::Action;
 use crate::state::RunState;
 
-/// One invocation of a tool.
+/// One invocation of a tool: the command as the process runner takes it,
+/// and whether it may run under `--dry-run`.
 #[derive(Debug, Clone, Default)]
 pub struct ToolCall {
-    pub program: String,
-    pub args: Vec<String>,
-    pub cwd: Option<PathBuf>,
-    pub env: Vec<(String, String)>,
-    pub stdin: Option<String>,
-    pub timeout: Option<Duration>,
+    pub spec: CommandSpec,
     /// Runs under `--dry-run` too (plans, queries, templates).
     pub read_only: bool,
-    /// Keep the output out of the terminal (machine-readable output).
-    pub quiet: bool,
+}
+
+impl std::ops::Deref for ToolCall {
+    type Target = CommandSpec;
+
+    fn deref(&self) -> &CommandSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::DerefMut for ToolCall {
+    fn deref_mut(&mut self) -> &mut CommandSpec {
+        &mut self.spec
+    }
 }
 
 impl ToolCall {
     pub fn new(program: &str, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self { program: program.to_string(), args: args.into_iter().map(Into::into).collect(), ..Self::default() }
-    }
-
-    pub fn spec(&self) -> CommandSpec {
-        let mut spec = CommandSpec::new(self.program.clone(), self.args.clone());
-        spec.cwd.clone_from(&self.cwd);
-        spec.env.clone_from(&self.env);
-        spec.stdin.clone_from(&self.stdin);
-        spec.timeout = self.timeout;
-        spec.quiet = self.quiet;
-        spec
+        Self { spec: CommandSpec::new(program, args.into_iter().map(Into::into).collect()), read_only: false }
     }
 
     /// The command as `would run:` shows it, with the folder it runs in.
     pub fn display(&self) -> String {
-        let cmd = self.spec().display();
+        let cmd = self.spec.display();
         match &self.cwd {
             Some(dir) => format!("{cmd} (in {})", dir.display()),
             None => cmd,
@@ -51,28 +46,52 @@ impl ToolCall {
     }
 }
 
-/// `None` when dry-run skipped it; otherwise the finished process, whatever
-/// its exit status.
-pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> {
-    if !state.services.should_act(&Action { description: &call.display(), read_only: call.read_only }) {
+/// What to say when a command cannot be started, and when reading it fails.
+pub struct Hints<'a> {
+    pub spawn: &'a str,
+    pub other: Option<&'a str>,
+}
+
+/// The one way a primitive runs a command: the dry-run decision, then the
+/// process runner, with its failures as script errors. `None` when dry-run
+/// skipped it; otherwise the finished process, whatever its exit status.
+pub fn act(
+    state: &RunState,
+    spec: &CommandSpec,
+    description: &str,
+    read_only: bool,
+    hints: &Hints<'_>,
+) -> RhaiResultOf<Option<Outcome>> {
+    if !state.services.should_act(&Action { description, read_only }) {
         return Ok(None);
     }
-    match process::execute(&state.services, &call.spec()) {
+    match process::execute(&state.services, spec) {
         Ok(outcome) => Ok(Some(outcome)),
         Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
-        Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(
-            Failure::COMMAND,
-            e.to_string(),
-            format!("install `{}` or put it on PATH", call.program),
-        )),
-        Err(e) => Err(failure_with_hint(Failure::COMMAND, e.to_string(), "see the step's output")),
+        Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(Failure::COMMAND, e.to_string(), hints.spawn)),
+        Err(e) => Err(match hints.other {
+            Some(h) => failure_with_hint(Failure::COMMAND, e.to_string(), h),
+            None => failure(Failure::COMMAND, e.to_string()),
+        }),
     }
+}
+
+/// A tool call through [`act`].
+pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> {
+    let spawn = format!("install `{}` or put it on PATH", call.program);
+    act(
+        state,
+        &call.spec,
+        &call.display(),
+        call.read_only,
+        &Hints { spawn: &spawn, other: Some("see the step's output") },
+    )
 }
 
 /// The error for a tool that exited non-zero: its own words, trimmed.
 pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<rhai::EvalAltResult> {
     let words = last_lines(&outcome.stderr, 12).or_else(|| last_lines(&outcome.stdout, 12)).unwrap_or_default();
-    let mut message = format!("`{}` failed with {}", call.spec().display(), outcome.describe(call.timeout));
+    let mut message = format!("`{}` failed with {}", call.spec.display(), outcome.describe(call.timeout));
     if !words.is_empty() {
         message.push_str(":\n");
         message.push_str(&words);
