@@ -7,22 +7,17 @@ use rhai::{Array, Dynamic, Engine, Map, Module};
 
 use super::errors::Failure;
 use super::tool::{self, ToolCall};
+use super::values;
 use super::{failure, module_func, RhaiResultOf};
 use crate::events::Level;
 use crate::state::RunState;
 
 fn strings(v: &Dynamic, key: &str) -> RhaiResultOf<Vec<String>> {
-    if v.is_string() {
-        return Ok(vec![v.to_string()]);
-    }
-    v.read_lock::<Array>()
-        .map(|a| a.iter().map(ToString::to_string).collect())
-        .ok_or_else(|| failure(Failure::USAGE, format!("docker option `{key}` must be an array")))
+    values::list(v, true).ok_or_else(|| failure(Failure::USAGE, format!("docker option `{key}` must be an array")))
 }
 
 fn pairs(v: &Dynamic, key: &str) -> RhaiResultOf<Vec<(String, String)>> {
-    v.read_lock::<Map>()
-        .map(|m| m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    values::pairs(v, ToString::to_string)
         .ok_or_else(|| failure(Failure::USAGE, format!("docker option `{key}` must be a map")))
 }
 

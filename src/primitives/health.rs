@@ -84,8 +84,7 @@ impl Default for CheckOptions {
 const CHECK_OPTIONS: &[&str] = &["expect_status", "expect_body", "timeout", "interval", "within", "headers"];
 
 fn headers(value: &Dynamic) -> Result<Vec<(String, String)>, String> {
-    let map = value.read_lock::<Map>().ok_or("`headers` must be a map")?;
-    Ok(map.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    super::values::pairs(value, ToString::to_string).ok_or_else(|| "`headers` must be a map".to_string())
 }
 
 impl CheckOptions {

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Dynamic, Engine, Map, Module};
 
 use super::errors::Failure;
 use super::tool::{self, ToolCall};
+use super::values;
 use super::{failure, module_func, RhaiResultOf};
 use crate::state::RunState;
 
@@ -42,12 +43,7 @@ fn check_keys(map: &Map, extra: &[&str], what: &str) -> RhaiResultOf<()> {
 }
 
 fn strings(v: &Dynamic, what: &str) -> RhaiResultOf<Vec<String>> {
-    if v.is_string() {
-        return Ok(vec![v.to_string()]);
-    }
-    v.read_lock::<Array>()
-        .map(|a| a.iter().map(ToString::to_string).collect())
-        .ok_or_else(|| failure(Failure::USAGE, format!("{what} must be an array")))
+    values::list(v, true).ok_or_else(|| failure(Failure::USAGE, format!("{what} must be an array")))
 }
 
 /// Flatten nested maps into `a.b.c=value` for `--set`.

@@ -19,6 +19,7 @@ mod ssh;
 mod terraform;
 mod tool;
 mod traffic;
+mod values;
 
 use std::sync::Arc;
 

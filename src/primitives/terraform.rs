@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::errors::Failure;
 use super::tool::{self, ToolCall};
+use super::values;
 use super::{failure, failure_with_hint, module_func, RhaiResultOf};
 use crate::events::Level;
 use crate::playbook::parse_duration;
@@ -35,15 +36,11 @@ const OPTIONS: &[&str] =
     &["vars", "var_files", "targets", "lock_timeout", "env", "plan_file", "refresh_only", "write", "backend_config"];
 
 fn strings(v: &Dynamic, key: &str) -> Result<Vec<String>, String> {
-    v.read_lock::<Array>()
-        .map(|a| a.iter().map(ToString::to_string).collect())
-        .ok_or_else(|| format!("terraform option `{key}` must be an array"))
+    values::list(v, false).ok_or_else(|| format!("terraform option `{key}` must be an array"))
 }
 
 fn pairs(v: &Dynamic, key: &str) -> Result<Vec<(String, String)>, String> {
-    v.read_lock::<Map>()
-        .map(|m| m.iter().map(|(k, v)| (k.to_string(), scalar(v))).collect())
-        .ok_or_else(|| format!("terraform option `{key}` must be a map"))
+    values::pairs(v, scalar).ok_or_else(|| format!("terraform option `{key}` must be a map"))
 }
 
 /// A value as terraform's `-var` wants it: strings bare, the rest as JSON (HCL accepts it).
