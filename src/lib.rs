@@ -22,6 +22,7 @@ pub mod executor;
 pub mod playbook;
 pub mod primitives;
 pub mod process;
+pub mod repl;
 pub mod report;
 pub mod secrets;
 pub mod services;

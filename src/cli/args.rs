@@ -11,6 +11,9 @@ Examples:
   capstan run deploy.rhai --from do --log-format json --timeout 30m
   capstan check deploy.rhai lib/*.rhai
   capstan list deploy.rhai --json
+  capstan repl deploy.rhai
+  capstan new checkout --template canary
+  capstan ci deploy.rhai --platform github -o .github/workflows/deploy.yml
   capstan doc step";
 
 #[derive(Debug, Parser)]
@@ -56,6 +59,34 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
         after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions"
     )]
     Doc(DocArgs),
+    /// Interactive session with every primitive loaded
+    #[command(after_help = "\
+Examples:
+  capstan repl
+  capstan repl deploy.rhai --param version=1.4.2
+  capstan repl deploy.rhai --dry-run
+
+Inside: `:help` lists the commands; `:phases`, `:run PHASE`, `:doc NAME`,
+`:dry-run on|off`, `:quit`. Ctrl-C cancels the running command, Ctrl-D quits.")]
+    Repl(ReplArgs),
+    /// Start a new service's playbook from a template
+    #[command(after_help = "\
+Examples:
+  capstan new checkout
+  capstan new checkout --template canary
+  capstan new infra --template terraform")]
+    New(NewArgs),
+    /// Generate a CI pipeline that runs the playbook's phases as jobs
+    #[command(after_help = "\
+Examples:
+  capstan ci deploy.rhai --platform github -o .github/workflows/deploy.yml
+  capstan ci deploy.rhai --platform gitlab -o .gitlab-ci.yml
+  capstan ci deploy.rhai --platform jenkins -o Jenkinsfile
+  capstan ci deploy.rhai --platform circleci -o .circleci/config.yml")]
+    Ci(CiArgs),
+    /// Print the man page (roff)
+    #[command(after_help = "Example:\n  capstan man | man -l -")]
+    Man,
     /// Print a shell completion script
     #[command(after_help = "Example:\n  capstan completions bash > /etc/bash_completion.d/capstan")]
     Completions { shell: clap_complete::Shell },
@@ -161,6 +192,9 @@ pub struct DocArgs {
     /// Write editor definition files (`.d.rhai`) into this folder
     #[arg(long, value_name = "DIR")]
     pub definitions: Option<PathBuf>,
+    /// The API reference as Markdown
+    #[arg(long, conflicts_with = "definitions")]
+    pub markdown: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -186,4 +220,68 @@ pub enum RunsAction {
         /// A run id, or `last`
         run: String,
     },
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line flags
+pub struct ReplArgs {
+    /// A playbook whose top level is evaluated first: its params, secrets and phases are there
+    pub playbook: Option<PathBuf>,
+    /// A parameter, NAME=VALUE (repeatable)
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// Parameters from a JSON or YAML file (typed values)
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// Start with dry-run on (`:dry-run off` turns it off)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where `.capstan/runs/` goes [default: the playbook's folder, or the current one]
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Give every approval (`approve(...)`) without asking
+    #[arg(long)]
+    pub yes: bool,
+    /// Give one approval by name (repeatable)
+    #[arg(long = "approve", value_name = "NAME")]
+    pub approvals: Vec<String>,
+    /// Hold this exclusive lock for the session; exit 3 if another run holds it
+    #[arg(long = "lock", value_name = "NAME")]
+    pub locks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// The five phases, a build and a health check
+    Basic,
+    /// A canary rollout behind a load balancer, with automatic rollback
+    Canary,
+    /// Terraform plan, approval and apply
+    Terraform,
+    /// Build an image, push it, run it, check it
+    Container,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The folder to create (it may exist if it is empty)
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Template::Basic)]
+    pub template: Template,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Platform {
+    Github,
+    Gitlab,
+    Jenkins,
+    Circleci,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The playbook the pipeline runs
+    pub playbook: PathBuf,
+    #[arg(long, value_enum)]
+    pub platform: Platform,
 }

@@ -32,9 +32,12 @@ static OUTPUT_FILE: OnceLock<std::fs::File> = OnceLock::new();
 
 mod args;
 mod check;
+mod ci;
 mod compliance;
 mod doc;
 mod list;
+mod man;
+mod new;
 mod run;
 mod runs;
 
@@ -43,7 +46,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 
-pub use args::{Cli, Command, LogFormat};
+pub use args::{Cli, Command, LogFormat, ReplArgs};
 
 use crate::engine;
 use crate::executor::exit;
@@ -80,6 +83,10 @@ pub async fn main() -> i32 {
         Command::List(args) => list::list(&args),
         Command::Doc(args) => doc::doc(&args),
         Command::Runs(args) => runs::runs(&args),
+        Command::Repl(args) => crate::repl::repl(args).await,
+        Command::New(args) => new::new(&args),
+        Command::Ci(args) => ci::ci(&args),
+        Command::Man => man::man(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut *output());
             exit::OK
