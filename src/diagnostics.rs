@@ -158,7 +158,22 @@ pub fn parse_message(err: &ParseError) -> String {
 }
 
 fn source_text(source: &str) -> Option<String> {
+    if let Some(text) = virtual_sources().get(source) {
+        return Some(text.clone());
+    }
     stdlib::source(source).map(str::to_string).or_else(|| std::fs::read_to_string(source).ok())
+}
+
+fn virtual_sources() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, String>> {
+    static SOURCES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    SOURCES.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Source text that is not in a file (the REPL's input, named `<repl>`), so
+/// its errors show the offending line and a caret like a playbook's.
+pub fn set_virtual_source(name: &str, text: &str) {
+    virtual_sources().insert(name.to_string(), text.to_string());
 }
 
 #[cfg(test)]

@@ -135,3 +135,22 @@ pub fn doc(args: &DocArgs) -> i32 {
     }
     exit::OK
 }
+
+/// One function's signatures and documentation, as `capstan doc NAME`
+/// prints it (the REPL's `:doc NAME`); `None` if no function has that name.
+pub fn function_doc(engine: &rhai::Engine, name: &str) -> Option<String> {
+    let meta: Metadata = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).ok()?).ok()?;
+    let mut all = Vec::new();
+    meta.flatten("", &mut all);
+    let mut text = String::new();
+    for f in all.iter().filter(|f| f.name == name) {
+        text.push_str(&f.signature());
+        text.push('\n');
+        for l in f.doc_lines() {
+            text.push_str("    ");
+            text.push_str(&l);
+            text.push('\n');
+        }
+    }
+    (!text.is_empty()).then(|| text.trim_end().to_string())
+}

@@ -47,6 +47,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 
 pub use args::{Cli, Command, LogFormat, ReplArgs};
+pub use doc::function_doc;
 
 use crate::engine;
 use crate::executor::exit;
@@ -104,7 +105,7 @@ fn init_tracing() {
 }
 
 /// Print a usage-level error (exit 2): nothing ran.
-pub(crate) fn usage_error(message: &str, hint: Option<&str>) -> i32 {
+pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
     eprintln!("{} {message}", console::style("error:").red().bold());
     if let Some(h) = hint {
         eprintln!("   = hint: {h}");
@@ -113,14 +114,14 @@ pub(crate) fn usage_error(message: &str, hint: Option<&str>) -> i32 {
 }
 
 /// A playbook read from disk and compiled.
-pub(crate) struct Loaded {
+pub struct Loaded {
     pub path: PathBuf,
     pub ast: rhai::AST,
 }
 
 /// Read and compile a playbook; on failure print the diagnostic and return
 /// the exit code (2).
-pub(crate) fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
+pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))?;
     let ast = engine::compile(engine, path, &text).map_err(|e| {
@@ -131,7 +132,7 @@ pub(crate) fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> R
 }
 
 /// The playbook's folder: the import sandbox and the default journal home.
-pub(crate) fn playbook_root(path: &Path) -> PathBuf {
+pub fn playbook_root(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -145,4 +146,9 @@ pub(crate) fn inspection(root: &Path) -> (Arc<RunState>, rhai::Engine) {
     let state = Arc::new(RunState::new(services, Inputs::default(), Mode::Inspect));
     let engine = engine::build(&state, root);
     (state, engine)
+}
+
+/// One line of data to the command's output (stdout, or `-o FILE`).
+pub fn print_data(text: &str) {
+    outln!("{text}");
 }

@@ -191,7 +191,7 @@ fn run_blocking(
 
     services.emit(EventKind::RunStarted {
         playbook: display.clone(),
-        dry_run: services.dry_run,
+        dry_run: services.dry_run(),
         version: env!("CARGO_PKG_VERSION"),
         phases: phases.iter().map(|p| p.name.clone()).collect(),
         playbook_sha256: sha256,
@@ -205,7 +205,7 @@ fn run_blocking(
             "event": "run_started",
             "run_id": services.run_id().as_ref(),
             "playbook": display,
-            "dry_run": services.dry_run,
+            "dry_run": services.dry_run(),
         }),
     );
     let outcome = executor::run(&state, &engine, &phases, None);

@@ -75,13 +75,32 @@ pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDe
         .collect())
 }
 
-/// Pass 2: run the phases, and on failure the undo stack and handlers.
+/// Pass 2: run the phases, and on failure the undo stack and handlers; the
+/// run is over afterwards (`run_finished`).
 pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout: Option<Duration>) -> Outcome {
     let services = &state.services;
     let start = Instant::now();
     if let Some(at) = timeout.and_then(|t| start.checked_add(t)) {
         services.cancel.set_run_deadline(Some(at));
     }
+    let outcome = run_phases(state, engine, phases);
+    services.cancel.set_run_deadline(None);
+    services.emit(EventKind::RunFinished {
+        status: outcome.status,
+        exit_code: outcome.exit_code,
+        duration_ms: start.elapsed().as_millis() as u64,
+        error: outcome.error.as_deref().map(describe),
+        error_at: outcome.error.as_deref().and_then(crate::diagnostics::innermost_location),
+    });
+    services.bus.flush();
+    outcome
+}
+
+/// Run phases, and on failure the undo stack and `on_failure` handlers,
+/// without ending the run: the REPL's `:run PHASE` runs phases one command
+/// at a time within its session.
+pub fn run_phases(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl]) -> Outcome {
+    let services = &state.services;
 
     let mut abort = None;
     for phase in phases {
@@ -94,7 +113,7 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
     let outcome = match abort {
         None => Outcome {
             exit_code: exit::OK,
-            status: if services.dry_run { Status::DryRun } else { Status::Ok },
+            status: if services.dry_run() { Status::DryRun } else { Status::Ok },
             error: None,
         },
         Some(error) => {
@@ -116,14 +135,6 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
             Outcome { exit_code, status, error: Some(error) }
         }
     };
-    services.cancel.set_run_deadline(None);
-    services.emit(EventKind::RunFinished {
-        status: outcome.status,
-        exit_code: outcome.exit_code,
-        duration_ms: start.elapsed().as_millis() as u64,
-        error: outcome.error.as_deref().map(describe),
-        error_at: outcome.error.as_deref().and_then(crate::diagnostics::innermost_location),
-    });
     services.bus.flush();
     outcome
 }
@@ -142,7 +153,7 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
         phase.body.call_within_context::<Dynamic>(&ctx, ())
     };
     let (status, error) = match &result {
-        Ok(_) if services.dry_run => (Status::DryRun, None),
+        Ok(_) if services.dry_run() => (Status::DryRun, None),
         Ok(_) => (Status::Ok, None),
         Err(e) => {
             phase_frame.kill_groups();

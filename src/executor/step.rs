@@ -111,7 +111,7 @@ pub fn run(
         let err = match result {
             Ok(value) => {
                 push_undo(state, ctx, &options, &at);
-                let status = if services.dry_run { Status::DryRun } else { Status::Ok };
+                let status = if services.dry_run() { Status::DryRun } else { Status::Ok };
                 Finished {
                     duration_ms: millis(start),
                     attempts: attempt,

@@ -406,7 +406,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "dry_run",
         &["bool"],
         "True under `--dry-run`.\n```rhai\nif !dry_run() { info(\"for real\"); }\n```",
-        move || s.services.dry_run,
+        move || s.services.dry_run(),
     );
 }
 

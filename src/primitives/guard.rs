@@ -106,7 +106,7 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
     if state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|g| g.name() == name) {
         return Ok(());
     }
-    if state.services.dry_run {
+    if state.services.dry_run() {
         state.services.log(Level::Info, format!("would take lock `{name}`"));
         return Ok(());
     }
@@ -139,7 +139,7 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
     let gate = |passed: bool, hint: Option<String>| {
         services.emit(EventKind::Gate { at: frame::location(), name: format!("approval: {name}"), passed, hint });
     };
-    if services.dry_run {
+    if services.dry_run() {
         services.log(Level::Info, format!("would ask for approval `{name}`: {message}"));
         return Ok(true);
     }

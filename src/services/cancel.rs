@@ -98,6 +98,13 @@ impl Cancel {
         self.set_run_deadline(None);
     }
 
+    /// Forget an interrupt that has been dealt with: the REPL cancels one
+    /// command on Ctrl-C and keeps the session.
+    pub fn reset(&self) {
+        self.cancelled.store(false, Ordering::SeqCst);
+        self.signals.store(0, Ordering::SeqCst);
+    }
+
     /// Sleep up to `dur`, waking early when cancelled.
     pub fn sleep(&self, dur: Duration) {
         let (lock, cv) = &self.wake;

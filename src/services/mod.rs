@@ -6,7 +6,7 @@ mod cancel;
 pub mod frame;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use cancel::{Cancel, Interrupt};
@@ -28,7 +28,7 @@ pub struct Services {
     pub bus: Bus,
     pub redactor: Arc<Redactor>,
     pub cancel: Cancel,
-    pub dry_run: bool,
+    dry_run: AtomicBool,
     live_groups: Mutex<HashSet<i32>>,
     step_seq: AtomicU32,
 }
@@ -40,7 +40,7 @@ impl Services {
             bus: Bus::new(run_id, redactor.clone()),
             redactor,
             cancel: Cancel::default(),
-            dry_run,
+            dry_run: AtomicBool::new(dry_run),
             live_groups: Mutex::new(HashSet::new()),
             step_seq: AtomicU32::new(0),
         }
@@ -50,10 +50,19 @@ impl Services {
         self.bus.run_id()
     }
 
+    /// Is this a dry run? (The REPL's `:dry-run on|off` changes it between commands.)
+    pub fn dry_run(&self) -> bool {
+        self.dry_run.load(Ordering::Relaxed)
+    }
+
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, Ordering::Relaxed);
+    }
+
     /// The dry-run decision, made here and nowhere else: `true` means act.
     /// In dry-run a mutating action is logged as `would run: ...` instead.
     pub fn should_act(&self, action: &Action<'_>) -> bool {
-        if !self.dry_run || action.read_only {
+        if !self.dry_run() || action.read_only {
             return true;
         }
         self.log(Level::Info, format!("would run: {}", action.description));

@@ -1,0 +1,206 @@
+//! The line editor's helpers: completion of every function, variable and
+//! command; multi-line input when a statement is not finished; the history
+//! file of the project.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rhai::{Engine, LexError, ParseErrorType};
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+use sha2::{Digest, Sha256};
+
+/// The REPL's own commands, as `:help` lists them.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (":help", "this list"),
+    (":phases", "the loaded playbook's phases, in order"),
+    (":run PHASE...", "run phases of the loaded playbook (undo runs if one fails)"),
+    (":doc NAME", "a function's signature and documentation (`:doc health::check`)"),
+    (":vars", "the variables in the session"),
+    (":dry-run on|off", "show what would change instead of changing it"),
+    (":quit", "leave (Ctrl-D does the same)"),
+];
+
+const KEYWORDS: &[&str] = &[
+    "let", "const", "if", "else", "switch", "while", "loop", "for", "in", "do", "until", "break", "continue", "return",
+    "throw", "try", "catch", "fn", "import", "export", "as", "true", "false",
+];
+
+pub struct ReplHelper {
+    /// The bare language, to tell an unfinished statement from a finished one.
+    engine: Engine,
+    /// Function names, namespaced ones as `ns::name`, sorted.
+    functions: Vec<String>,
+    /// The session's variables, refreshed after every command.
+    pub variables: Arc<Mutex<Vec<String>>>,
+}
+
+impl ReplHelper {
+    pub fn new(session_engine: &Engine) -> Self {
+        let functions = function_names(session_engine);
+        Self { engine: syntax_engine(), functions, variables: Arc::default() }
+    }
+}
+
+/// The language without strict variables: undefined names are the
+/// session's business, not a sign that the input goes on.
+fn syntax_engine() -> Engine {
+    let mut engine = crate::engine::bare();
+    engine.set_strict_variables(false);
+    engine
+}
+
+/// Every function a script can call: the primitives (with their namespace),
+/// the bundled language functions, and operators left out.
+pub fn function_names(engine: &Engine) -> Vec<String> {
+    let names: BTreeSet<String> = engine
+        .gen_fn_signatures(false)
+        .into_iter()
+        .filter_map(|sig| {
+            let name = sig.split('(').next()?.trim().to_string();
+            let plain = name.rsplit("::").next().unwrap_or(&name);
+            let is_ident = plain.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && plain.chars().all(|c| c.is_alphanumeric() || c == '_');
+            (is_ident && !plain.starts_with("get$") && !plain.starts_with("set$")).then_some(name)
+        })
+        .collect();
+    names.into_iter().collect()
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        if before.starts_with(':') && !before.contains(' ') {
+            let found = COMMANDS
+                .iter()
+                .map(|(c, _)| c.split(' ').next().unwrap_or(c))
+                .filter(|c| c.starts_with(before))
+                .map(|c| Pair { display: c.to_string(), replacement: c.to_string() })
+                .collect();
+            return Ok((0, found));
+        }
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &before[start..];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let variables = self.variables.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut found: Vec<Pair> = self
+            .functions
+            .iter()
+            .map(String::as_str)
+            .chain(variables.iter().map(String::as_str))
+            .chain(KEYWORDS.iter().copied())
+            .filter(|name| name.starts_with(word))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|name| Pair { display: name.to_string(), replacement: name.to_string() })
+            .collect();
+        found.dedup_by(|a, b| a.replacement == b.replacement);
+        Ok((start, found))
+    }
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if is_incomplete(&self.engine, ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
+
+/// Does the input stop in the middle of a statement (an open block, call or
+/// string), so that Enter should continue it on the next line?
+pub fn is_incomplete(engine: &Engine, input: &str) -> bool {
+    if input.trim_start().starts_with(':') || input.trim().is_empty() {
+        return false;
+    }
+    let Err(err) = engine.compile(input) else { return false };
+    // The parser ran off the end of the input (not an error in the middle).
+    let at_end = {
+        let trimmed = input.trim_end();
+        let lines = trimmed.lines().count().max(1);
+        let last_len = trimmed.lines().last().map_or(0, |l| l.chars().count());
+        let pos = err.position();
+        match (pos.line(), pos.position()) {
+            (None, _) => true,
+            (Some(l), _) if l > lines => true,
+            (Some(l), Some(c)) => l == lines && c > last_len,
+            (Some(l), None) => l == lines,
+        }
+    };
+    if matches!(err.err_type(), ParseErrorType::BadInput(LexError::UnterminatedString)) {
+        // The string runs to the end, wherever it starts.
+        return !input.ends_with('\n');
+    }
+    let open = matches!(
+        err.err_type(),
+        ParseErrorType::MissingToken(..)
+            | ParseErrorType::UnexpectedEOF
+            | ParseErrorType::ExprExpected(..)
+            | ParseErrorType::FnMissingBody(..)
+    );
+    // An empty line ends the input anyway, to show the error.
+    open && at_end && !input.ends_with('\n')
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Helper for ReplHelper {}
+
+/// The history file of a project (the playbook's folder, or the current
+/// one): `$XDG_STATE_HOME/capstan/history/NAME-HASH`, so each project keeps
+/// its own commands.
+pub fn history_path(project: &Path) -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))?;
+    let project = project.canonicalize().unwrap_or_else(|_| project.to_path_buf());
+    let hash = format!("{:x}", Sha256::digest(project.to_string_lossy().as_bytes()));
+    let name: String = project.file_name().map_or_else(
+        || "root".into(),
+        |n| n.to_string_lossy().chars().map(|c| if c.is_alphanumeric() { c } else { '-' }).collect(),
+    );
+    Some(state.join("capstan").join("history").join(format!("{name}-{}", &hash[..12])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_statements_continue_and_errors_do_not() {
+        let engine = syntax_engine();
+        assert!(is_incomplete(&engine, "if x > 1 {"));
+        assert!(is_incomplete(&engine, "let a = [1, 2,"));
+        assert!(is_incomplete(&engine, "let s = \"abc"));
+        assert!(is_incomplete(&engine, "fn f(x) {\n  x + 1"));
+        assert!(!is_incomplete(&engine, "if x > 1 { 2 }"));
+        assert!(!is_incomplete(&engine, "1 +* 2"));
+        assert!(!is_incomplete(&engine, ":run plan"));
+        assert!(!is_incomplete(&engine, "let x = ;"), "an error in the middle is reported, not continued");
+        assert!(!is_incomplete(&engine, "if x > 1 {\n"), "an empty line ends the input");
+    }
+}
