@@ -160,15 +160,21 @@ pub fn new(args: &NewArgs) -> i32 {
     let playbook = args.dir.join("deploy.rhai");
     let playbook = playbook.display();
     eprintln!();
-    eprintln!("Next:");
-    eprintln!("    capstan check {playbook}              compile and lint the playbook");
-    eprintln!("    capstan list {playbook}               its phases and params");
-    eprintln!("    capstan run {playbook} --dry-run      every phase, no change made");
     let real = match args.template {
         Template::Basic | Template::Container => format!("capstan run {playbook} --param version=1.0.0"),
         Template::Canary => format!("capstan run {playbook} --param version=1.0.0 --param haproxy_socket=PATH"),
         Template::Terraform => format!("capstan run {playbook} --param env=staging --approve apply"),
     };
+    let next = [
+        (format!("capstan check {playbook}"), "compile and lint the playbook"),
+        (format!("capstan list {playbook}"), "its phases and params"),
+        (format!("capstan run {playbook} --dry-run"), "every phase; nothing is changed"),
+    ];
+    let width = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    eprintln!("Next:");
+    for (command, what) in &next {
+        eprintln!("    {command:width$}   # {what}");
+    }
     eprintln!("    {real}");
     eprintln!();
     eprintln!("Then edit {dir}/quality_gates.yaml (the limits the playbook enforces) and {dir}/docs/ROLLBACK.md.");
