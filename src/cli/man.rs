@@ -29,7 +29,7 @@ The run failed and an undo or rollback also failed: a person must act.
 Interrupted (SIGINT or SIGTERM) after cleanup.
 "#;
 
-/// Put the `.TH` line first (clap_mangen starts with a string definition),
+/// Put the `.TH` line first (`clap_mangen` starts with a string definition),
 /// and name the `after_help` section after what it holds.
 fn title_first(page: &str) -> String {
     let mut lines: Vec<&str> = page.lines().collect();

@@ -62,19 +62,18 @@ fn valid_name(name: &str) -> bool {
 /// The service's name: `--name`, else the folder's own name.
 fn service_name(args: &NewArgs) -> Result<String, i32> {
     let from_folder = args.name.is_none();
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => {
-            let absolute = if args.dir.is_absolute() {
-                args.dir.clone()
-            } else {
-                std::env::current_dir().map(|cwd| cwd.join(&args.dir)).unwrap_or_else(|_| args.dir.clone())
-            };
-            // `capstan new .` names the service after the current folder.
-            let normalized: PathBuf = absolute.components().collect();
-            let resolved = normalized.canonicalize().unwrap_or(normalized);
-            resolved.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        }
+    let name = if let Some(n) = &args.name {
+        n.clone()
+    } else {
+        let absolute = if args.dir.is_absolute() {
+            args.dir.clone()
+        } else {
+            std::env::current_dir().map_or_else(|_| args.dir.clone(), |cwd| cwd.join(&args.dir))
+        };
+        // `capstan new .` names the service after the current folder.
+        let normalized: PathBuf = absolute.components().collect();
+        let resolved = normalized.canonicalize().unwrap_or(normalized);
+        resolved.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     };
     if valid_name(&name) {
         return Ok(name);
