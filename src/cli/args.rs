@@ -268,6 +268,17 @@ pub struct NewArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = Template::Basic)]
     pub template: Template,
+    /// The service's name [default: the folder's name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// With the terraform template: the provider of the scaffold. aws, google and azurerm
+    /// get a remote state backend (their init needs the provider and credentials); `none`
+    /// writes no provider block and a local backend, which works offline
+    #[arg(long, value_name = "PROVIDER", default_value = "none")]
+    pub provider: String,
+    /// Write into a folder that is not empty; files of the template are overwritten
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

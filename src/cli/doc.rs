@@ -1,5 +1,7 @@
 //! `capstan doc`: the script API from the registered functions' metadata.
 
+use std::fmt::Write as _;
+
 use serde::Deserialize;
 
 use super::args::DocArgs;
@@ -88,6 +90,58 @@ impl Function {
     }
 }
 
+/// The namespace of a flattened name: `fs` for `fs::read`, empty for `step`.
+fn namespace_of(name: &str) -> &str {
+    name.rsplit_once("::").map_or("", |(ns, _)| ns)
+}
+
+/// The reference as Markdown: top-level functions first, then one section per
+/// namespace; overloads share one entry with every signature.
+fn markdown(functions: &[Function]) -> String {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&Function>> = std::collections::BTreeMap::new();
+    for f in functions {
+        groups.entry(namespace_of(&f.name)).or_default().push(f);
+    }
+    let mut out = String::from(
+        "# capstan script API\n\nEvery function a playbook can call, with its signature and documentation.\n\
+         `capstan doc NAME` shows one in the terminal; `capstan doc --definitions DIR` writes\n\
+         editor definition files.\n\n",
+    );
+    let title = |ns: &str| if ns.is_empty() { "Top-level functions".to_string() } else { format!("{ns}::") };
+    let anchor = |ns: &str| if ns.is_empty() { "top-level-functions".to_string() } else { ns.to_string() };
+    for ns in groups.keys() {
+        let _ = writeln!(out, "- [{}](#{})", title(ns), anchor(ns));
+    }
+    // The BTreeMap puts the empty namespace (top-level functions) first.
+    for (ns, list) in &groups {
+        let _ = write!(out, "\n## {}\n", title(ns));
+        let mut i = 0;
+        while i < list.len() {
+            let name = &list[i].name;
+            let overloads: Vec<&&Function> = list[i..].iter().take_while(|f| &f.name == name).collect();
+            i += overloads.len();
+            let _ = write!(out, "\n### `{name}`\n\n```rhai\n");
+            for f in &overloads {
+                let _ = writeln!(out, "{}", f.signature());
+            }
+            out.push_str("```\n");
+            let mut shown: Vec<Vec<String>> = Vec::new();
+            for f in &overloads {
+                let lines = f.doc_lines();
+                if lines.is_empty() || shown.contains(&lines) {
+                    continue;
+                }
+                out.push('\n');
+                for l in &lines {
+                    let _ = writeln!(out, "{l}");
+                }
+                shown.push(lines);
+            }
+        }
+    }
+    out
+}
+
 pub fn doc(args: &DocArgs) -> i32 {
     let (_state, engine) = inspection(std::path::Path::new("."));
     if let Some(dir) = &args.definitions {
@@ -119,6 +173,10 @@ pub fn doc(args: &DocArgs) -> i32 {
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&functions).unwrap_or_default());
+        return exit::OK;
+    }
+    if args.markdown {
+        outln!("{}", markdown(&functions));
         return exit::OK;
     }
     for f in &functions {

@@ -1,8 +1,196 @@
-//! `capstan new`: a new service's playbook from a template.
+//! `capstan new`: a new service's playbook from a template: `deploy.rhai`,
+//! the `quality_gates.yaml` it reads, the rollback runbook its compliance
+//! phase requires, and what the template needs besides (a Dockerfile, a
+//! Terraform layout).
 
-use super::args::NewArgs;
+use std::path::{Path, PathBuf};
+
+use super::args::{NewArgs, Template};
 use super::usage_error;
+use crate::executor::exit;
+
+/// Where the placeholder for the service's name sits in the template files.
+const SERVICE: &str = "{{service}}";
+
+const GITIGNORE: &str = include_str!("new/gitignore");
+
+/// The files of one template, as (path in the new folder, text with placeholders).
+fn files(template: Template) -> Vec<(&'static str, &'static str)> {
+    let mut files = match template {
+        Template::Basic => vec![
+            ("deploy.rhai", include_str!("new/basic.rhai")),
+            ("quality_gates.yaml", include_str!("new/basic_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("new/basic_rollback.md")),
+        ],
+        Template::Canary => vec![
+            ("deploy.rhai", include_str!("new/canary.rhai")),
+            ("quality_gates.yaml", include_str!("new/canary_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("new/canary_rollback.md")),
+        ],
+        Template::Terraform => vec![
+            ("deploy.rhai", include_str!("new/terraform.rhai")),
+            ("quality_gates.yaml", include_str!("new/terraform_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("new/terraform_rollback.md")),
+        ],
+        Template::Container => vec![
+            ("deploy.rhai", include_str!("new/container.rhai")),
+            ("quality_gates.yaml", include_str!("new/basic_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("new/container_rollback.md")),
+            ("Dockerfile", include_str!("new/Dockerfile")),
+        ],
+    };
+    files.push((".gitignore", GITIGNORE));
+    files
+}
+
+/// The Terraform layout of the terraform template, from the same code as
+/// `terraform::scaffold`: two environments with their own state, one module.
+fn terraform_layout(provider: &str) -> Vec<(String, String)> {
+    let envs = ["staging".to_string(), "production".to_string()];
+    crate::primitives::terraform_scaffold_files(provider, &envs, &["app".to_string()])
+        .into_iter()
+        .map(|(rel, text)| (format!("infrastructure/{rel}"), text))
+        .collect()
+}
+
+/// A name that is safe inside the playbook's strings, YAML, HCL and file names.
+fn valid_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The service's name: `--name`, else the folder's own name.
+fn service_name(args: &NewArgs) -> Result<String, i32> {
+    let from_folder = args.name.is_none();
+    let name = if let Some(n) = &args.name {
+        n.clone()
+    } else {
+        let absolute = if args.dir.is_absolute() {
+            args.dir.clone()
+        } else {
+            std::env::current_dir().map_or_else(|_| args.dir.clone(), |cwd| cwd.join(&args.dir))
+        };
+        // `capstan new .` names the service after the current folder.
+        let normalized: PathBuf = absolute.components().collect();
+        let resolved = normalized.canonicalize().unwrap_or(normalized);
+        resolved.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    if valid_name(&name) {
+        return Ok(name);
+    }
+    let message = if from_folder {
+        format!("the folder's name `{name}` is not a usable service name")
+    } else {
+        format!("`{name}` is not a usable service name")
+    };
+    Err(usage_error(
+        &message,
+        Some("a service name is letters, digits, `-`, `_` and `.`, starting with a letter or digit; pass --name NAME"),
+    ))
+}
+
+/// Refuse a path that is a file, or a folder with anything in it (unless `--force`).
+fn check_target(dir: &Path, force: bool) -> Result<(), i32> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(usage_error(
+            &format!("{} exists and is not a folder", dir.display()),
+            Some("choose a folder that does not exist yet"),
+        ));
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| usage_error(&format!("cannot read {}: {e}", dir.display()), Some("check its permissions")))?;
+    if entries.next().is_some() && !force {
+        return Err(usage_error(
+            &format!("{} exists and is not empty", dir.display()),
+            Some("choose a new folder, or pass --force to write the template's files into it (same names are overwritten)"),
+        ));
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> Result<(), i32> {
+    let path = dir.join(rel);
+    let result = match path.parent() {
+        Some(parent) => std::fs::create_dir_all(parent).and_then(|()| std::fs::write(&path, text)),
+        None => std::fs::write(&path, text),
+    };
+    result.map_err(|e| {
+        usage_error(&format!("cannot write {}: {e}", path.display()), Some("check the folder's permissions"))
+    })
+}
 
 pub fn new(args: &NewArgs) -> i32 {
-    usage_error(&format!("capstan new --template {:?} is not available yet", args.template), None)
+    let name = match service_name(args) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let provider = args.provider.as_str();
+    if !provider.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
+        || provider.is_empty()
+    {
+        return usage_error(
+            &format!("`{provider}` is not a provider name"),
+            Some("use a Terraform provider's local name such as aws, google, azurerm, or none"),
+        );
+    }
+    if let Err(code) = check_target(&args.dir, args.force) {
+        return code;
+    }
+    let mut written: Vec<(String, String)> =
+        files(args.template).into_iter().map(|(rel, text)| (rel.to_string(), text.replace(SERVICE, &name))).collect();
+    if args.template == Template::Terraform {
+        written.extend(terraform_layout(provider));
+    }
+    for (rel, text) in &written {
+        if let Err(code) = write(&args.dir, rel, text) {
+            return code;
+        }
+    }
+
+    let dir = args.dir.display();
+    let template = format!("{:?}", args.template).to_lowercase();
+    eprintln!("{} created {dir} for `{name}` from the {template} template:", console::style("✓").green());
+    for (rel, _) in &written {
+        eprintln!("    {}", args.dir.join(rel).display());
+    }
+    let playbook = args.dir.join("deploy.rhai");
+    let playbook = playbook.display();
+    eprintln!();
+    let real = match args.template {
+        Template::Basic | Template::Container => format!("capstan run {playbook} --param version=1.0.0"),
+        Template::Canary => format!("capstan run {playbook} --param version=1.0.0 --param haproxy_socket=PATH"),
+        Template::Terraform => format!("capstan run {playbook} --param env=staging --approve apply"),
+    };
+    let next = [
+        (format!("capstan check {playbook}"), "compile and lint the playbook"),
+        (format!("capstan list {playbook}"), "its phases and params"),
+        (format!("capstan run {playbook} --dry-run"), "every phase; nothing is changed"),
+    ];
+    let width = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    eprintln!("Next:");
+    for (command, what) in &next {
+        eprintln!("    {command:width$}   # {what}");
+    }
+    eprintln!("    {real}");
+    eprintln!();
+    eprintln!("Then edit {dir}/quality_gates.yaml (the limits the playbook enforces) and {dir}/docs/ROLLBACK.md.");
+    exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn service_names() {
+        assert!(valid_name("checkout"));
+        assert!(valid_name("shop-api_v2.1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name("a\"b"));
+    }
 }

@@ -50,6 +50,17 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         frame::check(&services).map(|i| i.token().into())
     });
     primitives::register(&mut engine, state);
+    let folder = root.to_string_lossy().into_owned();
+    primitives::func(
+        &mut engine,
+        "playbook_dir",
+        &["String"],
+        "The folder of the playbook being run, as given on the command line (`.` when run\n\
+         from it). Relative paths in primitives are resolved against the folder capstan was\n\
+         started from; join this to reach files that live next to the playbook.\n\
+         ```rhai\nlet gates = yaml::parse(fs::read(`${playbook_dir()}/quality_gates.yaml`));\n```",
+        move || folder.clone(),
+    );
     engine
 }
 

@@ -29,6 +29,7 @@ pub use builtins::{sleep as sleep_for, text};
 pub use errors::{error_hint, error_kind, error_message, failure, failure_with_hint, innermost, terminated, Failure};
 pub use guard::{acquire as acquire_lock, take as take_lock, Holder, LockError, LockGuard};
 pub use notify::{post_json, PostOptions};
+pub(crate) use terraform::scaffold_files as terraform_scaffold_files;
 
 use crate::state::RunState;
 

@@ -315,9 +315,9 @@ fn output(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     Ok(m)
 }
 
-/// The files of seed 001's layout: modules/NAME/{main,variables,outputs}.tf
+/// The files of the layout: modules/NAME/{main,variables,outputs}.tf
 /// and environments/ENV/{main.tf,backend.tf,terraform.tfvars}.
-fn scaffold_files(provider: &str, envs: &[String], modules: &[String]) -> Vec<(String, String)> {
+pub(crate) fn scaffold_files(provider: &str, envs: &[String], modules: &[String]) -> Vec<(String, String)> {
     let mut files = Vec::new();
     for m in modules {
         files.push((format!("modules/{m}/main.tf"), format!("# {m}: resources of this component.\n")));
