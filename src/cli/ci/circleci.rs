@@ -39,7 +39,7 @@ pub fn render(p: &Pipeline) -> String {
     out.push(3, "- run:");
     out.push(5, "name: Install capstan");
     out.push(5, "command: |");
-    out.push(6, format!("echo 'export PATH=\"$HOME/.capstan-bin/bin:$PATH\"' >> \"$BASH_ENV\""));
+    out.push(6, "echo 'export PATH=\"$HOME/.capstan-bin/bin:$PATH\"' >> \"$BASH_ENV\"");
     out.push(
         6,
         format!("[ -x {INSTALL_ROOT}/bin/capstan ] || cargo install capstan --locked --version {VERSION} --root {INSTALL_ROOT}"),

@@ -197,7 +197,8 @@ fn unique(id: String, taken: &[String]) -> String {
     if !taken.contains(&id) {
         return id;
     }
-    (2..).map(|n| format!("{id}-{n}")).find(|c| !taken.contains(c)).unwrap_or(id)
+    // Among len + 1 candidates one is always free.
+    (2..=taken.len() + 2).map(|n| format!("{id}-{n}")).find(|c| !taken.contains(c)).unwrap_or(id)
 }
 
 /// A word for a POSIX shell: as it is when that is safe, else single-quoted.
