@@ -1,0 +1,114 @@
+//! GitHub Actions: a workflow started by hand (`workflow_dispatch`), one job
+//! per phase. Gated phases run in a protected environment named after the
+//! phase, whose required reviewers are the approval.
+
+use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
+use super::{header, Lines, VERSION};
+
+/// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
+fn secret_ref(name: &str) -> String {
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if identifier {
+        format!("secrets.{name}")
+    } else {
+        format!("secrets['{}']", name.replace('\'', "''"))
+    }
+}
+
+pub fn render(p: &Pipeline) -> String {
+    let mut out = Lines::default();
+    let output = format!(".github/workflows/{}.yml", p.stem);
+    header(&mut out, "#", p, "github", &output);
+    let gated: Vec<&str> = p.jobs.iter().filter(|j| j.approvals.gated()).map(|j| j.id.as_str()).collect();
+    if !gated.is_empty() {
+        out.push(0, "#");
+        out.push(0, "# Approvals: add required reviewers to these environments (Settings > Environments):");
+        out.push(0, format!("#   {}", gated.join(", ")));
+    }
+    if !p.secrets.is_empty() {
+        out.push(0, "#");
+        out.push(0, "# Secrets the playbook reads (Settings > Secrets and variables > Actions):");
+        out.push(0, format!("#   {}", p.secrets.join(", ")));
+    }
+    out.push(0, format!("name: {}", yaml(&format!("capstan {}", p.stem))));
+    out.push(0, "on:");
+    out.push(1, "workflow_dispatch:");
+    if !p.params.is_empty() {
+        out.push(2, "inputs:");
+        for param in &p.params {
+            out.push(3, format!("{}:", param.input));
+            out.push(4, format!("description: {}", yaml(&param.description())));
+            out.push(4, format!("required: {}", param.required));
+            out.push(4, "type: string");
+            if let Some(d) = &param.default {
+                out.push(4, format!("default: {}", yaml(d)));
+            }
+        }
+    }
+    out.push(0, "permissions:");
+    out.push(1, "contents: read");
+    out.push(0, "jobs:");
+    for (i, job) in p.jobs.iter().enumerate() {
+        out.push(1, format!("{}:", job.id));
+        out.push(2, format!("name: {}", yaml(&format!("phase {}", job.phase))));
+        if i > 0 {
+            out.push(2, format!("needs: {}", p.jobs[i - 1].id));
+        }
+        if job.approvals.gated() {
+            out.push(2, format!("environment: {}", job.id));
+        }
+        out.push(2, "runs-on: ubuntu-latest");
+        let params = if i == 0 { &p.params[..] } else { &[] };
+        if !p.secrets.is_empty() || !params.is_empty() {
+            out.push(2, "env:");
+            for s in &p.secrets {
+                out.push(3, format!("{}: ${{{{ {} }}}}", yaml(s), secret_ref(s)));
+            }
+            for param in params {
+                out.push(3, format!("{}: ${{{{ inputs.{} }}}}", param.env, param.input));
+            }
+        }
+        out.push(2, "steps:");
+        out.push(3, "- uses: actions/checkout@v5");
+        out.push(3, "- name: Restore capstan from the cache");
+        out.push(4, "id: capstan-cache");
+        out.push(4, "uses: actions/cache@v5");
+        out.push(4, "with:");
+        out.push(5, "path: ~/.cargo/bin/capstan");
+        out.push(5, format!("key: capstan-${{{{ runner.os }}}}-{VERSION}"));
+        out.push(3, "- name: Install capstan");
+        out.push(4, "if: steps.capstan-cache.outputs.cache-hit != 'true'");
+        out.push(4, format!("run: cargo install capstan --locked --version {VERSION}"));
+        if i > 0 {
+            out.push(3, "- name: Download the journal");
+            out.push(4, "uses: actions/download-artifact@v7");
+            out.push(4, "with:");
+            out.push(5, format!("name: capstan-journal-{}", p.jobs[i - 1].id));
+            out.push(5, format!("path: {JOURNAL_DIR}"));
+        }
+        out.push(3, format!("- name: {}", yaml(&format!("capstan run --phase {}", job.phase))));
+        out.push(4, "run: |");
+        if i == 0 {
+            for check in p.param_checks() {
+                out.push(5, check);
+            }
+        }
+        out.push(5, p.command(i, "github"));
+        out.push(3, "- name: Upload the journal");
+        out.push(4, "if: always()");
+        out.push(4, "uses: actions/upload-artifact@v6");
+        out.push(4, "with:");
+        out.push(5, format!("name: capstan-journal-{}", job.id));
+        out.push(5, format!("path: {JOURNAL_DIR}"));
+        out.push(5, "include-hidden-files: true");
+        out.push(3, "- name: Upload the JUnit report");
+        out.push(4, "if: always()");
+        out.push(4, "uses: actions/upload-artifact@v6");
+        out.push(4, "with:");
+        out.push(5, format!("name: junit-{}", job.id));
+        out.push(5, format!("path: {}", p.junit(i)));
+        out.push(5, "if-no-files-found: ignore");
+    }
+    out.finish()
+}

@@ -1,0 +1,117 @@
+//! Jenkins: a declarative pipeline, one stage per phase. Each stage takes an
+//! agent of its own and gets the journal from the stage before with
+//! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
+
+use super::pipeline::{Pipeline, JOURNAL_DIR};
+use super::{header, Lines};
+
+const STASH: &str = "capstan-journal";
+
+pub fn render(p: &Pipeline) -> String {
+    let mut out = Lines::default();
+    header(&mut out, "//", p, "jenkins", "Jenkinsfile");
+    let gated: Vec<&str> = p.jobs.iter().filter(|j| j.approvals.gated()).map(|j| j.phase.as_str()).collect();
+    if !gated.is_empty() {
+        out.push(0, "//");
+        out.push(0, "// Approvals: these stages wait for a person at an input step:");
+        out.push(0, format!("//   {}", gated.join(", ")));
+    }
+    if !p.secrets.is_empty() {
+        out.push(0, "//");
+        out.push(0, "// Secrets the playbook reads: add them as \"Secret text\" credentials with these ids:");
+        out.push(0, format!("//   {}", p.secrets.join(", ")));
+    }
+    // Four spaces per level, as Jenkinsfiles are usually written.
+    let d = |n: usize| n * 2;
+    out.push(0, "pipeline {");
+    out.push(d(1), "agent none");
+    if !p.params.is_empty() {
+        out.push(d(1), "parameters {");
+        for param in &p.params {
+            out.push(
+                d(2),
+                format!(
+                    "string(name: {}, defaultValue: {}, description: {})",
+                    groovy(&param.env),
+                    groovy(param.default.as_deref().unwrap_or("")),
+                    groovy(&param.description())
+                ),
+            );
+        }
+        out.push(d(1), "}");
+    }
+    out.push(d(1), "environment {");
+    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(super::VERSION)));
+    out.push(d(1), "}");
+    out.push(d(1), "stages {");
+    for (i, job) in p.jobs.iter().enumerate() {
+        out.push(d(2), format!("stage({}) {{", groovy(&job.phase)));
+        if job.approvals.gated() {
+            out.push(d(3), "input {");
+            out.push(d(4), format!("message {}", groovy(&format!("Run phase {} of {}?", job.phase, p.playbook))));
+            out.push(d(4), format!("ok {}", groovy(&format!("Run {}", job.phase))));
+            out.push(d(3), "}");
+        }
+        out.push(d(3), "agent any");
+        out.push(d(3), "steps {");
+        let mut depth = d(4);
+        if i > 0 {
+            out.push(depth, format!("unstash {}", groovy(STASH)));
+        }
+        if !p.secrets.is_empty() {
+            let bindings: Vec<String> = p
+                .secrets
+                .iter()
+                .map(|s| format!("string(credentialsId: {}, variable: {})", groovy(s), groovy(s)))
+                .collect();
+            out.push(depth, format!("withCredentials([{}]) {{", bindings.join(", ")));
+            depth += 2;
+        }
+        let mut script = vec![
+            "export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(),
+            "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install capstan --locked --version \"$CAPSTAN_VERSION\"".to_string(),
+        ];
+        if i == 0 {
+            script.extend(p.param_checks());
+        }
+        script.push(p.command(i, "plain"));
+        out.push(depth, "sh '''");
+        let lines: Vec<String> = script.iter().map(|l| groovy_escape(l)).collect();
+        out.block(depth + 2, &lines);
+        out.push(depth, "'''");
+        if !p.secrets.is_empty() {
+            out.push(d(4), "}");
+        }
+        out.push(d(3), "}");
+        out.push(d(3), "post {");
+        out.push(d(4), "always {");
+        out.push(
+            d(5),
+            format!(
+                "stash name: {}, includes: {}, allowEmpty: true",
+                groovy(STASH),
+                groovy(&format!("{JOURNAL_DIR}/**"))
+            ),
+        );
+        out.push(
+            d(5),
+            format!("archiveArtifacts artifacts: {}, allowEmptyArchive: true", groovy(&format!("{JOURNAL_DIR}/**"))),
+        );
+        out.push(d(5), format!("junit testResults: {}, allowEmptyResults: true", groovy(&p.junit(i))));
+        out.push(d(4), "}");
+        out.push(d(3), "}");
+        out.push(d(2), "}");
+    }
+    out.push(d(1), "}");
+    out.push(0, "}");
+    out.finish()
+}
+
+/// A Groovy single-quoted string: no interpolation.
+fn groovy(s: &str) -> String {
+    format!("'{}'", groovy_escape(s))
+}
+
+fn groovy_escape(s: &str) -> String {
+    s.replace('\\', r"\\").replace('\'', r"\'")
+}

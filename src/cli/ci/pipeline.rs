@@ -1,0 +1,270 @@
+//! The platform-neutral pipeline: one job per phase, in declaration order,
+//! the params a run takes and the secrets it reads. The renderers turn it
+//! into each platform's file.
+
+use std::path::Path;
+
+use super::scan::{self, Approvals};
+use crate::cli::{inspection, load, playbook_root};
+use crate::executor::{self, exit};
+use crate::playbook::ParamDecl;
+use crate::{diagnostics, secrets::Redactor};
+
+/// The folder the journal lives in between jobs; the jobs carry it along.
+pub const JOURNAL_DIR: &str = ".capstan-ci";
+
+/// Prefix of the environment variables that carry params into a job.
+const PARAM_ENV_PREFIX: &str = "CAPSTAN_PARAM_";
+
+/// Job names the platforms reserve for their own keys (GitLab's top level).
+const RESERVED: &[&str] = &[
+    "image",
+    "services",
+    "stages",
+    "types",
+    "before_script",
+    "after_script",
+    "variables",
+    "cache",
+    "include",
+    "default",
+    "workflow",
+    "pages",
+];
+
+pub struct Pipeline {
+    /// The playbook as given on the command line, with `/` separators.
+    pub playbook: String,
+    /// The playbook's file name without its extension, for names.
+    pub stem: String,
+    pub jobs: Vec<Job>,
+    pub params: Vec<Param>,
+    pub secrets: Vec<String>,
+}
+
+pub struct Job {
+    pub phase: String,
+    /// A name every platform accepts as a job id: letters, digits, `-`, `_`.
+    pub id: String,
+    pub approvals: Approvals,
+}
+
+/// A param exposed as a pipeline input.
+pub struct Param {
+    pub name: String,
+    pub required: bool,
+    /// The default as `--param` text.
+    pub default: Option<String>,
+    /// The input's name: letters, digits, `-`, `_`.
+    pub input: String,
+    /// The environment variable that carries the value into the job.
+    pub env: String,
+}
+
+impl Pipeline {
+    /// Compile the playbook and evaluate its top level the way `capstan list`
+    /// does; on bad input print the same diagnostics and return exit code 2.
+    pub fn inspect(path: &Path) -> Result<Self, i32> {
+        let (state, engine) = inspection(&playbook_root(path));
+        let loaded = load(&engine, path, &Redactor::new())?;
+        state
+            .services
+            .cancel
+            .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
+        if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
+            eprint!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
+            return Err(exit::USAGE);
+        }
+        let model = state.model().clone();
+        if model.phases.is_empty() {
+            return Err(crate::cli::usage_error(
+                &format!("{} declares no phases: there is nothing to run in CI", path.display()),
+                Some("declare phases with phase(\"name\", || { ... })"),
+            ));
+        }
+        let mut ids: Vec<String> = Vec::new();
+        let jobs = model
+            .phases
+            .iter()
+            .map(|p| {
+                let id = unique(job_id(&p.name), &ids);
+                ids.push(id.clone());
+                Job { phase: p.name.clone(), id, approvals: scan::approvals(&loaded.ast, p.body.fn_name()) }
+            })
+            .collect();
+        let mut secrets = model.secrets.clone();
+        for name in scan::secrets(&loaded.ast) {
+            if !secrets.contains(&name) {
+                secrets.push(name);
+            }
+        }
+        let playbook = path.to_string_lossy().replace('\\', "/");
+        let stem = path.file_stem().map_or_else(|| "playbook".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Self { playbook, stem, jobs, params: model.params.iter().filter_map(Param::from_decl).collect(), secrets })
+    }
+
+    /// The `capstan run` command line of job `index`.
+    pub fn command(&self, index: usize, log_format: &str) -> String {
+        let job = &self.jobs[index];
+        let mut words =
+            vec!["capstan".to_string(), "run".into(), sh_word(&self.playbook), "--phase".into(), sh_word(&job.phase)];
+        if index > 0 {
+            words.extend(["--resume".into(), "last".into()]);
+        }
+        words.extend([
+            "--journal-dir".into(),
+            JOURNAL_DIR.into(),
+            "--log-format".into(),
+            log_format.into(),
+            "--junit".into(),
+            self.junit(index),
+        ]);
+        // Later jobs resume the run, which keeps the params it started with.
+        if index == 0 {
+            for p in &self.params {
+                words.push("--param".into());
+                words.push(format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env));
+            }
+        }
+        words.extend(job.approvals.flags().iter().map(|f| sh_word(f)));
+        words.join(" ")
+    }
+
+    /// Shell lines that stop the first job when a required param is empty.
+    pub fn param_checks(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .filter(|p| p.required)
+            .map(|p| format!(": \"${{{}:?the required param {} is empty}}\"", p.env, p.input))
+            .collect()
+    }
+
+    /// Where job `index` writes its `JUnit` report.
+    pub fn junit(&self, index: usize) -> String {
+        format!("reports/junit-{}.xml", self.jobs[index].id)
+    }
+
+    /// The command that regenerates the file, for its header.
+    pub fn regenerate(&self, platform: &str, output: &str) -> String {
+        format!("capstan ci {} --platform {platform} -o {output}", sh_word(&self.playbook))
+    }
+}
+
+impl Param {
+    fn from_decl(decl: &ParamDecl) -> Option<Self> {
+        // A list or map default cannot be given as `--param` text; the run keeps it.
+        let default = match &decl.default {
+            None => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Some(v.to_string()),
+            Some(_) => return None,
+        };
+        let input = identifier(&decl.name, '_');
+        let env = format!("{PARAM_ENV_PREFIX}{}", identifier(&decl.name, '_').replace('-', "_").to_ascii_uppercase());
+        Some(Self { name: decl.name.clone(), required: decl.required, default, input, env })
+    }
+
+    /// One line for the input's description.
+    pub fn description(&self) -> String {
+        if self.required {
+            format!("param {} (required)", self.name)
+        } else {
+            format!("param {}", self.name)
+        }
+    }
+}
+
+/// Letters, digits, `-` and `_`, starting with a letter or `_`.
+fn identifier(name: &str, filler: char) -> String {
+    let mut id: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { filler }).collect();
+    if !id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        id.insert(0, '_');
+    }
+    id
+}
+
+fn job_id(phase: &str) -> String {
+    let id = identifier(phase, '-');
+    if id.starts_with('_') || RESERVED.contains(&id.as_str()) {
+        format!("phase-{}", id.trim_start_matches('_'))
+    } else {
+        id
+    }
+}
+
+fn unique(id: String, taken: &[String]) -> String {
+    if !taken.contains(&id) {
+        return id;
+    }
+    // Among len + 1 candidates one is always free.
+    (2..=taken.len() + 2).map(|n| format!("{id}-{n}")).find(|c| !taken.contains(c)).unwrap_or(id)
+}
+
+/// A word for a POSIX shell: as it is when that is safe, else single-quoted.
+pub fn sh_word(s: &str) -> String {
+    let safe = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Text to put between double quotes in a shell.
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A YAML scalar: plain when that reads back as the same string, else quoted.
+pub fn yaml(s: &str) -> String {
+    let words = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"];
+    let plain = s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !s.ends_with(' ')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || " _./()-".contains(c))
+        && !words.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else if s.contains(['\n', '\r', '\t']) {
+        serde_json::Value::String(s.to_string()).to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(sh_word("deploy.rhai"), "deploy.rhai");
+        assert_eq!(sh_word("my phase"), "'my phase'");
+        assert_eq!(sh_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn yaml_scalars_read_back_as_strings() {
+        assert_eq!(yaml("plan"), "plan");
+        assert_eq!(yaml("on"), "'on'");
+        assert_eq!(yaml("2"), "'2'");
+        assert_eq!(yaml("a: b"), "'a: b'");
+        assert_eq!(yaml("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn job_ids_are_identifiers_and_unique() {
+        assert_eq!(job_id("do"), "do");
+        assert_eq!(job_id("smoke test"), "smoke-test");
+        assert_eq!(job_id("1st"), "phase-1st");
+        assert_eq!(job_id("variables"), "phase-variables");
+        assert_eq!(unique("a".into(), &["a".into(), "a-2".into()]), "a-3");
+    }
+}
