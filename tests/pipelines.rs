@@ -115,8 +115,12 @@ fn github_jobs_follow_the_phases_and_only_the_approval_phase_is_gated() {
             .find(|r| r.contains("capstan run"))
             .unwrap_or_else(|| panic!("{job} runs capstan"))
             .to_string();
-        assert!(script.contains(&format!("--phase {job} ")), "{script}");
-        assert_eq!(script.contains("--approve production"), gated, "{script}");
+        let runs_to = if job == "build" { format!("--phase {job} ") } else { format!("--resume last --to {job} ") };
+        assert!(script.contains(&runs_to), "{script}");
+        // Later jobs replay the gated phase, so its approval is passed on.
+        let approved = matches!(job, "deploy" | "verify");
+        assert_eq!(script.contains("--approve production"), approved, "{script}");
+        assert!(!script.contains("--yes"), "{script}");
         assert_eq!(script.contains("--resume last"), job != "build", "{script}");
         assert_eq!(script.contains("--param \"version=${CAPSTAN_PARAM_VERSION}\""), job == "build", "{script}");
         assert!(script.contains(&format!("--junit reports/junit-{job}.xml")), "{script}");
@@ -281,15 +285,37 @@ fn the_jobs_commands_run_in_order_make_one_complete_run() {
         std::fs::read_dir(project.join(".capstan-ci/.capstan/runs")).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(runs.len(), 1, "the jobs resume one run: {runs:?}");
     let journal = std::fs::read_to_string(runs[0].join("journal.jsonl")).unwrap();
-    let finished: Vec<String> = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["event"] == "phase_finished" && e["status"] == "ok")
-        .map(|e| e["phase"].as_str().unwrap_or_default().to_string())
+    let events: Vec<serde_json::Value> = journal.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    // Each job replays the earlier phases from the journal: every step ran
+    // once, in phase order, and was skipped (its value recorded) afterwards.
+    let ran: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished" && e["status"] == "ok" && e.get("resumed").is_none())
+        .map(|e| format!("{}/{}", e["phase"].as_str().unwrap_or_default(), e["step"].as_str().unwrap_or_default()))
         .collect();
-    assert_eq!(finished, ["build", "plan", "deploy", "verify"]);
+    assert_eq!(
+        ran,
+        ["build/image", "build/push", "plan/diff", "deploy/gate", "deploy/rollout", "verify/smoke"],
+        "{journal}"
+    );
+    let last = events.iter().rev().find(|e| e["event"] == "run_finished").unwrap();
+    assert_eq!(last["status"], "ok");
     assert!(journal.contains("approval `production` given by --approve production"), "{journal}");
     assert!(journal.contains("\"version\":\"1.4.2\""), "the run keeps the params of the first job");
+    // A value computed in the build job reaches the verify job.
+    let smoke: String = std::fs::read_dir(runs[0].join("steps"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-smoke.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(smoke.contains("smoke registry.example/app:1.4.2"), "the smoke step's log: {smoke:?}");
+    // Each job's JUnit file reports its own phase's steps as run and the
+    // replayed ones as skipped, so no step counts twice.
+    let verify = std::fs::read_to_string(project.join("reports/junit-verify.xml")).unwrap();
+    assert!(verify.contains("name=\"smoke\""), "{verify}");
+    assert!(!verify.contains("<failure"), "{verify}");
+    assert_eq!(verify.matches("<skipped").count(), 5, "the five earlier steps are skipped: {verify}");
 }
 
 /// Jenkins and `CircleCI` have no linter that runs here: their output is

@@ -227,7 +227,8 @@ fn run_blocking(
     }
     services.bus.finish();
     if let Some(path) = &args.junit {
-        if let Err(e) = report::junit::write(&record::lock(&record), path) {
+        let ran: Vec<String> = phases.iter().map(|p| p.name.clone()).collect();
+        if let Err(e) = report::junit::write(&record::lock(&record), path, &ran) {
             eprintln!("warning: cannot write the JUnit report {}: {e}", path.display());
         }
     }

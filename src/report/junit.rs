@@ -8,14 +8,17 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::record::{RunRecord, StepRecord};
 
-pub fn write(record: &RunRecord, path: &Path) -> std::io::Result<()> {
+/// `phases` are the phases this attempt ran: a resumed run (`--resume`, one
+/// CI job per phase) reports those, and the steps that completed in an
+/// earlier attempt as skipped, so no step is counted twice across attempts.
+pub fn write(record: &RunRecord, path: &Path, phases: &[String]) -> std::io::Result<()> {
     let playbook =
         Path::new(&record.playbook).file_stem().map_or_else(|| "playbook".into(), |s| s.to_string_lossy().into_owned());
     let mut report = Report::new(format!("capstan {playbook}"));
     if let Some(ms) = record.duration_ms {
         report.set_time(Duration::from_millis(ms));
     }
-    for phase in &record.phases {
+    for phase in record.phases.iter().filter(|p| phases.contains(&p.name)) {
         let mut suite = TestSuite::new(phase.name.as_str());
         suite.set_time(Duration::from_millis(phase.duration_ms));
         let classname = format!("{playbook}.{}", phase.name);
@@ -53,6 +56,11 @@ fn tail(step: &StepRecord) -> String {
 
 fn status(step: &StepRecord) -> TestCaseStatus {
     match step.status.as_str() {
+        "ok" if step.resumed => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message("completed in an earlier attempt of this run");
+            s
+        }
         "ok" | "dry_run" => TestCaseStatus::success(),
         "skipped" => TestCaseStatus::skipped(),
         "failed" if step.allow_failure => {

@@ -104,12 +104,21 @@ impl Pipeline {
     }
 
     /// The `capstan run` command line of job `index`.
+    ///
+    /// The first job runs its phase; each later job resumes the run up to
+    /// its phase (`--resume last --to P`): the earlier phases are replayed
+    /// from the journal (their completed steps return their recorded values
+    /// without running, and their undo handlers are armed again), so values
+    /// a phase computed reach the later ones and a failure undoes the earlier
+    /// jobs' work too. Approvals given at an earlier gate are passed on, since
+    /// code outside steps runs again when a phase is replayed.
     pub fn command(&self, index: usize, log_format: &str) -> String {
         let job = &self.jobs[index];
-        let mut words =
-            vec!["capstan".to_string(), "run".into(), sh_word(&self.playbook), "--phase".into(), sh_word(&job.phase)];
-        if index > 0 {
-            words.extend(["--resume".into(), "last".into()]);
+        let mut words = vec!["capstan".to_string(), "run".into(), sh_word(&self.playbook)];
+        if index == 0 {
+            words.extend(["--phase".into(), sh_word(&job.phase)]);
+        } else {
+            words.extend(["--resume".into(), "last".into(), "--to".into(), sh_word(&job.phase)]);
         }
         words.extend([
             "--journal-dir".into(),
@@ -126,7 +135,17 @@ impl Pipeline {
                 words.push(format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env));
             }
         }
-        words.extend(job.approvals.flags().iter().map(|f| sh_word(f)));
+        let mut given = Approvals::default();
+        for earlier in &self.jobs[..=index] {
+            given.computed |= earlier.approvals.computed;
+            for name in &earlier.approvals.names {
+                if !given.names.contains(name) {
+                    given.names.push(name.clone());
+                }
+            }
+        }
+        given.names.sort();
+        words.extend(given.flags().iter().map(|f| sh_word(f)));
         words.join(" ")
     }
 
