@@ -41,6 +41,20 @@ pub struct Settings {
     pub lock_dir: PathBuf,
 }
 
+impl Settings {
+    /// The settings `--yes`, `--approve` and the journal folder give; asking
+    /// on the terminal when both stdin and stderr are one.
+    pub fn from_cli(approve_all: bool, approvals: &[String], journal_root: &std::path::Path) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            approve_all,
+            approvals: approvals.to_vec(),
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            lock_dir: journal_root.join(".capstan").join("locks"),
+        }
+    }
+}
+
 pub struct RunState {
     pub services: Arc<Services>,
     pub inputs: Inputs,

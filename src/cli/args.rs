@@ -117,12 +117,8 @@ pub struct RunArgs {
     /// Stop after this phase
     #[arg(long, value_name = "P")]
     pub to: Option<String>,
-    /// A parameter, NAME=VALUE (repeatable)
-    #[arg(long = "param", value_name = "K=V")]
-    pub params: Vec<String>,
-    /// Parameters from a JSON or YAML file (typed values)
-    #[arg(long, value_name = "FILE")]
-    pub params_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Show what would change without changing anything
     #[arg(long)]
     pub dry_run: bool,
@@ -135,15 +131,8 @@ pub struct RunArgs {
     /// Stop the whole run after this long (e.g. 30m), then undo
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    /// Give every approval (`approve(...)`) without asking
-    #[arg(long)]
-    pub yes: bool,
-    /// Give one approval by name (repeatable)
-    #[arg(long = "approve", value_name = "NAME")]
-    pub approvals: Vec<String>,
-    /// Hold this exclusive lock for the run; exit 3 if another run holds it
-    #[arg(long = "lock", value_name = "NAME")]
-    pub locks: Vec<String>,
+    #[command(flatten)]
+    pub guards: GuardArgs,
     /// Continue a failed or crashed run: completed steps are not run again
     #[arg(long, value_name = "RUN_ID|last")]
     pub resume: Option<String>,
@@ -227,27 +216,16 @@ pub enum RunsAction {
 pub struct ReplArgs {
     /// A playbook whose top level is evaluated first: its params, secrets and phases are there
     pub playbook: Option<PathBuf>,
-    /// A parameter, NAME=VALUE (repeatable)
-    #[arg(long = "param", value_name = "K=V")]
-    pub params: Vec<String>,
-    /// Parameters from a JSON or YAML file (typed values)
-    #[arg(long, value_name = "FILE")]
-    pub params_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Start with dry-run on (`:dry-run off` turns it off)
     #[arg(long)]
     pub dry_run: bool,
     /// Where `.capstan/runs/` goes [default: the playbook's folder, or the current one]
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
-    /// Give every approval (`approve(...)`) without asking
-    #[arg(long)]
-    pub yes: bool,
-    /// Give one approval by name (repeatable)
-    #[arg(long = "approve", value_name = "NAME")]
-    pub approvals: Vec<String>,
-    /// Hold this exclusive lock for the session; exit 3 if another run holds it
-    #[arg(long = "lock", value_name = "NAME")]
-    pub locks: Vec<String>,
+    #[command(flatten)]
+    pub guards: GuardArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -295,4 +273,29 @@ pub struct CiArgs {
     pub playbook: PathBuf,
     #[arg(long, value_enum)]
     pub platform: Platform,
+}
+
+/// Params, as `run` and `repl` take them.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// A parameter, NAME=VALUE (repeatable)
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// Parameters from a JSON or YAML file (typed values)
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+}
+
+/// Approvals and locks, as `run` and `repl` take them.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Give every approval (`approve(...)`) without asking
+    #[arg(long)]
+    pub yes: bool,
+    /// Give one approval by name (repeatable)
+    #[arg(long = "approve", value_name = "NAME")]
+    pub approvals: Vec<String>,
+    /// Hold this exclusive lock while capstan runs; exit 3 if another run holds it
+    #[arg(long = "lock", value_name = "NAME")]
+    pub locks: Vec<String>,
 }

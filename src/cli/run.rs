@@ -30,7 +30,7 @@ pub async fn run(args: RunArgs) -> i32 {
         },
         None => None,
     };
-    let inputs = match Inputs::load(args.params_file.as_deref(), &args.params) {
+    let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
     };
@@ -97,12 +97,7 @@ fn run_blocking(
     services.bus.add_sink(output_sink(args, &services, &record));
 
     let mut state = RunState::new(services.clone(), inputs, Mode::Run);
-    state.settings = Settings {
-        approve_all: args.yes,
-        approvals: args.approvals.clone(),
-        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
-        lock_dir: journal_root.join(".capstan").join("locks"),
-    };
+    state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
     state.record = record.clone();
     if let Some(r) = &resume {
         services.start_step_seq_after(r.max_seq);
@@ -153,7 +148,7 @@ fn run_blocking(
         Ok(p) => p,
         Err(m) => return usage_error(&m, None),
     };
-    for name in &args.locks {
+    for name in &args.guards.locks {
         if let Err(e) = take_lock(&state, name) {
             let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
                 exit::BLOCKED

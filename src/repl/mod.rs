@@ -35,7 +35,7 @@ use crate::state::{Mode, RunState, Settings};
 pub async fn repl(args: ReplArgs) -> i32 {
     let root = args.playbook.as_deref().map_or_else(|| PathBuf::from("."), playbook_root);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
-    let inputs = match Inputs::load(args.params_file.as_deref(), &args.params) {
+    let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
     };
@@ -111,12 +111,7 @@ fn session_loop(
     services.bus.add_sink(Box::new(View::new(Box::new(Terminal::new(style, true, false)), current.clone())));
 
     let mut state = RunState::new(services.clone(), inputs, Mode::Run);
-    state.settings = Settings {
-        approve_all: args.yes,
-        approvals: args.approvals.clone(),
-        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
-        lock_dir: journal_root.join(".capstan").join("locks"),
-    };
+    state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, &journal_root);
     state.record = record.clone();
     let state = Arc::new(state);
     let engine = crate::engine::build(&state, root);
@@ -151,7 +146,7 @@ fn session_loop(
 
     let watcher = watch_signals(&services, flags);
 
-    for name in &args.locks {
+    for name in &args.guards.locks {
         if let Err(e) = crate::primitives::take_lock(&state, name) {
             let blocked = crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
             eprint!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
