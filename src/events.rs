@@ -180,6 +180,16 @@ pub enum EventKind {
         kind: String,
         data: serde_json::Value,
     },
+    /// How far a long primitive has come (a probe, a wait, a canary rung).
+    /// Drawn as a progress bar on a terminal; not written to JSON lines or
+    /// the journal, which record the outcome instead.
+    Progress {
+        #[serde(flatten)]
+        at: Location,
+        label: String,
+        done: u64,
+        total: u64,
+    },
     RunFinished {
         status: Status,
         exit_code: i32,
@@ -268,6 +278,10 @@ impl EventKind {
                     mask(p);
                 }
                 mask(playbook);
+            }
+            EventKind::Progress { at, label, .. } => {
+                mask_at(at);
+                mask(label);
             }
             EventKind::PhaseStarted { phase } => mask_name(phase),
             EventKind::StepStarted { at, .. } | EventKind::UndoStarted { at } => mask_at(at),

@@ -62,3 +62,31 @@ fn json_mode_prints_only_json_on_stdout() {
     r.code(0);
     assert!(r.events().len() > 5);
 }
+
+/// Long primitives turn the step's spinner into a progress bar on a terminal;
+/// JSON lines and the journal record outcomes, not progress.
+#[test]
+fn long_primitives_draw_progress_bars_on_a_terminal_only() {
+    let server = crate::support::http::LatencyServer::start(1, 2, 0);
+    let source = r#"
+phase("do", || {
+    step("items", || { for i in 0..4 { progress(`item ${i} of 4`, i, 4); sleep("300ms"); } });
+    step("probe", || health::probe("URL", #{ duration: "1500ms", concurrency: 1, rate: 50 }));
+});
+"#
+    .replace("URL", &server.url);
+    let pb = Playbook::new(&source);
+    let mut t =
+        crate::support::pty::Terminal::spawn(pb.dir.path(), &["run", "deploy.rhai", "--log-format", "human"], &[]);
+    assert_eq!(t.wait(std::time::Duration::from_secs(30)), 0, "{}", t.text());
+    let screen = t.text();
+    assert!(screen.contains("item 2 of 4") && screen.contains(" 50%"), "the loop's bar: {screen}");
+    assert!(screen.contains(&format!("probe {}", server.url)), "the probe's bar: {screen}");
+    assert!(screen.contains('━'), "a bar is drawn: {screen}");
+
+    let json = pb.run_json();
+    json.code(0);
+    assert!(!json.stdout.contains("\"progress\""), "{}", json.stdout);
+    assert!(json.events().iter().all(|e| e["event"] != "progress"));
+    assert!(!pb.journal_text().contains("\"progress\""));
+}

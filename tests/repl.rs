@@ -1,159 +1,12 @@
 //! `capstan repl` driven through a pseudo-terminal, as an operator types:
 //! line editing, multi-line input, completion, Ctrl-C, a loaded playbook.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::pty::{openpty, Winsize};
-
+use crate::support::pty::Terminal;
 use crate::support::{capstan_bin, processes_with, wait_until, Playbook};
-
-/// A `capstan repl` on its own terminal: `setsid --ctty` makes the pty its
-/// controlling terminal, so Ctrl-C is turned into SIGINT by the terminal as
-/// it is for a person.
-struct Terminal {
-    child: Child,
-    input: File,
-    screen: Arc<Mutex<Vec<u8>>>,
-    /// How much of the screen the last `expect` consumed.
-    seen: usize,
-}
-
-impl Terminal {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let size = Winsize { ws_row: 40, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = openpty(Some(&size), None).expect("openpty");
-        let mut cmd = Command::new("setsid");
-        cmd.arg("--ctty")
-            .arg(capstan_bin())
-            .arg("repl")
-            .args(args)
-            .current_dir(dir)
-            .env("TERM", "xterm-256color")
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .env_remove("NO_COLOR")
-            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
-            .stdout(Stdio::from(pty.slave.try_clone().expect("dup")))
-            .stderr(Stdio::from(pty.slave));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn capstan repl");
-        let master = File::from(pty.master);
-        let mut reader = master.try_clone().expect("dup master");
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        let sink = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // EIO once the last holder of the terminal has exited.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut t = Self { child, input: master, screen, seen: 0 };
-        t.expect("capstan> ", Duration::from_secs(20));
-        t
-    }
-
-    fn send(&mut self, keys: &str) {
-        self.input.write_all(keys.as_bytes()).expect("write to the terminal");
-        self.input.flush().unwrap();
-    }
-
-    /// The screen so far, escape sequences removed, `\r` dropped.
-    fn text(&self) -> String {
-        strip_ansi(&String::from_utf8_lossy(&self.screen.lock().unwrap()))
-    }
-
-    /// Wait until `needle` appears after what earlier calls consumed; returns
-    /// the text up to and including it.
-    fn expect(&mut self, needle: &str, timeout: Duration) -> String {
-        self.expect_any(&[needle], timeout)
-    }
-
-    fn expect_any(&mut self, needles: &[&str], timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        loop {
-            let text = self.text();
-            let rest = text.get(self.seen..).unwrap_or("");
-            if let Some((i, n)) = needles.iter().filter_map(|n| rest.find(n).map(|i| (i, n.len()))).min() {
-                let got = rest[..i + n].to_string();
-                self.seen += i + n;
-                return got;
-            }
-            assert!(
-                Instant::now() < end,
-                "did not see {needles:?} within {timeout:?}; the screen after the last match:\n{rest}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Type a line and wait for the next prompt; returns what was printed.
-    fn line(&mut self, keys: &str) -> String {
-        self.send(keys);
-        self.send("\r");
-        self.expect_any(&["capstan> ", "capstan (dry-run)> "], Duration::from_secs(20))
-    }
-
-    fn quit(mut self) -> i32 {
-        self.send("\x04");
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                panic!("capstan repl did not quit on Ctrl-D:\n{}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => match chars.next() {
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    for c in chars.by_ref() {
-                        if c == '\x07' {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The lines a command printed: its echo and the next prompt cut off.
 fn printed(screen: &str) -> Vec<String> {
@@ -176,7 +29,7 @@ phase("do", || { step("ship", || run(["sh", "-c", "echo shipped > do.txt"])); })
 #[test]
 fn an_operator_session_through_a_terminal() {
     let pb = Playbook::new(PLAYBOOK);
-    let mut t = Terminal::start(pb.dir.path(), &["deploy.rhai", "--param", "service=checkout"], &[]);
+    let mut t = Terminal::repl(pb.dir.path(), &["deploy.rhai", "--param", "service=checkout"], &[]);
 
     let out = t.line("1 + 2");
     assert_eq!(printed(&out), ["3"], "1 + 2 prints 3; the screen: {out:?}");
@@ -239,7 +92,7 @@ fn an_operator_session_through_a_terminal() {
 #[test]
 fn ctrl_c_cancels_the_running_command_and_keeps_the_session() {
     let pb = Playbook::new("");
-    let mut t = Terminal::start(pb.dir.path(), &[], &[]);
+    let mut t = Terminal::repl(pb.dir.path(), &[], &[]);
     t.send("sh(\"sleep 37.25\")\r");
     assert!(wait_until(Duration::from_secs(10), || !processes_with("sleep 37.25").is_empty()), "sleep started");
     let pressed = Instant::now();
@@ -269,7 +122,7 @@ fn ctrl_c_cancels_the_running_command_and_keeps_the_session() {
 fn secrets_are_masked_in_results_and_history() {
     let pb = Playbook::new("let token = secret(\"API_TOKEN\");");
     let secret = "s3cr3t-value-91827";
-    let mut t = Terminal::start(pb.dir.path(), &["deploy.rhai"], &[("API_TOKEN", secret)]);
+    let mut t = Terminal::repl(pb.dir.path(), &["deploy.rhai"], &[("API_TOKEN", secret)]);
     let out = t.line("token");
     let out2 = t.line(&format!("\"{secret}\".len()"));
     assert_eq!(printed(&out2), [secret.len().to_string()]);
@@ -291,7 +144,7 @@ fn secrets_are_masked_in_results_and_history() {
 #[test]
 fn a_lock_held_by_a_session_blocks_a_run() {
     let pb = Playbook::new("phase(\"do\", || run([\"true\"]));");
-    let t = Terminal::start(pb.dir.path(), &["deploy.rhai", "--lock", "prod"], &[]);
+    let t = Terminal::repl(pb.dir.path(), &["deploy.rhai", "--lock", "prod"], &[]);
     let blocked = pb.command("run").args(["--lock", "prod"]).output().unwrap();
     assert_eq!(blocked.status.code(), Some(3), "{}", String::from_utf8_lossy(&blocked.stderr));
     assert_eq!(t.quit(), 0);

@@ -373,6 +373,20 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "Milliseconds since the Unix epoch, for measuring.\n```rhai\nlet t0 = now_ms();\n```",
         || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
     );
+    {
+        let s = state.clone();
+        func(
+            engine,
+            "progress",
+            &["label: String", "done: i64", "total: i64"],
+            "Show how far a long piece of work has come: on a terminal the running step's\n\
+             spinner becomes a progress bar with `label`. Other outputs do not record it.\n\
+             ```rhai\nfor (host, i) in hosts { progress(`upgrading ${host}`, i, hosts.len()); upgrade(host); }\n```",
+            move |label: &str, done: i64, total: i64| {
+                s.services.progress(label, done.max(0) as u64, total.max(0) as u64);
+            },
+        );
+    }
     func(
         engine,
         "duration_ms",

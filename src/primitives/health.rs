@@ -310,6 +310,11 @@ pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> R
                 "look at the service's logs, or give it longer with `within`",
             ));
         }
+        state.services.progress(
+            format!("waiting for {target_value}: {}", c.error.as_deref().unwrap_or("not healthy yet")),
+            start.elapsed().as_millis() as u64,
+            o.within.as_millis() as u64,
+        );
         super::sleep_for(state, o.interval)?;
     }
 }
@@ -399,8 +404,20 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
     let work = {
         let tally = tally.clone();
         let o = o.clone();
+        let (services, at, label) = (state.services.clone(), frame::location(), format!("probe {url}"));
         async move {
             let mut workers = tokio::task::JoinSet::new();
+            // The step's progress bar: time gone of the probe's duration.
+            let total_ms = (o.duration.as_millis() as u64).max(1);
+            workers.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if Instant::now() >= end {
+                        break;
+                    }
+                    services.progress_at(at.clone(), label.as_str(), started.elapsed().as_millis() as u64, total_ms);
+                }
+            });
             for _ in 0..o.concurrency {
                 let (client, url, tally, ticket, o) =
                     (client.clone(), target.clone(), tally.clone(), ticket.clone(), o.clone());

@@ -101,6 +101,9 @@ impl Journal {
 
 impl Sink for Journal {
     fn emit(&mut self, event: &Event) {
+        if let EventKind::Progress { .. } = event.kind {
+            return;
+        }
         if let EventKind::Output { at, line, .. } = &event.kind {
             if let Some(log) = self.log_file(at) {
                 let _ = log.write_all(line.as_bytes());

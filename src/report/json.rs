@@ -21,7 +21,7 @@ impl JsonLines {
 
 impl Sink for JsonLines {
     fn emit(&mut self, event: &Event) {
-        if let EventKind::Output { quiet: true, .. } = event.kind {
+        if matches!(event.kind, EventKind::Output { quiet: true, .. } | EventKind::Progress { .. }) {
             return;
         }
         // A closed stdout (`| head`) must not stop the run.

@@ -113,6 +113,23 @@ impl Terminal {
         self.bars.insert(seq, bar);
     }
 
+    /// A running step's spinner becomes a bar once it reports progress.
+    fn progress(&mut self, at: &Location, label: &str, done: u64, total: u64) {
+        let Some(bar) = at.seq.and_then(|s| self.bars.get(&s)) else { return };
+        if bar.length() != Some(total) {
+            let template = format!(
+                "{}{{spinner:.cyan}} {{prefix}} {{bar:24.cyan/dim}} {{percent:>3}}% {{elapsed:.dim}} {{wide_msg:.dim}}",
+                Self::indent(at)
+            );
+            if let Ok(s) = ProgressStyle::with_template(&template) {
+                bar.set_style(s.progress_chars("━╸─"));
+            }
+            bar.set_length(total.max(1));
+        }
+        bar.set_position(done);
+        bar.set_message(label.chars().take(MAX_LINE_CHARS).collect::<String>());
+    }
+
     fn stop_spinner(&mut self, at: &Location) {
         if let Some(bar) = at.seq.and_then(|s| self.bars.remove(&s)) {
             bar.finish_and_clear();
@@ -267,6 +284,7 @@ impl Sink for Terminal {
                     self.line(&format!("{indent}{} {kind} {}", style("•").magenta(), style(data).dim()));
                 }
             }
+            EventKind::Progress { at, label, done, total } => self.progress(at, label, *done, *total),
             EventKind::RunFinished { status, exit_code, duration_ms, .. } => {
                 let took = format_duration(Duration::from_millis(*duration_ms));
                 let text = match status {

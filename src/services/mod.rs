@@ -74,6 +74,16 @@ impl Services {
         self.bus.emit(EventKind::Log { at: frame::location(), level, message: message.into() });
     }
 
+    /// Progress of a long primitive at the current phase and step.
+    pub fn progress(&self, label: impl Into<String>, done: u64, total: u64) {
+        self.progress_at(frame::location(), label, done, total);
+    }
+
+    /// Progress from a thread that is not the script's (a probe's timer).
+    pub fn progress_at(&self, at: crate::events::Location, label: impl Into<String>, done: u64, total: u64) {
+        self.bus.emit(EventKind::Progress { at, label: label.into(), done: done.min(total), total });
+    }
+
     pub fn emit(&self, kind: EventKind) {
         self.bus.emit(kind);
     }

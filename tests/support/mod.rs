@@ -5,6 +5,7 @@
 
 pub mod daemons;
 pub mod http;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

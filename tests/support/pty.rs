@@ -1,0 +1,176 @@
+//! A pseudo-terminal for the tests that need one: capstan runs as a person
+//! would run it, with the terminal as its controlling terminal (so Ctrl-C is
+//! SIGINT) and stderr a tty (so the human output draws its spinners and bars).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::pty::{openpty, Winsize};
+
+use super::capstan_bin;
+
+/// A `capstan repl` on its own terminal: `setsid --ctty` makes the pty its
+/// controlling terminal, so Ctrl-C is turned into SIGINT by the terminal as
+/// it is for a person.
+pub struct Terminal {
+    child: Child,
+    input: File,
+    screen: Arc<Mutex<Vec<u8>>>,
+    /// How much of the screen the last `expect` consumed.
+    seen: usize,
+}
+
+impl Terminal {
+    /// `capstan repl ARGS...`, waited for until its first prompt.
+    pub fn repl(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut argv = vec!["repl"];
+        argv.extend_from_slice(args);
+        let mut t = Self::spawn(dir, &argv, env);
+        t.expect("capstan> ", Duration::from_secs(20));
+        t
+    }
+
+    /// `capstan ARGV...` on its own terminal.
+    pub fn spawn(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> Self {
+        let size = Winsize { ws_row: 40, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = openpty(Some(&size), None).expect("openpty");
+        let mut cmd = Command::new("setsid");
+        cmd.arg("--ctty")
+            .arg(capstan_bin())
+            .args(argv)
+            .current_dir(dir)
+            .env("TERM", "xterm-256color")
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(pty.slave));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn capstan");
+        let master = File::from(pty.master);
+        let mut reader = master.try_clone().expect("dup master");
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the last holder of the terminal has exited.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { child, input: master, screen, seen: 0 }
+    }
+
+    /// Wait for capstan to exit; its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> i32 {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "capstan did not exit within {timeout:?}:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn send(&mut self, keys: &str) {
+        self.input.write_all(keys.as_bytes()).expect("write to the terminal");
+        self.input.flush().unwrap();
+    }
+
+    /// The screen so far, escape sequences removed, `\r` dropped.
+    pub fn text(&self) -> String {
+        strip_ansi(&String::from_utf8_lossy(&self.screen.lock().unwrap()))
+    }
+
+    /// Wait until `needle` appears after what earlier calls consumed; returns
+    /// the text up to and including it.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        self.expect_any(&[needle], timeout)
+    }
+
+    pub fn expect_any(&mut self, needles: &[&str], timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            let rest = text.get(self.seen..).unwrap_or("");
+            if let Some((i, n)) = needles.iter().filter_map(|n| rest.find(n).map(|i| (i, n.len()))).min() {
+                let got = rest[..i + n].to_string();
+                self.seen += i + n;
+                return got;
+            }
+            assert!(
+                Instant::now() < end,
+                "did not see {needles:?} within {timeout:?}; the screen after the last match:\n{rest}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Type a line and wait for the next prompt; returns what was printed.
+    pub fn line(&mut self, keys: &str) -> String {
+        self.send(keys);
+        self.send("\r");
+        self.expect_any(&["capstan> ", "capstan (dry-run)> "], Duration::from_secs(20))
+    }
+
+    pub fn quit(mut self) -> i32 {
+        self.send("\x04");
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("capstan repl did not quit on Ctrl-D:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    for c in chars.by_ref() {
+                        if c == '\x07' {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
