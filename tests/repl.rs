@@ -169,3 +169,19 @@ fn piped_input_runs_without_a_terminal() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n\"done\"\n");
 }
+
+#[test]
+fn sigterm_at_the_prompt_ends_the_session_and_closes_its_run() {
+    let pb = Playbook::new("");
+    let mut t = Terminal::repl(pb.dir.path(), &[], &[]);
+    assert_eq!(printed(&t.line("2 + 2")), ["4"]);
+    let pid = nix::unistd::Pid::from_raw(t.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(t.wait(Duration::from_secs(10)), 130);
+    let runs: Vec<_> = std::fs::read_dir(pb.path(".capstan/runs")).unwrap().flatten().collect();
+    let journal = std::fs::read_to_string(runs[0].path().join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "run_finished", "{journal}");
+    assert_eq!(last["status"], "interrupted");
+    assert_eq!(last["exit_code"], 130);
+}

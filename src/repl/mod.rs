@@ -25,6 +25,7 @@ use self::editor::ReplHelper;
 use self::session::{Reply, Session};
 use self::view::View;
 use crate::cli::{load, playbook_root, usage_error, ReplArgs};
+use crate::events::{EventKind, Status};
 use crate::executor::exit;
 use crate::playbook::Inputs;
 use crate::report::{self, Recorder, Terminal, TerminalStyle};
@@ -58,13 +59,19 @@ pub async fn repl(args: ReplArgs) -> i32 {
 ///
 /// Called after the line editor is made: the editor installs a SIGINT handler
 /// of its own when it is created, and the handler installed last wins.
-fn watch_signals(services: &Arc<Services>, flags: &Flags) -> Option<tokio::task::JoinHandle<()>> {
+fn watch_signals(
+    services: &Arc<Services>,
+    flags: &Flags,
+    record: &Arc<std::sync::Mutex<report::RunRecord>>,
+) -> Option<tokio::task::JoinHandle<()>> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
     let _entered = runtime.enter();
     let mut sigint = signal(SignalKind::interrupt()).ok();
     let mut sigterm = signal(SignalKind::terminate()).ok();
     let saved_terminal = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
     let (services, busy, quit) = (services.clone(), flags.busy.clone(), flags.quit.clone());
+    let record = record.clone();
+    let started = std::time::Instant::now();
     Some(runtime.spawn(async move {
         loop {
             tokio::select! {
@@ -76,7 +83,7 @@ fn watch_signals(services: &Arc<Services>, flags: &Flags) -> Option<tokio::task:
                 Some(()) = async { sigterm.as_mut()?.recv().await } => {
                     quit.store(true, Ordering::SeqCst);
                     if !busy.load(Ordering::SeqCst) {
-                        services.bus.flush();
+                        end_journal(&services, &record, started.elapsed());
                         if let Some(t) = &saved_terminal {
                             let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
                         }
@@ -89,6 +96,36 @@ fn watch_signals(services: &Arc<Services>, flags: &Flags) -> Option<tokio::task:
             }
         }
     }))
+}
+
+/// SIGTERM at the prompt: close the session's run in the journal (if a
+/// command opened it) as interrupted, as a run ends after a signal.
+fn end_journal(services: &Services, record: &std::sync::Mutex<report::RunRecord>, took: std::time::Duration) {
+    let (journaled, repl_running) = {
+        let r = report::record::lock(record);
+        (r.started.is_some(), r.phases.iter().any(|p| p.name == view::PHASE && p.status == "running"))
+    };
+    let duration_ms = took.as_millis() as u64;
+    if repl_running {
+        services.emit(EventKind::PhaseFinished {
+            phase: view::PHASE.into(),
+            status: Status::Interrupted,
+            duration_ms,
+            attempts: 1,
+            error: None,
+        });
+    }
+    if journaled {
+        services.emit(EventKind::RunFinished {
+            status: Status::Interrupted,
+            exit_code: exit::INTERRUPTED,
+            duration_ms,
+            error: Some("the session was ended by SIGTERM".into()),
+            error_at: None,
+        });
+        services.bus.finish();
+    }
+    services.bus.flush();
 }
 
 struct Flags {
@@ -122,7 +159,7 @@ fn session_loop(
         },
         None => None,
     };
-    let mut session = Session::new(state.clone(), engine, journal_root, record, current);
+    let mut session = Session::new(state.clone(), engine, journal_root, record.clone(), current);
 
     let helper = ReplHelper::new(&session.engine);
     let variables = helper.variables.clone();
@@ -144,7 +181,7 @@ fn session_loop(
         let _ = editor.load_history(path);
     }
 
-    let watcher = watch_signals(&services, flags);
+    let watcher = watch_signals(&services, flags, &record);
 
     for name in &args.guards.locks {
         if let Err(e) = crate::primitives::take_lock(&state, name) {

@@ -70,6 +70,10 @@ impl Terminal {
         Self { child, input: master, screen, seen: 0 }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for capstan to exit; its exit code.
     pub fn wait(&mut self, timeout: Duration) -> i32 {
         let end = Instant::now() + timeout;
