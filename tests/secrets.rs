@@ -93,3 +93,24 @@ fn multi_line_secret_printed_by_a_child_is_masked_line_by_line() {
     );
     assert!(!p.journal_text().contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"));
 }
+
+/// A secret's value is masked from the start of the run, even in output
+/// printed before the `secret()` call that reads it (here an earlier phase
+/// prints the environment variable itself).
+#[test]
+fn a_secret_is_masked_before_the_call_that_reads_it() {
+    let value = "early-bird-secret-4412";
+    let pb = Playbook::new(
+        r#"
+phase("init", || { step("env", || sh("echo password is $DB_PASSWORD")); });
+phase("do", || { let p = secret("DB_PASSWORD"); step("use", || run(["true"])); });
+"#,
+    )
+    .env("DB_PASSWORD", value)
+    .arg("-v");
+    let run = pb.run();
+    run.code(0);
+    assert!(run.all().contains("password is ***"), "{}", run.all());
+    assert!(!run.all().contains(value));
+    assert!(!pb.journal_text().contains(value), "the journal and step logs are masked too");
+}

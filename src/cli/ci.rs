@@ -12,7 +12,6 @@ mod github;
 mod gitlab;
 mod jenkins;
 mod pipeline;
-mod scan;
 
 use std::io::Write as _;
 

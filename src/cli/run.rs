@@ -111,6 +111,7 @@ fn run_blocking(
         Ok(l) => l,
         Err(code) => return code,
     };
+    crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 

@@ -3,6 +3,7 @@
 
 mod inputs;
 mod options;
+pub mod scan;
 
 use rhai::{FnPtr, NativeCallContextStore, Position};
 

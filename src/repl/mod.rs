@@ -193,6 +193,7 @@ fn session_loop(
     session.hold_session_locks();
 
     if let Some(loaded) = &loaded {
+        crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
         let display = loaded.path.to_string_lossy().into_owned();
         let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
         flags.busy.store(true, Ordering::SeqCst);

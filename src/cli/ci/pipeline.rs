@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use super::scan::{self, Approvals};
 use crate::cli::{inspection, load, playbook_root};
 use crate::executor::{self, exit};
+use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::{diagnostics, secrets::Redactor};
 

@@ -1,5 +1,7 @@
 //! What the inspection model does not record, read from the compiled script:
-//! the approvals each phase asks for, and secrets read inside phases.
+//! the approvals each phase asks for (`capstan ci` gates on them), and the
+//! secrets read anywhere (`capstan ci` maps them to the platform's store;
+//! a run masks their values before the playbook's first line runs).
 //!
 //! Evaluating the top level records the phases, the params and the secrets
 //! read there, but a phase's closure only runs in a real run. So the closure
@@ -126,5 +128,16 @@ fn literal_first_arg(call: &FnCallExpr) -> Option<String> {
     match call.args.first() {
         Some(Expr::StringConstant(s, _)) => Some(s.to_string()),
         _ => None,
+    }
+}
+
+/// Mask, before anything runs, the values of the secrets a playbook reads
+/// with a literal name (`secret("TOKEN")`) anywhere: a value is then masked
+/// even in output printed before the `secret()` call that reads it.
+pub fn mask_secrets_early(ast: &AST, redactor: &crate::secrets::Redactor) {
+    for name in secrets(ast) {
+        if let Ok(value) = std::env::var(&name) {
+            redactor.add(&value);
+        }
     }
 }
