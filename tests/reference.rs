@@ -86,6 +86,13 @@ fn markdown_lists_every_function_under_its_namespace() {
     let entry = r.stdout.split("### `fs::exists`").nth(1).expect("fs::exists entry");
     assert!(entry.contains("fs::exists(path: &str) -> bool"), "{entry}");
     assert!(entry.contains("True when the file or folder exists."), "{entry}");
+    // The bundled modules are documented under the namespace they are
+    // imported as, with the import line.
+    for f in ["canary::run", "blue_green::run", "rolling::run", "gates::evaluate", "semver::parse"] {
+        let ns = f.split("::").next().unwrap();
+        assert!(sections.get(&format!("{ns}::")).is_some_and(|s| s.contains(f)), "`{f}` is in the reference");
+        assert!(r.stdout.contains(&format!("`import \"capstan/{ns}\" as {ns};`")), "{ns}'s import line");
+    }
 }
 
 #[test]

@@ -115,6 +115,9 @@ fn markdown(functions: &[Function]) -> String {
     // The BTreeMap puts the empty namespace (top-level functions) first.
     for (ns, list) in &groups {
         let _ = write!(out, "\n## {}\n", title(ns));
+        if let Some(import) = bundled_import(ns) {
+            let _ = write!(out, "\nA bundled module: `{import}`\n");
+        }
         let mut i = 0;
         while i < list.len() {
             let name = &list[i].name;
@@ -142,8 +145,39 @@ fn markdown(functions: &[Function]) -> String {
     out
 }
 
+/// The engine the reference is read from: every primitive, and the bundled
+/// modules (`capstan/canary`...) as the namespaces they are usually imported
+/// as, so their documented functions are in the reference and the editor
+/// definitions too.
+fn reference_engine() -> rhai::Engine {
+    let (_state, mut engine) = inspection(std::path::Path::new("."));
+    for (path, source) in crate::engine::stdlib::MODULES {
+        let alias = path.rsplit('/').next().unwrap_or(path);
+        // The module's exported functions, without the closures it defines.
+        match engine.compile(*source) {
+            Ok(ast) => {
+                let mut module = rhai::Module::new();
+                let exported =
+                    ast.iter_fn_def().filter(|f| f.access != rhai::FnAccess::Private && !f.name.starts_with("anon$"));
+                for f in exported {
+                    module.set_script_fn(f.clone());
+                }
+                engine.register_static_module(alias, module.into());
+            }
+            Err(e) => tracing::warn!("bundled module {path} left out of the reference: {e}"),
+        }
+    }
+    engine
+}
+
+/// `import "capstan/NAME" as NAME;` for a bundled module's namespace.
+fn bundled_import(ns: &str) -> Option<String> {
+    let path = format!("capstan/{ns}");
+    crate::engine::stdlib::source(&path).map(|_| format!("import \"{path}\" as {ns};"))
+}
+
 pub fn doc(args: &DocArgs) -> i32 {
-    let (_state, engine) = inspection(std::path::Path::new("."));
+    let engine = reference_engine();
     if let Some(dir) = &args.definitions {
         if let Err(e) = std::fs::create_dir_all(dir)
             .and_then(|()| engine.definitions().with_headers(true).include_standard_packages(false).write_to_dir(dir))
@@ -196,7 +230,8 @@ pub fn doc(args: &DocArgs) -> i32 {
 
 /// One function's signatures and documentation, as `capstan doc NAME`
 /// prints it (the REPL's `:doc NAME`); `None` if no function has that name.
-pub fn function_doc(engine: &rhai::Engine, name: &str) -> Option<String> {
+pub fn function_doc(name: &str) -> Option<String> {
+    let engine = reference_engine();
     let meta: Metadata = serde_json::from_str(&engine.gen_fn_metadata_to_json(false).ok()?).ok()?;
     let mut all = Vec::new();
     meta.flatten("", &mut all);
