@@ -19,6 +19,7 @@ fn printed(screen: &str) -> Vec<String> {
 }
 
 const PLAYBOOK: &str = r#"
+import "capstan/semver" as semver;
 let service = param("service", "web");
 phase("plan", || {
     step("write plan", || run(["sh", "-c", `echo planned ${service} > plan.txt`]));
@@ -48,6 +49,16 @@ fn an_operator_session_through_a_terminal() {
     t.expect("health::check", Duration::from_secs(5));
     let out = t.line("");
     assert!(out.contains("health::check(target) -> Map"), "the completed name was looked up: {out}");
+
+    // Modules imported by the playbook, and at the prompt, complete too.
+    t.send("semver::bu\t");
+    t.expect("semver::bump", Duration::from_secs(5));
+    let out = t.line("(\"1.2.3\", \"minor\")");
+    assert_eq!(printed(&out), ["\"1.3.0\""], "{out}");
+    t.line("import \"capstan/gates\" as g;");
+    t.send("g::ev\t");
+    t.expect("g::evaluate", Duration::from_secs(5));
+    t.line("");
 
     // :run runs the loaded playbook's phase, with the session's params.
     let out = t.line(":phases");

@@ -34,8 +34,9 @@ const KEYWORDS: &[&str] = &[
 pub struct ReplHelper {
     /// The bare language, to tell an unfinished statement from a finished one.
     engine: Engine,
-    /// Function names, namespaced ones as `ns::name`, sorted.
-    functions: Vec<String>,
+    /// Function names, namespaced ones as `ns::name`, sorted; refreshed when
+    /// a command imports a module.
+    pub functions: Arc<Mutex<Vec<String>>>,
     /// The session's variables, refreshed after every command.
     pub variables: Arc<Mutex<Vec<String>>>,
 }
@@ -43,7 +44,7 @@ pub struct ReplHelper {
 impl ReplHelper {
     pub fn new(session_engine: &Engine) -> Self {
         let functions = function_names(session_engine);
-        Self { engine: syntax_engine(), functions, variables: Arc::default() }
+        Self { engine: syntax_engine(), functions: Arc::new(Mutex::new(functions)), variables: Arc::default() }
     }
 }
 
@@ -96,8 +97,8 @@ impl Completer for ReplHelper {
             return Ok((pos, Vec::new()));
         }
         let variables = self.variables.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut found: Vec<Pair> = self
-            .functions
+        let functions = self.functions.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut found: Vec<Pair> = functions
             .iter()
             .map(String::as_str)
             .chain(variables.iter().map(String::as_str))

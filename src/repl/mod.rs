@@ -163,6 +163,7 @@ fn session_loop(
 
     let helper = ReplHelper::new(&session.engine);
     let variables = helper.variables.clone();
+    let functions = helper.functions.clone();
     let config = Config::builder()
         .auto_add_history(false)
         .max_history_size(10_000)
@@ -203,6 +204,8 @@ fn session_loop(
             eprint!("{}", crate::diagnostics::render_eval(&e, &display, &services.redactor));
             return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
         }
+        // The playbook's imports complete too.
+        *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::function_names(&session.engine);
     } else {
         state.finish_declaring();
     }
@@ -231,6 +234,11 @@ fn session_loop(
         flags.busy.store(true, Ordering::SeqCst);
         let reply = session.command(&line);
         flags.busy.store(false, Ordering::SeqCst);
+        if line.contains("import") {
+            // The module's functions complete from now on (`canary::` Tab).
+            *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                editor::function_names(&session.engine);
+        }
         match reply {
             Reply::Value(v) => {
                 if let Some(text) = show(&v, &services.redactor) {
