@@ -191,3 +191,67 @@ fn the_terraform_scaffold_validates() {
         .unwrap();
     assert!(fmt.status.success(), "not formatted: {}", String::from_utf8_lossy(&fmt.stdout));
 }
+
+/// The basic template does real work too: built, deployed, checked and
+/// judged by its quality gates against a live service; a failing gate rolls
+/// the deploy back to the previous version.
+#[test]
+fn the_basic_template_deploys_for_real_and_rolls_back_on_a_failed_gate() {
+    let work = tempfile::tempdir().unwrap();
+    capstan(work.path(), &["new", "shop", "--template", "basic"]).code(0);
+    let gates = work.path().join("shop/quality_gates.yaml");
+    let text = std::fs::read_to_string(&gates).unwrap();
+    std::fs::write(
+        &gates,
+        text.replace("probe_duration: 30s", "probe_duration: 1s").replace("within: 2m", "within: 5s"),
+    )
+    .unwrap();
+    // The deploy script records what it was asked to deploy.
+    let script = work.path().join("shop/deploy.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$1 $2\" >> deployed.txt\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let healthy = crate::support::http::LatencyServer::start(1, 2, 0);
+    let args = |url: &str| {
+        vec![
+            "run".to_string(),
+            "shop/deploy.rhai".into(),
+            "--log-format".into(),
+            "json".into(),
+            "--param".into(),
+            "version=1.1.0".into(),
+            "--param".into(),
+            "previous_version=1.0.0".into(),
+            "--param".into(),
+            "build_command=true".into(),
+            "--param".into(),
+            "deploy_command=./deploy.sh".into(),
+            "--param".into(),
+            format!("health_url={url}"),
+        ]
+    };
+    let run = |url: &str| {
+        let a = args(url);
+        capstan(work.path(), &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ok = run(&healthy.url);
+    ok.code(0);
+    let phases: Vec<String> =
+        named(&ok.events(), "phase_finished").iter().map(|e| format!("{}={}", e["phase"], e["status"])).collect();
+    assert!(phases.iter().all(|p| p.ends_with("=\"ok\"")), "{phases:?}");
+    assert_eq!(std::fs::read_to_string(work.path().join("shop/deployed.txt")).unwrap(), "shop 1.1.0\n");
+    assert!(work.path().join("shop/reports/report.json").is_file(), "the archive phase wrote the report");
+
+    // A third of the requests fail: the service answers its health check,
+    // the error-rate gate fails, and the deploy is undone.
+    let failing = crate::support::http::LatencyServer::start(1, 2, 3);
+    let bad = run(&failing.url);
+    bad.code(1);
+    let gate = named(&bad.events(), "gate").into_iter().find(|g| g["name"] == "release readiness").cloned();
+    assert_eq!(gate.map(|g| g["passed"].clone()), Some(serde_json::Value::Bool(false)), "{}", bad.all());
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("shop/deployed.txt")).unwrap(),
+        "shop 1.1.0\nshop 1.1.0\nshop 1.0.0\n",
+        "deployed, then rolled back to the previous version"
+    );
+}
