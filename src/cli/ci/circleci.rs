@@ -67,7 +67,7 @@ pub fn render(p: &Pipeline) -> String {
             out.push(5, "at: .");
         }
         out.push(3, "- run:");
-        out.push(5, format!("name: {}", yaml(&format!("capstan run --phase {}", job.phase))));
+        out.push(5, format!("name: {}", yaml(&format!("capstan: phase {}", job.phase))));
         out.push(5, "command: |");
         if i == 0 {
             out.block(6, &p.param_checks());

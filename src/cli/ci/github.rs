@@ -87,7 +87,7 @@ pub fn render(p: &Pipeline) -> String {
             out.push(5, format!("name: capstan-journal-{}", p.jobs[i - 1].id));
             out.push(5, format!("path: {JOURNAL_DIR}"));
         }
-        out.push(3, format!("- name: {}", yaml(&format!("capstan run --phase {}", job.phase))));
+        out.push(3, format!("- name: {}", yaml(&format!("capstan: phase {}", job.phase))));
         out.push(4, "run: |");
         if i == 0 {
             for check in p.param_checks() {
