@@ -114,3 +114,24 @@ fn approval_without_a_terminal_blocks_with_instructions() {
     Run::from(wrong.command("run").args(["--approve", "staging"]).stdin(std::process::Stdio::null()).output().unwrap())
         .code(3);
 }
+
+/// On a terminal, `approve` asks y/N: yes goes on, anything else stops the
+/// run with exit 3 before the step after it.
+#[test]
+fn an_approval_is_asked_on_the_terminal() {
+    let pb = Playbook::new(
+        r#"phase("do", || {
+            approve("prod", "ship 1.2 to production?");
+            step("ship", || run(["touch", "shipped"]));
+        });"#,
+    );
+    for (answer, code, shipped) in [("y", 0, true), ("n", 3, false), ("", 3, false)] {
+        let _ = std::fs::remove_file(pb.path("shipped"));
+        let mut t = crate::support::pty::Terminal::spawn(pb.dir.path(), &["run", "deploy.rhai"], &[]);
+        t.expect("ship 1.2 to production?", std::time::Duration::from_secs(20));
+        t.expect("approve `prod`? [y/N]", std::time::Duration::from_secs(5));
+        t.send(&format!("{answer}\r"));
+        assert_eq!(t.wait(std::time::Duration::from_secs(20)), code, "answer {answer:?}: {}", t.text());
+        assert_eq!(pb.path("shipped").exists(), shipped, "answer {answer:?}");
+    }
+}

@@ -81,6 +81,13 @@ fn an_operator_session_through_a_terminal() {
     let out = t.line("x = 5");
     assert!(out.contains("error:") && out.contains("<repl>:1:1"), "an undefined variable is an error: {out}");
 
+    // An approval asks on the terminal, as in a run.
+    t.send("approve(\"prod\", \"go ahead?\")\r");
+    t.expect("approve `prod`? [y/N]", Duration::from_secs(10));
+    let out = t.line("y");
+    assert!(out.contains("approval `prod` given on the terminal"), "{out}");
+    assert!(printed(&out).last().is_some_and(|l| l.ends_with("true")), "the result: {out}");
+
     let out = t.line("run([\"false\"])");
     assert!(out.contains("error:") && out.contains("false"), "a failing command says so: {out}");
     assert_eq!(t.quit(), 0);
