@@ -59,3 +59,22 @@ fn interrupt_stops_a_busy_script_loop() {
     let r = wait_with_timeout(child, Duration::from_secs(10));
     r.code(130);
 }
+
+/// SIGKILL gives capstan no chance to clean up; its reaper still kills the
+/// running step's process group, so nothing of the step outlives it.
+#[test]
+fn sigkill_of_capstan_still_kills_the_running_steps_children() {
+    let pb = Playbook::new(r#"phase("do", || step("hold", || sh("sleep 71.31 & sleep 71.32")));"#);
+    let mut child = pb.spawn(&[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_with("sleep 71.3").len() >= 2),
+        "the step's children started"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    assert!(
+        wait_until(Duration::from_secs(5), || processes_with("sleep 71.3").is_empty()),
+        "the step's children outlived capstan: {:?}",
+        processes_with("sleep 71.3")
+    );
+}

@@ -58,6 +58,9 @@ use crate::state::{Mode, RunState};
 
 /// Parse the arguments and run the command; returns the exit code.
 pub async fn main() -> i32 {
+    if std::env::args_os().nth(1).is_some_and(|a| a == crate::process::reaper::SUBCOMMAND) {
+        return crate::process::reaper::run();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -4,6 +4,7 @@
 //! the child runs, and memory keeps only a bounded tail.
 
 mod lines;
+pub mod reaper;
 mod spawn;
 
 use std::fmt;

@@ -30,6 +30,8 @@ pub struct Services {
     pub cancel: Cancel,
     dry_run: AtomicBool,
     live_groups: Mutex<HashSet<i32>>,
+    /// Kills the live groups if capstan dies without doing it (SIGKILL).
+    reaper: crate::process::reaper::Reaper,
     step_seq: AtomicU32,
 }
 
@@ -42,6 +44,7 @@ impl Services {
             cancel: Cancel::default(),
             dry_run: AtomicBool::new(dry_run),
             live_groups: Mutex::new(HashSet::new()),
+            reaper: crate::process::reaper::Reaper::default(),
             step_seq: AtomicU32::new(0),
         }
     }
@@ -100,10 +103,12 @@ impl Services {
     /// A child's process group is alive; a signal to capstan must kill it.
     pub fn track_group(&self, pgid: i32) {
         self.groups().insert(pgid);
+        self.reaper.started(pgid);
     }
 
     pub fn untrack_group(&self, pgid: i32) {
         self.groups().remove(&pgid);
+        self.reaper.finished(pgid);
     }
 
     /// Interrupt: stop everything running now. Called from the signal task.
