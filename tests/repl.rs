@@ -40,15 +40,22 @@ fn an_operator_session_through_a_terminal() {
     t.expect("\n", Duration::from_secs(5));
     t.send("  40 + 2\r");
     t.send("}\r");
-    let out = t.expect("\n42\n", Duration::from_secs(20));
+    let out = t.expect("\n42", Duration::from_secs(20));
     assert!(!out.contains("error"), "the multi-line `if` completes with 42: {out}");
-    t.expect("capstan> ", Duration::from_secs(5));
+    t.prompt();
 
     // Tab completes a namespaced primitive.
     t.send(":doc health::ch\t");
     t.expect("health::check", Duration::from_secs(5));
     let out = t.line("");
     assert!(out.contains("health::check(target) -> Map"), "the completed name was looked up: {out}");
+
+    // After `name(` the signatures are hinted; the hint is not input.
+    t.send("health::check(");
+    t.expect("target) -> Map", Duration::from_secs(5));
+    t.send("\x15");
+    let out = t.line("1");
+    assert_eq!(printed(&out), ["1"], "Ctrl-U cleared the line, hint and all: {out}");
 
     // Modules imported by the playbook, and at the prompt, complete too.
     t.send("semver::bu\t");
@@ -115,7 +122,7 @@ fn ctrl_c_cancels_the_running_command_and_keeps_the_session() {
     assert!(wait_until(Duration::from_secs(10), || !processes_with("sleep 37.25").is_empty()), "sleep started");
     let pressed = Instant::now();
     t.send("\x03");
-    let out = t.expect("capstan> ", Duration::from_secs(5));
+    let out = t.prompt();
     let took = pressed.elapsed();
     assert!(took < Duration::from_secs(1), "back at the prompt in {took:?}");
     assert!(out.contains("interrupted"), "{out}");
@@ -126,12 +133,12 @@ fn ctrl_c_cancels_the_running_command_and_keeps_the_session() {
     t.send("sh(\"sleep 37.5\")\r");
     assert!(wait_until(Duration::from_secs(10), || !processes_with("sleep 37.5").is_empty()));
     t.send("\x03");
-    t.expect("capstan> ", Duration::from_secs(5));
+    t.prompt();
     assert!(processes_with("sleep 37.5").is_empty());
 
     // Ctrl-C at the prompt clears the line and does not quit.
     t.send("this line is abandoned\x03");
-    t.expect("capstan> ", Duration::from_secs(5));
+    t.prompt();
     assert_eq!(printed(&t.line("1")), ["1"]);
     assert_eq!(t.quit(), 0);
 }

@@ -3,7 +3,7 @@
 //! file of the project.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -34,16 +34,15 @@ const KEYWORDS: &[&str] = &[
 pub struct ReplHelper {
     /// The bare language, to tell an unfinished statement from a finished one.
     engine: Engine,
-    /// Function names, namespaced ones as `ns::name`, sorted; refreshed when
-    /// a command imports a module.
-    pub functions: Arc<Mutex<Vec<String>>>,
+    /// Function names and signatures; refreshed when a command imports a module.
+    pub functions: Arc<Mutex<Catalog>>,
     /// The session's variables, refreshed after every command.
     pub variables: Arc<Mutex<Vec<String>>>,
 }
 
 impl ReplHelper {
     pub fn new(session_engine: &Engine) -> Self {
-        let functions = function_names(session_engine);
+        let functions = Catalog::of(session_engine);
         Self { engine: syntax_engine(), functions: Arc::new(Mutex::new(functions)), variables: Arc::default() }
     }
 }
@@ -57,20 +56,58 @@ fn syntax_engine() -> Engine {
 }
 
 /// Every function a script can call: the primitives (with their namespace),
-/// the bundled language functions, and operators left out.
-pub fn function_names(engine: &Engine) -> Vec<String> {
-    let names: BTreeSet<String> = engine
-        .gen_fn_signatures(false)
-        .into_iter()
-        .filter_map(|sig| {
-            let name = sig.split('(').next()?.trim().to_string();
-            let plain = name.rsplit("::").next().unwrap_or(&name);
+/// the bundled language functions and imported modules; operators left out.
+#[derive(Default, Clone)]
+pub struct Catalog {
+    /// Names, namespaced ones as `ns::name`, sorted.
+    pub names: Vec<String>,
+    /// Each name's parameter lists and return types: `(target, options: Map) -> Map`.
+    signatures: BTreeMap<String, Vec<String>>,
+}
+
+impl Catalog {
+    pub fn of(engine: &Engine) -> Self {
+        let mut signatures: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for sig in engine.gen_fn_signatures(false) {
+            let Some((name, rest)) = sig.split_once('(') else { continue };
+            let name = name.trim();
+            let plain = name.rsplit("::").next().unwrap_or(name);
             let is_ident = plain.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
                 && plain.chars().all(|c| c.is_alphanumeric() || c == '_');
-            (is_ident && !plain.starts_with("get$") && !plain.starts_with("set$")).then_some(name)
-        })
-        .collect();
-    names.into_iter().collect()
+            if is_ident && !plain.starts_with("get$") && !plain.starts_with("set$") {
+                let list = signatures.entry(name.to_string()).or_default();
+                let shown = format!("({rest}").replace(": ?", "");
+                if !list.contains(&shown) {
+                    list.push(shown);
+                }
+            }
+        }
+        Self { names: signatures.keys().cloned().collect(), signatures }
+    }
+
+    /// The hint after `name(`: its signatures, the shortest first.
+    fn hint(&self, name: &str) -> Option<String> {
+        let mut list = self.signatures.get(name)?.clone();
+        list.sort_by_key(String::len);
+        let mut text = list.join("  |  ");
+        if text.chars().count() > 120 {
+            text = text.chars().take(119).collect::<String>() + "…";
+        }
+        Some(text)
+    }
+}
+
+/// A signature shown after the cursor; it is not text to accept.
+pub struct SignatureHint(String);
+
+impl rustyline::hint::Hint for SignatureHint {
+    fn display(&self) -> &str {
+        &self.0
+    }
+
+    fn completion(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Completer for ReplHelper {
@@ -97,7 +134,7 @@ impl Completer for ReplHelper {
             return Ok((pos, Vec::new()));
         }
         let variables = self.variables.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let functions = self.functions.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let functions = self.functions.lock().unwrap_or_else(PoisonError::into_inner).names.clone();
         let mut found: Vec<Pair> = functions
             .iter()
             .map(String::as_str)
@@ -159,10 +196,30 @@ pub fn is_incomplete(engine: &Engine, input: &str) -> bool {
 }
 
 impl Hinter for ReplHelper {
-    type Hint = String;
+    type Hint = SignatureHint;
+
+    /// After `name(` at the end of the line, the function's signatures.
+    fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<SignatureHint> {
+        let before = line.get(..pos)?.strip_suffix('(')?;
+        if pos != line.len() {
+            return None;
+        }
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let name = &before[start..];
+        let hint = self.functions.lock().unwrap_or_else(PoisonError::into_inner).hint(name)?;
+        Some(SignatureHint(hint.strip_prefix('(').map_or(hint.clone(), str::to_string)))
+    }
 }
 
 impl Highlighter for ReplHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        Cow::Owned(console::style(hint).dim().to_string())
+    }
+
     fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }

@@ -205,7 +205,7 @@ fn session_loop(
             return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
         }
         // The playbook's imports complete too.
-        *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::function_names(&session.engine);
+        *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::Catalog::of(&session.engine);
     } else {
         state.finish_declaring();
     }
@@ -236,8 +236,7 @@ fn session_loop(
         flags.busy.store(false, Ordering::SeqCst);
         if line.contains("import") {
             // The module's functions complete from now on (`canary::` Tab).
-            *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                editor::function_names(&session.engine);
+            *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::Catalog::of(&session.engine);
         }
         match reply {
             Reply::Value(v) => {

@@ -30,7 +30,7 @@ impl Terminal {
         let mut argv = vec!["repl"];
         argv.extend_from_slice(args);
         let mut t = Self::spawn(dir, &argv, env);
-        t.expect("capstan> ", Duration::from_secs(20));
+        t.prompt();
         t
     }
 
@@ -120,11 +120,18 @@ impl Terminal {
         }
     }
 
+    /// Wait for a fresh prompt (at the start of a line: the line editor
+    /// redraws the prompt on the same line while one types); returns the
+    /// screen up to it.
+    pub fn prompt(&mut self) -> String {
+        self.expect_any(&["\ncapstan> ", "\ncapstan (dry-run)> "], Duration::from_secs(20))
+    }
+
     /// Type a line and wait for the next prompt; returns what was printed.
     pub fn line(&mut self, keys: &str) -> String {
         self.send(keys);
         self.send("\r");
-        self.expect_any(&["capstan> ", "capstan (dry-run)> "], Duration::from_secs(20))
+        self.prompt()
     }
 
     pub fn quit(mut self) -> i32 {
