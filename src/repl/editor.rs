@@ -124,11 +124,7 @@ impl Completer for ReplHelper {
                 .collect();
             return Ok((0, found));
         }
-        let start = before
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
-            .map_or(0, |(i, c)| i + c.len_utf8());
+        let start = name_start(before);
         let word = &before[start..];
         if word.is_empty() {
             return Ok((pos, Vec::new()));
@@ -148,6 +144,14 @@ impl Completer for ReplHelper {
         found.dedup_by(|a, b| a.replacement == b.replacement);
         Ok((start, found))
     }
+}
+
+/// Where the (possibly namespaced) name that ends `text` starts.
+fn name_start(text: &str) -> usize {
+    text.char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 impl Validator for ReplHelper {
@@ -204,11 +208,7 @@ impl Hinter for ReplHelper {
         if pos != line.len() {
             return None;
         }
-        let start = before
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
-            .map_or(0, |(i, c)| i + c.len_utf8());
+        let start = name_start(before);
         let name = &before[start..];
         let hint = self.functions.lock().unwrap_or_else(PoisonError::into_inner).hint(name)?;
         Some(SignatureHint(hint.strip_prefix('(').map_or(hint.clone(), str::to_string)))
