@@ -51,3 +51,30 @@ fn journal_dir_option_and_sortable_run_ids() {
     assert_eq!(ids.len(), created_order.len());
     assert!(!p.path(".capstan").exists());
 }
+
+/// `capstan runs` reads the current folder; when it has no runs but a folder
+/// below it does (`capstan run svc/deploy.rhai` journals in `svc/`), it says
+/// where they are.
+#[test]
+fn runs_points_to_the_folder_that_has_them() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("svc")).unwrap();
+    std::fs::write(work.path().join("svc/deploy.rhai"), r#"phase("do", || info("hi"));"#).unwrap();
+    let capstan = |args: &[&str]| {
+        std::process::Command::new(crate::support::capstan_bin())
+            .args(args)
+            .current_dir(work.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(capstan(&["run", "svc/deploy.rhai", "--log-format", "plain"]).status.code(), Some(0));
+    let list = capstan(&["runs"]);
+    assert_eq!(list.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&list.stderr).contains("capstan runs --journal-dir svc"), "{list:?}");
+    let show = capstan(&["runs", "show", "last"]);
+    assert_eq!(show.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&show.stderr).contains("--journal-dir svc"));
+    let there = capstan(&["runs", "--journal-dir", "svc"]);
+    assert!(String::from_utf8_lossy(&there.stdout).contains("deploy.rhai"), "{there:?}");
+}

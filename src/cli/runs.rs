@@ -15,10 +15,28 @@ use crate::report::{format_duration, runs_dir, RunRecord};
 pub fn runs(args: &RunsArgs) -> i32 {
     let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());
     let dir = runs_dir(&root);
+    let hint = if args.journal_dir.is_none() { elsewhere(&root) } else { None };
     match &args.action {
-        None | Some(RunsAction::List) => list(&dir, args.json),
-        Some(RunsAction::Show { run }) => show(&dir, run, args.json),
+        None | Some(RunsAction::List) => list(&dir, args.json, hint.as_deref()),
+        Some(RunsAction::Show { run }) => show(&dir, run, args.json, hint.as_deref()),
     }
+}
+
+/// `capstan run` journals next to the playbook: when the current folder has
+/// no runs, name the folders below it that do.
+fn elsewhere(root: &Path) -> Option<String> {
+    let mut found: Vec<String> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter(|e| !ids(&runs_dir(&e.path())).is_empty())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let first = found.first()?;
+    Some(format!(
+        "capstan run keeps the journal next to the playbook; runs are under {}: capstan runs --journal-dir {first}",
+        found.join(", ")
+    ))
 }
 
 fn read(dir: &Path, id: &str) -> Option<RunRecord> {
@@ -43,7 +61,7 @@ fn took(ms: Option<u64>) -> String {
     ms.map_or_else(|| "-".into(), |m| format_duration(Duration::from_millis(m)))
 }
 
-fn list(dir: &Path, json: bool) -> i32 {
+fn list(dir: &Path, json: bool, hint: Option<&str>) -> i32 {
     let records: Vec<RunRecord> = ids(dir).iter().filter_map(|id| read(dir, id)).collect();
     if json {
         let rows: Vec<serde_json::Value> = records
@@ -60,6 +78,9 @@ fn list(dir: &Path, json: bool) -> i32 {
     }
     if records.is_empty() {
         eprintln!("no runs under {}", dir.display());
+        if let Some(h) = hint {
+            eprintln!("   = hint: {h}");
+        }
         return exit::OK;
     }
     outln!("{:<26} {:<12} {:>8}  PLAYBOOK", "RUN", "STATUS", "TOOK");
@@ -70,11 +91,11 @@ fn list(dir: &Path, json: bool) -> i32 {
     exit::OK
 }
 
-fn show(dir: &Path, id: &str, json: bool) -> i32 {
+fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
     let id = if id == "last" {
         match latest(dir) {
             Some(id) => id,
-            None => return usage_error(&format!("no runs under {}", dir.display()), None),
+            None => return usage_error(&format!("no runs under {}", dir.display()), hint),
         }
     } else {
         id.to_string()
