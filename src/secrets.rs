@@ -95,6 +95,24 @@ impl Redactor {
         }
     }
 
+    /// Where to cut a long run of `bytes` near `at` so that no secret is
+    /// split in two (each half would pass the masker): `at`, or the start of
+    /// a secret that spans it.
+    pub fn safe_cut(&self, bytes: &[u8], at: usize) -> usize {
+        let p = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(matcher) = p.matcher.as_ref() else { return at };
+        let longest = p.values.iter().map(String::len).max().unwrap_or(0);
+        let from = at.saturating_sub(longest);
+        let to = at.saturating_add(longest).min(bytes.len());
+        matcher
+            .find_iter(&bytes[from..to])
+            .map(|m| (from + m.start(), from + m.end()))
+            .filter(|&(start, end)| start < at && end > at)
+            .map(|(start, _)| start)
+            .min()
+            .unwrap_or(at)
+    }
+
     /// `Some(masked)` when `text` contained a secret, `None` when it is clean.
     pub fn redact_owned(&self, text: &str) -> Option<String> {
         let p = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -109,6 +127,17 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_never_splits_a_secret() {
+        let r = Redactor::new();
+        r.add("hunter2-secret");
+        let text = b"aaaaaaaaaahunter2-secretbbbbbbbbbb";
+        assert_eq!(r.safe_cut(text, 15), 10, "a cut inside the secret moves to its start");
+        assert_eq!(r.safe_cut(text, 10), 10);
+        assert_eq!(r.safe_cut(text, 30), 30);
+        assert_eq!(Redactor::new().safe_cut(text, 15), 15);
+    }
 
     #[test]
     fn masks_value_and_encodings() {

@@ -114,3 +114,24 @@ phase("do", || { let p = secret("DB_PASSWORD"); step("use", || run(["true"])); }
     assert!(!run.all().contains(value));
     assert!(!pb.journal_text().contains(value), "the journal and step logs are masked too");
 }
+
+/// A line too long to keep whole is cut into pieces; a cut never falls
+/// inside a secret, whose halves would each pass the masker.
+#[test]
+fn a_secret_across_the_long_line_cut_is_masked() {
+    let value = "cut-across-secret-7781";
+    let pb = Playbook::new(
+        r#"let t = secret("LONG_TOKEN");
+phase("do", || step("long", || sh("head -c 65530 /dev/zero | tr '\\0' x; printf '%s' \"$LONG_TOKEN\"; sleep 0.3; echo")));"#,
+    )
+    .env("LONG_TOKEN", value)
+    .arg("-v");
+    let run = pb.run();
+    run.code(0);
+    let journal = pb.journal_text();
+    // The cut at 64 KiB falls 6 bytes into the secret: neither end may show.
+    for piece in [&value[..6], &value[value.len() - 8..]] {
+        assert!(!run.all().contains(piece) && !journal.contains(piece), "`{piece}` of the secret leaked");
+    }
+    assert!(journal.contains("***"), "the secret is masked whole");
+}

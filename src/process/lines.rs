@@ -1,5 +1,7 @@
 //! Turning a byte stream into lines, and keeping a bounded tail of text.
 
+use crate::secrets::Redactor;
+
 /// A line longer than this is cut into pieces, so one newline-free gigabyte
 /// cannot grow memory.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -12,8 +14,9 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// Feed bytes; `on_line` gets each line without its newline, and whether
-    /// it ended with one (a piece of an over-long line does not).
-    pub fn push(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8], bool)) {
+    /// it ended with one (a piece of an over-long line does not). An
+    /// over-long line is never cut inside one of `redactor`'s secrets.
+    pub fn push(&mut self, mut chunk: &[u8], redactor: &Redactor, mut on_line: impl FnMut(&[u8], bool)) {
         while let Some(nl) = memchr(chunk) {
             if self.pending.is_empty() {
                 on_line(strip_cr(&chunk[..nl]), true);
@@ -26,9 +29,14 @@ impl LineSplitter {
         }
         self.pending.extend_from_slice(chunk);
         while self.pending.len() >= MAX_LINE {
-            // Cut on a UTF-8 boundary so no character is split in two.
-            let mut cut = MAX_LINE;
-            while cut > MAX_LINE - 4 && self.pending[cut] & 0xC0 == 0x80 {
+            // Cut before a secret that spans the limit, and on a UTF-8
+            // boundary so no character is split in two.
+            let mut cut = match redactor.safe_cut(&self.pending, MAX_LINE) {
+                c if c >= MAX_LINE / 2 => c,
+                _ => MAX_LINE,
+            };
+            let limit = cut;
+            while cut > limit - 4 && self.pending[cut] & 0xC0 == 0x80 {
                 cut -= 1;
             }
             let rest = self.pending.split_off(cut);
@@ -106,10 +114,14 @@ mod tests {
     use super::*;
 
     fn split(chunks: &[&[u8]]) -> Vec<String> {
+        split_with(chunks, &Redactor::new())
+    }
+
+    fn split_with(chunks: &[&[u8]], redactor: &Redactor) -> Vec<String> {
         let mut s = LineSplitter::default();
         let mut out = Vec::new();
         for c in chunks {
-            s.push(c, |l, _| out.push(String::from_utf8_lossy(l).into_owned()));
+            s.push(c, redactor, |l, _| out.push(String::from_utf8_lossy(l).into_owned()));
         }
         s.finish(|l, _| out.push(String::from_utf8_lossy(l).into_owned()));
         out
@@ -125,6 +137,20 @@ mod tests {
         let big = vec![b'x'; MAX_LINE * 2 + 10];
         let lines = split(&[&big]);
         assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE, MAX_LINE, 10]);
+    }
+
+    #[test]
+    fn an_endless_line_is_not_cut_inside_a_secret() {
+        let redactor = Redactor::new();
+        redactor.add("s3cr3t-value-at-the-cut");
+        let mut big = vec![b'x'; MAX_LINE - 5];
+        big.extend_from_slice(b"s3cr3t-value-at-the-cut");
+        big.extend(vec![b'y'; 100]);
+        let lines = split_with(&[&big], &redactor);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE - 5, "cut before the secret");
+        assert!(lines[1].starts_with("s3cr3t-value-at-the-cut"));
+        assert_eq!(redactor.redact(&lines[1]), format!("***{}", "y".repeat(100)));
     }
 
     #[test]

@@ -233,7 +233,9 @@ impl<'a> Pump<'a> {
 
     fn lines(&mut self, index: usize, chunk: &[u8]) {
         let Self { services, at, quiet, splitters, tails } = self;
-        splitters[index].push(chunk, |line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
+        let redactor = &services.redactor;
+        splitters[index]
+            .push(chunk, redactor, |line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
     }
 
     fn finish_lines(&mut self) {
