@@ -118,6 +118,13 @@ fn helm_upgrade(state: &RunState, release: &str, chart: &str, map: &Map) -> Rhai
     if let Some(v) = map.get("version") {
         args.extend(["--version".to_string(), v.to_string()]);
     }
+    values_args(map, &mut args)?;
+    args.extend(cluster_args(map, true));
+    Ok(done(exec(state, "helm", args, false, false)?))
+}
+
+/// `--values FILE` and `--set key=value` from the `values` and `set` options.
+fn values_args(map: &Map, args: &mut Vec<String>) -> RhaiResultOf<()> {
     if let Some(v) = map.get("values") {
         for f in strings(v, "helm option `values`")? {
             args.extend(["--values".to_string(), f]);
@@ -130,8 +137,7 @@ fn helm_upgrade(state: &RunState, release: &str, chart: &str, map: &Map) -> Rhai
             args.extend(["--set".to_string(), p]);
         }
     }
-    args.extend(cluster_args(map, true));
-    Ok(done(exec(state, "helm", args, false, false)?))
+    Ok(())
 }
 
 fn helm_rollback(state: &RunState, release: &str, revision: Option<i64>, map: &Map) -> RhaiResultOf<Map> {
@@ -160,18 +166,7 @@ fn helm_read(state: &RunState, verb: &str, release: &str, map: &Map) -> RhaiResu
 fn helm_template(state: &RunState, release: &str, chart: &str, map: &Map) -> RhaiResultOf<String> {
     check_keys(map, &["values", "set", "version"], "helm::template")?;
     let mut args = vec!["template".to_string(), release.to_string(), chart.to_string()];
-    if let Some(v) = map.get("values") {
-        for f in strings(v, "helm option `values`")? {
-            args.extend(["--values".to_string(), f]);
-        }
-    }
-    if let Some(s) = map.get("set") {
-        let mut pairs = Vec::new();
-        set_pairs("", s, &mut pairs);
-        for p in pairs {
-            args.extend(["--set".to_string(), p]);
-        }
-    }
+    values_args(map, &mut args)?;
     if let Some(v) = map.get("version") {
         args.extend(["--version".to_string(), v.to_string()]);
     }
