@@ -225,6 +225,12 @@ fn eval_hint(err: &EvalAltResult) -> Option<String> {
         EvalAltResult::ErrorDataTooLarge(..) => {
             "strings are limited to 16 MiB and arrays to a million items; stream large data through files".into()
         }
+        EvalAltResult::ErrorTerminated(token, _)
+            if crate::services::Interrupt::from_token(&token.to_string())
+                == Some(crate::services::Interrupt::TopLevelBudget) =>
+        {
+            "the top level only declares phases, params and secrets; move loops and work into a phase".into()
+        }
         EvalAltResult::ErrorMismatchDataType(..) | EvalAltResult::ErrorMismatchOutputType(..) => {
             "convert the value first, e.g. `x.to_string()` or `s.parse_int()`".into()
         }

@@ -12,6 +12,31 @@
 // rhai marks its `internals` APIs (NativeCallContextStore, the AST) as
 // deprecated to say they are volatile; capstan pins rhai to an exact version.
 #![allow(deprecated)]
+// `print!` and `eprint!` panic when the stream is closed or full
+// (`2>/dev/full`, `| head -1`); a deploy must go on, so text for the
+// terminal goes through `errln!`/`err!` and data through `outln!`.
+#![deny(clippy::print_stderr, clippy::print_stdout)]
+
+/// `eprintln!` that drops the text when stderr is closed or full, instead
+/// of panicking between a change and its undo.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that drops the text when stderr is closed or full.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
 
 pub mod cli;
 pub mod compliance;

@@ -39,6 +39,9 @@ pub struct Settings {
     pub interactive: bool,
     /// Where lock files live (`JOURNAL_ROOT/.capstan/locks`).
     pub lock_dir: PathBuf,
+    /// `--undo-timeout`: how long undo and `on_failure` handlers may take
+    /// after the run failed or its `--timeout` expired.
+    pub undo_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -51,6 +54,7 @@ impl Settings {
             approvals: approvals.to_vec(),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             lock_dir: journal_root.join(".capstan").join("locks"),
+            undo_timeout: None,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct RunState {
     /// Locks held for the run; released when the state is dropped.
     pub locks: Mutex<Vec<crate::primitives::LockGuard>>,
     declaring: AtomicBool,
+    /// When the top level started, for its time budget.
+    declare_started: Mutex<Option<std::time::Instant>>,
     model: Mutex<Model>,
     undo: Mutex<Vec<UndoEntry>>,
     failed: Mutex<Option<Location>>,
@@ -88,6 +94,7 @@ impl RunState {
             locks: Mutex::default(),
             temp_dirs: Mutex::default(),
             declaring: AtomicBool::new(true),
+            declare_started: Mutex::default(),
             model: Mutex::default(),
             undo: Mutex::default(),
             failed: Mutex::default(),
@@ -115,6 +122,16 @@ impl RunState {
     /// True while the top level is being evaluated.
     pub fn is_declaring(&self) -> bool {
         self.declaring.load(Ordering::SeqCst)
+    }
+
+    /// Has the top level used up its budget after `operations`?
+    pub fn top_level_spent(&self, operations: u64) -> bool {
+        use crate::engine::limits::{TOP_LEVEL_OPERATIONS, TOP_LEVEL_TIME};
+        if operations > TOP_LEVEL_OPERATIONS {
+            return true;
+        }
+        let mut started = self.declare_started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        started.get_or_insert_with(std::time::Instant::now).elapsed() > TOP_LEVEL_TIME
     }
 
     pub fn finish_declaring(&self) {

@@ -13,6 +13,7 @@ mod dry_run;
 mod examples;
 mod guards;
 mod health;
+mod hostile;
 mod imports;
 mod infra;
 mod infra_examples;

@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// Stop the whole run after this long (e.g. 30m), then undo
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Time undo and `on_failure` handlers get once the run has failed or its
+    /// --timeout expired [default with --timeout: 5m]
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub undo_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub guards: GuardArgs,
     /// Continue a failed or crashed run: completed steps are not run again

@@ -36,7 +36,7 @@ pub fn check(args: &CheckArgs) -> i32 {
     let mut worst = exit::OK;
     let mut all = Vec::new();
     for path in &args.playbooks {
-        let (_state, engine) = inspection(&super::playbook_root(path));
+        let (state, engine) = inspection(&super::playbook_root(path));
         let loaded = match load(&engine, path, &Redactor::new()) {
             Ok(l) => l,
             Err(code) => {
@@ -44,6 +44,16 @@ pub fn check(args: &CheckArgs) -> i32 {
                 continue;
             }
         };
+        // The top level runs here as it does for `list`: one that never ends
+        // is a script error (exit 2). Its other failures depend on the
+        // environment (params, files) and are the run's to report.
+        if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
+            if crate::executor::step::interruption(&e) == Some(crate::services::Interrupt::TopLevelBudget) {
+                crate::err!("{}", crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
+                worst = worst.max(exit::USAGE);
+                continue;
+            }
+        }
         let findings = lint(&engine, &loaded.ast, path);
         if !findings.is_empty() {
             worst = worst.max(exit::FAILED);
@@ -55,16 +65,16 @@ pub fn check(args: &CheckArgs) -> i32 {
     } else {
         for f in &all {
             let site = Site { source: f.file.clone(), line: f.line, column: f.column };
-            eprint!("{}", render_finding(&site, &f.message, f.hint.as_deref()));
+            crate::err!("{}", render_finding(&site, &f.message, f.hint.as_deref()));
         }
         if worst == exit::OK {
-            eprintln!(
+            crate::errln!(
                 "{} {} checked, no findings",
                 console::style("✓").green(),
                 plural(args.playbooks.len(), "playbook")
             );
         } else if !all.is_empty() {
-            eprintln!("{} {}", console::style("✗").red(), plural(all.len(), "finding"));
+            crate::errln!("{} {}", console::style("✗").red(), plural(all.len(), "finding"));
         }
     }
     worst

@@ -65,7 +65,7 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
     } else {
         // No source lines here: the line of a secret finding is the secret.
         for f in &findings {
-            eprintln!(
+            crate::errln!(
                 "{}:{}: {} {}: {}",
                 f.file,
                 f.line,
@@ -75,9 +75,9 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
             );
         }
         if findings.is_empty() {
-            eprintln!("{} no compliance findings", console::style("✓").green());
+            crate::errln!("{} no compliance findings", console::style("✓").green());
         } else {
-            eprintln!("{} {} compliance finding(s)", console::style("✗").red(), findings.len());
+            crate::errln!("{} {} compliance finding(s)", console::style("✗").red(), findings.len());
         }
     }
     if findings.is_empty() {

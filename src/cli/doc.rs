@@ -184,7 +184,7 @@ pub fn doc(args: &DocArgs) -> i32 {
         {
             return usage_error(&format!("cannot write definitions to {}: {e}", dir.display()), None);
         }
-        eprintln!("wrote editor definitions to {}", dir.display());
+        crate::errln!("wrote editor definitions to {}", dir.display());
         return exit::OK;
     }
     let json = match engine.gen_fn_metadata_to_json(false) {

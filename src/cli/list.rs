@@ -17,7 +17,7 @@ pub fn list(args: &ListArgs) -> i32 {
     // Listing runs the top level; one that never ends is stopped.
     state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        eprint!("{}", diagnostics::render_eval(&e, &args.playbook.to_string_lossy(), &Redactor::new()));
+        crate::err!("{}", diagnostics::render_eval(&e, &args.playbook.to_string_lossy(), &Redactor::new()));
         return exit::USAGE;
     }
     let model = state.model();

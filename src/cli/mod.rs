@@ -109,9 +109,9 @@ fn init_tracing() {
 
 /// Print a usage-level error (exit 2): nothing ran.
 pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
-    eprintln!("{} {message}", console::style("error:").red().bold());
+    crate::errln!("{} {message}", console::style("error:").red().bold());
     if let Some(h) = hint {
-        eprintln!("   = hint: {h}");
+        crate::errln!("   = hint: {h}");
     }
     exit::USAGE
 }
@@ -128,7 +128,7 @@ pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<L
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))?;
     let ast = engine::compile(engine, path, &text).map_err(|e| {
-        eprint!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
+        crate::err!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
         exit::USAGE
     })?;
     Ok(Loaded { path: path.to_path_buf(), ast })

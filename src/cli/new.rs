@@ -152,13 +152,13 @@ pub fn new(args: &NewArgs) -> i32 {
 
     let dir = args.dir.display();
     let template = format!("{:?}", args.template).to_lowercase();
-    eprintln!("{} created {dir} for `{name}` from the {template} template:", console::style("✓").green());
+    crate::errln!("{} created {dir} for `{name}` from the {template} template:", console::style("✓").green());
     for (rel, _) in &written {
-        eprintln!("    {}", args.dir.join(rel).display());
+        crate::errln!("    {}", args.dir.join(rel).display());
     }
     let playbook = args.dir.join("deploy.rhai");
     let playbook = playbook.display();
-    eprintln!();
+    crate::errln!();
     let real = match args.template {
         Template::Basic | Template::Container => format!("capstan run {playbook} --param version=1.0.0"),
         Template::Canary => format!("capstan run {playbook} --param version=1.0.0 --param haproxy_socket=PATH"),
@@ -170,13 +170,13 @@ pub fn new(args: &NewArgs) -> i32 {
         (format!("capstan run {playbook} --dry-run"), "every phase; nothing is changed"),
     ];
     let width = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
-    eprintln!("Next:");
+    crate::errln!("Next:");
     for (command, what) in &next {
-        eprintln!("    {command:width$}   # {what}");
+        crate::errln!("    {command:width$}   # {what}");
     }
-    eprintln!("    {real}");
-    eprintln!();
-    eprintln!("Then edit {dir}/quality_gates.yaml (the limits the playbook enforces) and {dir}/docs/ROLLBACK.md.");
+    crate::errln!("    {real}");
+    crate::errln!();
+    crate::errln!("Then edit {dir}/quality_gates.yaml (the limits the playbook enforces) and {dir}/docs/ROLLBACK.md.");
     exit::OK
 }
 

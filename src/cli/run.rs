@@ -98,6 +98,7 @@ fn run_blocking(
 
     let mut state = RunState::new(services.clone(), inputs, Mode::Run);
     state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
+    state.settings.undo_timeout = args.undo_timeout;
     state.record = record.clone();
     if let Some(r) = &resume {
         services.start_step_seq_after(r.max_seq);
@@ -115,6 +116,27 @@ fn run_blocking(
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 
+    // Exit 2 and 3 mean nothing ran: the selection is checked against the
+    // phases the source names and the --lock taken before the top level runs.
+    let selection = Selection { only: args.phases.clone(), from: args.from.clone(), to: args.to.clone() };
+    if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Err(m) = executor::select_names(&names, &selection) {
+            return usage_error(&m, None);
+        }
+    }
+    for name in &args.guards.locks {
+        if let Err(e) = take_lock(&state, name) {
+            let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
+                exit::BLOCKED
+            } else {
+                exit::USAGE
+            };
+            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            return code;
+        }
+    }
+
     // --timeout covers the whole run, the top level included: a playbook
     // whose top level never ends must not hang the runner.
     let run_start = std::time::Instant::now();
@@ -125,10 +147,10 @@ fn run_blocking(
         }
         if executor::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
-            eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
             return exit::FAILED;
         }
-        eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+        crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
         return exit::USAGE;
     }
     let model = state.model().clone();
@@ -144,22 +166,10 @@ fn run_blocking(
             );
         }
     }
-    let selection = Selection { only: args.phases.clone(), from: args.from.clone(), to: args.to.clone() };
     let phases = match executor::select(&model.phases, &selection) {
         Ok(p) => p,
         Err(m) => return usage_error(&m, None),
     };
-    for name in &args.guards.locks {
-        if let Err(e) = take_lock(&state, name) {
-            let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
-                exit::BLOCKED
-            } else {
-                exit::USAGE
-            };
-            eprint!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
-            return code;
-        }
-    }
 
     let journal = match &state.resume {
         Some(r) => {
@@ -225,13 +235,13 @@ fn run_blocking(
     if let Some(path) = &args.junit {
         let ran: Vec<String> = phases.iter().map(|p| p.name.clone()).collect();
         if let Err(e) = report::junit::write(&record::lock(&record), path, &ran) {
-            eprintln!("warning: cannot write the JUnit report {}: {e}", path.display());
+            crate::errln!("warning: cannot write the JUnit report {}: {e}", path.display());
         }
     }
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
-            eprint!("{}", diagnostics::render_eval(error, &display, &services.redactor));
+            crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));
         }
     }
     outcome.exit_code

@@ -77,9 +77,9 @@ fn list(dir: &Path, json: bool, hint: Option<&str>) -> i32 {
         return exit::OK;
     }
     if records.is_empty() {
-        eprintln!("no runs under {}", dir.display());
+        crate::errln!("no runs under {}", dir.display());
         if let Some(h) = hint {
-            eprintln!("   = hint: {h}");
+            crate::errln!("   = hint: {h}");
         }
         return exit::OK;
     }

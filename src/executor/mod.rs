@@ -54,6 +54,12 @@ pub fn declare(state: &RunState, engine: &Engine, ast: &AST) -> Result<(), Box<E
 /// The phases a selection picks, in declaration order.
 pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDecl>, String> {
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+    let picked = select_names(&names, selection)?;
+    Ok(phases.iter().enumerate().filter(|(i, _)| picked.contains(i)).map(|(_, p)| p.clone()).collect())
+}
+
+/// The indexes of the phases a selection picks among `names`.
+pub fn select_names(names: &[&str], selection: &Selection) -> Result<Vec<usize>, String> {
     let index = |name: &str, flag: &str| {
         names.iter().position(|n| *n == name).ok_or_else(|| {
             format!("{flag} {name}: the playbook has no such phase; its phases are: {}", names.join(", "))
@@ -67,11 +73,10 @@ pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDe
     for name in &selection.only {
         index(name, "--phase")?;
     }
-    Ok(phases
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| (first..=last).contains(i) && (selection.only.is_empty() || selection.only.contains(&p.name)))
-        .map(|(_, p)| p.clone())
+    Ok((0..names.len())
+        .filter(|i| {
+            (first..=last).contains(i) && (selection.only.is_empty() || selection.only.iter().any(|o| o == names[*i]))
+        })
         .collect())
 }
 
@@ -118,9 +123,11 @@ pub fn run_phases(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl]) 
         },
         Some(error) => {
             let interrupted = services.cancel.was_signalled();
-            services.cancel.enter_cleanup();
+            let run_deadline = services.cancel.run_deadline();
+            services.cancel.enter_cleanup(cleanup_deadline(run_deadline, state.settings.undo_timeout));
             let undo_ok = undo::unwind(state, engine);
             let handlers_ok = undo::failure_handlers(state, engine, &error);
+            services.cancel.set_run_deadline(run_deadline);
             let blocked = error_kind(&error).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
             let exit_code = if interrupted || services.cancel.was_signalled() {
                 exit::INTERRUPTED
@@ -137,6 +144,20 @@ pub fn run_phases(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl]) 
     };
     services.bus.flush();
     outcome
+}
+
+/// How long undo and `on_failure` handlers may run: what is left of the
+/// run's `--timeout`, but at least the `--undo-timeout` grace (5 minutes by
+/// default), so a run that timed out can still roll back; unbounded when
+/// neither flag is given.
+pub fn cleanup_deadline(run_deadline: Option<Instant>, undo_timeout: Option<Duration>) -> Option<Instant> {
+    const DEFAULT_GRACE: Duration = Duration::from_secs(300);
+    let now = Instant::now();
+    match (run_deadline, undo_timeout) {
+        (Some(run), grace) => now.checked_add(grace.unwrap_or(DEFAULT_GRACE)).map(|g| g.max(run)),
+        (None, Some(grace)) => now.checked_add(grace),
+        (None, None) => None,
+    }
 }
 
 fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(), Box<EvalAltResult>> {

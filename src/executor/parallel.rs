@@ -39,38 +39,47 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
         for _ in 0..workers {
             let base = base.clone();
             let (closures, results, next, abort) = (&closures, &results, &next, &abort);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= closures.len() {
-                    break;
-                }
-                // Each branch gets its own frame: its processes and abort flag.
-                let mut frames = base.clone();
-                let mut branch = frames
-                    .last()
-                    .cloned()
-                    .map_or_else(|| Frame::new(crate::events::Location::default()), |f| Frame::new(f.at));
-                branch.abort = Some(abort.clone());
-                branch.deadline = None;
-                frames.push(branch.clone());
-                frame::install(frames);
-                let r = match frame::check(&state.services) {
-                    Some(reason) => Err(crate::primitives::terminated(reason)),
-                    None => closures[i].call_within_context::<Dynamic>(ctx, ()),
-                };
-                if r.is_err() {
-                    abort.store(true, Ordering::SeqCst);
-                    branch.kill_groups();
-                }
-                frame::install(Vec::new());
-                results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(r);
-            });
+            let spawned = std::thread::Builder::new().stack_size(crate::engine::limits::SCRIPT_STACK).spawn_scoped(
+                scope,
+                move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= closures.len() {
+                        break;
+                    }
+                    // Each branch gets its own frame: its processes and abort flag.
+                    let mut frames = base.clone();
+                    let mut branch = frames
+                        .last()
+                        .cloned()
+                        .map_or_else(|| Frame::new(crate::events::Location::default()), |f| Frame::new(f.at));
+                    branch.abort = Some(abort.clone());
+                    branch.deadline = None;
+                    frames.push(branch.clone());
+                    frame::install(frames);
+                    let r = match frame::check(&state.services) {
+                        Some(reason) => Err(crate::primitives::terminated(reason)),
+                        None => closures[i].call_within_context::<Dynamic>(ctx, ()),
+                    };
+                    if r.is_err() {
+                        abort.store(true, Ordering::SeqCst);
+                        branch.kill_groups();
+                    }
+                    frame::install(Vec::new());
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(r);
+                },
+            );
+            if let Err(e) = spawned {
+                tracing::warn!("parallel: cannot start a branch thread: {e}");
+            }
         }
     });
     let results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut values = Array::with_capacity(results.len());
     let mut first_error: Option<Box<EvalAltResult>> = None;
-    for r in results.into_iter().flatten() {
+    for r in results {
+        // A branch no thread was left to run is a failure, not a missing value.
+        let r =
+            r.unwrap_or_else(|| Err(failure(Failure::USAGE, "parallel(): no thread could be started for a branch")));
         match r {
             Ok(v) => values.push(v),
             Err(e) => {

@@ -8,6 +8,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use crate::events::{EventKind, Level, Location, Status};
 use crate::primitives::{error_kind, error_message};
 use crate::services::frame::{self, Frame};
+use crate::services::Interrupt;
 use crate::state::RunState;
 
 /// Run the undo stack; `false` if any undo failed or was cut short.
@@ -15,15 +16,20 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
     let services = &state.services;
     let mut all_ok = true;
     while let Some(entry) = state.pop_undo() {
-        if services.cancel.is_cancelled() {
-            services.log(
-                Level::Error,
-                format!(
-                    "interrupted again: undo of `{}` and older steps skipped",
-                    entry.at.step.as_deref().unwrap_or("?")
-                ),
-            );
-            return false;
+        let name = entry.at.step.as_deref().unwrap_or("?");
+        match frame::check(services) {
+            Some(Interrupt::Signal) => {
+                services.log(Level::Error, format!("interrupted again: undo of `{name}` and older steps skipped"));
+                return false;
+            }
+            Some(Interrupt::RunTimeout) => {
+                services.log(
+                    Level::Error,
+                    format!("{}: undo of `{name}` and older steps skipped; undo them by hand", cut_short()),
+                );
+                return false;
+            }
+            _ => {}
         }
         let at = Location { seq: Some(services.next_step_seq()), ..entry.at.clone() };
         services.emit(EventKind::UndoStarted { at: at.clone() });
@@ -37,7 +43,13 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
         };
         let error = result.err().map(|e| {
             undo_frame.kill_groups();
-            super::describe(&e)
+            match super::step::interruption(&e) {
+                Some(Interrupt::RunTimeout) => {
+                    services.log(Level::Error, format!("{}: undo of `{name}` was cut short", cut_short()));
+                    format!("cut short: {}", cut_short())
+                }
+                _ => super::describe(&e),
+            }
         });
         all_ok &= error.is_none();
         services.emit(EventKind::UndoFinished {
@@ -57,7 +69,7 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
     let failed_at = state.failed_step();
     let mut info = Map::new();
     info.insert("message".into(), state.services.redactor.redact(&error_message(error)).into_owned().into());
-    info.insert("kind".into(), error_kind(error).map_or(Dynamic::UNIT, Into::into));
+    info.insert("kind".into(), failure_kind(error).map_or(Dynamic::UNIT, Into::into));
     let phase = failed_at.as_ref().and_then(|l| l.phase.as_deref().map(str::to_string));
     let step = failed_at.as_ref().and_then(|l| l.step.as_deref().map(str::to_string));
     info.insert("phase".into(), phase.clone().map_or(Dynamic::UNIT, Into::into));
@@ -70,12 +82,44 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
             step: Some("on_failure".into()),
             seq: Some(state.services.next_step_seq()),
         };
-        let _guard = frame::push(Frame::new(at));
+        let handler_frame = Frame::new(at);
+        let _guard = frame::push(handler_frame.clone());
+        if frame::check(&state.services).is_some() {
+            all_ok = false;
+            state.services.log(Level::Error, format!("on_failure handler skipped: {}", cut_short()));
+            continue;
+        }
         let ctx = handler.context.create_context(engine);
         if let Err(e) = handler.body.call_within_context::<Dynamic>(&ctx, (Dynamic::from_map(info.clone()),)) {
             all_ok = false;
-            state.services.log(Level::Error, format!("on_failure handler failed: {}", super::describe(&e)));
+            handler_frame.kill_groups();
+            let why = match super::step::interruption(&e) {
+                Some(Interrupt::RunTimeout) => format!("cut short: {}", cut_short()),
+                _ => super::describe(&e),
+            };
+            state.services.log(Level::Error, format!("on_failure handler failed: {why}"));
         }
     }
     all_ok
+}
+
+/// Why cleanup stopped when the deadline passed during it.
+fn cut_short() -> &'static str {
+    "the run's --timeout (and the --undo-timeout grace after it) expired"
+}
+
+/// The failure's kind for `on_failure`: a host failure's own kind, or what
+/// stopped the run (`interrupted`, `timeout`, `aborted`).
+fn failure_kind(error: &EvalAltResult) -> Option<String> {
+    error_kind(error).or_else(|| {
+        super::step::interruption(error).map(|i| {
+            match i {
+                Interrupt::Signal => "interrupted",
+                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::primitives::Failure::TIMEOUT,
+                Interrupt::Aborted => "aborted",
+                Interrupt::TopLevelBudget => crate::primitives::Failure::USAGE,
+            }
+            .to_string()
+        })
+    })
 }

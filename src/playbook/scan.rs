@@ -124,6 +124,36 @@ pub fn secrets(ast: &AST) -> Vec<String> {
     names
 }
 
+/// The phases the script declares, in source order, when every `phase(...)`
+/// call names its phase with a literal; `None` when a name is computed (the
+/// top level must run to know them).
+pub fn phase_names(ast: &AST) -> Option<Vec<String>> {
+    let mut found: Vec<((usize, usize), String)> = Vec::new();
+    let mut computed = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(Stmt::FnCall(call, pos)) | ASTNode::Expr(Expr::FnCall(call, pos))) = path.last() {
+            if call.name == "phase" && call.namespace.is_empty() {
+                match literal_first_arg(call) {
+                    Some(name) => found.push(((pos.line().unwrap_or(0), pos.position().unwrap_or(0)), name)),
+                    None => computed = true,
+                }
+            }
+        }
+        true
+    });
+    if computed {
+        return None;
+    }
+    found.sort();
+    let mut names: Vec<String> = Vec::new();
+    for (_, name) in found {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Some(names)
+}
+
 fn literal_first_arg(call: &FnCallExpr) -> Option<String> {
     match call.args.first() {
         Some(Expr::StringConstant(s, _)) => Some(s.to_string()),

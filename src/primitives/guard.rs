@@ -153,7 +153,7 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
         let mut answer = String::new();
         let shown = services.redactor.redact(message).into_owned();
         services.bus.suspend(&mut || {
-            eprint!("? {shown}\n  approve `{name}`? [y/N] ");
+            crate::err!("? {shown}\n  approve `{name}`? [y/N] ");
             let _ = std::io::stderr().flush();
             let _ = std::io::stdin().lock().read_line(&mut answer);
         });

@@ -130,6 +130,22 @@ impl fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
+/// Open `/dev/null` on any of stdin, stdout and stderr that is closed
+/// (`capstan run 2>&-`). Otherwise the next file capstan opens (the
+/// journal) would get that number, and terminal text would land in it.
+pub fn ensure_standard_fds() {
+    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+    use nix::sys::stat::Mode;
+    for fd in 0..=2 {
+        if fcntl(fd, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
+            let flags = if fd == 0 { OFlag::O_RDONLY } else { OFlag::O_WRONLY };
+            // open() takes the lowest free number: this one. It stays open
+            // for the life of the process on purpose.
+            let _ = open("/dev/null", flags, Mode::empty());
+        }
+    }
+}
+
 /// SIGKILL a whole process group; a group that is already gone is fine.
 pub fn kill_group(pgid: i32) {
     if pgid > 1 {

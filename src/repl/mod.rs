@@ -87,7 +87,7 @@ fn watch_signals(
                         if let Some(t) = &saved_terminal {
                             let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
                         }
-                        eprintln!();
+                        crate::errln!();
                         std::process::exit(exit::INTERRUPTED);
                     }
                     services.interrupt();
@@ -187,7 +187,7 @@ fn session_loop(
     for name in &args.guards.locks {
         if let Err(e) = crate::primitives::take_lock(&state, name) {
             let blocked = crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
-            eprint!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
+            crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
             return if blocked { exit::BLOCKED } else { exit::USAGE };
         }
     }
@@ -201,7 +201,7 @@ fn session_loop(
         let loaded_ok = session.load(&display, &loaded.ast, sha256);
         flags.busy.store(false, Ordering::SeqCst);
         if let Err(e) = loaded_ok {
-            eprint!("{}", crate::diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", crate::diagnostics::render_eval(&e, &display, &services.redactor));
             return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
         }
         // The playbook's imports complete too.
@@ -219,7 +219,7 @@ fn session_loop(
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: cannot read the input: {e}");
+                crate::errln!("error: cannot read the input: {e}");
                 break;
             }
         };
@@ -246,7 +246,7 @@ fn session_loop(
             }
             Reply::Text(t) if t.is_empty() => {}
             Reply::Text(t) => crate::cli::print_data(&services.redactor.redact(&t)),
-            Reply::Error(e) => eprint!("{e}"),
+            Reply::Error(e) => crate::err!("{e}"),
             Reply::Quit => break,
         }
         let _ = std::io::Write::flush(&mut *crate::cli::output());
@@ -258,7 +258,7 @@ fn session_loop(
         w.abort();
     }
     if let Some(run) = session.finish() {
-        eprintln!("{}", console::style(format!("session journaled as run {run} (capstan runs show {run})")).dim());
+        crate::errln!("{}", console::style(format!("session journaled as run {run} (capstan runs show {run})")).dim());
     }
     if flags.quit.load(Ordering::SeqCst) {
         exit::INTERRUPTED
@@ -289,8 +289,8 @@ fn banner(session: &Session) {
     if session.state.services.dry_run() {
         text.push_str(" · dry-run on");
     }
-    eprintln!("{}", dim(text));
-    eprintln!("{}", dim(":help for commands, Tab completes, Ctrl-C cancels a command, Ctrl-D quits".into()));
+    crate::errln!("{}", dim(text));
+    crate::errln!("{}", dim(":help for commands, Tab completes, Ctrl-C cancels a command, Ctrl-D quits".into()));
 }
 
 /// A result as the user reads it: strings quoted, maps and arrays as

@@ -70,7 +70,7 @@ impl Terminal {
                 use std::io::Write as _;
                 let _ = writeln!(std::io::stdout().lock(), "{text}");
             }
-            None => eprintln!("{text}"),
+            None => crate::errln!("{text}"),
         }
     }
 

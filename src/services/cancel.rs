@@ -16,6 +16,8 @@ pub enum Interrupt {
     StepTimeout { frame: u64, limit_ms: u64 },
     /// A sibling branch of `parallel` failed.
     Aborted,
+    /// The top level ran past its budget (it only declares; it must end).
+    TopLevelBudget,
 }
 
 const PREFIX: &str = "capstan:interrupt:";
@@ -28,6 +30,7 @@ impl Interrupt {
             Interrupt::RunTimeout => format!("{PREFIX}run-timeout"),
             Interrupt::StepTimeout { frame, limit_ms } => format!("{PREFIX}step-timeout:{frame}:{limit_ms}"),
             Interrupt::Aborted => format!("{PREFIX}aborted"),
+            Interrupt::TopLevelBudget => format!("{PREFIX}top-level-budget"),
         }
     }
 
@@ -37,6 +40,7 @@ impl Interrupt {
             "signal" => Interrupt::Signal,
             "run-timeout" => Interrupt::RunTimeout,
             "aborted" => Interrupt::Aborted,
+            "top-level-budget" => Interrupt::TopLevelBudget,
             _ => {
                 let mut parts = rest.strip_prefix("step-timeout:")?.split(':');
                 let frame = parts.next()?.parse().ok()?;
@@ -54,6 +58,11 @@ impl Interrupt {
                 format!("timed out after {}", humantime::format_duration(Duration::from_millis(limit_ms)))
             }
             Interrupt::Aborted => "cancelled because a parallel branch failed".into(),
+            Interrupt::TopLevelBudget => format!(
+                "the top level did not finish within {} operations or {}s",
+                crate::engine::limits::TOP_LEVEL_OPERATIONS,
+                crate::engine::limits::TOP_LEVEL_TIME.as_secs()
+            ),
         }
     }
 }
@@ -92,10 +101,11 @@ impl Cancel {
     }
 
     /// Undo and `on_failure` handlers run after an interrupt: clear the flag
-    /// and the run deadline so they can work; a further signal stops them.
-    pub fn enter_cleanup(&self) {
+    /// so they can work (a further signal stops them), and bound them by
+    /// `deadline` — the run's own, or the grace they get once it has passed.
+    pub fn enter_cleanup(&self, deadline: Option<Instant>) {
         self.cancelled.store(false, Ordering::SeqCst);
-        self.set_run_deadline(None);
+        self.set_run_deadline(deadline);
     }
 
     /// Forget an interrupt that has been dealt with: the REPL cancels one
@@ -132,6 +142,7 @@ mod tests {
             Interrupt::Signal,
             Interrupt::RunTimeout,
             Interrupt::Aborted,
+            Interrupt::TopLevelBudget,
             Interrupt::StepTimeout { frame: 7, limit_ms: 1500 },
         ] {
             assert_eq!(Interrupt::from_token(&i.token()), Some(i));

@@ -72,7 +72,7 @@ impl Pipeline {
             .cancel
             .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
         if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-            eprint!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
+            crate::err!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
             return Err(exit::USAGE);
         }
         let model = state.model().clone();
