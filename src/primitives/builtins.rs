@@ -104,7 +104,9 @@ fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
     }
     match std::env::var(name) {
         Ok(value) => {
-            state.services.redactor.add(&value);
+            if let Some(warning) = state.services.redactor.add_named(name, &value) {
+                state.services.log(Level::Warn, warning);
+            }
             Ok(value)
         }
         Err(_) if state.mode == Mode::Inspect => Ok(String::new()),
