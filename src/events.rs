@@ -289,12 +289,19 @@ impl EventKind {
     }
 }
 
-/// Mask secrets inside every string of a JSON value, keys included.
+/// Mask secrets inside every value of a JSON document, keys included. A
+/// number or a bool is checked as it is rendered (`parse_int(pin)` prints the
+/// pin): one that shows a secret becomes the masked text.
 pub fn redact_json(value: &mut serde_json::Value, redactor: &Redactor) {
     match value {
         serde_json::Value::String(s) => {
             if let Some(m) = redactor.redact_owned(s) {
                 *s = m;
+            }
+        }
+        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+            if let Some(m) = redactor.redact_owned(&value.to_string()) {
+                *value = serde_json::Value::String(m);
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, redactor)),
@@ -309,7 +316,7 @@ pub fn redact_json(value: &mut serde_json::Value, redactor: &Redactor) {
             }
             map.values_mut().for_each(|v| redact_json(v, redactor));
         }
-        _ => {}
+        serde_json::Value::Null => {}
     }
 }
 

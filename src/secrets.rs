@@ -1,16 +1,35 @@
-//! The redactor: every secret value, and the encodings a tool is likely to
-//! print it in (base64, URL encoding), is replaced by `***` before any text
-//! leaves capstan. The event bus and the error renderer both go through it.
+//! The redactor: every secret value, and the forms a tool is likely to print
+//! it in, is replaced by `***` before any text leaves capstan. The event bus,
+//! the error renderer and every command that prints (`list`, `ci`, the REPL)
+//! go through it.
+//!
+//! The forms of a value: the value as given, the value without surrounding
+//! whitespace (a file read into a variable keeps its trailing newline), each
+//! of its lines (a tool prints a PEM key line by line), and of each of these:
+//! base64 (standard, unpadded, URL-safe, wrapped at 76 columns), hex (lower
+//! and upper case), URL and form encoding (`+` for a space), the escapes a
+//! JSON encoder writes (`\n`, `\"`, `\u00e9`), and the text between the
+//! single quotes of a shell word (`it'\''s`).
+//!
+//! A form shorter than [`MIN_MASKED_LEN`] characters is not masked: it would
+//! mask innocent text everywhere (a secret line `}` would remove every brace
+//! from the output). [`Redactor::add_named`] says so once per secret.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::RwLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 pub const MASK: &str = "***";
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+/// Shortest form masked on its own, in characters. Four keeps a PIN masked
+/// while a stray `}` or `ok` line of a longer secret does not blank out every
+/// brace or word of the output.
+pub const MIN_MASKED_LEN: usize = 4;
 
 /// RFC 3986 unreserved characters stay as they are (Python's `quote(s, safe='')`).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -18,14 +37,21 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove
 const URI_COMPONENT: &AsciiSet = &UNRESERVED.remove(b'!').remove(b'\'').remove(b'(').remove(b')').remove(b'*');
 /// Path-style encoding that keeps `/` (Python's `quote(s)`).
 const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+/// What `application/x-www-form-urlencoded` keeps besides letters and digits
+/// (WHATWG, `URLSearchParams`): a space becomes `+`.
+const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'*').remove(b'-').remove(b'.').remove(b'_');
 
 /// The URL encodings a tool is likely to print a secret in.
 const URL_SETS: [&AsciiSet; 4] = [NON_ALPHANUMERIC, UNRESERVED, URI_COMPONENT, PATH];
+/// Form encodings: WHATWG's, and Python's `quote_plus` (which keeps `~`).
+const FORM_SETS: [&AsciiSet; 2] = [FORM, UNRESERVED];
 
 #[derive(Default)]
 struct Patterns {
     values: Vec<String>,
     matcher: Option<AhoCorasick>,
+    /// Secrets already warned about, by name.
+    warned: HashSet<String>,
 }
 
 /// Knows every secret of the run and masks them in text.
@@ -39,42 +65,33 @@ impl Redactor {
         Self::default()
     }
 
-    /// Register a secret value; its encoded forms are registered with it.
+    /// Register a secret value; its other forms are registered with it.
     pub fn add(&self, secret: &str) {
         if secret.is_empty() {
             return;
         }
-        let mut forms = vec![secret.to_string()];
-        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
-        let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-        let b64_trimmed = b64.trim_end_matches('=').to_string();
-        // `base64` wraps at 76 columns: each wrapped line is a form of its own.
-        if b64.len() > 76 {
-            forms.extend(
-                b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).filter(|c| c.len() >= 8),
-            );
-        }
-        forms.extend([b64, b64_trimmed, b64_url]);
-        // A multi-line secret (a PEM key) is printed line by line.
-        if secret.contains('\n') {
-            forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 8).map(str::to_string));
-        }
-        // The form a JSON document carries it in.
-        if let Ok(json) = serde_json::to_string(secret) {
-            let inner = &json[1..json.len() - 1];
-            if inner != secret {
-                forms.push(inner.to_string());
-            }
-        }
-        forms.extend(URL_SETS.iter().map(|set| percent_encoding::utf8_percent_encode(secret, set).to_string()));
+        let forms = forms(secret);
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = p.values.len();
         for form in forms {
             if !p.values.contains(&form) {
                 p.values.push(form);
             }
         }
-        // Longest match first, so a secret that contains another is masked whole.
-        p.matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&p.values).ok();
+        if p.values.len() != before {
+            // Longest match first, so a secret that contains another is masked whole.
+            p.matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&p.values).ok();
+        }
+    }
+
+    /// Register the value of the secret `name`, as [`Redactor::add`] does.
+    /// The first time a secret (or a line of it) is too short to mask, says
+    /// so, and what is masked instead: a warning for the run's log.
+    pub fn add_named(&self, name: &str, secret: &str) -> Option<String> {
+        self.add(secret);
+        let warning = short_warning(name, secret)?;
+        let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.warned.insert(name.to_string()).then_some(warning)
     }
 
     /// Every registered form of every secret, in registration order: what
@@ -124,6 +141,164 @@ impl Redactor {
     }
 }
 
+/// Every form of `secret` worth masking, each at least [`MIN_MASKED_LEN`] long.
+fn forms(secret: &str) -> Vec<String> {
+    let mut bases = vec![secret];
+    let trimmed = secret.trim();
+    if trimmed != secret && !trimmed.is_empty() {
+        bases.push(trimmed);
+    }
+    let mut forms: Vec<String> = Vec::new();
+    for base in bases {
+        forms.push(base.to_string());
+        forms.extend(encodings(base));
+    }
+    // A multi-line secret (a PEM key) is printed line by line, maybe indented.
+    if secret.contains('\n') {
+        for line in secret.lines() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            for l in [line, line.trim()] {
+                forms.push(l.to_string());
+                forms.extend(encodings(l));
+            }
+        }
+    }
+    let mut kept: Vec<String> = Vec::new();
+    for form in forms {
+        if form.chars().count() >= MIN_MASKED_LEN && !kept.contains(&form) {
+            kept.push(form);
+        }
+    }
+    kept
+}
+
+/// The encodings of one value a tool may print.
+fn encodings(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = Vec::new();
+    let b64 = STANDARD.encode(value);
+    // `base64` wraps at 76 columns: each wrapped line is a form of its own.
+    if b64.len() > 76 {
+        out.extend(b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).filter(|c| c.len() >= 8));
+    }
+    out.push(b64.trim_end_matches('=').to_string());
+    out.push(b64);
+    out.push(URL_SAFE.encode(value));
+    out.push(URL_SAFE_NO_PAD.encode(value));
+    let hex = value.bytes().fold(String::with_capacity(value.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    out.push(hex.to_ascii_uppercase());
+    out.push(hex);
+    out.extend(URL_SETS.iter().map(|set| percent_encoding::utf8_percent_encode(value, set).to_string()));
+    if value.contains(' ') {
+        out.extend(
+            FORM_SETS
+                .iter()
+                .map(|set| percent_encoding::utf8_percent_encode(value, set).to_string().replace("%20", "+")),
+        );
+    }
+    out.extend(json_escapes(value));
+    if value.contains('\'') {
+        // Between the quotes of a shell word: `'it'\''s'`.
+        out.push(value.replace('\'', r"'\''"));
+    }
+    out.retain(|form| form != value);
+    out
+}
+
+/// How JSON encoders escape `value` inside a string: `serde_json` and
+/// `JSON.stringify` (control characters, quotes, backslashes), Python's
+/// `ensure_ascii` (`\u00e9`, lower case) and others' upper case, Go's HTML
+/// escapes (`\u003c`), PHP's `\/`.
+fn json_escapes(value: &str) -> Vec<String> {
+    let plain = JsonEscape { ascii: false, upper: false, html: false, slash: false };
+    let variants = [
+        plain,
+        JsonEscape { ascii: true, ..plain },
+        JsonEscape { ascii: true, upper: true, ..plain },
+        JsonEscape { html: true, ..plain },
+        JsonEscape { ascii: true, slash: true, ..plain },
+    ];
+    let mut out: Vec<String> = Vec::new();
+    for v in variants {
+        let escaped = v.escape(value);
+        if escaped != value && !out.contains(&escaped) {
+            out.push(escaped);
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+#[allow(clippy::struct_excessive_bools)] // one flag per encoder habit
+struct JsonEscape {
+    /// Everything outside ASCII as `\uXXXX` (UTF-16 units).
+    ascii: bool,
+    /// Upper-case hex digits in `\u` escapes.
+    upper: bool,
+    /// `<`, `>`, `&` as `\u003c`...
+    html: bool,
+    /// `/` as `\/`.
+    slash: bool,
+}
+
+impl JsonEscape {
+    fn escape(self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 8);
+        let unit = |out: &mut String, u: u16| {
+            let _ = if self.upper { write!(out, "\\u{u:04X}") } else { write!(out, "\\u{u:04x}") };
+        };
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '/' if self.slash => out.push_str("\\/"),
+                '<' | '>' | '&' if self.html => unit(&mut out, c as u16),
+                c if (c as u32) < 0x20 => unit(&mut out, c as u16),
+                c if self.ascii && !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        unit(&mut out, *u);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+/// What to tell the user when part of `secret` is too short to mask.
+fn short_warning(name: &str, secret: &str) -> Option<String> {
+    let whole = secret.trim();
+    if whole.chars().count() < MIN_MASKED_LEN {
+        if whole.is_empty() {
+            return None;
+        }
+        return Some(format!(
+            "secret `{name}` is shorter than {MIN_MASKED_LEN} characters, too short to mask safely: \
+             its value is not masked in the output; use a longer secret"
+        ));
+    }
+    if !secret.contains('\n') {
+        return None;
+    }
+    let short = secret.lines().map(str::trim).filter(|l| !l.is_empty() && l.chars().count() < MIN_MASKED_LEN).count();
+    (short > 0).then(|| {
+        format!(
+            "secret `{name}` has {short} line(s) shorter than {MIN_MASKED_LEN} characters, too short to mask \
+             safely: such a line is masked only as part of the whole value or of a longer line, not on its own"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,8 +335,55 @@ mod tests {
     #[test]
     fn longest_secret_wins() {
         let r = Redactor::new();
-        r.add("abc");
-        r.add("abcdef");
-        assert_eq!(r.redact("xabcdefx abc"), "x***x ***");
+        r.add("abcd");
+        r.add("abcdefgh");
+        assert_eq!(r.redact("xabcdefghx abcd"), "x***x ***");
+    }
+
+    #[test]
+    fn trailing_newline_and_short_lines() {
+        let r = Redactor::new();
+        assert_eq!(r.add_named("PW", "pw12345\n"), None);
+        assert_eq!(r.redact("got pw12345 here"), "got *** here");
+        let r = Redactor::new();
+        r.add("ab12\ncd34");
+        assert_eq!(r.redact("ab12"), "***");
+        assert_eq!(r.redact("  cd34"), "  ***");
+        assert_eq!(r.redact("ab12\ncd34!"), "***!");
+    }
+
+    #[test]
+    fn too_short_is_said_once() {
+        let r = Redactor::new();
+        let warning = r.add_named("KEY", "{\n  \"key\": \"a-long-value\"\n}").unwrap_or_default();
+        assert!(warning.contains("`KEY` has 2 line(s) shorter than 4"), "{warning}");
+        assert_eq!(r.add_named("KEY", "{\n  \"key\": \"a-long-value\"\n}"), None, "warned once");
+        assert_eq!(r.redact("{ }"), "{ }", "a short line is not masked on its own");
+        assert_eq!(r.redact(r#""key": "a-long-value""#), "***");
+        let r = Redactor::new();
+        assert!(r.add_named("PIN", "42").is_some_and(|w| w.contains("not masked")));
+        assert_eq!(r.redact("42"), "42");
+    }
+
+    #[test]
+    fn hex_form_json_and_shell_forms() {
+        let r = Redactor::new();
+        r.add("pä ss'w<rd>/x");
+        let hex = "70c3a420737327773c72643e2f78";
+        assert_eq!(r.redact(hex), "***");
+        assert_eq!(r.redact(&hex.to_ascii_uppercase()), "***");
+        assert_eq!(r.redact("p%C3%A4+ss%27w%3Crd%3E%2Fx"), "***");
+        assert_eq!(r.redact(r"p\u00e4 ss'w<rd>/x"), "***");
+        assert_eq!(r.redact(r"p\u00E4 ss'w<rd>/x"), "***");
+        assert_eq!(r.redact(r"p\u00e4 ss'w<rd>\/x"), "***");
+        assert_eq!(r.redact(r"pä ss'w\u003crd\u003e/x"), "***");
+        assert_eq!(r.redact(r"echo 'pä ss'\''w<rd>/x'"), "echo '***'");
+    }
+
+    #[test]
+    fn astral_characters_escape_as_surrogate_pairs() {
+        let r = Redactor::new();
+        r.add("key-🔑-value");
+        assert_eq!(r.redact(r"key-\ud83d\udd11-value"), "***");
     }
 }

@@ -19,6 +19,7 @@ mod infra;
 mod infra_examples;
 mod journal;
 mod kube;
+mod leak_matrix;
 mod notify;
 mod outputs;
 mod peers;

@@ -33,6 +33,9 @@ pub fn ci(args: &CiArgs) -> i32 {
         Platform::Jenkins => jenkins::render(&pipeline),
         Platform::Circleci => circleci::render(&pipeline),
     };
+    // The pipeline names secrets and never holds their values; should a value
+    // still reach the text (the playbook's own path, a job name), it is masked.
+    let text = pipeline.redactor.redact(&text).into_owned();
     let mut out = super::output();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         drop(out);

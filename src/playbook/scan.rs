@@ -154,6 +154,34 @@ pub fn phase_names(ast: &AST) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// Names of params (given as literals) whose default expression calls
+/// `secret(...)`: `param("token", secret("TOKEN"))`.
+pub fn params_defaulting_to_secrets(ast: &AST) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let is_secret_call = matches!(
+            path.last(),
+            Some(ASTNode::Stmt(Stmt::FnCall(call, _)) | ASTNode::Expr(Expr::FnCall(call, _)))
+                if call.name == "secret" && call.namespace.is_empty()
+        );
+        if is_secret_call {
+            let param = path[..path.len() - 1].iter().rev().find_map(|node| match node {
+                ASTNode::Stmt(Stmt::FnCall(call, _)) | ASTNode::Expr(Expr::FnCall(call, _))
+                    if call.name == "param" && call.namespace.is_empty() =>
+                {
+                    literal_first_arg(call)
+                }
+                _ => None,
+            });
+            if let Some(name) = param.filter(|n| !names.contains(n)) {
+                names.push(name);
+            }
+        }
+        true
+    });
+    names
+}
+
 fn literal_first_arg(call: &FnCallExpr) -> Option<String> {
     match call.args.first() {
         Some(Expr::StringConstant(s, _)) => Some(s.to_string()),

@@ -47,8 +47,9 @@ fn register_inputs(engine: &mut Engine, state: &Arc<RunState>) {
         engine,
         "secret",
         &["name: &str", "String"],
-        "A secret from the environment variable `name`. Its value (and its base64 and\n\
-         URL-encoded forms) is replaced by `***` in every output. Exit 2 when unset.\n\
+        "A secret from the environment variable `name`. Its value (trimmed, line by line,\n\
+         and its base64, hex, URL and JSON-escaped forms) is replaced by `***` in every\n\
+         output; forms under 4 characters are not, with a warning. Exit 2 when unset.\n\
          ```rhai\nlet token = secret(\"REGISTRY_TOKEN\");\n```",
         move |name: &str| secret(&s, name),
     );
@@ -104,7 +105,9 @@ fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
     }
     match std::env::var(name) {
         Ok(value) => {
-            state.services.redactor.add(&value);
+            if let Some(warning) = state.services.redactor.add_named(name, &value) {
+                state.services.log(Level::Warn, warning);
+            }
             Ok(value)
         }
         Err(_) if state.mode == Mode::Inspect => Ok(String::new()),

@@ -57,13 +57,14 @@ fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
     };
     let mut spec = CommandSpec::new(program.clone(), arguments.to_vec());
     let options = apply_options(&mut spec, opts, "run")?;
-    execute(state, &spec, &options, &spec.display())
+    execute(state, &spec, &options, &spec.display_masked(&state.services.redactor))
 }
 
 fn sh(state: &RunState, script: &str, opts: &Map) -> RhaiResultOf<Map> {
     let mut spec = CommandSpec::new("/bin/sh", vec!["-c".into(), script.to_string()]);
     let options = apply_options(&mut spec, opts, "sh")?;
-    execute(state, &spec, &options, &format!("sh -c {}", process::quote(script)))
+    let shown = format!("sh -c {}", process::quote(&state.services.redactor.redact(script)));
+    execute(state, &spec, &options, &shown)
 }
 
 fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf<RunOptions> {

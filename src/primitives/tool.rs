@@ -5,6 +5,7 @@
 use super::errors::Failure;
 use super::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
+use crate::secrets::Redactor;
 use crate::services::Action;
 use crate::state::RunState;
 
@@ -37,8 +38,8 @@ impl ToolCall {
     }
 
     /// The command as `would run:` shows it, with the folder it runs in.
-    pub fn display(&self) -> String {
-        let cmd = self.spec.display();
+    pub fn display(&self, redactor: &Redactor) -> String {
+        let cmd = self.spec.display_masked(redactor);
         match &self.cwd {
             Some(dir) => format!("{cmd} (in {})", dir.display()),
             None => cmd,
@@ -82,7 +83,7 @@ pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> 
     act(
         state,
         &call.spec,
-        &call.display(),
+        &call.display(&state.services.redactor),
         call.read_only,
         &Hints { spawn: &spawn, other: Some("see the step's output") },
     )
@@ -91,6 +92,8 @@ pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> 
 /// The error for a tool that exited non-zero: its own words, trimmed.
 pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<rhai::EvalAltResult> {
     let words = last_lines(&outcome.stderr, 12).or_else(|| last_lines(&outcome.stdout, 12)).unwrap_or_default();
+    // No redactor here: the error is masked where it is shown, and the
+    // redactor knows the quoted form of a secret (`it'\''s`) too.
     let mut message = format!("`{}` failed with {}", call.spec.display(), outcome.describe(call.timeout));
     if !words.is_empty() {
         message.push_str(":\n");

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 pub use lines::{LineSplitter, Tail};
 pub use spawn::execute;
 
+use crate::secrets::Redactor;
 use crate::services::Interrupt;
 
 /// How much of each stream a result keeps in memory by default.
@@ -43,9 +44,21 @@ impl CommandSpec {
         Self { program: program.into(), args, capture: DEFAULT_CAPTURE, ..Self::default() }
     }
 
-    /// The argv as a shell would need it quoted: what `would run:` shows.
+    /// The argv as a shell would need it quoted. Output shows
+    /// [`CommandSpec::display_masked`] instead wherever a redactor is at hand.
     pub fn display(&self) -> String {
         std::iter::once(&self.program).chain(&self.args).map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+    }
+
+    /// What `would run:` and errors show: each argument masked, then quoted.
+    /// Quoting first would split a secret holding `'` (`'it'\''s'`) so the
+    /// masker no longer sees it.
+    pub fn display_masked(&self, redactor: &Redactor) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| quote(&redactor.redact(a)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -161,5 +174,13 @@ mod tests {
     fn display_quotes_only_when_needed() {
         let spec = CommandSpec::new("echo", vec!["a b".into(), "it's".into(), "x=1".into()]);
         assert_eq!(spec.display(), r"echo 'a b' 'it'\''s' x=1");
+    }
+
+    #[test]
+    fn display_masks_each_argument_before_quoting() {
+        let redactor = Redactor::new();
+        redactor.add("pa'ss word");
+        let spec = CommandSpec::new("login", vec!["--password=pa'ss word".into(), "pa'ss word".into()]);
+        assert_eq!(spec.display_masked(&redactor), "login '--password=***' '***'");
     }
 }

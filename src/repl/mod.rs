@@ -289,6 +289,8 @@ fn banner(session: &Session) {
     if session.state.services.dry_run() {
         text.push_str(" · dry-run on");
     }
+    // Phase names are built by the playbook and may hold a secret.
+    let text = session.state.services.redactor.redact(&text).into_owned();
     crate::errln!("{}", dim(text));
     crate::errln!("{}", dim(":help for commands, Tab completes, Ctrl-C cancels a command, Ctrl-D quits".into()));
 }

@@ -1,14 +1,22 @@
 //! The platform-neutral pipeline: one job per phase, in declaration order,
 //! the params a run takes and the secrets it reads. The renderers turn it
 //! into each platform's file.
+//!
+//! A secret's value never goes into the file. Secrets are named, and each
+//! platform's renderer maps a name to its own secret store. A param whose
+//! default comes from a secret has no default in the file: the job passes the
+//! param only when someone gave it, so otherwise the run computes the default
+//! itself, reading the secret from the job's environment, which the platform
+//! fills from its store.
 
 use std::path::Path;
 
 use crate::cli::{inspection, load, playbook_root};
+use crate::diagnostics;
 use crate::executor::{self, exit};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
-use crate::{diagnostics, secrets::Redactor};
+use crate::secrets::Redactor;
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
@@ -40,6 +48,8 @@ pub struct Pipeline {
     pub jobs: Vec<Job>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
+    /// Knows the values of the secrets the top level read.
+    pub redactor: std::sync::Arc<Redactor>,
 }
 
 pub struct Job {
@@ -55,6 +65,9 @@ pub struct Param {
     pub required: bool,
     /// The default as `--param` text.
     pub default: Option<String>,
+    /// The default holds a secret's value: the file gives none, and the run
+    /// computes it when the param is not given.
+    pub from_secret: bool,
     /// The input's name: letters, digits, `-`, `_`.
     pub input: String,
     /// The environment variable that carries the value into the job.
@@ -66,13 +79,15 @@ impl Pipeline {
     /// does; on bad input print the same diagnostics and return exit code 2.
     pub fn inspect(path: &Path) -> Result<Self, i32> {
         let (state, engine) = inspection(&playbook_root(path));
-        let loaded = load(&engine, path, &Redactor::new())?;
+        let redactor = state.services.redactor.clone();
+        let loaded = load(&engine, path, &redactor)?;
+        scan::mask_secrets_early(&loaded.ast, &redactor);
         state
             .services
             .cancel
             .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
         if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-            crate::err!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
+            crate::err!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor));
             return Err(exit::USAGE);
         }
         let model = state.model().clone();
@@ -80,6 +95,16 @@ impl Pipeline {
             return Err(crate::cli::usage_error(
                 &format!("{} declares no phases: there is nothing to run in CI", path.display()),
                 Some("declare phases with phase(\"name\", || { ... })"),
+            ));
+        }
+        if let Some(index) = model.phases.iter().position(|p| redactor.redact_owned(&p.name).is_some()) {
+            return Err(crate::cli::usage_error(
+                &format!(
+                    "the name of phase {} holds the value of a secret: a job cannot select that phase without \
+                     writing the secret into the pipeline file",
+                    index + 1
+                ),
+                Some("build the phase's name without the secret"),
             ));
         }
         let mut ids: Vec<String> = Vec::new();
@@ -100,7 +125,13 @@ impl Pipeline {
         }
         let playbook = path.to_string_lossy().replace('\\', "/");
         let stem = path.file_stem().map_or_else(|| "playbook".into(), |s| s.to_string_lossy().into_owned());
-        Ok(Self { playbook, stem, jobs, params: model.params.iter().filter_map(Param::from_decl).collect(), secrets })
+        let from_secrets = scan::params_defaulting_to_secrets(&loaded.ast);
+        let params = model
+            .params
+            .iter()
+            .filter_map(|decl| Param::from_decl(decl, &redactor, from_secrets.contains(&decl.name)))
+            .collect();
+        Ok(Self { playbook, stem, jobs, params, secrets, redactor })
     }
 
     /// The `capstan run` command line of job `index`.
@@ -131,8 +162,13 @@ impl Pipeline {
         // Later jobs resume the run, which keeps the params it started with.
         if index == 0 {
             for p in &self.params {
-                words.push("--param".into());
-                words.push(format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env));
+                let given = format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env);
+                if p.from_secret {
+                    words.push(format!("${{{}:+--param {given}}}", p.env));
+                } else {
+                    words.push("--param".into());
+                    words.push(given);
+                }
             }
         }
         let mut given = Approvals::default();
@@ -170,7 +206,9 @@ impl Pipeline {
 }
 
 impl Param {
-    fn from_decl(decl: &ParamDecl) -> Option<Self> {
+    /// `from_secret`: the playbook's default is an expression that reads a
+    /// secret, which a default that shows a secret's value is too.
+    fn from_decl(decl: &ParamDecl, redactor: &Redactor, from_secret: bool) -> Option<Self> {
         // A list or map default cannot be given as `--param` text; the run keeps it.
         let default = match &decl.default {
             None => None,
@@ -178,15 +216,19 @@ impl Param {
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Some(v.to_string()),
             Some(_) => return None,
         };
+        let from_secret = from_secret || default.as_deref().is_some_and(|d| redactor.redact_owned(d).is_some());
+        let default = if from_secret { None } else { default };
         let input = identifier(&decl.name, '_');
         let env = format!("{PARAM_ENV_PREFIX}{}", identifier(&decl.name, '_').replace('-', "_").to_ascii_uppercase());
-        Some(Self { name: decl.name.clone(), required: decl.required, default, input, env })
+        Some(Self { name: decl.name.clone(), required: decl.required, default, from_secret, input, env })
     }
 
     /// One line for the input's description.
     pub fn description(&self) -> String {
         if self.required {
             format!("param {} (required)", self.name)
+        } else if self.from_secret {
+            format!("param {} (empty: the playbook's default, read from a secret)", self.name)
         } else {
             format!("param {}", self.name)
         }
