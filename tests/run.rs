@@ -333,7 +333,9 @@ fn numeric_sleep_is_interrupted_by_step_timeouts() {
 #[test]
 fn run_timeout_also_covers_the_top_level() {
     let started = std::time::Instant::now();
-    let r = Playbook::new("let i = 0;\nloop { i += 1; }\n").arg("--timeout").arg("1s").run();
+    // A top level that waits rather than spins: under its operation budget,
+    // so --timeout is what stops it (a spinning one is a script error, exit 2).
+    let r = Playbook::new("sleep(\"30s\");\n").arg("--timeout").arg("1s").run();
     r.code(1);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(r.stderr.contains("--timeout expired"), "{}", r.stderr);
