@@ -24,6 +24,7 @@ mod notify;
 mod outputs;
 mod peers;
 mod pipelines;
+mod process_tree;
 mod processes;
 mod reference;
 mod repl;

@@ -61,6 +61,7 @@ pub async fn main() -> i32 {
     if std::env::args_os().nth(1).is_some_and(|a| a == crate::process::reaper::SUBCOMMAND) {
         return crate::process::reaper::run();
     }
+    crate::process::tree::become_subreaper();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

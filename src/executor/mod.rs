@@ -90,6 +90,7 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
     }
     let outcome = run_phases(state, engine, phases);
     services.cancel.set_run_deadline(None);
+    stop_leftovers(services);
     services.emit(EventKind::RunFinished {
         status: outcome.status,
         exit_code: outcome.exit_code,
@@ -99,6 +100,22 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
     });
     services.bus.flush();
     outcome
+}
+
+/// Kill what steps left running in the background (unless they said
+/// `detach: true`) and say so: the run is over, its processes go with it.
+pub fn stop_leftovers(services: &crate::services::Services) {
+    let killed = crate::process::tree::kill_leftovers();
+    if killed > 0 {
+        services.log(
+            crate::events::Level::Warn,
+            format!(
+                "stopped {killed} background process{} that steps left running; \
+                 a step that starts something meant to outlive the run says `#{{ detach: true }}`",
+                if killed == 1 { "" } else { "es" }
+            ),
+        );
+    }
 }
 
 /// Run phases, and on failure the undo stack and `on_failure` handlers,

@@ -101,6 +101,7 @@ pub fn run(
         attempt += 1;
         let mut step_frame = Frame::new(at.clone());
         step_frame.abort.clone_from(&parent.abort);
+        step_frame.detach = options.detach;
         step_frame.deadline =
             options.timeout.and_then(|limit| Instant::now().checked_add(limit).map(|at| Deadline { at, limit }));
         let frame_id = step_frame.id;

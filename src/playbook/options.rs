@@ -13,6 +13,9 @@ pub struct StepOptions {
     pub allow_failure: bool,
     pub when: bool,
     pub undo: Option<FnPtr>,
+    /// What the step's commands leave running in the background outlives
+    /// the run (a server it starts); otherwise it is killed when the run ends.
+    pub detach: bool,
 }
 
 impl Default for StepOptions {
@@ -24,11 +27,12 @@ impl Default for StepOptions {
             allow_failure: false,
             when: true,
             undo: None,
+            detach: false,
         }
     }
 }
 
-pub const STEP_OPTION_KEYS: &[&str] = &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo"];
+pub const STEP_OPTION_KEYS: &[&str] = &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo", "detach"];
 
 impl StepOptions {
     pub fn from_map(map: &Map) -> Result<Self, String> {
@@ -44,6 +48,7 @@ impl StepOptions {
                 "timeout" => o.timeout = Some(duration_option("timeout", value)?),
                 "allow_failure" => o.allow_failure = bool_option("allow_failure", value)?,
                 "when" => o.when = bool_option("when", value)?,
+                "detach" => o.detach = bool_option("detach", value)?,
                 "undo" => {
                     o.undo = Some(value.clone().try_cast::<FnPtr>().ok_or_else(|| {
                         format!("step option `undo` must be a closure like `|| ...`, not {}", value.type_name())

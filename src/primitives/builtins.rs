@@ -148,7 +148,9 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
         &["name: &str", "options: Map", "body: FnPtr", "?"],
         "A step with options: `retries`, `retry_delay` (doubled each attempt), `timeout`\n\
          (kills the step's processes), `allow_failure`, `when`, `undo` (a closure run,\n\
-         newest first, when a later failure aborts the run).\n\
+         newest first, when a later failure aborts the run), `detach` (what its commands\n\
+         leave running in the background outlives the run; otherwise it is killed when the\n\
+         run ends).\n\
          ```rhai\nstep(\"deploy\", #{ retries: 2, timeout: \"5m\", undo: || run([\"./rollback\"]) },\n    || run([\"./deploy\"]));\n```",
         move |ctx: NativeCallContext, name: &str, options: Map, body: FnPtr| {
             let options = StepOptions::from_map(&options)

@@ -28,15 +28,18 @@ impl LineSplitter {
             chunk = &chunk[nl + 1..];
         }
         self.pending.extend_from_slice(chunk);
-        while self.pending.len() >= MAX_LINE {
+        while self.pending.len() > MAX_LINE {
             // Cut before a secret that spans the limit, and on a UTF-8
             // boundary so no character is split in two.
             let mut cut = match redactor.safe_cut(&self.pending, MAX_LINE) {
                 c if c >= MAX_LINE / 2 => c,
                 _ => MAX_LINE,
             };
+            // The byte at `cut` starts the next piece; step back while it
+            // is a UTF-8 continuation byte (at most three). A buffer of
+            // exactly `cut` bytes has no next piece.
             let limit = cut;
-            while cut > limit - 4 && self.pending[cut] & 0xC0 == 0x80 {
+            while cut > limit - 4 && self.pending.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
                 cut -= 1;
             }
             let rest = self.pending.split_off(cut);
@@ -137,6 +140,29 @@ mod tests {
         let big = vec![b'x'; MAX_LINE * 2 + 10];
         let lines = split(&[&big]);
         assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE, MAX_LINE, 10]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_one_piece() {
+        for extra in [0, 1] {
+            let big = vec![b'x'; MAX_LINE + extra];
+            let lines = split(&[&big]);
+            let expected: &[usize] = if extra == 0 { &[MAX_LINE] } else { &[MAX_LINE, 1] };
+            assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), expected);
+        }
+        // Arriving in chunks that fill the buffer exactly, then its newline:
+        // one line, not a piece and an empty line.
+        let half = vec![b'y'; MAX_LINE / 2];
+        assert_eq!(split(&[&half, &half, b"\n"]).iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE]);
+    }
+
+    #[test]
+    fn a_cut_does_not_split_a_character() {
+        let mut big = vec![b'x'; MAX_LINE - 1];
+        big.extend_from_slice("é and more".as_bytes());
+        let lines = split(&[&big]);
+        assert_eq!(lines[0].len(), MAX_LINE - 1);
+        assert!(lines[1].starts_with('é'));
     }
 
     #[test]

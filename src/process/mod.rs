@@ -1,21 +1,22 @@
 //! Spawning children: one way for every primitive. Each child leads its own
-//! process group so a timeout, a failed step or Ctrl-C kills the whole tree;
+//! process group and carries a tree tag (see [`tree`]) so a timeout, a
+//! failed step or Ctrl-C kills the whole tree, whatever session its
+//! descendants moved to;
 //! stdout and stderr are streamed line by line into `output` events while
 //! the child runs, and memory keeps only a bounded tail.
 
 mod lines;
 pub mod reaper;
 mod spawn;
+pub mod tree;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
 pub use lines::{LineSplitter, Tail};
 pub use spawn::execute;
+pub use tree::Tree;
 
 use crate::secrets::Redactor;
 use crate::services::Interrupt;
@@ -156,13 +157,6 @@ pub fn ensure_standard_fds() {
             // for the life of the process on purpose.
             let _ = open("/dev/null", flags, Mode::empty());
         }
-    }
-}
-
-/// SIGKILL a whole process group; a group that is already gone is fine.
-pub fn kill_group(pgid: i32) {
-    if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
 }
 

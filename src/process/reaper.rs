@@ -2,17 +2,21 @@
 //! the children capstan is running if capstan itself dies without cleaning
 //! up (SIGKILL, the OOM killer, a crash).
 //!
-//! capstan tells it, over a pipe, each process group it starts (`+PGID`) and
-//! each one that is done (`-PGID`). When the pipe closes, because capstan
-//! exited for whatever reason, the reaper kills the groups still listed and
-//! exits. A normal exit lists none. The reaper runs in a process group of its
-//! own, so a Ctrl-C on the terminal does not reach it.
+//! capstan tells it, over a pipe, its run token (`@TOKEN`), each process
+//! tree it starts (`+PGID TAG`) and each one that is done (`-PGID TAG`).
+//! When the pipe closes, because capstan exited for whatever reason, the
+//! reaper kills the trees still listed and whatever the run's children left
+//! in the background (their tags start with the token; detached steps' do
+//! not), and exits. A normal exit lists none and leaves nothing behind. The
+//! reaper runs in a process group of its own, so a Ctrl-C on the terminal
+//! does not reach it.
 
-use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+
+use super::Tree;
 
 /// The hidden subcommand the reaper runs as.
 pub const SUBCOMMAND: &str = "__reap";
@@ -33,18 +37,23 @@ enum Pipe {
 }
 
 impl Reaper {
-    pub fn started(&self, pgid: i32) {
-        self.send(&format!("+{pgid}\n"));
+    pub fn started(&self, tree: &Tree) {
+        self.send(&format!("+{} {}\n", tree.pgid, tree.tag));
     }
 
-    pub fn finished(&self, pgid: i32) {
-        self.send(&format!("-{pgid}\n"));
+    pub fn finished(&self, tree: &Tree) {
+        self.send(&format!("-{} {}\n", tree.pgid, tree.tag));
     }
 
     fn send(&self, line: &str) {
         let mut pipe = self.pipe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if matches!(*pipe, Pipe::NotStarted) {
             *pipe = spawn().map_or(Pipe::Gone, Pipe::Open);
+            if let Pipe::Open(stdin) = &mut *pipe {
+                if writeln!(stdin, "@{}", super::tree::run_token()).is_err() {
+                    *pipe = Pipe::Gone;
+                }
+            }
         }
         if let Pipe::Open(stdin) = &mut *pipe {
             if stdin.write_all(line.as_bytes()).is_err() {
@@ -56,15 +65,15 @@ impl Reaper {
 
 fn spawn() -> Option<ChildStdin> {
     let exe = std::env::current_exe().ok()?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(SUBCOMMAND)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| tracing::debug!("no reaper: {e}"))
-        .ok()?;
+        .env_remove(super::tree::TAG_VAR)
+        .process_group(0);
+    let mut child = super::tree::spawn(&mut command).map_err(|e| tracing::debug!("no reaper: {e}")).ok()?;
     let stdin = child.stdin.take();
     // Its exit status is of no interest; a thread collects it so it does not
     // linger as a zombie while capstan runs.
@@ -74,17 +83,26 @@ fn spawn() -> Option<ChildStdin> {
 
 /// The reaper's own main: read the pipe until it closes, then kill what is left.
 pub fn run() -> i32 {
-    let mut groups: HashSet<i32> = HashSet::new();
+    let mut token = None;
+    let mut trees: Vec<Tree> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        if let Some(pgid) = line.strip_prefix('+').and_then(|p| p.parse().ok()) {
-            groups.insert(pgid);
-        } else if let Some(pgid) = line.strip_prefix('-').and_then(|p| p.parse::<i32>().ok()) {
-            groups.remove(&pgid);
+        if let Some(t) = line.strip_prefix('@') {
+            token = Some(t.to_string());
+        } else if let Some(tree) = line.strip_prefix('+').and_then(parse_tree) {
+            trees.push(tree);
+        } else if let Some(tree) = line.strip_prefix('-').and_then(parse_tree) {
+            trees.retain(|t| *t != tree);
         }
     }
-    for pgid in groups {
-        super::kill_group(pgid);
+    super::tree::kill_all(&trees);
+    if let Some(token) = token {
+        super::tree::kill_leftovers_of(&token);
     }
     0
+}
+
+fn parse_tree(line: &str) -> Option<Tree> {
+    let (pgid, tag) = line.split_once(' ')?;
+    Some(Tree { pgid: pgid.parse().ok()?, tag: tag.to_string() })
 }

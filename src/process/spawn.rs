@@ -1,17 +1,18 @@
-//! The child runner: spawn in a new process group, pump both pipes with
-//! poll(2) on the calling thread, honour deadlines and cancellation.
+//! The child runner: spawn in a new process group with a tree tag, feed
+//! stdin and pump both output pipes with poll(2) on the calling thread,
+//! honour deadlines and cancellation in every wait.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use process_wrap::std::{ProcessGroup, StdChildWrapper, StdCommandWrap};
 
-use super::{CommandSpec, LineSplitter, Outcome, ProcessError, Tail};
+use super::{tree, CommandSpec, LineSplitter, Outcome, ProcessError, Tail, Tree};
 use crate::events::{EventKind, Location, Stream};
 use crate::services::{frame, Services};
 
@@ -20,10 +21,13 @@ use crate::services::{frame, Services};
 const TICK: Duration = Duration::from_millis(50);
 /// Chunks read from one pipe before looking at deadlines again.
 const READS_PER_WAKE: usize = 16;
+/// How often, at most, finished commands look for exited orphans to reap.
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Run a command to completion, streaming its output as events.
 pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, ProcessError> {
     let start = Instant::now();
+    let tag = tree::new_tag(frame::detached());
     let mut command = Command::new(&spec.program);
     command.args(&spec.args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if spec.stdin.is_some() {
         Stdio::piped()
@@ -34,38 +38,29 @@ pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, Proce
         command.current_dir(dir);
     }
     command.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let mut wrapped = StdCommandWrap::from(command);
-    wrapped.wrap(ProcessGroup::leader());
-    let mut child = wrapped.spawn().map_err(|source| ProcessError::Spawn {
+    command.env(tree::TAG_VAR, tree::env_value(&tag)).process_group(0);
+    let mut child = tree::spawn(&mut command).map_err(|source| ProcessError::Spawn {
         program: spec.program.clone(),
         cwd: spec.cwd.clone(),
         source,
     })?;
-    let pgid = child.id() as i32;
-    services.track_group(pgid);
-    frame::record_group(pgid);
+    let group = Tree { pgid: child.id() as i32, tag };
+    services.track_group(&group);
+    frame::record_group(&group);
 
-    let feeder = spec.stdin.clone().and_then(|input| {
-        let mut pipe = child.stdin().take()?;
-        Some(std::thread::spawn(move || {
-            // A child that does not read its stdin is not an error.
-            let _ = pipe.write_all(input.as_bytes());
-        }))
-    });
-
+    let feeder = spec.stdin.as_ref().and_then(|input| Some(Feeder::new(child.stdin.take()?, input.as_bytes())));
     let mut pump = Pump::new(services, spec);
-    let result = pump.run(&mut *child, spec, start);
+    let result = pump.run(&mut child, feeder, spec, start, &group);
     if result.is_err() {
-        super::kill_group(pgid);
+        group.kill();
     }
     let status = match &result {
         Ok(Finish::Exited(status)) => Some(*status),
         Ok(Finish::Killed) | Err(_) => child.wait().ok(),
     };
-    services.untrack_group(pgid);
-    if let Some(f) = feeder {
-        let _ = f.join();
-    }
+    tree::forget(group.pgid);
+    services.untrack_group(&group);
+    reap_now_and_then();
     services.bus.flush();
     let finish = result?;
     let (stdout, stderr, truncated) = pump.into_captured();
@@ -78,6 +73,65 @@ pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, Proce
         duration: start.elapsed(),
         timed_out: matches!(finish, Finish::Killed),
     })
+}
+
+/// Reap orphans adopted since the last look, at most once a `REAP_EVERY`,
+/// so a run that leaves many short-lived background processes does not
+/// collect zombies, and a fast command does not pay for a /proc scan.
+fn reap_now_and_then() {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_none_or(|t| t.elapsed() >= REAP_EVERY) {
+        *last = Some(Instant::now());
+        drop(last);
+        tree::reap_adopted();
+    }
+}
+
+/// Writes a step's `stdin` to the child without ever blocking: the child
+/// (or a grandchild holding the pipe) may never read it.
+struct Feeder {
+    pipe: Option<ChildStdin>,
+    data: Vec<u8>,
+    written: usize,
+}
+
+impl Feeder {
+    fn new(pipe: ChildStdin, data: &[u8]) -> Self {
+        set_nonblocking(pipe.as_raw_fd());
+        let mut feeder = Self { pipe: Some(pipe), data: data.to_vec(), written: 0 };
+        if data.is_empty() {
+            feeder.pipe = None;
+        }
+        feeder
+    }
+
+    /// Write what the pipe takes now; closes it when all is written or the
+    /// reader went away (a child that does not read its stdin is not an error).
+    fn write(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else { return };
+        while self.written < self.data.len() {
+            match pipe.write(&self.data[self.written..]) {
+                Ok(0) => break,
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.pipe = None;
+    }
+
+    fn open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// The child is gone: what it did not read is dropped.
+    fn close(&mut self) {
+        if self.pipe.take().is_some() && self.written < self.data.len() {
+            tracing::debug!("the child exited with {} bytes of its stdin unread", self.data.len() - self.written);
+        }
+    }
 }
 
 enum Finish {
@@ -107,13 +161,15 @@ impl<'a> Pump<'a> {
 
     fn run(
         &mut self,
-        child: &mut dyn StdChildWrapper,
+        child: &mut Child,
+        mut feeder: Option<Feeder>,
         spec: &CommandSpec,
         start: Instant,
+        group: &Tree,
     ) -> Result<Finish, ProcessError> {
         let mut pipes = [
-            child.stdout().take().map(|p| Box::new(p) as Box<dyn ReadFd>),
-            child.stderr().take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
         ];
         for p in pipes.iter().flatten() {
             set_nonblocking(p.raw_fd());
@@ -123,13 +179,20 @@ impl<'a> Pump<'a> {
         let mut last_reap_check = Instant::now();
         let mut exited = None;
 
-        while pipes.iter().any(Option::is_some) {
+        // Until the child exits or closes its outputs and has all its stdin.
+        while pipes.iter().any(Option::is_some) || feeder.as_ref().is_some_and(Feeder::open) {
             let now = Instant::now();
             let mut wait = TICK;
             for limit in [deadline, frame::next_deadline(self.services)].into_iter().flatten() {
                 wait = wait.min(limit.saturating_duration_since(now));
             }
-            let ready = Self::wait_readable(&pipes, wait)?;
+            let stdin = feeder.as_ref().and_then(|f| f.pipe.as_ref());
+            let (ready, writable) = Self::wait_ready(&pipes, stdin, wait)?;
+            if writable {
+                if let Some(f) = feeder.as_mut() {
+                    f.write();
+                }
+            }
             let mut read_any = false;
             for (index, is_ready) in ready.into_iter().enumerate() {
                 if is_ready {
@@ -143,14 +206,18 @@ impl<'a> Pump<'a> {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                kill(child);
+                group.kill();
                 return Ok(Finish::Killed);
             }
             // The child may have exited while a background grandchild keeps
-            // the pipes open: stop reading then, do not wait for the grandchild.
+            // the pipes open: stop reading and feeding then, do not wait for
+            // the grandchild.
             if last_reap_check.elapsed() >= TICK {
                 last_reap_check = Instant::now();
                 if let Some(status) = child.try_wait().map_err(ProcessError::Io)? {
+                    if let Some(f) = feeder.as_mut() {
+                        f.close();
+                    }
                     for index in 0..2 {
                         self.drain(&mut pipes, index, &mut buf, usize::MAX)?;
                     }
@@ -159,6 +226,7 @@ impl<'a> Pump<'a> {
                 }
             }
         }
+        drop(feeder);
         self.finish_lines();
         if let Some(status) = exited {
             return Ok(Finish::Exited(status));
@@ -173,7 +241,7 @@ impl<'a> Pump<'a> {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                kill(child);
+                group.kill();
                 return Ok(Finish::Killed);
             }
             std::thread::sleep(pause);
@@ -181,26 +249,35 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Which pipes have data or hang-up, after waiting at most `wait`.
-    fn wait_readable(pipes: &[Option<Box<dyn ReadFd>>; 2], wait: Duration) -> Result<[bool; 2], ProcessError> {
-        let mut fds = Vec::with_capacity(2);
-        let mut which = Vec::with_capacity(2);
+    /// Which output pipes have data or hang-up, and whether stdin takes
+    /// more, after waiting at most `wait`.
+    fn wait_ready(
+        pipes: &[Option<Box<dyn ReadFd>>; 2],
+        stdin: Option<&ChildStdin>,
+        wait: Duration,
+    ) -> Result<([bool; 2], bool), ProcessError> {
+        let mut fds = Vec::with_capacity(3);
+        let mut which = Vec::with_capacity(3);
         for (i, p) in pipes.iter().enumerate() {
             if let Some(p) = p {
                 fds.push(PollFd::new(p.borrowed(), PollFlags::POLLIN));
                 which.push(i);
             }
         }
+        if let Some(stdin) = stdin {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
+            which.push(2);
+        }
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(ProcessError::Io(e.into())),
         }
-        let mut ready = [false; 2];
+        let mut ready = [false; 3];
         for (fd, i) in fds.iter().zip(which) {
             ready[i] = fd.revents().is_some_and(|r| !r.is_empty());
         }
-        Ok(ready)
+        Ok(([ready[0], ready[1]], ready[2]))
     }
 
     /// Read what is available from one pipe; `true` if anything was read.
@@ -265,10 +342,6 @@ fn emit_line(
     tail.push_line(&line, newline);
     let stream = if index == 0 { Stream::Stdout } else { Stream::Stderr };
     services.bus.emit(EventKind::Output { at: at.clone(), stream, line, quiet });
-}
-
-fn kill(child: &mut dyn StdChildWrapper) {
-    let _ = child.start_kill();
 }
 
 fn set_nonblocking(fd: i32) {

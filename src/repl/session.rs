@@ -356,10 +356,11 @@ impl Session {
 
     /// The session ends: close the journal's run. Returns the run id if one was journaled.
     pub fn finish(&mut self) -> Option<String> {
+        let services = self.state.services.clone();
+        executor::stop_leftovers(&services);
         if matches!(self.journal, JournalState::NotYet) {
             return None;
         }
-        let services = self.state.services.clone();
         if self.repl_phase_open {
             services.emit(EventKind::PhaseFinished {
                 phase: view::PHASE.into(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{Interrupt, Services};
 use crate::events::Location;
+use crate::process::Tree;
 
 /// A step's deadline for its current attempt.
 #[derive(Debug, Clone, Copy)]
@@ -24,22 +25,30 @@ pub struct Frame {
     pub deadline: Option<Deadline>,
     /// Set when a sibling `parallel` branch failed.
     pub abort: Option<Arc<AtomicBool>>,
-    /// Process groups started under this frame, killed if it fails.
-    pub groups: Arc<Mutex<Vec<i32>>>,
+    /// Process trees started under this frame, killed if it fails.
+    pub groups: Arc<Mutex<Vec<Tree>>>,
+    /// The step said `detach: true`: what its commands leave running in the
+    /// background outlives the run.
+    pub detach: bool,
 }
 
 impl Frame {
     pub fn new(at: Location) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), at, deadline: None, abort: None, groups: Arc::default() }
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            at,
+            deadline: None,
+            abort: None,
+            groups: Arc::default(),
+            detach: false,
+        }
     }
 
-    /// Kill every process group this frame started (a failed step's leftovers).
+    /// Kill every process tree this frame started (a failed step's leftovers).
     pub fn kill_groups(&self) {
         let groups = std::mem::take(&mut *self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for pgid in groups {
-            crate::process::kill_group(pgid);
-        }
+        crate::process::tree::kill_all(&groups);
     }
 }
 
@@ -81,12 +90,17 @@ pub fn current() -> Option<Frame> {
 }
 
 /// Remember a process group on the innermost frame.
-pub fn record_group(pgid: i32) {
+pub fn record_group(tree: &Tree) {
     STACK.with(|s| {
         if let Some(f) = s.borrow().last() {
-            f.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pgid);
+            f.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(tree.clone());
         }
     });
+}
+
+/// Whether a command started now belongs to a step that said `detach: true`.
+pub fn detached() -> bool {
+    STACK.with(|s| s.borrow().iter().any(|f| f.detach))
 }
 
 /// Should the work on this thread stop now, and why?

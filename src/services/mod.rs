@@ -5,7 +5,6 @@
 mod cancel;
 pub mod frame;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +28,7 @@ pub struct Services {
     pub redactor: Arc<Redactor>,
     pub cancel: Cancel,
     dry_run: AtomicBool,
-    live_groups: Mutex<HashSet<i32>>,
+    live_groups: Mutex<Vec<crate::process::Tree>>,
     /// Kills the live groups if capstan dies without doing it (SIGKILL).
     reaper: crate::process::reaper::Reaper,
     step_seq: AtomicU32,
@@ -43,7 +42,7 @@ impl Services {
             redactor,
             cancel: Cancel::default(),
             dry_run: AtomicBool::new(dry_run),
-            live_groups: Mutex::new(HashSet::new()),
+            live_groups: Mutex::new(Vec::new()),
             reaper: crate::process::reaper::Reaper::default(),
             step_seq: AtomicU32::new(0),
         }
@@ -101,26 +100,24 @@ impl Services {
     }
 
     /// A child's process group is alive; a signal to capstan must kill it.
-    pub fn track_group(&self, pgid: i32) {
-        self.groups().insert(pgid);
-        self.reaper.started(pgid);
+    pub fn track_group(&self, tree: &crate::process::Tree) {
+        self.groups().push(tree.clone());
+        self.reaper.started(tree);
     }
 
-    pub fn untrack_group(&self, pgid: i32) {
-        self.groups().remove(&pgid);
-        self.reaper.finished(pgid);
+    pub fn untrack_group(&self, tree: &crate::process::Tree) {
+        self.groups().retain(|t| t != tree);
+        self.reaper.finished(tree);
     }
 
     /// Interrupt: stop everything running now. Called from the signal task.
     pub fn interrupt(&self) {
         self.cancel.interrupt();
-        let groups: Vec<i32> = self.groups().iter().copied().collect();
-        for pgid in groups {
-            crate::process::kill_group(pgid);
-        }
+        let groups: Vec<crate::process::Tree> = self.groups().clone();
+        crate::process::tree::kill_all(&groups);
     }
 
-    fn groups(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+    fn groups(&self) -> std::sync::MutexGuard<'_, Vec<crate::process::Tree>> {
         self.live_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -169,6 +169,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// The events of a journal's text, skipping lines that are not JSON.
+pub fn events_in(journal: &str) -> Vec<Value> {
+    journal.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
 /// PIDs of processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<i32> {
     let mut pids = Vec::new();
