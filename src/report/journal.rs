@@ -206,7 +206,7 @@ impl Sink for Journal {
             return;
         }
         if let EventKind::StepFinished { recorded, .. } = &event.kind {
-            if let (Some(file), Some(value)) = (&recorded.value_file, &recorded.large) {
+            if let (Some(file), Some(value), false) = (&recorded.value_file, &recorded.large, self.lost) {
                 self.write_value_file(file, value);
             }
         }
