@@ -31,7 +31,7 @@ pub async fn run(args: RunArgs) -> i32 {
         None => None,
     };
     // A replayed value gets the secrets it holds as they are now: each must be set.
-    if let Some((secret, step)) = resume.as_ref().and_then(|r| r.missing_secret(&|n| std::env::var_os(n).is_some())) {
+    if let Some((secret, step)) = resume.as_ref().and_then(|r| r.missing_secret(&|n| std::env::var(n).is_ok())) {
         let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
         return usage_error(
             &format!(

@@ -84,7 +84,9 @@ impl Resume {
                 self.salt = ev.get("step_key_salt").and_then(Value::as_str).map(str::to_string);
             }
             Some("step_finished") => {
-                let key = match ev.get("step_key").and_then(Value::as_str) {
+                // A journal begun before step keys keeps the old identity for
+                // every attempt, including those that wrote keys.
+                let key = match ev.get("step_key").and_then(Value::as_str).filter(|_| self.salt.is_some()) {
                     Some(k) => k.to_string(),
                     None => legacy_key(&text(ev, "phase"), &text(ev, "step"), occurrence(ev)),
                 };
@@ -260,6 +262,29 @@ pub fn latest(runs: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_older_than_step_keys_resumes_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = runs_dir(root.path()).join("r1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"event":"run_started","playbook_sha256":"x","params":{}}"#,
+            r#"{"event":"step_finished","phase":"do","step":"a","seq":2,"status":"ok","value":5}"#,
+            r#"{"event":"step_finished","phase":"do","step":"a","occurrence":2,"seq":3,"status":"failed"}"#,
+            // A later attempt wrote keys; the journal keeps the old identity.
+            r#"{"event":"run_started","step_key_salt":"s"}"#,
+            r#"{"event":"step_finished","phase":"do","step":"b","step_key":"k","seq":4,"status":"ok","value":6}"#,
+        ];
+        std::fs::write(dir.join("journal.jsonl"), lines.join("\n") + "\n").unwrap();
+        let r = Resume::load(root.path(), "last").unwrap();
+        let redactor = Redactor::new();
+        assert_eq!(r.salt, None);
+        assert_eq!(r.replay("?", ("do", "a", 1), &redactor), Some(Value::from(5)));
+        assert_eq!(r.replay("?", ("do", "a", 2), &redactor), None);
+        assert_eq!(r.replay("k", ("do", "b", 1), &redactor), Some(Value::from(6)));
+        assert_eq!((r.completed_steps(), r.max_seq), (2, 4));
+    }
 
     #[test]
     fn damaged_lines_are_named() {
