@@ -93,6 +93,9 @@ pub enum EventKind {
         params: serde_json::Value,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         resumed: bool,
+        /// Salt of the run's `step_key`s; a resumed run keeps the first one.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        step_key_salt: String,
     },
     PhaseStarted {
         phase: Arc<str>,
@@ -103,6 +106,9 @@ pub enum EventKind {
         /// Which time this phase reaches this step path (loops repeat names).
         #[serde(skip_serializing_if = "is_first")]
         occurrence: u32,
+        /// What `--resume` knows the step by (see [`crate::executor::record::step_key`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step_key: Option<String>,
     },
     Output {
         #[serde(flatten)]
@@ -146,10 +152,10 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         error_at: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        value: Option<serde_json::Value>,
-        /// The value could not be recorded (too big, or a closure).
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        value_unrecorded: bool,
+        step_key: Option<String>,
+        /// The step's value as the journal keeps it.
+        #[serde(flatten)]
+        recorded: RecordedValue,
     },
     PhaseFinished {
         phase: Arc<str>,
@@ -201,6 +207,30 @@ pub enum EventKind {
     },
 }
 
+/// A step's value in `step_finished`: inline, in a file of the run's folder
+/// when it is big, or why it could not be recorded; and where secrets sit
+/// in it, by name, so `--resume` puts their values back.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecordedValue {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// A value too big to sit in a line is in this file, relative to the
+    /// run's folder (`values/NNN.json`); the journal writes it from `large`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_file: Option<String>,
+    #[serde(skip)]
+    pub large: Option<Box<serde_json::Value>>,
+    /// The strings of the value that hold a secret, as references by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub value_secrets: Vec<crate::executor::record::SecretRef>,
+    /// The value could not be recorded so that `--resume` can replay it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub value_unrecorded: bool,
+    /// Why not: "a closure", "nested deeper than 100 levels"...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_unrecorded_why: Option<String>,
+}
+
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_first(n: &u32) -> bool {
     *n <= 1
@@ -247,13 +277,20 @@ impl EventKind {
                 mask(name);
                 mask_opt(hint);
             }
-            EventKind::StepFinished { at, error, error_at, value, .. } => {
+            EventKind::StepFinished { at, error, error_at, recorded, .. } => {
                 mask_at(at);
                 mask_opt(error);
                 mask_opt(error_at);
-                if let Some(v) = value {
+                if let Some(v) = &mut recorded.value {
                     redact_json(v, redactor);
                 }
+                if let Some(v) = &mut recorded.large {
+                    redact_json(v, redactor);
+                }
+                for r in &mut recorded.value_secrets {
+                    r.redact(redactor);
+                }
+                mask_opt(&mut recorded.value_unrecorded_why);
             }
             EventKind::UndoFinished { at, error, .. } => {
                 mask_at(at);

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
@@ -46,9 +46,40 @@ const URL_SETS: [&AsciiSet; 4] = [NON_ALPHANUMERIC, UNRESERVED, URI_COMPONENT, P
 /// Form encodings: WHATWG's, and Python's `quote_plus` (which keeps `~`).
 const FORM_SETS: [&AsciiSet; 2] = [FORM, UNRESERVED];
 
+/// How a registered form relates to its secret's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    /// The value as given.
+    Given,
+    /// The value without surrounding whitespace.
+    Trimmed,
+    /// A line or an encoding of the value.
+    Derived,
+}
+
+/// Which secret a form belongs to.
+#[derive(Debug, Clone)]
+struct Owner {
+    name: Option<Arc<str>>,
+    kind: FormKind,
+}
+
+/// A text cut at the secrets in it ([`Redactor::split`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    /// A form of the secret `name` (`None`: a value registered without a name).
+    Secret {
+        name: Option<Arc<str>>,
+        kind: FormKind,
+    },
+}
+
 #[derive(Default)]
 struct Patterns {
     values: Vec<String>,
+    /// The secret each of `values` belongs to.
+    owners: Vec<Owner>,
     matcher: Option<AhoCorasick>,
     /// Secrets already warned about, by name.
     warned: HashSet<String>,
@@ -67,15 +98,32 @@ impl Redactor {
 
     /// Register a secret value; its other forms are registered with it.
     pub fn add(&self, secret: &str) {
+        self.register(None, secret);
+    }
+
+    /// Register the value of the secret `name` without a warning: the
+    /// resumed values and the early scan know a secret's name too.
+    pub fn add_quietly(&self, name: &str, secret: &str) {
+        self.register(Some(name), secret);
+    }
+
+    fn register(&self, name: Option<&str>, secret: &str) {
         if secret.is_empty() {
             return;
         }
         let forms = forms(secret);
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = p.values.len();
-        for form in forms {
-            if !p.values.contains(&form) {
+        let name: Option<Arc<str>> = name.map(Into::into);
+        for (form, kind) in forms {
+            if let Some(i) = p.values.iter().position(|v| *v == form) {
+                // A form first seen without a name learns it.
+                if p.owners[i].name.is_none() {
+                    p.owners[i] = Owner { name: name.clone(), kind };
+                }
+            } else {
                 p.values.push(form);
+                p.owners.push(Owner { name: name.clone(), kind });
             }
         }
         if p.values.len() != before {
@@ -88,7 +136,7 @@ impl Redactor {
     /// The first time a secret (or a line of it) is too short to mask, says
     /// so, and what is masked instead: a warning for the run's log.
     pub fn add_named(&self, name: &str, secret: &str) -> Option<String> {
-        self.add(secret);
+        self.register(Some(name), secret);
         let warning = short_warning(name, secret)?;
         let mut p = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         p.warned.insert(name.to_string()).then_some(warning)
@@ -139,34 +187,76 @@ impl Redactor {
         }
         Some(matcher.replace_all(text, &vec![MASK; p.values.len()]))
     }
+
+    /// `text` cut at every secret form in it; `None` when it holds none.
+    pub fn split(&self, text: &str) -> Option<Vec<Piece>> {
+        let p = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let matcher = p.matcher.as_ref()?;
+        let mut pieces = Vec::new();
+        let mut last = 0;
+        for m in matcher.find_iter(text) {
+            if m.start() > last {
+                pieces.push(Piece::Text(text[last..m.start()].to_string()));
+            }
+            let owner = &p.owners[m.pattern().as_usize()];
+            pieces.push(Piece::Secret { name: owner.name.clone(), kind: owner.kind });
+            last = m.end();
+        }
+        if pieces.is_empty() {
+            return None;
+        }
+        if last < text.len() {
+            pieces.push(Piece::Text(text[last..].to_string()));
+        }
+        Some(pieces)
+    }
+
+    /// `text` with each secret in it replaced by `${NAME}` (`***` when the
+    /// secret has no name): what identifies a step whose name holds a
+    /// secret, the same whatever value the secret has.
+    pub fn name_template<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let Some(pieces) = self.split(text) else { return Cow::Borrowed(text) };
+        let mut out = String::with_capacity(text.len());
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Secret { name: Some(n), .. } => {
+                    let _ = write!(out, "${{{n}}}");
+                }
+                Piece::Secret { name: None, .. } => out.push_str(MASK),
+            }
+        }
+        Cow::Owned(out)
+    }
 }
 
-/// Every form of `secret` worth masking, each at least [`MIN_MASKED_LEN`] long.
-fn forms(secret: &str) -> Vec<String> {
-    let mut bases = vec![secret];
+/// Every form of `secret` worth masking, each at least [`MIN_MASKED_LEN`]
+/// long, with how it relates to the value.
+fn forms(secret: &str) -> Vec<(String, FormKind)> {
+    let mut bases = vec![(secret, FormKind::Given)];
     let trimmed = secret.trim();
     if trimmed != secret && !trimmed.is_empty() {
-        bases.push(trimmed);
+        bases.push((trimmed, FormKind::Trimmed));
     }
-    let mut forms: Vec<String> = Vec::new();
-    for base in bases {
-        forms.push(base.to_string());
-        forms.extend(encodings(base));
+    let mut forms: Vec<(String, FormKind)> = Vec::new();
+    for (base, kind) in bases {
+        forms.push((base.to_string(), kind));
+        forms.extend(encodings(base).into_iter().map(|f| (f, FormKind::Derived)));
     }
     // A multi-line secret (a PEM key) is printed line by line, maybe indented.
     if secret.contains('\n') {
         for line in secret.lines() {
             let line = line.strip_suffix('\r').unwrap_or(line);
             for l in [line, line.trim()] {
-                forms.push(l.to_string());
-                forms.extend(encodings(l));
+                forms.push((l.to_string(), FormKind::Derived));
+                forms.extend(encodings(l).into_iter().map(|f| (f, FormKind::Derived)));
             }
         }
     }
-    let mut kept: Vec<String> = Vec::new();
-    for form in forms {
-        if form.chars().count() >= MIN_MASKED_LEN && !kept.contains(&form) {
-            kept.push(form);
+    let mut kept: Vec<(String, FormKind)> = Vec::new();
+    for (form, kind) in forms {
+        if form.chars().count() >= MIN_MASKED_LEN && !kept.iter().any(|(k, _)| *k == form) {
+            kept.push((form, kind));
         }
     }
     kept
@@ -378,6 +468,23 @@ mod tests {
         assert_eq!(r.redact(r"p\u00e4 ss'w<rd>\/x"), "***");
         assert_eq!(r.redact(r"pä ss'w\u003crd\u003e/x"), "***");
         assert_eq!(r.redact(r"echo 'pä ss'\''w<rd>/x'"), "echo '***'");
+    }
+
+    #[test]
+    fn split_names_the_secret_and_the_form() {
+        let r = Redactor::new();
+        r.add_quietly("TOKEN", "tok-12345\n");
+        r.add("unnamed-value");
+        let pieces = r.split("a tok-12345 b unnamed-value").unwrap();
+        assert_eq!(pieces[0], Piece::Text("a ".into()));
+        assert_eq!(pieces[1], Piece::Secret { name: Some("TOKEN".into()), kind: FormKind::Trimmed });
+        assert_eq!(pieces[3], Piece::Secret { name: None, kind: FormKind::Given });
+        assert_eq!(r.name_template("x-tok-12345-y"), "x-${TOKEN}-y");
+        assert_eq!(r.name_template("x-unnamed-value"), "x-***");
+        assert!(r.split("clean").is_none());
+        // The early scan registers without a name; `secret()` names it later.
+        r.add_named("LATER", "unnamed-value");
+        assert_eq!(r.name_template("unnamed-value"), "${LATER}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct RunState {
     pub record: Arc<Mutex<RunRecord>>,
     /// The run being resumed, if any.
     pub resume: Option<Resume>,
+    /// Salt of the step keys (`run_started` records it; a resumed run keeps it).
+    pub step_key_salt: String,
     occurrences: Mutex<HashMap<(Arc<str>, String), u32>>,
     /// Temporary folders handed to the script, removed when the run ends.
     temp_dirs: Mutex<Vec<tempfile::TempDir>>,
@@ -90,6 +92,7 @@ impl RunState {
             settings: Settings::default(),
             record: Arc::default(),
             resume: None,
+            step_key_salt: String::new(),
             occurrences: Mutex::default(),
             locks: Mutex::default(),
             temp_dirs: Mutex::default(),
@@ -109,9 +112,15 @@ impl RunState {
         *n
     }
 
-    /// The recorded value of a step that completed in the run being resumed.
-    pub fn resumed_value(&self, phase: &str, path: &str, occurrence: u32) -> Option<serde_json::Value> {
-        self.resume.as_ref()?.value(phase, path, occurrence).cloned()
+    /// The key `--resume` knows a step by.
+    pub fn step_key(&self, phase: &str, path: &str, occurrence: u32) -> String {
+        crate::executor::record::step_key(&self.step_key_salt, &self.services.redactor, phase, path, occurrence)
+    }
+
+    /// The recorded value of a step that completed in the run being resumed,
+    /// with the secrets it holds as they are now.
+    pub fn resumed_value(&self, key: &str, phase: &str, path: &str, occurrence: u32) -> Option<serde_json::Value> {
+        self.resume.as_ref()?.replay(key, (phase, path, occurrence), &self.services.redactor)
     }
 
     /// Keep a temporary folder alive until the run ends.

@@ -29,6 +29,7 @@ mod processes;
 mod reference;
 mod repl;
 mod resume;
+mod resume_hostile;
 mod run;
 mod secrets;
 mod signals;

@@ -30,6 +30,17 @@ pub async fn run(args: RunArgs) -> i32 {
         },
         None => None,
     };
+    // A replayed value gets the secrets it holds as they are now: each must be set.
+    if let Some((secret, step)) = resume.as_ref().and_then(|r| r.missing_secret(&|n| std::env::var(n).is_ok())) {
+        let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
+        return usage_error(
+            &format!(
+                "cannot resume run {run_id}: step `{step}` returned a value that holds secret `{secret}`, \
+                 which is not set now; nothing was run"
+            ),
+            Some(&format!("export {secret} (its current value is put back into the step's value)")),
+        );
+    }
     let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
@@ -103,7 +114,23 @@ fn run_blocking(
     if let Some(r) = &resume {
         services.start_step_seq_after(r.max_seq);
         *record::lock(&record) = r.record.clone();
+        // Before anything runs: what of the journal could not be read, and
+        // which completed steps will run again.
+        if let Some(m) = r.ignored_message() {
+            services.log(Level::Warn, m);
+        }
+        for (step, why) in r.reruns() {
+            services.log(
+                Level::Warn,
+                format!(
+                    "step `{step}` completed in run {}, but its value ({why}) cannot be replayed: it runs again",
+                    r.run_id
+                ),
+            );
+        }
     }
+    state.step_key_salt =
+        resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::executor::record::new_salt);
     state.resume = resume;
     let state = Arc::new(state);
     let root = super::playbook_root(&args.playbook);
@@ -183,9 +210,9 @@ fn run_blocking(
                 Level::Info,
                 format!("resuming run {}: {} completed steps will not run again", r.run_id, r.completed_steps()),
             );
-            Journal::reopen(&r.dir, record.clone())
+            Journal::reopen(&r.dir, record.clone(), services.journal_health.clone())
         }
-        None => Journal::create(journal_root, services.run_id(), record.clone()),
+        None => Journal::create(journal_root, services.run_id(), record.clone(), services.journal_health.clone()),
     };
     match journal {
         Ok(journal) => services.bus.add_sink(Box::new(journal)),
@@ -203,6 +230,7 @@ fn run_blocking(
         playbook_sha256: sha256,
         params: state.inputs.to_json(),
         resumed: state.resume.is_some(),
+        step_key_salt: state.step_key_salt.clone(),
     });
     notify_all(
         &services,
@@ -239,10 +267,24 @@ fn run_blocking(
         }
     }
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    let journal_stopped_run = outcome
+        .error
+        .as_deref()
+        .is_some_and(|e| executor::step::interruption(e) == Some(crate::services::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
             crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));
         }
+    }
+    if let Some(failure) = services.journal_health.failure().filter(|_| !journal_stopped_run) {
+        // Lost after the last step boundary (or behind a failing step): the
+        // run's outcome stands, but its journal is incomplete.
+        crate::errln!(
+            "{} the journal of run {} is incomplete: {}",
+            console::style("error:").red().bold(),
+            services.run_id(),
+            services.redactor.redact(&failure)
+        );
     }
     outcome.exit_code
 }

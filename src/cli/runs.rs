@@ -40,8 +40,9 @@ fn elsewhere(root: &Path) -> Option<String> {
 }
 
 fn read(dir: &Path, id: &str) -> Option<RunRecord> {
-    let text = std::fs::read_to_string(dir.join(id).join("journal.jsonl")).ok()?;
-    Some(RunRecord::from_journal(&text))
+    // A line that is not UTF-8 (a damaged journal) must not hide the rest.
+    let bytes = std::fs::read(dir.join(id).join("journal.jsonl")).ok()?;
+    Some(RunRecord::from_journal(&String::from_utf8_lossy(&bytes)))
 }
 
 fn ids(dir: &Path) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! then `on_failure`), the run's timeout, and the exit code.
 
 pub mod parallel;
+pub mod record;
 pub mod resume;
 pub mod step;
 mod undo;

@@ -13,9 +13,6 @@ use crate::services::frame::{self, Deadline, Frame};
 use crate::services::Interrupt;
 use crate::state::{RunState, UndoEntry};
 
-/// Values bigger than this are not recorded in the journal.
-const MAX_RECORDED_VALUE: usize = 1 << 20;
-
 /// What the journal says about a finished step.
 struct Finished {
     status: Status,
@@ -32,8 +29,9 @@ impl Finished {
         Self { status, duration_ms: 0, attempts: 0, allow_failure: false, resumed: false, error: None, value: None }
     }
 
-    fn emit(self, state: &RunState, at: &Location, occurrence: u32) {
-        let (value, value_unrecorded) = self.value.as_ref().map_or((None, false), record);
+    fn emit(self, state: &RunState, at: &Location, occurrence: u32, key: &str) {
+        let recorded =
+            self.value.as_ref().map(|v| super::record::record(v, &state.services.redactor, at.seq)).unwrap_or_default();
         let (error, error_at) = self.error.map_or((None, None), |(m, a)| (Some(m), a));
         state.services.emit(EventKind::StepFinished {
             at: at.clone(),
@@ -45,8 +43,8 @@ impl Finished {
             resumed: self.resumed,
             error,
             error_at,
-            value,
-            value_unrecorded,
+            step_key: Some(key.to_string()),
+            recorded,
         });
         state.services.bus.flush();
     }
@@ -60,6 +58,8 @@ pub fn run(
     body: FnPtr,
 ) -> RhaiResultOf<Dynamic> {
     let services = &state.services;
+    // A journal that cannot be written stops the run here, before the next step.
+    journal_check(state, || format!("before step `{name}`"))?;
     let Some(parent) = frame::current().filter(|_| !state.is_declaring()) else {
         return Err(failure_with_hint(
             Failure::USAGE,
@@ -76,22 +76,24 @@ pub fn run(
     };
     let phase = parent.at.phase.clone().unwrap_or_default();
     let occurrence = state.next_occurrence(&phase, &path);
+    let key = state.step_key(&phase, &path, occurrence);
     let at =
         Location { phase: Some(phase.clone()), step: Some(path.clone().into()), seq: Some(services.next_step_seq()) };
 
     if !options.when {
-        Finished::new(Status::Skipped).emit(state, &at, occurrence);
+        Finished::new(Status::Skipped).emit(state, &at, occurrence, &key);
         return Ok(Dynamic::UNIT);
     }
-    if let Some(recorded) = state.resumed_value(&phase, &path, occurrence) {
+    if let Some(recorded) = state.resumed_value(&key, &phase, &path, occurrence) {
         let value = rhai::serde::to_dynamic(&recorded)?;
         push_undo(state, ctx, &options, &at);
         Finished { resumed: true, value: Some(value.clone()), ..Finished::new(Status::Ok) }
-            .emit(state, &at, occurrence);
+            .emit(state, &at, occurrence, &key);
+        journal_check(state, || format!("after step `{path}`"))?;
         return Ok(value);
     }
 
-    services.emit(EventKind::StepStarted { at: at.clone(), occurrence });
+    services.emit(EventKind::StepStarted { at: at.clone(), occurrence, step_key: Some(key.clone()) });
     services.bus.flush();
     let start = Instant::now();
     let attempts_allowed = options.retries.saturating_add(1);
@@ -119,7 +121,8 @@ pub fn run(
                     value: Some(value.clone()),
                     ..Finished::new(status)
                 }
-                .emit(state, &at, occurrence);
+                .emit(state, &at, occurrence, &key);
+                journal_check(state, || format!("after step `{path}`"))?;
                 return Ok(value);
             }
             Err(err) => err,
@@ -158,7 +161,7 @@ pub fn run(
             error: Some((message.clone(), error_at)),
             ..Finished::new(Status::Failed)
         }
-        .emit(state, &at, occurrence);
+        .emit(state, &at, occurrence, &key);
         if allowed {
             return Ok(Dynamic::UNIT);
         }
@@ -192,24 +195,12 @@ pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
     }
 }
 
-/// A step's value as the journal keeps it: `(value, unrecorded)`.
-fn record(value: &Dynamic) -> (Option<serde_json::Value>, bool) {
-    if value.is_unit() {
-        return (None, false);
-    }
-    if value.is_fnptr() {
-        return (None, true);
-    }
-    let Ok(json) = serde_json::to_value(value) else { return (None, true) };
-    // Cheap size bound: strings dominate large values.
-    let size = match &json {
-        serde_json::Value::String(s) => s.len(),
-        other => serde_json::to_string(other).map_or(usize::MAX, |s| s.len()),
-    };
-    if size <= MAX_RECORDED_VALUE {
-        (Some(json), false)
-    } else {
-        (None, true)
+/// Stop the run when the journal could not be written: a run that goes on
+/// without its journal could not be resumed nor audited.
+fn journal_check(state: &RunState, when: impl FnOnce() -> String) -> RhaiResultOf<()> {
+    match state.services.journal_health.failure() {
+        Some(failure) => Err(crate::primitives::journal_lost(&format!("{failure}; the run stops {}", when()))),
+        None => Ok(()),
     }
 }
 

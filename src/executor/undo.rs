@@ -118,6 +118,7 @@ fn failure_kind(error: &EvalAltResult) -> Option<String> {
                 Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::primitives::Failure::TIMEOUT,
                 Interrupt::Aborted => "aborted",
                 Interrupt::TopLevelBudget => crate::primitives::Failure::USAGE,
+                Interrupt::JournalLost => "journal",
             }
             .to_string()
         })

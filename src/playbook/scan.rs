@@ -195,7 +195,7 @@ fn literal_first_arg(call: &FnCallExpr) -> Option<String> {
 pub fn mask_secrets_early(ast: &AST, redactor: &crate::secrets::Redactor) {
     for name in secrets(ast) {
         if let Ok(value) = std::env::var(&name) {
-            redactor.add(&value);
+            redactor.add_quietly(&name, &value);
         }
     }
 }

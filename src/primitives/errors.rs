@@ -44,6 +44,12 @@ pub fn terminated(reason: Interrupt) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(reason.token().into(), Position::NONE))
 }
 
+/// Stop the run because the journal could not be written; `detail` says
+/// what, where and why.
+pub fn journal_lost(detail: &str) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(Interrupt::journal_lost_token(detail).into(), Position::NONE))
+}
+
 /// The innermost error of a chain of function-call and module wrappers.
 pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
     match err {
@@ -74,7 +80,13 @@ pub fn error_message(err: &EvalAltResult) -> String {
             v.to_string()
         }
         EvalAltResult::ErrorTerminated(token, _) => {
-            Interrupt::from_token(&token.to_string()).map_or_else(|| format!("terminated: {token}"), Interrupt::message)
+            let token = token.to_string();
+            if let Some(detail) = Interrupt::detail(&token) {
+                return format!(
+                    "the journal could not be written: {detail}, as a run without its journal could not be resumed"
+                );
+            }
+            Interrupt::from_token(&token).map_or_else(|| format!("terminated: {token}"), Interrupt::message)
         }
         EvalAltResult::ErrorInModule(path, inner, _) => format!("in module \"{path}\": {}", error_message(inner)),
         other => {

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use rhai::{Engine, FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
 pub use builtins::{sleep as sleep_for, text};
-pub use errors::{error_hint, error_kind, error_message, failure, failure_with_hint, innermost, terminated, Failure};
+pub use errors::{
+    error_hint, error_kind, error_message, failure, failure_with_hint, innermost, journal_lost, terminated, Failure,
+};
 pub use guard::{acquire as acquire_lock, take as take_lock, Holder, LockError, LockGuard};
 pub use notify::{post_json, PostOptions};
 pub(crate) use terraform::scaffold_files as terraform_scaffold_files;

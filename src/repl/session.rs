@@ -161,7 +161,7 @@ impl Session {
             seq: Some(self.services().next_step_seq()),
         };
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(name);
-        self.services().emit(EventKind::StepStarted { at: at.clone(), occurrence: 1 });
+        self.services().emit(EventKind::StepStarted { at: at.clone(), occurrence: 1, step_key: None });
         let start = Instant::now();
         let step_frame = Frame::new(at.clone());
         let result = {
@@ -188,8 +188,8 @@ impl Session {
             resumed: false,
             error: result.as_ref().err().map(|e| executor::describe(e)),
             error_at: result.as_ref().err().and_then(|e| crate::diagnostics::innermost_location(e)),
-            value: None,
-            value_unrecorded: false,
+            step_key: None,
+            recorded: crate::events::RecordedValue::default(),
         });
         self.services().bus.flush();
         self.end_command();
@@ -330,7 +330,12 @@ impl Session {
             return;
         }
         let services = self.state.services.clone();
-        match Journal::create(&self.journal_root, services.run_id(), self.record.clone()) {
+        match Journal::create(
+            &self.journal_root,
+            services.run_id(),
+            self.record.clone(),
+            services.journal_health.clone(),
+        ) {
             Ok(journal) => {
                 services.bus.add_sink(Box::new(journal));
                 self.journal = JournalState::Open;
@@ -351,6 +356,7 @@ impl Session {
             playbook_sha256: self.playbook_sha256.clone(),
             params: self.state.inputs.to_json(),
             resumed: false,
+            step_key_salt: self.state.step_key_salt.clone(),
         });
     }
 

@@ -4,6 +4,12 @@
 //! boundary, so a SIGKILL loses nothing finished, and a syncer thread
 //! `fdatasync`s behind them, at most [`SYNC_WINDOW`] later, so a power cut
 //! loses at most the steps of that window.
+//!
+//! A write that fails (a full disk, an I/O error, a file size limit) is
+//! remembered in the run's [`JournalHealth`]: the executor stops the run at
+//! the next step boundary and says what could not be written, where and why.
+//! After a failed write the journal writes no more events, so it stays a
+//! readable prefix of the run (its last line may be torn).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,6 +21,7 @@ use std::thread::JoinHandle;
 
 use super::record::{lock, RunRecord};
 use crate::events::{Event, EventKind, Location, Sink};
+use crate::services::JournalHealth;
 
 /// Where the runs of a journal root live.
 pub fn runs_dir(root: &Path) -> PathBuf {
@@ -27,20 +34,28 @@ pub struct Journal {
     logs: HashMap<u32, BufWriter<File>>,
     record: Arc<Mutex<RunRecord>>,
     syncer: Option<Syncer>,
+    health: Arc<JournalHealth>,
+    /// A write of `journal.jsonl` failed: no more events are written.
+    lost: bool,
 }
 
 impl Journal {
     /// Create the run's folder under `root/.capstan/runs/`.
-    pub fn create(root: &Path, run_id: &str, record: Arc<Mutex<RunRecord>>) -> std::io::Result<Self> {
+    pub fn create(
+        root: &Path,
+        run_id: &str,
+        record: Arc<Mutex<RunRecord>>,
+        health: Arc<JournalHealth>,
+    ) -> std::io::Result<Self> {
         let dir = runs_dir(root).join(run_id);
         std::fs::create_dir_all(dir.join("steps"))?;
         let file = File::options().create_new(true).append(true).open(dir.join("journal.jsonl"))?;
-        Ok(Self::with_file(dir, file, record))
+        Ok(Self::with_file(dir, file, record, health))
     }
 
     /// Append to an earlier run's journal (`--resume`). A line torn by a
     /// crash is cut off first so every line parses.
-    pub fn reopen(dir: &Path, record: Arc<Mutex<RunRecord>>) -> std::io::Result<Self> {
+    pub fn reopen(dir: &Path, record: Arc<Mutex<RunRecord>>, health: Arc<JournalHealth>) -> std::io::Result<Self> {
         let path = dir.join("journal.jsonl");
         let text = std::fs::read(&path)?;
         let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -49,12 +64,32 @@ impl Journal {
         drop(file);
         std::fs::create_dir_all(dir.join("steps"))?;
         let file = File::options().append(true).open(&path)?;
-        Ok(Self::with_file(dir.to_path_buf(), file, record))
+        Ok(Self::with_file(dir.to_path_buf(), file, record, health))
     }
 
-    fn with_file(dir: PathBuf, file: File, record: Arc<Mutex<RunRecord>>) -> Self {
-        let syncer = file.try_clone().ok().map(Syncer::start);
-        Self { dir, events: BufWriter::with_capacity(64 * 1024, file), logs: HashMap::new(), record, syncer }
+    fn with_file(dir: PathBuf, file: File, record: Arc<Mutex<RunRecord>>, health: Arc<JournalHealth>) -> Self {
+        let journal = dir.join("journal.jsonl");
+        let syncer = file.try_clone().ok().map(|f| Syncer::start(f, journal, health.clone()));
+        Self {
+            dir,
+            events: BufWriter::with_capacity(64 * 1024, file),
+            logs: HashMap::new(),
+            record,
+            syncer,
+            health,
+            lost: false,
+        }
+    }
+
+    /// Remember that writing `path` failed.
+    fn failed(&self, what: &str, path: &Path, err: &std::io::Error) {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        self.health.failed(format!("cannot write {what} {}: {err}", path.display()));
+    }
+
+    fn events_failed(&mut self, err: &std::io::Error) {
+        self.lost = true;
+        self.failed("the journal", &self.dir.join("journal.jsonl"), err);
     }
 
     pub fn dir(&self) -> &Path {
@@ -67,21 +102,79 @@ impl Journal {
             let name =
                 at.step.as_deref().and_then(|s| s.rsplit('/').next()).or(at.phase.as_deref()).unwrap_or("output");
             let path = self.dir.join("steps").join(format!("{seq:03}-{}.log", sanitize(name)));
-            let file = File::options().create(true).append(true).open(path).ok()?;
-            self.logs.insert(seq, BufWriter::with_capacity(64 * 1024, file));
+            match File::options().create(true).append(true).open(&path) {
+                Ok(file) => {
+                    self.logs.insert(seq, BufWriter::with_capacity(64 * 1024, file));
+                }
+                Err(e) => {
+                    self.failed("the step log", &path, &e);
+                    return None;
+                }
+            }
         }
         self.logs.get_mut(&seq)
     }
 
+    fn write_log(&mut self, at: &Location, line: &str) {
+        let Some(log) = self.log_file(at) else { return };
+        if let Err(e) = log.write_all(line.as_bytes()).and_then(|()| log.write_all(b"\n")) {
+            self.log_failed(at, &e);
+        }
+    }
+
+    fn close_log(&mut self, at: &Location) {
+        if let Some(mut log) = at.seq.and_then(|seq| self.logs.remove(&seq)) {
+            if let Err(e) = log.flush() {
+                self.log_failed(at, &e);
+            }
+        }
+    }
+
+    fn log_failed(&self, at: &Location, err: &std::io::Error) {
+        let step = at.step.as_deref().unwrap_or_default();
+        let path = std::path::absolute(self.dir.join("steps")).unwrap_or_else(|_| self.dir.join("steps"));
+        self.health.failed(format!("cannot write the log of step `{step}` in {}: {err}", path.display()));
+    }
+
     fn write_event(&mut self, event: &Event) {
-        if serde_json::to_writer(&mut self.events, event).is_ok() {
-            let _ = self.events.write_all(b"\n");
+        if self.lost {
+            return;
+        }
+        let written = serde_json::to_writer(&mut self.events, event)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.events.write_all(b"\n"));
+        if let Err(e) = written {
+            self.events_failed(&e);
+        }
+    }
+
+    /// A value too big for a line goes to its own file, durable before the
+    /// line that names it.
+    fn write_value_file(&mut self, file: &str, value: &serde_json::Value) {
+        let path = self.dir.join(file);
+        let written = (|| {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut out = BufWriter::new(File::create(&path)?);
+            serde_json::to_writer(&mut out, value)?;
+            let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+            file.sync_data()
+        })();
+        if let Err(e) = written {
+            self.failed("a step's value", &path, &e);
         }
     }
 
     /// Write through to the OS now, and have the syncer make it durable.
     fn boundary(&mut self) {
-        let _ = self.events.flush();
+        if self.lost {
+            return;
+        }
+        if let Err(e) = self.events.flush() {
+            self.events_failed(&e);
+            return;
+        }
         if let Some(s) = &self.syncer {
             s.request();
         }
@@ -92,8 +185,12 @@ impl Journal {
         let tmp = self.dir.join("summary.json.tmp");
         let record = lock(&self.record).clone();
         if let Ok(text) = serde_json::to_vec_pretty(&record) {
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(tmp, path);
+            match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+                Ok(()) => {}
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    self.failed("the summary", &path, &e);
+                }
             }
         }
     }
@@ -105,11 +202,13 @@ impl Sink for Journal {
             return;
         }
         if let EventKind::Output { at, line, .. } = &event.kind {
-            if let Some(log) = self.log_file(at) {
-                let _ = log.write_all(line.as_bytes());
-                let _ = log.write_all(b"\n");
-            }
+            self.write_log(at, line);
             return;
+        }
+        if let EventKind::StepFinished { recorded, .. } = &event.kind {
+            if let (Some(file), Some(value), false) = (&recorded.value_file, &recorded.large, self.lost) {
+                self.write_value_file(file, value);
+            }
         }
         self.write_event(event);
         match &event.kind {
@@ -117,9 +216,7 @@ impl Sink for Journal {
                 self.boundary();
             }
             EventKind::StepFinished { at, .. } | EventKind::UndoFinished { at, .. } => {
-                if let Some(mut log) = at.seq.and_then(|seq| self.logs.remove(&seq)) {
-                    let _ = log.flush();
-                }
+                self.close_log(at);
                 self.boundary();
             }
             EventKind::PhaseFinished { .. } | EventKind::RunFinished { .. } => {
@@ -131,19 +228,29 @@ impl Sink for Journal {
     }
 
     fn flush(&mut self) {
+        let mut failed = None;
         for log in self.logs.values_mut() {
-            let _ = log.flush();
+            if let Err(e) = log.flush() {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            self.failed("a step log in", &self.dir.join("steps"), &e);
         }
     }
 
     fn finish(&mut self) {
         self.flush();
         self.logs.clear();
-        let _ = self.events.flush();
+        self.boundary();
         if let Some(s) = self.syncer.take() {
             s.stop();
         }
-        let _ = self.events.get_ref().sync_data();
+        if !self.lost {
+            if let Err(e) = self.events.get_ref().sync_data() {
+                self.events_failed(&e);
+            }
+        }
         self.write_summary();
     }
 }
@@ -166,7 +273,8 @@ enum Wake {
 }
 
 impl Syncer {
-    fn start(file: File) -> Self {
+    fn start(file: File, path: PathBuf, health: Arc<JournalHealth>) -> Self {
+        let path = std::path::absolute(&path).unwrap_or(path);
         let (tx, rx) = channel::<Wake>();
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
@@ -185,7 +293,9 @@ impl Syncer {
                             Err(RecvTimeoutError::Timeout) => break,
                         }
                     }
-                    let _ = file.sync_data();
+                    if let Err(e) = file.sync_data() {
+                        health.failed(format!("cannot write the journal {}: {e}", path.display()));
+                    }
                     if stop {
                         break;
                     }

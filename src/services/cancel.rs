@@ -18,6 +18,8 @@ pub enum Interrupt {
     Aborted,
     /// The top level ran past its budget (it only declares; it must end).
     TopLevelBudget,
+    /// The journal could not be written (the token carries why).
+    JournalLost,
 }
 
 const PREFIX: &str = "capstan:interrupt:";
@@ -31,7 +33,18 @@ impl Interrupt {
             Interrupt::StepTimeout { frame, limit_ms } => format!("{PREFIX}step-timeout:{frame}:{limit_ms}"),
             Interrupt::Aborted => format!("{PREFIX}aborted"),
             Interrupt::TopLevelBudget => format!("{PREFIX}top-level-budget"),
+            Interrupt::JournalLost => format!("{PREFIX}journal-lost"),
         }
+    }
+
+    /// The token of [`Interrupt::JournalLost`], with what failed.
+    pub fn journal_lost_token(detail: &str) -> String {
+        format!("{PREFIX}journal-lost:{detail}")
+    }
+
+    /// What a token says beyond its kind (why the journal was lost).
+    pub fn detail(token: &str) -> Option<&str> {
+        token.strip_prefix(PREFIX)?.strip_prefix("journal-lost:")
     }
 
     pub fn from_token(token: &str) -> Option<Self> {
@@ -41,6 +54,7 @@ impl Interrupt {
             "run-timeout" => Interrupt::RunTimeout,
             "aborted" => Interrupt::Aborted,
             "top-level-budget" => Interrupt::TopLevelBudget,
+            r if r == "journal-lost" || r.starts_with("journal-lost:") => Interrupt::JournalLost,
             _ => {
                 let mut parts = rest.strip_prefix("step-timeout:")?.split(':');
                 let frame = parts.next()?.parse().ok()?;
@@ -63,6 +77,7 @@ impl Interrupt {
                 crate::engine::limits::TOP_LEVEL_OPERATIONS,
                 crate::engine::limits::TOP_LEVEL_TIME.as_secs()
             ),
+            Interrupt::JournalLost => "the journal could not be written".into(),
         }
     }
 }
@@ -143,6 +158,7 @@ mod tests {
             Interrupt::RunTimeout,
             Interrupt::Aborted,
             Interrupt::TopLevelBudget,
+            Interrupt::JournalLost,
             Interrupt::StepTimeout { frame: 7, limit_ms: 1500 },
         ] {
             assert_eq!(Interrupt::from_token(&i.token()), Some(i));

@@ -21,6 +21,27 @@ pub struct Action<'a> {
     pub read_only: bool,
 }
 
+/// The first write to the journal that failed: the journal sets it, the
+/// executor reads it at every step boundary and stops the run.
+#[derive(Default)]
+pub struct JournalHealth(Mutex<Option<String>>);
+
+impl JournalHealth {
+    /// Remember a failure; only the first is kept. `true` if it was the first.
+    pub fn failed(&self, message: String) -> bool {
+        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(message);
+        true
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
 pub struct Services {
     /// For primitives that await I/O (HTTP): `block_on` from the script thread.
     pub runtime: Option<tokio::runtime::Handle>,
@@ -32,6 +53,8 @@ pub struct Services {
     /// Kills the live groups if capstan dies without doing it (SIGKILL).
     reaper: crate::process::reaper::Reaper,
     step_seq: AtomicU32,
+    /// Whether the journal could be written so far.
+    pub journal_health: Arc<JournalHealth>,
 }
 
 impl Services {
@@ -45,6 +68,7 @@ impl Services {
             live_groups: Mutex::new(Vec::new()),
             reaper: crate::process::reaper::Reaper::default(),
             step_seq: AtomicU32::new(0),
+            journal_health: Arc::default(),
         }
     }
 
