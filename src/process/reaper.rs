@@ -95,7 +95,7 @@ pub fn run() -> i32 {
             trees.retain(|t| *t != tree);
         }
     }
-    super::tree::kill_all(&trees);
+    super::tree::kill_listed(&trees);
     if let Some(token) = token {
         super::tree::kill_leftovers_of(&token);
     }

@@ -47,14 +47,32 @@ impl Tree {
 }
 
 /// SIGKILL every member of these trees, in one sweep of /proc.
+///
+/// A tree's process group counts only while its leader has not been waited
+/// for: after that its number may be reused by an unrelated group (pids wrap
+/// at 32768 on many machines). The group's remaining members carry the tag.
 pub fn kill_all(trees: &[Tree]) {
     if trees.is_empty() {
         return;
     }
-    for tree in trees.iter().filter(|t| t.pgid > 1) {
-        let _ = killpg(Pid::from_raw(tree.pgid), Signal::SIGKILL);
+    let groups: HashSet<i32> = {
+        let direct = DIRECT.lock().unwrap_or_else(PoisonError::into_inner);
+        trees.iter().map(|t| t.pgid).filter(|&g| g > 1 && direct.as_ref().is_some_and(|d| d.contains(&g))).collect()
+    };
+    kill_groups_and_tags(&groups, trees);
+}
+
+/// The reaper's view: capstan is gone, and the trees it listed are the
+/// ones still running, so their groups are theirs.
+pub fn kill_listed(trees: &[Tree]) {
+    let groups: HashSet<i32> = trees.iter().map(|t| t.pgid).filter(|&g| g > 1).collect();
+    kill_groups_and_tags(&groups, trees);
+}
+
+fn kill_groups_and_tags(groups: &HashSet<i32>, trees: &[Tree]) {
+    for &pgid in groups {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
-    let groups: HashSet<i32> = trees.iter().map(|t| t.pgid).collect();
     let tags: HashSet<&str> = trees.iter().map(|t| t.tag.as_str()).collect();
     kill_matching(|p| groups.contains(&p.pgid) || p.has_tag(|t| tags.contains(t)));
 }
