@@ -46,6 +46,26 @@ fn deep_arrays_and_maps_do_not_overflow_the_stack() {
     assert_undone_and_complete(&p, &run);
 }
 
+/// The issue's exact repro: 20,000 levels cost quadratic time to build
+/// (each `[a]` copies `a`), so what bounds it is the step's timeout, with
+/// the step's position, the undo and a complete journal.
+#[test]
+fn a_20000_deep_array_is_bounded_by_the_step_timeout_with_a_position() {
+    let p = Playbook::new(
+        r#"phase("do", || {
+  step("prep", #{ undo: || fs::write("undone.txt", "yes") }, || 1);
+  step("deep", #{ timeout: "2s" }, || { let a = [1]; for i in 0..20000 { a = [a]; } 1 });
+});"#,
+    );
+    let start = Instant::now();
+    let run = p.run();
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("step `deep` timed out after 2s"), "{}", run.stderr);
+    assert!(run.stderr.contains("deploy.rhai:3:3"), "{}", run.stderr);
+    assert_undone_and_complete(&p, &run);
+}
+
 #[test]
 fn a_full_or_closed_stderr_does_not_stop_the_run_or_its_undo() {
     let p = Playbook::new(
