@@ -59,6 +59,21 @@ impl Settings {
     }
 }
 
+/// How much the top level may spend before it is stopped as a script error.
+/// The product uses [`crate::engine::limits`]; an embedder (the fuzz
+/// harness) may lower it.
+#[derive(Debug, Clone, Copy)]
+pub struct TopLevelBudget {
+    pub operations: u64,
+    pub time: std::time::Duration,
+}
+
+impl Default for TopLevelBudget {
+    fn default() -> Self {
+        Self { operations: crate::engine::limits::TOP_LEVEL_OPERATIONS, time: crate::engine::limits::TOP_LEVEL_TIME }
+    }
+}
+
 pub struct RunState {
     pub services: Arc<Services>,
     pub inputs: Inputs,
@@ -70,6 +85,8 @@ pub struct RunState {
     pub resume: Option<Resume>,
     /// Salt of the step keys (`run_started` records it; a resumed run keeps it).
     pub step_key_salt: String,
+    /// The top level's budget (set before the state is shared).
+    pub top_level: TopLevelBudget,
     occurrences: Mutex<HashMap<(Arc<str>, String), u32>>,
     /// Temporary folders handed to the script, removed when the run ends.
     temp_dirs: Mutex<Vec<tempfile::TempDir>>,
@@ -93,6 +110,7 @@ impl RunState {
             record: Arc::default(),
             resume: None,
             step_key_salt: String::new(),
+            top_level: TopLevelBudget::default(),
             occurrences: Mutex::default(),
             locks: Mutex::default(),
             temp_dirs: Mutex::default(),
@@ -135,12 +153,11 @@ impl RunState {
 
     /// Has the top level used up its budget after `operations`?
     pub fn top_level_spent(&self, operations: u64) -> bool {
-        use crate::engine::limits::{TOP_LEVEL_OPERATIONS, TOP_LEVEL_TIME};
-        if operations > TOP_LEVEL_OPERATIONS {
+        if operations > self.top_level.operations {
             return true;
         }
         let mut started = self.declare_started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        started.get_or_insert_with(std::time::Instant::now).elapsed() > TOP_LEVEL_TIME
+        started.get_or_insert_with(std::time::Instant::now).elapsed() > self.top_level.time
     }
 
     pub fn finish_declaring(&self) {

@@ -11,6 +11,7 @@ mod delivery;
 mod diagnostics;
 mod dry_run;
 mod examples;
+mod fuzz;
 mod guards;
 mod health;
 mod hostile;

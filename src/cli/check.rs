@@ -9,17 +9,18 @@ use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
 use serde::Serialize;
 
 use super::args::CheckArgs;
-use super::{inspection, load};
+use super::{compile_text, inspection};
 use crate::diagnostics::{render_finding, Site};
 use crate::executor::exit;
 use crate::secrets::Redactor;
+use crate::state::TopLevelBudget;
 
 /// Functions the language provides as keywords rather than registered functions.
 const KEYWORD_FUNCTIONS: &[&str] =
     &["print", "debug", "type_of", "Fn", "call", "curry", "is_shared", "is_def_fn", "is_def_var", "this"];
 
 #[derive(Debug, Serialize)]
-struct Finding {
+pub(crate) struct Finding {
     file: String,
     line: usize,
     column: usize,
@@ -36,37 +37,24 @@ pub fn check(args: &CheckArgs) -> i32 {
     let mut worst = exit::OK;
     let mut all = Vec::new();
     for path in &args.playbooks {
-        let (state, engine) = inspection(&super::playbook_root(path));
-        let loaded = match load(&engine, path, &Redactor::new()) {
-            Ok(l) => l,
+        let text = match super::read_playbook(path) {
+            Ok(t) => t,
             Err(code) => {
                 worst = worst.max(code);
                 continue;
             }
         };
-        // The top level runs here as it does for `list`: one that never ends
-        // is a script error (exit 2). Its other failures depend on the
-        // environment (params, files) and are the run's to report.
-        if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
-            if crate::executor::step::interruption(&e) == Some(crate::services::Interrupt::TopLevelBudget) {
-                crate::err!("{}", crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new()));
-                worst = worst.max(exit::USAGE);
-                continue;
-            }
+        let checked = check_text(path, &text, TopLevelBudget::default());
+        if let Some(diagnostic) = &checked.diagnostic {
+            crate::err!("{diagnostic}");
         }
-        let findings = lint(&engine, &loaded.ast, path);
-        if !findings.is_empty() {
-            worst = worst.max(exit::FAILED);
-        }
-        all.extend(findings);
+        worst = worst.max(checked.code);
+        all.extend(checked.findings);
     }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        outln!("{}", findings_json(&all));
     } else {
-        for f in &all {
-            let site = Site { source: f.file.clone(), line: f.line, column: f.column };
-            crate::err!("{}", render_finding(&site, &f.message, f.hint.as_deref()));
-        }
+        crate::err!("{}", render_findings(&all));
         if worst == exit::OK {
             crate::errln!(
                 "{} {} checked, no findings",
@@ -78,6 +66,51 @@ pub fn check(args: &CheckArgs) -> i32 {
         }
     }
     worst
+}
+
+/// What checking one playbook found.
+pub(crate) struct Checked {
+    /// 0 clean, 1 findings, 2 does not compile or the top level never ends.
+    pub code: i32,
+    pub findings: Vec<Finding>,
+    /// The error that stopped the check (exit 2), rendered.
+    pub diagnostic: Option<String>,
+}
+
+/// Check one playbook's text; `path` names it (and is its import root's child).
+pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Checked {
+    let (state, engine) = inspection(&super::playbook_root(path), budget);
+    let loaded = match compile_text(&engine, path, text, &Redactor::new()) {
+        Ok(l) => l,
+        Err(diagnostic) => return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) },
+    };
+    // The top level runs here as it does for `list`: one that never ends
+    // is a script error (exit 2). Its other failures depend on the
+    // environment (params, files) and are the run's to report.
+    if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
+        if crate::executor::step::interruption(&e) == Some(crate::services::Interrupt::TopLevelBudget) {
+            let diagnostic = crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new());
+            return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
+        }
+    }
+    let findings = lint(&engine, &loaded.ast, path);
+    let code = if findings.is_empty() { exit::OK } else { exit::FAILED };
+    Checked { code, findings, diagnostic: None }
+}
+
+/// `check --json`: the findings as a JSON array.
+pub(crate) fn findings_json(findings: &[Finding]) -> String {
+    serde_json::to_string_pretty(findings).unwrap_or_default()
+}
+
+/// The findings as the terminal shows them.
+pub(crate) fn render_findings(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let site = Site { source: f.file.clone(), line: f.line, column: f.column };
+        out.push_str(&render_finding(&site, &f.message, f.hint.as_deref()));
+    }
+    out
 }
 
 fn plural(n: usize, what: &str) -> String {

@@ -150,7 +150,7 @@ fn markdown(functions: &[Function]) -> String {
 /// as, so their documented functions are in the reference and the editor
 /// definitions too.
 fn reference_engine() -> rhai::Engine {
-    let (_state, mut engine) = inspection(std::path::Path::new("."));
+    let (_state, mut engine) = inspection(std::path::Path::new("."), crate::state::TopLevelBudget::default());
     for (path, source) in crate::engine::stdlib::MODULES {
         let alias = path.rsplit('/').next().unwrap_or(path);
         // The module's exported functions, without the closures it defines.

@@ -2,42 +2,72 @@
 //! Evaluating the top level reads the secrets it uses; their values (a param
 //! default, a phase name built from one) are masked in what is printed.
 
+use std::path::Path;
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::args::ListArgs;
-use super::{inspection, load};
+use super::{compile_text, inspection};
 use crate::diagnostics;
 use crate::events::redact_json;
 use crate::executor::{self, exit};
+use crate::state::TopLevelBudget;
+
+/// How long listing may evaluate the top level.
+const LIST_TIME: Duration = Duration::from_secs(10);
 
 pub fn list(args: &ListArgs) -> i32 {
-    let root = super::playbook_root(&args.playbook);
-    let (state, engine) = inspection(&root);
-    let redactor = state.services.redactor.clone();
-    let loaded = match load(&engine, &args.playbook, &redactor) {
-        Ok(l) => l,
+    let text = match super::read_playbook(&args.playbook) {
+        Ok(t) => t,
         Err(code) => return code,
     };
+    match listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME) {
+        Ok(lines) => {
+            for line in lines {
+                outln!("{line}");
+            }
+            exit::OK
+        }
+        Err((code, diagnostic)) => {
+            crate::err!("{diagnostic}");
+            code
+        }
+    }
+}
+
+/// The lines `list` prints for one playbook's text, or the exit code and
+/// the rendered error. The top level gets `budget` and at most `time`.
+pub(crate) fn listing(
+    path: &Path,
+    text: &str,
+    as_json: bool,
+    budget: TopLevelBudget,
+    time: Duration,
+) -> Result<Vec<String>, (i32, String)> {
+    let root = super::playbook_root(path);
+    let (state, engine) = inspection(&root, budget);
+    let redactor = state.services.redactor.clone();
+    let loaded = compile_text(&engine, path, text, &redactor).map_err(|d| (exit::USAGE, d))?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &redactor);
     // Listing runs the top level; one that never ends is stopped.
-    state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
+    state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        crate::err!("{}", diagnostics::render_eval(&e, &args.playbook.to_string_lossy(), &redactor));
-        return exit::USAGE;
+        return Err((exit::USAGE, diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor)));
     }
     let model = state.model();
-    if args.json {
+    if as_json {
         let mut doc = json!({
-            "playbook": args.playbook,
+            "playbook": path,
             "phases": model.phase_names(),
             "params": model.params,
             "secrets": model.secrets,
         });
         redact_json(&mut doc, &redactor);
-        outln!("{doc}");
-        return exit::OK;
+        return Ok(vec![doc.to_string()]);
     }
-    let show = |line: String| outln!("{}", redactor.redact(&line));
+    let mut lines = Vec::new();
+    let mut show = |line: String| lines.push(redactor.redact(&line).into_owned());
     show("phases:".into());
     for p in &model.phases {
         show(format!("  {}", p.name));
@@ -58,5 +88,5 @@ pub fn list(args: &ListArgs) -> i32 {
             show(format!("  {s}"));
         }
     }
-    exit::OK
+    Ok(lines)
 }

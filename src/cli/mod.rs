@@ -35,6 +35,7 @@ mod check;
 mod ci;
 mod compliance;
 mod doc;
+pub mod in_process;
 mod list;
 mod man;
 mod new;
@@ -126,12 +127,28 @@ pub struct Loaded {
 /// Read and compile a playbook; on failure print the diagnostic and return
 /// the exit code (2).
 pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))?;
-    let ast = engine::compile(engine, path, &text).map_err(|e| {
-        crate::err!("{}", crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor));
+    let text = read_playbook(path)?;
+    compile_text(engine, path, &text, redactor).map_err(|diagnostic| {
+        crate::err!("{diagnostic}");
         exit::USAGE
-    })?;
+    })
+}
+
+/// A playbook's text; on failure print the error and return the exit code (2).
+pub(crate) fn read_playbook(path: &Path) -> Result<String, i32> {
+    std::fs::read_to_string(path)
+        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))
+}
+
+/// Compile a playbook's text; on failure the rendered diagnostic (exit 2).
+pub(crate) fn compile_text(
+    engine: &rhai::Engine,
+    path: &Path,
+    text: &str,
+    redactor: &Redactor,
+) -> Result<Loaded, String> {
+    let ast = engine::compile(engine, path, text)
+        .map_err(|e| crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor))?;
     Ok(Loaded { path: path.to_path_buf(), ast })
 }
 
@@ -145,9 +162,11 @@ pub fn playbook_root(path: &Path) -> PathBuf {
 
 /// State and engine for evaluating a playbook without running it
 /// (`list`, `check`): dry-run, no outputs, missing inputs tolerated.
-pub(crate) fn inspection(root: &Path) -> (Arc<RunState>, rhai::Engine) {
+pub(crate) fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
     let services = Arc::new(Services::new("inspect".into(), Arc::new(Redactor::new()), true));
-    let state = Arc::new(RunState::new(services, Inputs::default(), Mode::Inspect));
+    let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
+    state.top_level = budget;
+    let state = Arc::new(state);
     let engine = engine::build(&state, root);
     (state, engine)
 }

@@ -40,6 +40,11 @@ pub mod limits {
     pub const TOP_LEVEL_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
+thread_local! {
+    /// This thread's script was told to stop and has not stopped yet.
+    static STOPPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A configured engine with the primitives registered against `state`.
 /// `root` is the playbook's folder: imports may not leave it.
 pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
@@ -56,13 +61,20 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
     });
     let declaring = state.clone();
     engine.on_progress(move |ops| {
-        if ops & 0xff != 0 {
+        // Checked every 256 operations, and at every operation once a stop
+        // was asked for: Rhai drops a stop raised inside some calls (the
+        // `to_string` of a `${...}` in a string), and a loop whose length
+        // divides 256 would otherwise land there every time and never stop.
+        if ops & 0xff != 0 && !STOPPING.get() {
             return None;
         }
-        if declaring.is_declaring() && declaring.top_level_spent(ops) {
-            return Some(crate::services::Interrupt::TopLevelBudget.token().into());
-        }
-        frame::check(&services).map(|i| i.token().into())
+        let stop = if declaring.is_declaring() && declaring.top_level_spent(ops) {
+            Some(crate::services::Interrupt::TopLevelBudget)
+        } else {
+            frame::check(&services)
+        };
+        STOPPING.set(stop.is_some());
+        stop.map(|i| i.token().into())
     });
     primitives::register(&mut engine, state);
     let folder = root.to_string_lossy().into_owned();

@@ -47,7 +47,11 @@ pub struct Outcome {
 
 /// Pass 1: evaluate the top level, which declares phases and reads params.
 pub fn declare(state: &RunState, engine: &Engine, ast: &AST) -> Result<(), Box<EvalAltResult>> {
+    // The time budget holds in waits too, where no operations are counted.
+    let cancel = &state.services.cancel;
+    cancel.set_top_level_deadline(Instant::now().checked_add(state.top_level.time));
     let result = engine.run_ast(ast);
+    cancel.set_top_level_deadline(None);
     state.finish_declaring();
     result
 }

@@ -36,17 +36,7 @@ impl Inputs {
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read params file {}: {e}", file.display()))?;
-            let doc: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
-            } else {
-                serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
-            };
-            let serde_json::Value::Object(map) = doc else {
-                return Err(format!("params file {} must hold a map of name: value", file.display()));
-            };
-            for (k, v) in map {
-                values.insert(k, Given::Typed(v));
-            }
+            values = Self::parse_params_file(file, &text)?.values;
         }
         for pair in pairs {
             let (k, v) = pair.split_once('=').ok_or_else(|| format!("--param {pair}: expected NAME=VALUE"))?;
@@ -56,6 +46,20 @@ impl Inputs {
             values.insert(k.to_string(), Given::Text(v.to_string()));
         }
         Ok(Self { values })
+    }
+
+    /// The params a params file holds: JSON when `file` ends in `.json`,
+    /// YAML (a superset of JSON) otherwise. `file` names it in errors.
+    pub fn parse_params_file(file: &Path, text: &str) -> Result<Self, String> {
+        let doc: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?
+        };
+        let serde_json::Value::Object(map) = doc else {
+            return Err(format!("params file {} must hold a map of name: value", file.display()));
+        };
+        Ok(Self { values: map.into_iter().map(|(k, v)| (k, Given::Typed(v))).collect() })
     }
 
     /// The params as given, for the journal: text stays text.

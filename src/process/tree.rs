@@ -18,7 +18,7 @@
 //! runs but carries no tag that says which step it belongs to.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -118,10 +118,16 @@ pub fn kill_leftovers_of(token: &str) -> usize {
 /// Become a child subreaper (Linux). Failing is not fatal: trees are still
 /// found by tag, but orphans are reaped by init instead.
 pub fn become_subreaper() {
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        tracing::debug!("cannot become a child subreaper: {e}");
+    match nix::sys::prctl::set_child_subreaper(true) {
+        Ok(()) => SUBREAPER.store(true, Ordering::Relaxed),
+        Err(e) => tracing::debug!("cannot become a child subreaper: {e}"),
     }
 }
+
+/// Set by [`become_subreaper`]. Only then are children capstan did not
+/// spawn itself its to reap: embedded in another program (a test harness),
+/// the library must not reap that program's children.
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 /// Children capstan spawned itself and waits for through their `Child`:
 /// the sweep must not reap those from under them.
@@ -144,6 +150,9 @@ pub fn forget(pid: i32) {
 
 /// Reap adopted orphans that have exited, so they do not linger as zombies.
 pub fn reap_adopted() {
+    if !SUBREAPER.load(Ordering::Relaxed) {
+        return;
+    }
     let direct = DIRECT.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id() as i32;
     for p in scan() {

@@ -88,6 +88,8 @@ pub struct Cancel {
     cancelled: AtomicBool,
     signals: AtomicU32,
     run_deadline: Mutex<Option<Instant>>,
+    /// While the top level runs: the end of its time budget.
+    top_level_deadline: Mutex<Option<Instant>>,
     wake: (Mutex<()>, Condvar),
 }
 
@@ -113,6 +115,17 @@ impl Cancel {
 
     pub fn run_deadline(&self) -> Option<Instant> {
         *self.run_deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The top level's time budget as a deadline, so that a top level
+    /// blocked in a primitive (`sleep`, a child) is stopped like one that
+    /// spins; `None` once it is over.
+    pub fn set_top_level_deadline(&self, at: Option<Instant>) {
+        *self.top_level_deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+    }
+
+    pub fn top_level_deadline(&self) -> Option<Instant> {
+        *self.top_level_deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Undo and `on_failure` handlers run after an interrupt: clear the flag

@@ -112,6 +112,9 @@ pub fn check(services: &Services) -> Option<Interrupt> {
     if services.cancel.run_deadline().is_some_and(|d| now >= d) {
         return Some(Interrupt::RunTimeout);
     }
+    if services.cancel.top_level_deadline().is_some_and(|d| now >= d) {
+        return Some(Interrupt::TopLevelBudget);
+    }
     STACK.with(|s| {
         let stack = s.borrow();
         if stack.iter().any(|f| f.abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))) {
@@ -128,7 +131,10 @@ pub fn check(services: &Services) -> Option<Interrupt> {
 
 /// The earliest instant at which [`check`] could start reporting a deadline.
 pub fn next_deadline(services: &Services) -> Option<Instant> {
-    let run = services.cancel.run_deadline();
+    let run = match (services.cancel.run_deadline(), services.cancel.top_level_deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let step = STACK.with(|s| s.borrow().iter().filter_map(|f| f.deadline.map(|d| d.at)).min());
     match (run, step) {
         (Some(a), Some(b)) => Some(a.min(b)),

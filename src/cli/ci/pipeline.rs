@@ -78,7 +78,7 @@ impl Pipeline {
     /// Compile the playbook and evaluate its top level the way `capstan list`
     /// does; on bad input print the same diagnostics and return exit code 2.
     pub fn inspect(path: &Path) -> Result<Self, i32> {
-        let (state, engine) = inspection(&playbook_root(path));
+        let (state, engine) = inspection(&playbook_root(path), crate::state::TopLevelBudget::default());
         let redactor = state.services.redactor.clone();
         let loaded = load(&engine, path, &redactor)?;
         scan::mask_secrets_early(&loaded.ast, &redactor);
