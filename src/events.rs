@@ -177,6 +177,9 @@ pub enum EventKind {
         duration_ms: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The undone step's `step_key`: `--resume` runs an undone step again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step_key: Option<String>,
     },
     #[serde(rename = "event")]
     User {

@@ -25,6 +25,9 @@ pub enum Mode {
 /// A completed step's undo, waiting on the stack.
 pub struct UndoEntry {
     pub at: Location,
+    /// The step's `step_key`: resume learns from `undo_finished` that the
+    /// step's work was taken back.
+    pub step_key: String,
     pub call: DeferredCall,
 }
 

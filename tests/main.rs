@@ -27,6 +27,7 @@ mod peers;
 mod pipelines;
 mod process_tree;
 mod processes;
+mod recovery;
 mod reference;
 mod repl;
 mod resume;

@@ -41,6 +41,20 @@ pub async fn run(args: RunArgs) -> i32 {
             Some(&format!("export {secret} (its current value is put back into the step's value)")),
         );
     }
+    // An undo that failed left its step's work half there: a person decides.
+    if let Some((step, error)) = resume.as_ref().and_then(Resume::failed_undo) {
+        let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
+        let _ = usage_error(
+            &format!(
+                "cannot resume run {run_id}: the undo of step `{step}` failed ({error}), so what the step changed \
+                 is neither in place nor taken back; nothing was run"
+            ),
+            Some(&format!(
+                "fix by hand what `{step}` changed (finish or take it back), then start a fresh run without --resume"
+            )),
+        );
+        return exit::UNDO_FAILED;
+    }
     let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
@@ -208,7 +222,15 @@ fn run_blocking(
             }
             services.log(
                 Level::Info,
-                format!("resuming run {}: {} completed steps will not run again", r.run_id, r.completed_steps()),
+                match r.undone_steps() {
+                    0 => format!("resuming run {}: {} completed steps will not run again", r.run_id, r.completed_steps()),
+                    n => format!(
+                        "resuming run {}: {} completed steps will not run again; {n} step{} whose undo ran will run again",
+                        r.run_id,
+                        r.completed_steps(),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                },
             );
             Journal::reopen(&r.dir, record.clone(), services.journal_health.clone())
         }

@@ -38,6 +38,11 @@ pub struct Resume {
     /// Journal lines that could not be read: line number (from 1) and why.
     pub ignored: Vec<(usize, &'static str)>,
     completed: HashMap<String, Completed>,
+    /// Steps whose undo ran last: they run again, and re-arm their undo.
+    undone: std::collections::HashSet<String>,
+    /// Steps whose undo failed or was cut short, by key: step and error.
+    /// Their state is unknown, so resume refuses until a person looks.
+    undo_failed: HashMap<String, (String, String)>,
 }
 
 impl Resume {
@@ -62,6 +67,8 @@ impl Resume {
             record: RunRecord::from_journal(""),
             ignored: Vec::new(),
             completed: HashMap::new(),
+            undone: std::collections::HashSet::new(),
+            undo_failed: HashMap::new(),
         };
         let (events, ignored) = read_lines(&bytes);
         resume.ignored = ignored;
@@ -93,6 +100,8 @@ impl Resume {
                 match ev.get("status").and_then(Value::as_str) {
                     Some("ok") => {
                         let entry = self.completed_entry(ev, seq.unwrap_or(0));
+                        self.undo_failed.remove(&key);
+                        self.undone.remove(&key);
                         self.completed.insert(key, entry);
                     }
                     Some("failed" | "interrupted") => {
@@ -101,8 +110,33 @@ impl Resume {
                     _ => {}
                 }
             }
+            // The step's work was taken back: it is no longer completed.
+            Some("undo_finished") => {
+                let key = match ev.get("step_key").and_then(Value::as_str).filter(|_| self.salt.is_some()) {
+                    Some(k) => k.to_string(),
+                    None => legacy_key(&text(ev, "phase"), &text(ev, "step"), 1),
+                };
+                self.completed.remove(&key);
+                if ev.get("status").and_then(Value::as_str) == Some("ok") {
+                    self.undone.insert(key);
+                } else {
+                    let step = format!("{}/{}", text(ev, "phase"), text(ev, "step"));
+                    self.undo_failed.insert(key, (step, text(ev, "error")));
+                }
+            }
             _ => {}
         }
+    }
+
+    /// How many steps an earlier attempt undid: they run again.
+    pub fn undone_steps(&self) -> usize {
+        self.undone.len()
+    }
+
+    /// A step whose undo failed in an earlier attempt, with the error: what
+    /// it changed is neither there nor gone, so it must not run again blind.
+    pub fn failed_undo(&self) -> Option<&(String, String)> {
+        self.undo_failed.values().min()
     }
 
     fn completed_entry(&self, ev: &Value, seq: u64) -> Completed {

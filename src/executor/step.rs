@@ -86,7 +86,7 @@ pub fn run(
     }
     if let Some(recorded) = state.resumed_value(&key, &phase, &path, occurrence) {
         let value = rhai::serde::to_dynamic(&recorded)?;
-        push_undo(state, ctx, &options, &at);
+        push_undo(state, ctx, &options, &at, &key);
         Finished { resumed: true, value: Some(value.clone()), ..Finished::new(Status::Ok) }
             .emit(state, &at, occurrence, &key);
         journal_check(state, || format!("after step `{path}`"))?;
@@ -113,7 +113,7 @@ pub fn run(
         };
         let err = match result {
             Ok(value) => {
-                push_undo(state, ctx, &options, &at);
+                push_undo(state, ctx, &options, &at, &key);
                 let status = if services.dry_run() { Status::DryRun } else { Status::Ok };
                 Finished {
                     duration_ms: millis(start),
@@ -179,11 +179,15 @@ pub fn run(
     }
 }
 
-fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, at: &Location) {
+fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, at: &Location, key: &str) {
     if let Some(undo) = &options.undo {
         let mut context = ctx.store_data();
         context.global.level = 0;
-        state.push_undo(UndoEntry { at: at.clone(), call: DeferredCall { body: undo.clone(), context } });
+        state.push_undo(UndoEntry {
+            at: at.clone(),
+            step_key: key.to_string(),
+            call: DeferredCall { body: undo.clone(), context },
+        });
     }
 }
 

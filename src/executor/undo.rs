@@ -57,6 +57,7 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
             status: if error.is_some() { Status::Failed } else { Status::Ok },
             duration_ms: start.elapsed().as_millis() as u64,
             error,
+            step_key: Some(entry.step_key.clone()),
         });
         services.bus.flush();
     }

@@ -259,7 +259,7 @@ impl Sink for Terminal {
             EventKind::UndoStarted { at } => {
                 self.start_spinner(at);
             }
-            EventKind::UndoFinished { at, status, duration_ms, error } => {
+            EventKind::UndoFinished { at, status, duration_ms, error, .. } => {
                 self.stop_spinner(at);
                 let m = if *status == Status::Ok { style("↶").yellow() } else { style("✗").red().bold() };
                 let mut text = format!(
