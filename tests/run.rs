@@ -170,6 +170,29 @@ fn bad_param_value_is_a_usage_error() {
 }
 
 #[test]
+fn params_file_values_are_checked_against_the_default_type() {
+    let src = r#"let n = param("replicas", 2); let on = param("canary", false);
+phase("do", || fs::write("sum.txt", `${n + 1} ${on}`));"#;
+    for (file, given) in [
+        ("replicas: \"3\"\n", "got the string \"3\""),
+        ("replicas: 3.5\n", "got the number 3.5"),
+        ("canary: \"yes\"\n", "got the string \"yes\""),
+    ] {
+        let p = Playbook::new(src).file("params.yaml", file).args(["--params-file", "params.yaml"]);
+        let r = p.run();
+        r.code(2);
+        assert!(r.stderr.contains("in params.yaml expects"), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains(given), "{file}: {}", r.stderr);
+        assert!(!p.path("sum.txt").exists(), "nothing ran");
+    }
+    let p = Playbook::new(src)
+        .file("params.json", r#"{"replicas": 3, "canary": true}"#)
+        .args(["--params-file", "params.json"]);
+    p.run().code(0);
+    assert_eq!(std::fs::read_to_string(p.path("sum.txt")).unwrap(), "4 true");
+}
+
+#[test]
 fn phase_selection_with_phase_from_and_to() {
     let src = r#"
         for name in ["init", "plan", "do", "archive"] { phase(name, || info(`ran`)); }

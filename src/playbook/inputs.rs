@@ -26,8 +26,9 @@ pub struct Inputs {
 enum Given {
     /// From `--param`: text, converted to the default's type.
     Text(String),
-    /// From a params file: typed.
-    Typed(serde_json::Value),
+    /// From a params file (named here) or a resumed run's record: typed,
+    /// and checked against the default's type.
+    Typed(serde_json::Value, std::sync::Arc<str>),
 }
 
 impl Inputs {
@@ -59,7 +60,8 @@ impl Inputs {
         let serde_json::Value::Object(map) = doc else {
             return Err(format!("params file {} must hold a map of name: value", file.display()));
         };
-        Ok(Self { values: map.into_iter().map(|(k, v)| (k, Given::Typed(v))).collect() })
+        let source: std::sync::Arc<str> = file.display().to_string().into();
+        Ok(Self { values: map.into_iter().map(|(k, v)| (k, Given::Typed(v, source.clone()))).collect() })
     }
 
     /// The params as given, for the journal: text stays text.
@@ -69,7 +71,7 @@ impl Inputs {
             .map(|(k, v)| {
                 let v = match v {
                     Given::Text(t) => serde_json::Value::String(t.clone()),
-                    Given::Typed(v) => v.clone(),
+                    Given::Typed(v, _) => v.clone(),
                 };
                 (k.clone(), v)
             })
@@ -81,10 +83,11 @@ impl Inputs {
     #[must_use]
     pub fn with_recorded(mut self, recorded: &serde_json::Value) -> Self {
         if let serde_json::Value::Object(map) = recorded {
+            let source: std::sync::Arc<str> = "the resumed run's params".into();
             for (k, v) in map {
                 let given = match v {
                     serde_json::Value::String(s) => Given::Text(s.clone()),
-                    other => Given::Typed(other.clone()),
+                    other => Given::Typed(other.clone(), source.clone()),
                 };
                 self.values.entry(k.clone()).or_insert(given);
             }
@@ -100,9 +103,56 @@ impl Inputs {
     pub fn get(&self, name: &str, default: Option<&Dynamic>) -> Result<Option<Dynamic>, String> {
         let Some(given) = self.values.get(name) else { return Ok(None) };
         match given {
-            Given::Typed(v) => rhai::serde::to_dynamic(v).map(Some).map_err(|e| e.to_string()),
+            Given::Typed(v, source) => typed(name, v, source, default).map(Some),
             Given::Text(text) => convert(name, text, default).map(Some),
         }
+    }
+}
+
+/// A params file's value, checked against the default's type like `--param`
+/// text is: an integer where a number is expected is fine; a string where an
+/// integer is expected is not (`"3" + 1` would be `"31"`). A string default
+/// takes any scalar, as its text (`version: 1.2` in YAML).
+fn typed(name: &str, value: &serde_json::Value, source: &str, default: Option<&Dynamic>) -> Result<Dynamic, String> {
+    use serde_json::Value as J;
+    let to_dynamic = |v: &J| rhai::serde::to_dynamic(v).map_err(|e| format!("param `{name}` in {source}: {e}"));
+    let Some(default) = default.filter(|d| !d.is_unit()) else { return to_dynamic(value) };
+    let given = match value {
+        J::Null => "null".to_string(),
+        J::Bool(b) => format!("the bool {b}"),
+        J::Number(n) if n.is_i64() || n.is_u64() => format!("the integer {n}"),
+        J::Number(n) => format!("the number {n}"),
+        J::String(s) => format!("the string {s:?}"),
+        J::Array(_) => "a list".to_string(),
+        J::Object(_) => "a map".to_string(),
+    };
+    let bad = |what: &str| format!("param `{name}` in {source} expects {what} (its default is {default}), got {given}");
+    if default.is_int() {
+        value.as_i64().map(Dynamic::from).ok_or_else(|| bad("an integer"))
+    } else if default.is_float() {
+        value.as_f64().map(Dynamic::from).ok_or_else(|| bad("a number"))
+    } else if default.is_bool() {
+        value.as_bool().map(Dynamic::from).ok_or_else(|| bad("true or false"))
+    } else if default.is_string() {
+        match value {
+            J::String(s) => Ok(s.clone().into()),
+            J::Bool(_) | J::Number(_) => Ok(value.to_string().into()),
+            _ => Err(bad("a string")),
+        }
+    } else if default.is_array() {
+        if value.is_array() {
+            to_dynamic(value)
+        } else {
+            Err(bad("a list"))
+        }
+    } else if default.is_map() {
+        if value.is_object() {
+            to_dynamic(value)
+        } else {
+            Err(bad("a map"))
+        }
+    } else {
+        to_dynamic(value)
     }
 }
 
@@ -136,5 +186,23 @@ mod tests {
         assert_eq!(inputs.get("s", None).unwrap().unwrap().into_string().unwrap(), "x=y");
         assert!(inputs.get("n", Some(&Dynamic::FALSE)).is_err());
         assert!(inputs.get("missing", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn params_file_values_follow_the_default_type() {
+        let file = Path::new("params.yaml");
+        let inputs = Inputs::parse_params_file(
+            file,
+            "replicas: \"3\"\nratio: 2\nhalf: 3.5\nflag: \"yes\"\nversion: 1.2\nlist: [1]\n",
+        )
+        .unwrap();
+        let err = inputs.get("replicas", Some(&Dynamic::from(2_i64))).unwrap_err();
+        assert_eq!(err, "param `replicas` in params.yaml expects an integer (its default is 2), got the string \"3\"");
+        assert!(inputs.get("half", Some(&Dynamic::from(2_i64))).unwrap_err().contains("got the number 3.5"));
+        assert!(inputs.get("flag", Some(&Dynamic::FALSE)).unwrap_err().contains("expects true or false"));
+        assert_eq!(inputs.get("ratio", Some(&Dynamic::from(0.5_f64))).unwrap().unwrap().as_float(), Ok(2.0));
+        assert_eq!(inputs.get("version", Some(&Dynamic::from("1.0"))).unwrap().unwrap().into_string().unwrap(), "1.2");
+        assert!(inputs.get("list", Some(&Dynamic::from("x"))).unwrap_err().contains("expects a string"));
+        assert!(inputs.get("list", None).unwrap().unwrap().is_array());
     }
 }
