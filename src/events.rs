@@ -132,6 +132,12 @@ pub enum EventKind {
         passed: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         hint: Option<String>,
+        /// An approval: who gave (or refused) it, and how (`terminal`,
+        /// `--yes`, `--approve NAME`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     StepFinished {
         #[serde(flatten)]
@@ -275,10 +281,11 @@ impl EventKind {
                 mask_at(at);
                 mask(message);
             }
-            EventKind::Gate { at, name, hint, .. } => {
+            EventKind::Gate { at, name, hint, by, .. } => {
                 mask_at(at);
                 mask(name);
                 mask_opt(hint);
+                mask_opt(by);
             }
             EventKind::StepFinished { at, error, error_at, recorded, .. } => {
                 mask_at(at);

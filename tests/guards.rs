@@ -115,6 +115,57 @@ fn approval_without_a_terminal_blocks_with_instructions() {
         .code(3);
 }
 
+/// An approval records who gave it and how: the CI's actor where the
+/// platform says it, else the local user and host; the flag, or the terminal.
+#[test]
+fn an_approval_records_who_gave_it_and_how() {
+    let src = r#"phase("do", || step("ask", || approve("prod", "ship?")));"#;
+    let ci_vars = ["GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_USER", "CIRCLE_USERNAME"];
+    let run = |p: &Playbook, args: &[&str], actor: Option<(&str, &str)>| {
+        let mut c = p.command("run");
+        c.args(args).args(["--log-format", "json"]).stdin(std::process::Stdio::null());
+        for v in ci_vars {
+            c.env_remove(v);
+        }
+        if let Some((k, v)) = actor {
+            c.env(k, v);
+        }
+        let r = Run::from(c.output().unwrap());
+        r.code(0);
+        crate::support::named(&r.events(), "gate")[0].clone()
+    };
+    let p = Playbook::new(src);
+    let gate = run(&p, &["--yes"], Some(("GITLAB_USER_LOGIN", "alice")));
+    assert_eq!((gate["by"].as_str(), gate["via"].as_str()), (Some("alice (GITLAB_USER_LOGIN)"), Some("--yes")));
+    let shown = Run::from(
+        std::process::Command::new(crate::support::capstan_bin())
+            .current_dir(p.dir.path())
+            .args(["runs", "show", "last"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        shown.stdout.contains("gate: approval: prod  (by alice (GITLAB_USER_LOGIN) via --yes)"),
+        "{}",
+        shown.stdout
+    );
+    let summary = std::fs::read_to_string(
+        std::fs::read_dir(p.path(".capstan/runs")).unwrap().flatten().next().unwrap().path().join("summary.json"),
+    )
+    .unwrap();
+    assert!(summary.contains("alice (GITLAB_USER_LOGIN)"), "{summary}");
+
+    let p = Playbook::new(src);
+    let gate = run(&p, &["--approve", "prod"], None);
+    let host = gethostname_of_this_machine();
+    assert!(gate["by"].as_str().is_some_and(|b| b.ends_with(&format!("@{host}"))), "{gate}");
+    assert_eq!(gate["via"], "--approve prod");
+}
+
+fn gethostname_of_this_machine() -> String {
+    String::from_utf8(std::process::Command::new("hostname").output().unwrap().stdout).unwrap().trim().to_string()
+}
+
 /// On a terminal, `approve` asks y/N: yes goes on, anything else stops the
 /// run with exit 3 before the step after it.
 #[test]
@@ -133,5 +184,9 @@ fn an_approval_is_asked_on_the_terminal() {
         t.send(&format!("{answer}\r"));
         assert_eq!(t.wait(std::time::Duration::from_secs(20)), code, "answer {answer:?}: {}", t.text());
         assert_eq!(pb.path("shipped").exists(), shipped, "answer {answer:?}");
+        let events = crate::support::events_in(&pb.journal_text());
+        let gate = crate::support::named(&events, "gate").last().copied().cloned().unwrap();
+        assert_eq!(gate["via"], "terminal", "{gate}");
+        assert!(gate["by"].as_str().is_some_and(|b| b.contains('@')), "{gate}");
     }
 }

@@ -148,7 +148,9 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
             for g in r.gates.iter().filter(|g| {
                 g.phase.as_deref() == Some(phase.name.as_str()) && g.step.as_deref() == Some(s.step.as_str())
             }) {
-                outln!("{}  {} gate: {}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
+                let given = g.provenance();
+                let given = if given.is_empty() { given } else { format!("  ({given})") };
+                outln!("{}  {} gate: {}{given}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
             }
         }
         if let Some(e) = &phase.error {

@@ -267,7 +267,14 @@ fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: Fn
 }
 
 fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> RhaiResultOf<()> {
-    state.services.emit(EventKind::Gate { at: frame::location(), name: name.to_string(), passed, hint: hint.clone() });
+    state.services.emit(EventKind::Gate {
+        at: frame::location(),
+        name: name.to_string(),
+        passed,
+        hint: hint.clone(),
+        by: None,
+        via: None,
+    });
     if passed {
         return Ok(());
     }

@@ -136,8 +136,16 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
 pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool> {
     let services = &state.services;
     let settings = &state.settings;
-    let gate = |passed: bool, hint: Option<String>| {
-        services.emit(EventKind::Gate { at: frame::location(), name: format!("approval: {name}"), passed, hint });
+    let gate = |passed: bool, hint: Option<String>, given: Option<(String, String)>| {
+        let (by, via) = given.map_or((None, None), |(b, v)| (Some(b), Some(v)));
+        services.emit(EventKind::Gate {
+            at: frame::location(),
+            name: format!("approval: {name}"),
+            passed,
+            hint,
+            by,
+            via,
+        });
     };
     if services.dry_run() {
         services.log(Level::Info, format!("would ask for approval `{name}`: {message}"));
@@ -145,8 +153,9 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
     }
     if settings.approve_all || settings.approvals.iter().any(|a| a == name) {
         let how = if settings.approve_all { "--yes".to_string() } else { format!("--approve {name}") };
-        services.log(Level::Info, format!("approval `{name}` given by {how}: {message}"));
-        gate(true, None);
+        let who = ci_actor().unwrap_or_else(local_user);
+        services.log(Level::Info, format!("approval `{name}` given by {who} via {how}: {message}"));
+        gate(true, None, Some((who, how)));
         return Ok(true);
     }
     if settings.interactive {
@@ -158,9 +167,12 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
             let _ = std::io::stdin().lock().read_line(&mut answer);
         });
         let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
-        services
-            .log(Level::Info, format!("approval `{name}` {} on the terminal", if yes { "given" } else { "refused" }));
-        gate(yes, None);
+        let who = local_user();
+        services.log(
+            Level::Info,
+            format!("approval `{name}` {} by {who} on the terminal", if yes { "given" } else { "refused" }),
+        );
+        gate(yes, None, Some((who, "terminal".into())));
         if yes {
             return Ok(true);
         }
@@ -171,8 +183,27 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
         ));
     }
     let hint = format!("re-run with --approve {name} (or --yes to give every approval)");
-    gate(false, Some(hint.clone()));
+    gate(false, Some(hint.clone()), None);
     Err(failure_with_hint(Failure::BLOCKED, format!("approval `{name}` is needed: {message}"), hint))
+}
+
+/// The CI platform's account that started the job, where it says so:
+/// `alice (GITHUB_ACTOR)`.
+fn ci_actor() -> Option<String> {
+    ["GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_USER", "CIRCLE_USERNAME"]
+        .into_iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()).map(|v| format!("{v} ({var})")))
+}
+
+/// The account capstan runs as, on this host: `alice@build-7`.
+fn local_user() -> String {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    format!("{user}@{}", gethostname::gethostname().to_string_lossy())
 }
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {

@@ -197,15 +197,16 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
         md.push('\n');
     }
     if !record.gates.is_empty() {
-        let _ = writeln!(md, "## Gates\n\n| gate | result | where |\n| --- | --- | --- |");
+        let _ = writeln!(md, "## Gates\n\n| gate | result | where | given |\n| --- | --- | --- | --- |");
         for g in &record.gates {
             let place = [g.phase.as_deref(), g.step.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("/");
             let _ = writeln!(
                 md,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 cell(&g.name),
                 if g.passed { "passed" } else { "failed" },
-                cell(&place)
+                cell(&place),
+                cell(&g.provenance())
             );
         }
         md.push('\n');

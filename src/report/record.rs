@@ -93,6 +93,23 @@ pub struct GateRecord {
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// An approval's giver and how it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+impl GateRecord {
+    /// `by alice (GITHUB_ACTOR) via --yes`, or empty.
+    pub fn provenance(&self) -> String {
+        match (&self.by, &self.via) {
+            (Some(by), Some(via)) => format!("by {by} via {via}"),
+            (Some(by), None) => format!("by {by}"),
+            (None, Some(via)) => format!("via {via}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,6 +220,8 @@ impl RunRecord {
                 name: text(ev, "name").unwrap_or_default(),
                 passed: ev.get("passed").and_then(Value::as_bool).unwrap_or(false),
                 hint: text(ev, "hint"),
+                by: text(ev, "by"),
+                via: text(ev, "via"),
             }),
             "undo_started" => self.undo.push(UndoRecord {
                 phase: text(ev, "phase"),

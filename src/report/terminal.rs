@@ -199,7 +199,7 @@ impl Sink for Terminal {
                     self.line(&format!("{indent}{sigil} {message}"));
                 }
             }
-            EventKind::Gate { at, name, passed, hint } => {
+            EventKind::Gate { at, name, passed, hint, .. } => {
                 if !self.quiet || !passed {
                     let m = if *passed { style("✓").green() } else { style("✗").red().bold() };
                     let hint = hint.as_ref().filter(|_| !passed).map(|h| format!(" ({h})")).unwrap_or_default();
