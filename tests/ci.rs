@@ -72,3 +72,25 @@ fn github_format_groups_errors_masks_and_summary() {
     assert!(md.contains("| test | e2e | ❌ failed |"), "{md}");
     assert!(md.contains("**Failed:** `test/e2e`"), "{md}");
 }
+
+/// A run that stops in the top level (a missing secret) still leaves CI a
+/// report (`--junit`); a failed step's `<failure>` has the message and the output.
+#[test]
+fn junit_is_written_for_a_missing_secret_and_carries_failure_output() {
+    let p = Playbook::new(r#"let t = secret("CAPSTAN_TEST_ABSENT_TOKEN"); phase("do", || step("x", || 1));"#);
+    let r = Run::from(
+        p.command("run").args(["--junit", "junit.xml"]).env_remove("CAPSTAN_TEST_ABSENT_TOKEN").output().unwrap(),
+    );
+    r.code(2);
+    let xml = std::fs::read_to_string(p.path("junit.xml")).expect("a JUnit file for a run stopped at the top level");
+    assert!(xml.contains(r#"<testcase name="secret CAPSTAN_TEST_ABSENT_TOKEN""#), "{xml}");
+    assert!(xml.contains(r#"failures="1""#) && xml.contains("is not set"), "{xml}");
+
+    let p = Playbook::new(r#"phase("do", || step("fails", || sh("echo from-stdout; echo from-stderr >&2; exit 3")));"#);
+    let r = Run::from(p.command("run").args(["--junit", "junit.xml"]).output().unwrap());
+    r.code(1);
+    let xml = std::fs::read_to_string(p.path("junit.xml")).unwrap();
+    let failure = &xml[xml.find("<failure").expect("a failure")..xml.find("</failure>").expect("with a body")];
+    assert!(failure.contains("exit status 3"), "{failure}");
+    assert!(failure.contains("from-stdout") && failure.contains("from-stderr"), "{failure}");
+}

@@ -192,6 +192,13 @@ fn run_blocking(
             return exit::FAILED;
         }
         crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+        if let Some(path) = &args.junit {
+            let message = services.redactor.redact(&crate::primitives::error_message(&e)).into_owned();
+            let at = diagnostics::innermost_location(&e);
+            if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
+                crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
+            }
+        }
         return exit::USAGE;
     }
     let model = state.model().clone();

@@ -50,6 +50,33 @@ pub fn write(record: &RunRecord, path: &Path, phases: &[String]) -> std::io::Res
     std::fs::write(path, xml)
 }
 
+/// The top level failed before any phase ran (a missing secret, a bad
+/// param): CI still gets a report, one failed testcase saying why. A
+/// missing secret names the testcase after it (`secret NAME`).
+pub fn write_top_level_error(path: &Path, playbook: &str, message: &str, at: Option<&str>) -> std::io::Result<()> {
+    let stem = Path::new(playbook).file_stem().map_or_else(|| "playbook".into(), |s| s.to_string_lossy().into_owned());
+    let name = message
+        .strip_prefix("secret `")
+        .and_then(|rest| rest.split_once("` is not set"))
+        .map_or_else(|| "(top level)".to_string(), |(secret, _)| format!("secret {secret}"));
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    status.set_message(message);
+    if let Some(at) = at {
+        status.set_type(at);
+    }
+    let mut case = TestCase::new(name, status);
+    case.set_classname(format!("{stem}.(top level)"));
+    let mut suite = TestSuite::new("(top level)");
+    suite.add_test_case(case);
+    let mut report = Report::new(format!("capstan {stem}"));
+    report.add_test_suite(suite);
+    let xml = report.to_string().map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, xml)
+}
+
 fn tail(step: &StepRecord) -> String {
     step.tail.iter().cloned().collect::<Vec<_>>().join("\n")
 }
