@@ -85,3 +85,66 @@ fn a_failed_undo_makes_resume_refuse_with_exit_4() {
     assert!(r.stderr.contains("fix by hand what `do/provision` changed"), "{}", r.stderr);
     assert!(!p.path("after-ran").exists(), "nothing runs when resume refuses");
 }
+
+/// The audit trail: params (secrets masked), the playbook and its sha256 in
+/// summary.json, report.json, report.md and `runs show`; phase-level gates
+/// and a resumed run's whole running time in `runs show`.
+#[test]
+fn the_run_record_keeps_params_playbook_sha_gates_and_real_duration() {
+    let src = r#"let tok = secret("AUDIT_TOKEN");
+let v = param("version", "1.0");
+let pw = param("password", "");
+phase("do", || {
+  approve("prod", "ship?");
+  step("wait", || sleep("300ms"));
+  step("gate", || if !fs::exists("go") { fail("not yet") });
+});
+phase("archive", || report::write("reports"));"#;
+    let p = Playbook::new(src).env("AUDIT_TOKEN", "hunter2-audit");
+    let first = Run::from(
+        p.command("run")
+            .args(["--yes", "--param", "version=2.0", "--param", "password=hunter2-audit"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(first.code, 1, "{}", first.all());
+    std::fs::write(p.path("go"), "").unwrap();
+    let r = Run::from(p.command("run").args(["--resume", "last", "--yes"]).output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.all());
+
+    let sha = {
+        use sha2::Digest as _;
+        format!("{:x}", sha2::Sha256::digest(src.as_bytes()))
+    };
+    let run_dir = std::fs::read_dir(p.path(".capstan/runs")).unwrap().flatten().next().unwrap().path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["playbook"], "deploy.rhai");
+    assert_eq!(summary["playbook_sha256"], sha.as_str());
+    assert_eq!(summary["params"]["version"], "2.0");
+    assert_eq!(summary["params"]["password"], "***", "{summary}");
+    assert!(summary["total_duration_ms"].as_u64().unwrap() >= 300, "{summary}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("reports/report.json")).unwrap()).unwrap();
+    assert_eq!(report["playbook_sha256"], sha.as_str());
+    assert_eq!(report["params"]["password"], "***");
+    let md = std::fs::read_to_string(p.path("reports/report.md")).unwrap();
+    assert!(md.contains(&format!("sha256 `{sha}`")), "{md}");
+    assert!(md.contains("`version` = `\"2.0\"`"), "{md}");
+    assert!(!md.contains("hunter2-audit"), "{md}");
+
+    let shown = Run::from(
+        std::process::Command::new(crate::support::capstan_bin())
+            .current_dir(p.dir.path())
+            .args(["runs", "show", "last"])
+            .output()
+            .unwrap(),
+    );
+    let out = &shown.stdout;
+    assert!(out.contains(&format!("playbook sha256 {sha}")), "{out}");
+    assert!(out.contains("params password=*** version=2.0"), "{out}");
+    assert!(out.contains("gate: approval: prod  (by "), "a phase-level gate is listed: {out}");
+    assert!(out.contains("over 2 attempts"), "{out}");
+    assert!(!out.contains("hunter2-audit"), "{out}");
+}

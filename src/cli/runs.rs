@@ -113,14 +113,35 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
         if r.status == "running" { "incomplete (the run did not finish)".to_string() } else { r.status.clone() };
     let exit_code = r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     outln!("{} {} {}{exit_code}", style(format!("run {}", r.run_id)).bold(), r.playbook, status);
-    outln!(
-        "  started {}, took {}{}",
-        r.started.as_deref().unwrap_or("?"),
-        took(r.duration_ms),
-        if r.resumes > 0 { format!(", resumed {} time(s)", r.resumes) } else { String::new() }
-    );
+    let duration = if r.resumes > 0 {
+        format!(
+            "{} over {} attempts (the last took {})",
+            took(Some(r.total_duration_ms)),
+            r.resumes + 1,
+            took(r.duration_ms)
+        )
+    } else {
+        took(r.duration_ms)
+    };
+    outln!("  started {}, took {duration}", r.started.as_deref().unwrap_or("?"));
+    if let Some(sha) = &r.playbook_sha256 {
+        outln!("  playbook sha256 {sha}");
+    }
+    if !r.params.is_empty() {
+        let params: Vec<String> = r
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        outln!("  params {}", params.join(" "));
+    }
     for phase in &r.phases {
         outln!("▸ {} {} {}", phase.name, phase.status, took(Some(phase.duration_ms)));
+        for g in r.gates.iter().filter(|g| g.phase.as_deref() == Some(phase.name.as_str()) && g.step.is_none()) {
+            let given = g.provenance();
+            let given = if given.is_empty() { given } else { format!("  ({given})") };
+            outln!("  {} gate: {}{given}", if g.passed { "✓" } else { "✗" }, g.name);
+        }
         for s in &phase.steps {
             let depth = s.step.matches('/').count() + 1;
             let mark = match s.status.as_str() {

@@ -133,6 +133,21 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
         record.started.as_deref().unwrap_or("?"),
         if record.dry_run { " (dry run)" } else { "" }
     );
+    if let Some(sha) = &record.playbook_sha256 {
+        let _ = writeln!(md, "- **Playbook:** `{}` (sha256 `{sha}`)", cell(&record.playbook));
+    }
+    if record.resumes > 0 {
+        let _ =
+            writeln!(md, "- **Attempts:** {} ({} running in all)", record.resumes + 1, ms(record.total_duration_ms));
+    }
+    if !record.params.is_empty() {
+        let params: Vec<String> =
+            record.params.iter().map(|(k, v)| format!("`{k}` = `{}`", cell(&v.to_string()))).collect();
+        let _ = writeln!(md, "- **Params:** {}", params.join(", "));
+    }
+    if record.playbook_sha256.is_some() || record.resumes > 0 || !record.params.is_empty() {
+        md.push('\n');
+    }
     if let Some(i) = incident {
         let _ = writeln!(md, "## Incident\n");
         let at = i.error_at.as_deref().map(|a| format!(" at `{a}`")).unwrap_or_default();

@@ -19,14 +19,25 @@ const MAX_TAIL_LINE: usize = 1000;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunRecord {
     pub run_id: String,
+    /// The playbook as it was given on the command line.
     pub playbook: String,
+    /// The SHA-256 of the playbook the latest attempt ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playbook_sha256: Option<String>,
+    /// The params as given (secrets masked, as in the journal).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, Value>,
     pub dry_run: bool,
     pub started: Option<String>,
     pub finished: Option<String>,
     /// `running` until `run_finished`; a crashed run stays `running`.
     pub status: String,
     pub exit_code: Option<i64>,
+    /// The latest attempt's duration.
     pub duration_ms: Option<u64>,
+    /// Every finished attempt's duration added up: a resumed run's real
+    /// running time.
+    pub total_duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,6 +175,14 @@ impl RunRecord {
                 }
                 self.run_id = text(ev, "run_id").unwrap_or_default();
                 self.playbook = text(ev, "playbook").unwrap_or_default();
+                if let Some(sha) = text(ev, "playbook_sha256") {
+                    self.playbook_sha256 = Some(sha);
+                }
+                if let Some(Value::Object(params)) = ev.get("params") {
+                    for (k, v) in params {
+                        self.params.insert(k.clone(), v.clone());
+                    }
+                }
                 self.dry_run = ev.get("dry_run").and_then(Value::as_bool).unwrap_or(false);
                 self.status = "running".into();
                 self.finished = None;
@@ -251,6 +270,7 @@ impl RunRecord {
                 self.status = text(ev, "status").unwrap_or_default();
                 self.exit_code = ev.get("exit_code").and_then(Value::as_i64);
                 self.duration_ms = ev.get("duration_ms").and_then(Value::as_u64);
+                self.total_duration_ms += self.duration_ms.unwrap_or(0);
                 self.error = text(ev, "error");
                 self.error_at = text(ev, "error_at");
             }
