@@ -57,33 +57,44 @@ fn wait_until_healthy_and_fail_when_not() {
     assert!(r.stderr.contains("is not healthy within 1s"), "{}", r.stderr);
 }
 
+/// The counts must be exact on every run. The latency and throughput
+/// figures compare the probe's clock with the server's on a shared 2-core
+/// machine, where another test's process can steal a time slice from
+/// either side; a figure off by more than its tolerance is measured again,
+/// up to three times, and all three must miss for the test to fail.
 #[test]
 fn probe_measures_error_rate_latency_and_throughput() {
     let _exclusive = crate::support::exclusive();
-    let server = LatencyServer::start(5, 20, 20);
-    let p = Playbook::new(&format!(
-        r#"phase("do", || {{
-            let p = health::probe("{}", #{{ duration: "3s", concurrency: 64, rate: 2400 }});
-            event("probe", p);
-        }});"#,
-        server.url
-    ));
-    let r = p.run_json();
-    r.code(0);
-    let events = r.events();
-    let probe = &named(&events, "event")[0]["data"];
-    let error_rate = probe["error_rate"].as_f64().unwrap();
-    let p99 = probe["p99_ms"].as_f64().unwrap();
-    let rps = probe["rps"].as_f64().unwrap();
-    let server_p99 = server.quantile_ms(0.99);
-    assert!((error_rate - 0.05).abs() <= 0.015, "error rate {error_rate}");
-    assert!((p99 - server_p99).abs() / server_p99 <= 0.10, "probe p99 {p99} ms vs server p99 {server_p99} ms");
-    assert!(rps >= 2000.0, "only {rps} requests/s");
-    assert_eq!(probe["requests"].as_u64().unwrap() as usize, server.served());
-    assert_eq!(
-        probe["by_status"]["500"].as_u64().unwrap() + probe["by_status"]["200"].as_u64().unwrap(),
-        probe["requests"].as_u64().unwrap()
-    );
+    let mut misses = Vec::new();
+    for _ in 0..3 {
+        let server = LatencyServer::start(5, 20, 20);
+        let p = Playbook::new(&format!(
+            r#"phase("do", || {{
+                let p = health::probe("{}", #{{ duration: "3s", concurrency: 64, rate: 2400 }});
+                event("probe", p);
+            }});"#,
+            server.url
+        ));
+        let r = p.run_json();
+        r.code(0);
+        let events = r.events();
+        let probe = &named(&events, "event")[0]["data"];
+        let requests = probe["requests"].as_u64().unwrap();
+        assert_eq!(requests as usize, server.served());
+        assert_eq!(probe["by_status"]["500"].as_u64().unwrap() + probe["by_status"]["200"].as_u64().unwrap(), requests);
+        let error_rate = probe["error_rate"].as_f64().unwrap();
+        assert!((error_rate - 0.05).abs() <= 0.015, "error rate {error_rate}");
+        let p99 = probe["p99_ms"].as_f64().unwrap();
+        let rps = probe["rps"].as_f64().unwrap();
+        let server_p99 = server.quantile_ms(0.99);
+        // The client sees at least what the server spent.
+        assert!(p99 >= server_p99 * 0.95, "probe p99 {p99} ms is below the server's {server_p99} ms");
+        if (p99 - server_p99).abs() / server_p99 <= 0.10 && rps >= 2000.0 {
+            return;
+        }
+        misses.push(format!("probe p99 {p99} ms vs server p99 {server_p99} ms, {rps} requests/s"));
+    }
+    panic!("three measurements off: {misses:#?}");
 }
 
 #[test]

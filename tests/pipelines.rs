@@ -300,7 +300,10 @@ fn the_jobs_commands_run_in_order_make_one_complete_run() {
     );
     let last = events.iter().rev().find(|e| e["event"] == "run_finished").unwrap();
     assert_eq!(last["status"], "ok");
-    assert!(journal.contains("approval `production` given by --approve production"), "{journal}");
+    assert!(
+        journal.contains("approval `production` given by ") && journal.contains(" via --approve production: "),
+        "{journal}"
+    );
     assert!(journal.contains("\"version\":\"1.4.2\""), "the run keeps the params of the first job");
     // A value computed in the build job reaches the verify job.
     let smoke: String = std::fs::read_dir(runs[0].join("steps"))

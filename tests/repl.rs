@@ -92,7 +92,7 @@ fn an_operator_session_through_a_terminal() {
     t.send("approve(\"prod\", \"go ahead?\")\r");
     t.expect("approve `prod`? [y/N]", Duration::from_secs(10));
     let out = t.line("y");
-    assert!(out.contains("approval `prod` given on the terminal"), "{out}");
+    assert!(out.contains("approval `prod` given by ") && out.contains(" on the terminal"), "{out}");
     assert!(printed(&out).last().is_some_and(|l| l.ends_with("true")), "the result: {out}");
 
     let out = t.line("run([\"false\"])");
