@@ -1,7 +1,8 @@
 //! `capstan ci`: generated pipelines checked by the platforms' own linters and
-//! schemas (actionlint, GitLab's CI schema through check-jsonschema), golden
-//! files for Jenkins and `CircleCI`, and the semantics: job order, gates,
-//! secret references, and the jobs' commands run in order as one run.
+//! schemas (actionlint; GitLab's and `CircleCI`'s schemas through
+//! check-jsonschema), golden files for Jenkins and `CircleCI`, and the
+//! semantics: job order, gates, secret references, and the jobs' commands run
+//! in order as one run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +77,19 @@ fn gitlab_pipelines_match_gitlabs_schema() {
     }
 }
 
+/// With and without secrets (a workflow job with no context and no
+/// `requires` has nothing to say but its name).
+#[test]
+fn circleci_configs_match_circlecis_schema() {
+    for source in [fixture(), SIMPLE.to_string()] {
+        let p = Playbook::new(&source);
+        Run::from(p.command("ci").args(["--platform", "circleci", "-o", "config.yml"]).output().unwrap()).code(0);
+        let file = p.path("config.yml");
+        let check = tool("check-jsonschema", &["--builtin-schema", "vendor.circle-ci", file.to_str().unwrap()]);
+        assert_eq!(check.code, 0, "CircleCI's schema rejects the config:\n{}", check.all());
+    }
+}
+
 /// The validators above must be able to say no, or their passes mean nothing.
 #[test]
 fn the_validators_reject_broken_pipelines() {
@@ -90,6 +104,20 @@ fn the_validators_reject_broken_pipelines() {
     let gitlab = dir.path().join(".gitlab-ci.yml");
     std::fs::write(&gitlab, "a:\n  when: sometimes\n  script:\n    - echo\n").unwrap();
     assert_ne!(tool("check-jsonschema", &["--builtin-schema", "vendor.gitlab-ci", gitlab.to_str().unwrap()]).code, 0);
+    // A workflow job written `- build:` with nothing after it is null, which
+    // `CircleCI` rejects: it takes a name or a map.
+    let circleci = dir.path().join("config.yml");
+    std::fs::write(
+        &circleci,
+        "version: 2.1\njobs:\n  build:\n    docker:\n      - image: rust:1\n    steps:\n      - checkout\n\
+         workflows:\n  w:\n    jobs:\n      - build:\n",
+    )
+    .unwrap();
+    let check = tool("check-jsonschema", &["--builtin-schema", "vendor.circle-ci", circleci.to_str().unwrap()]);
+    assert_ne!(check.code, 0, "{}", check.all());
+    std::fs::write(&circleci, std::fs::read_to_string(&circleci).unwrap().replace("- build:", "- build")).unwrap();
+    let check = tool("check-jsonschema", &["--builtin-schema", "vendor.circle-ci", circleci.to_str().unwrap()]);
+    assert_eq!(check.code, 0, "the same config with `- build` is valid:\n{}", check.all());
 }
 
 #[test]
@@ -321,8 +349,9 @@ fn the_jobs_commands_run_in_order_make_one_complete_run() {
     assert_eq!(verify.matches("<skipped").count(), 5, "the five earlier steps are skipped: {verify}");
 }
 
-/// Jenkins and `CircleCI` have no linter that runs here: their output is
-/// pinned. `CAPSTAN_BLESS=1` rewrites the golden files.
+/// Jenkins has no linter that runs here and `CircleCI`'s schema checks only
+/// the shape: their output is pinned. `CAPSTAN_BLESS=1` rewrites the golden
+/// files.
 #[test]
 fn jenkins_and_circleci_match_the_golden_files() {
     let version = env!("CARGO_PKG_VERSION");

@@ -96,12 +96,22 @@ pub fn render(p: &Pipeline) -> String {
             }
             previous = Some(gate);
         }
-        out.push(3, format!("- {}:", job.id));
+        let mut options = Vec::new();
         if !p.secrets.is_empty() {
-            out.push(5, format!("context: [{context}]"));
+            options.push(format!("context: [{context}]"));
         }
         if let Some(prev) = &previous {
-            out.push(5, format!("requires: [{prev}]"));
+            options.push(format!("requires: [{prev}]"));
+        }
+        // `- build:` with nothing under it is null, which CircleCI's schema
+        // rejects: a job without options is listed by name alone.
+        if options.is_empty() {
+            out.push(3, format!("- {}", job.id));
+        } else {
+            out.push(3, format!("- {}:", job.id));
+            for option in options {
+                out.push(5, option);
+            }
         }
         previous = Some(job.id.clone());
     }
