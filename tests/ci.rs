@@ -1,6 +1,9 @@
-//! CI outputs: `JUnit` read by a real consumer, GitHub workflow commands.
+//! CI outputs: `JUnit` read by real consumers (junitparser, the schema
+//! Jenkins xUnit validates against), GitHub workflow commands.
 
-use crate::support::{Playbook, Run};
+use std::path::{Path, PathBuf};
+
+use crate::support::{repo_root, Playbook, Run};
 
 const MIXED: &str = r#"
 phase("build", || {
@@ -93,4 +96,118 @@ fn junit_is_written_for_a_missing_secret_and_carries_failure_output() {
     let failure = &xml[xml.find("<failure").expect("a failure")..xml.find("</failure>").expect("with a body")];
     assert!(failure.contains("exit status 3"), "{failure}");
     assert!(failure.contains("from-stdout") && failure.contains("from-stderr"), "{failure}");
+}
+
+/// The `JUnit` schema Jenkins xUnit validates reports against; where the copy
+/// comes from is in tests/schemas/README.md.
+fn junit_xsd() -> PathBuf {
+    repo_root().join("tests/schemas/junit-10.xsd")
+}
+
+/// What `xmlschema` finds wrong with each file against `xsd`: one line per
+/// error, empty when every file is valid.
+fn schema_errors(xsd: &Path, files: &[PathBuf]) -> String {
+    let script = r"
+import sys, xmlschema
+schema = xmlschema.XMLSchema(sys.argv[1])
+for f in sys.argv[2:]:
+    for e in schema.iter_errors(f):
+        print(f'{f}: {e.path}: {e.reason}')
+";
+    let out =
+        std::process::Command::new("python3").arg("-c").arg(script).arg(xsd).args(files).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "xmlschema failed (scripts/install-test-deps installs it from PyPI): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every kind of report capstan writes passes the XSD Jenkins xUnit checks
+/// `JUnit` files with: a success, a failure with undo, skipped and dry-run
+/// steps, a resumed run whose earlier steps are skipped, and a run stopped at
+/// the top level by a missing secret.
+#[test]
+fn junit_matches_the_jenkins_xunit_schema() {
+    let mut reports = Vec::new();
+
+    let ok = Playbook::new(
+        r#"
+phase("build", || {
+    step("compile", || run(["echo", "compiled <ok> & \"done\""]));
+    step("optional", #{ when: false }, || 1);
+    step("flaky", #{ allow_failure: true }, || fail("tolerated"));
+});
+"#,
+    );
+    ok.command("run").args(["--junit", "junit.xml"]).output().map(Run::from).unwrap().code(0);
+    // Rewriting the report for the schema leaves its text as it was.
+    let xml = std::fs::read_to_string(ok.path("junit.xml")).unwrap();
+    assert!(xml.contains("<system-out>compiled &lt;ok&gt; &amp; &quot;done&quot;</system-out>"), "{xml}");
+    reports.push(ok.path("junit.xml"));
+
+    let undone = Playbook::new(
+        r#"
+phase("deploy", || {
+    step("one", #{ undo: || sh("echo undo-one") }, || sh("echo one"));
+    step("two", || sh("echo broken >&2; exit 3"));
+});
+phase("after", || {
+    step("never", || 1);
+});
+"#,
+    );
+    let r = Run::from(undone.command("run").args(["--junit", "junit.xml", "--log-format", "plain"]).output().unwrap());
+    r.code(1);
+    assert!(r.all().contains("undo one"), "the undo ran: {}", r.all());
+    reports.push(undone.path("junit.xml"));
+
+    let outside = Playbook::new(r#"phase("deploy", || { step("one", || 1); throw "outside any step"; });"#);
+    outside.command("run").args(["--junit", "junit.xml"]).output().map(Run::from).unwrap().code(1);
+    reports.push(outside.path("junit.xml"));
+
+    let dry = Playbook::new(
+        r#"phase("deploy", || { step("apply", || sh("echo applied")); step("later", #{ when: false }, || 1); });"#,
+    );
+    dry.command("run").args(["--dry-run", "--junit", "junit.xml"]).output().map(Run::from).unwrap().code(0);
+    reports.push(dry.path("junit.xml"));
+
+    let phased = Playbook::new(
+        r#"
+phase("build", || { step("image", || 1); step("push", || 2); });
+phase("test", || { step("unit", || 3); });
+"#,
+    );
+    let run = |args: &[&str]| Run::from(phased.command("run").args(args).output().unwrap());
+    run(&["--phase", "build", "--junit", "build.xml"]).code(0);
+    run(&["--resume", "last", "--to", "test", "--junit", "test.xml"]).code(0);
+    reports.extend([phased.path("build.xml"), phased.path("test.xml")]);
+
+    let secret = Playbook::new(r#"let t = secret("CAPSTAN_TEST_ABSENT_TOKEN"); phase("do", || step("x", || 1));"#);
+    Run::from(
+        secret.command("run").args(["--junit", "junit.xml"]).env_remove("CAPSTAN_TEST_ABSENT_TOKEN").output().unwrap(),
+    )
+    .code(2);
+    reports.push(secret.path("junit.xml"));
+
+    let errors = schema_errors(&junit_xsd(), &reports);
+    let shown: Vec<String> = reports.iter().map(|r| std::fs::read_to_string(r).unwrap()).collect();
+    assert!(errors.is_empty(), "junit-10.xsd rejects capstan's JUnit:\n{errors}\n{}", shown.join("\n"));
+    // The resumed run counts the steps an earlier attempt completed as skipped.
+    let resumed = std::fs::read_to_string(phased.path("test.xml")).unwrap();
+    assert!(resumed.contains(r#"<testsuite name="build" tests="2" skipped="2""#), "{resumed}");
+}
+
+/// The schema check above must be able to say no: the count of skipped tests
+/// is `skipped` on `<testsuite>`, not `disabled`.
+#[test]
+fn the_junit_schema_rejects_a_disabled_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junit.xml");
+    let suite = r#"<testsuites><testsuite name="a" tests="1" COUNT="1" errors="0" failures="0"><testcase name="x"><skipped/></testcase></testsuite></testsuites>"#;
+    std::fs::write(&file, suite.replace("COUNT", "disabled")).unwrap();
+    assert!(schema_errors(&junit_xsd(), std::slice::from_ref(&file)).contains("disabled"));
+    std::fs::write(&file, suite.replace("COUNT", "skipped")).unwrap();
+    assert_eq!(schema_errors(&junit_xsd(), &[file]), "");
 }
