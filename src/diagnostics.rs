@@ -31,7 +31,7 @@ fn site(source: &str, pos: Position) -> Option<Site> {
 
 /// Module files are known by their canonical path; show them relative to
 /// the working directory when they are under it.
-fn shorten(source: &str) -> String {
+pub fn shorten(source: &str) -> String {
     let path = Path::new(source);
     if path.is_absolute() {
         if let Ok(cwd) = std::env::current_dir().and_then(|d| d.canonicalize()) {
@@ -139,9 +139,10 @@ pub fn render_parse(err: &ParseError, source: &str, redactor: &Redactor) -> Stri
     redactor.redact(&out).into_owned()
 }
 
-/// A finding from `check`, rendered the same way.
-pub fn render_finding(site: &Site, message: &str, hint: Option<&str>) -> String {
-    let mut out = format!("warning: {message}\n");
+/// A finding from `check`, rendered the same way; `level` is `error` or
+/// `warning`.
+pub fn render_finding(site: &Site, level: &str, message: &str, hint: Option<&str>) -> String {
+    let mut out = format!("{level}: {message}\n");
     snippet(&mut out, site);
     if let Some(h) = hint {
         let _ = writeln!(out, "   = hint: {h}");
@@ -200,8 +201,20 @@ fn snippet(out: &mut String, at: &Site) {
     let _ = writeln!(out, "{pad} | {}{}", " ".repeat(prefix.chars().count()), "^".repeat(width));
 }
 
-/// Width of the token starting a text: an identifier path, or one char.
+/// Width of the token starting a text: a string literal through its
+/// closing quote, an identifier path, or one char.
 fn token_width(rest: &str) -> usize {
+    if let Some(body) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in body.chars().enumerate() {
+            match c {
+                '"' if !escaped => return i + 2,
+                '\\' if !escaped => escaped = true,
+                _ => escaped = false,
+            }
+        }
+        return 1;
+    }
     let n = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').count();
     n.max(1)
 }
@@ -264,5 +277,8 @@ mod tests {
         assert_eq!(token_width("shh(\"x\")"), 3);
         assert_eq!(token_width("helm::upgrade(x)"), 13);
         assert_eq!(token_width("+ 1"), 1);
+        assert_eq!(token_width("\"5 minuts\" }"), 10);
+        assert_eq!(token_width("\"a\\\"b\", 1"), 6);
+        assert_eq!(token_width("\"unterminated"), 1);
     }
 }

@@ -172,3 +172,90 @@ fn output_option_writes_data_to_a_file() {
     assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     assert!(lines.contains("\"event\":\"run_finished\""));
 }
+
+#[test]
+fn check_reports_bad_duration_literals_and_run_refuses_them() {
+    let p = Playbook::new(concat!(
+        "import \"capstan/canary\" as canary;\n",
+        "phase(\"one\", || { step(\"first\", || run([\"touch\", \"first-ran\"])); });\n",
+        "phase(\"two\", || {\n",
+        "    step(\"migrate\", #{ retries: 2, timeout: \"5 minuts\" }, || 1);\n",
+        "    health::wait(\"http://127.0.0.1:1/\", #{ within: \"2m\", interval: \"soon\" });\n",
+        "    canary::run(#{ ladder: [5], hold: \"10 mins\", interval: \"30x\", set_weight: |w| w, analyze: || 1 });\n",
+        "    let later = \"5 minuts\";\n",
+        "    step(\"computed\", #{ retry_delay: later }, || 1);\n",
+        "});\n",
+    ));
+    let r = p.check();
+    r.code(1);
+    assert!(r.stderr.contains("error: step option `timeout`: \"5 minuts\" is not a duration"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> deploy.rhai:4:45"), "{}", r.stderr);
+    let caret = format!("  | {}{}\n", " ".repeat(44), "^".repeat(10));
+    assert!(r.stderr.contains(&caret), "the caret spans the literal: {}", r.stderr);
+    assert!(r.stderr.contains("hint: write a duration like \"30s\", \"5m\" or \"1h 30m\""), "{}", r.stderr);
+    assert!(r.stderr.contains("health::wait option `interval`: \"soon\" is not a duration"), "{}", r.stderr);
+    assert!(r.stderr.contains("canary::run option `interval`: \"30x\" is not a duration"), "{}", r.stderr);
+    assert!(!r.stderr.contains("`within`") && !r.stderr.contains("`hold`"), "valid literals pass: {}", r.stderr);
+    assert!(!r.stderr.contains("retry_delay"), "a computed value is the run's to judge: {}", r.stderr);
+    assert!(r.stderr.contains("3 findings"), "{}", r.stderr);
+
+    let r = Playbook::new("phase(\"do\", || step(\"s\", #{ timeout: \"5 minuts\" }, || 1));").arg("--json").check();
+    r.code(1);
+    let findings: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(findings[0]["rule"], "invalid-duration");
+    assert_eq!(findings[0]["severity"], "error");
+    assert_eq!((findings[0]["line"].as_u64(), findings[0]["column"].as_u64()), (Some(1), Some(38)));
+
+    // `run` refuses before the first phase changes anything.
+    let r = p.run();
+    r.code(2);
+    assert!(r.stderr.contains("--> deploy.rhai:4:45"), "{}", r.stderr);
+    assert!(!p.path("first-ran").exists(), "nothing may run");
+    assert!(!r.stdout.contains("first") && !r.stderr.contains("✓ first"), "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn check_reports_a_slash_in_a_step_name_and_run_refuses_it() {
+    let p = Playbook::new(
+        "phase(\"do\", || {\n    step(\"first\", || run([\"touch\", \"first-ran\"]));\n    step(\"db/migrate\", || 1);\n});\n",
+    );
+    let r = p.check();
+    r.code(1);
+    assert!(r.stderr.contains("error: step name \"db/migrate\" contains `/`"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> deploy.rhai:3:10"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: `/` separates nested steps"), "{}", r.stderr);
+    let r = p.run();
+    r.code(2);
+    assert!(r.stderr.contains("step name \"db/migrate\" contains `/`"), "{}", r.stderr);
+    assert!(!p.path("first-ran").exists(), "nothing may run");
+}
+
+#[test]
+fn check_warns_when_a_script_function_hides_a_primitive() {
+    let p = Playbook::new(concat!(
+        "import \"lib/tools\" as tools;\n",
+        "import \"capstan/canary\" as canary;\n",
+        "fn info(msg) { print(msg) }\n",
+        "fn deploy(a, b) { a + b }\n",
+        "phase(\"do\", || tools::build());\n",
+    ))
+    .file("lib/tools.rhai", "fn run(argv) { argv }\nfn sh(a, b, c) { a }\nfn build() { run([\"make\"]) }\n");
+    let r = p.check();
+    r.code(0);
+    assert!(r.stderr.contains("warning: function `info` hides the primitive `info(message)`"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> deploy.rhai:3:4"), "{}", r.stderr);
+    assert!(r.stderr.contains("warning: function `run` hides the primitive `run(argv)`"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> lib/tools.rhai:1:4"), "{}", r.stderr);
+    assert!(!r.stderr.contains("`sh`") && !r.stderr.contains("`deploy`"), "{}", r.stderr);
+    assert!(r.stderr.contains("1 playbook checked, 2 warnings"), "{}", r.stderr);
+
+    let r = p.arg("--json").check();
+    r.code(0);
+    let findings: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(findings.as_array().map(Vec::len), Some(2), "{findings}");
+    assert!(findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["severity"] == "warning" && f["rule"] == "shadowed-primitive"));
+}

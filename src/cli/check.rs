@@ -1,6 +1,8 @@
 //! `capstan check`: compile with strict variables, then lint the AST:
 //! calls to functions that do not exist, duplicate phase names, unknown
-//! step options. Exit 0 clean, 1 findings, 2 does not compile.
+//! step options, literals a step would reject (errors); script functions
+//! that hide a primitive (warnings). Exit 0 clean or warnings only, 1
+//! errors, 2 does not compile.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -19,11 +21,30 @@ use crate::state::TopLevelBudget;
 const KEYWORD_FUNCTIONS: &[&str] =
     &["print", "debug", "type_of", "Fn", "call", "curry", "is_shared", "is_def_fn", "is_def_var", "this"];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Severity {
+    /// The run would fail on it: exit 1.
+    Error,
+    /// Likely a mistake, yet the run would go on: exit 0.
+    Warning,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Finding {
     file: String,
     line: usize,
     column: usize,
+    severity: Severity,
     rule: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,8 +77,9 @@ pub fn check(args: &CheckArgs) -> i32 {
     } else {
         crate::err!("{}", render_findings(&all));
         if worst == exit::OK {
+            let warnings = if all.is_empty() { "no findings".to_string() } else { plural(all.len(), "warning") };
             crate::errln!(
-                "{} {} checked, no findings",
+                "{} {} checked, {warnings}",
                 console::style("✓").green(),
                 plural(args.playbooks.len(), "playbook")
             );
@@ -93,9 +115,58 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }
     }
-    let findings = lint(&engine, &loaded.ast, path);
-    let code = if findings.is_empty() { exit::OK } else { exit::FAILED };
+    let mut findings = lint(&engine, &loaded.ast, path);
+    let written = crate::engine::compile_as_written(path, text).unwrap_or_else(|_| loaded.ast.clone());
+    findings.extend(literal_findings(&written, path));
+    let resolver = crate::engine::SandboxResolver::new(&super::playbook_root(path));
+    let primitives = crate::playbook::shadows::primitives(&engine);
+    let is_primitive = |name: &str, arity: usize| primitives.contains_key(&(name.to_string(), arity));
+    for shadow in crate::playbook::shadows::shadows(path, text, &written, &resolver, is_primitive) {
+        let hides = primitives.get(&(shadow.name.clone(), shadow.arity)).cloned().unwrap_or_default();
+        findings.push(Finding {
+            file: crate::diagnostics::shorten(&shadow.file),
+            line: shadow.pos.line().unwrap_or(0),
+            column: shadow.pos.position().unwrap_or(1),
+            severity: Severity::Warning,
+            rule: "shadowed-primitive",
+            message: format!("function `{}` hides the primitive `{hides}`", shadow.name),
+            hint: Some(format!(
+                "calls to `{}` with {} in this file run this function, not the primitive; rename it",
+                shadow.name,
+                plural(shadow.arity, "argument")
+            )),
+        });
+    }
+    // The playbook's own findings first, then each module's.
+    let own = path.to_string_lossy().into_owned();
+    findings.sort_by_key(|f| (f.file != own, f.file.clone(), f.line, f.column));
+    let code = if findings.iter().any(|f| f.severity == Severity::Error) { exit::FAILED } else { exit::OK };
     Checked { code, findings, diagnostic: None }
+}
+
+/// The literals a step would reject, as error findings.
+fn literal_findings(written: &AST, path: &Path) -> Vec<Finding> {
+    crate::playbook::literals::bad_literals(written)
+        .into_iter()
+        .map(|bad| Finding {
+            file: path.to_string_lossy().into_owned(),
+            line: bad.pos.line().unwrap_or(0),
+            column: bad.pos.position().unwrap_or(1),
+            severity: Severity::Error,
+            rule: bad.rule,
+            message: bad.message,
+            hint: Some(bad.hint),
+        })
+        .collect()
+}
+
+/// What `run` refuses before anything runs: the literals `check` reports
+/// as errors that the run would otherwise fail on midway, after earlier
+/// steps changed things. The rendered errors, or `None`.
+pub(crate) fn refusal(path: &Path, text: &str) -> Option<String> {
+    let written = crate::engine::compile_as_written(path, text).ok()?;
+    let findings = literal_findings(&written, path);
+    (!findings.is_empty()).then(|| render_findings(&findings))
 }
 
 /// `check --json`: the findings as a JSON array.
@@ -108,7 +179,7 @@ pub(crate) fn render_findings(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
         let site = Site { source: f.file.clone(), line: f.line, column: f.column };
-        out.push_str(&render_finding(&site, &f.message, f.hint.as_deref()));
+        out.push_str(&render_finding(&site, f.severity.label(), &f.message, f.hint.as_deref()));
     }
     out
 }
@@ -166,6 +237,7 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
             file: file.clone(),
             line: pos.line().unwrap_or(0),
             column: pos.position().unwrap_or(1),
+            severity: Severity::Error,
             rule,
             message,
             hint,

@@ -122,6 +122,8 @@ pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
 pub struct Loaded {
     pub path: PathBuf,
     pub ast: rhai::AST,
+    /// The text it was compiled from.
+    pub text: String,
 }
 
 /// Read and compile a playbook; on failure print the diagnostic and return
@@ -149,7 +151,7 @@ pub(crate) fn compile_text(
 ) -> Result<Loaded, String> {
     let ast = engine::compile(engine, path, text)
         .map_err(|e| crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor))?;
-    Ok(Loaded { path: path.to_path_buf(), ast })
+    Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
 }
 
 /// The playbook's folder: the import sandbox and the default journal home.

@@ -154,6 +154,11 @@ fn run_blocking(
         Err(code) => return code,
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
+    // A literal a step would reject stops the run before anything changes.
+    if let Some(refusal) = super::check::refusal(&loaded.path, &loaded.text) {
+        crate::err!("{}", services.redactor.redact(&refusal));
+        return exit::USAGE;
+    }
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 

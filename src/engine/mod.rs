@@ -115,3 +115,12 @@ pub fn compile(engine: &Engine, path: &Path, text: &str) -> Result<AST, rhai::Pa
     ast.set_source(path.to_string_lossy().as_ref());
     Ok(ast)
 }
+
+/// Compile a script as written, the optimizer off, for reading its
+/// literals: the optimizer folds a map of constants into one value and
+/// loses where each of its entries stands in the source.
+pub fn compile_as_written(path: &Path, text: &str) -> Result<AST, rhai::ParseError> {
+    let mut engine = bare();
+    engine.set_optimization_level(rhai::OptimizationLevel::None).set_strict_variables(false);
+    compile(&engine, path, text)
+}

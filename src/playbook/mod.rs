@@ -2,8 +2,10 @@
 //! Nothing here runs anything; the executor runs the model.
 
 mod inputs;
+pub mod literals;
 mod options;
 pub mod scan;
+pub mod shadows;
 
 use rhai::{FnPtr, NativeCallContextStore, Position};
 
