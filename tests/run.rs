@@ -308,7 +308,18 @@ fn step_outside_phase_is_explained() {
 
 #[test]
 fn unknown_step_option_names_the_options() {
-    let r = Playbook::new("phase(\"do\", || { step(\"x\", #{ retry: 1 }, || 1); });").run();
+    // Literal options are refused before anything runs (exit 2)...
+    let p = Playbook::new(
+        "phase(\"a\", || step(\"first\", || run([\"touch\", \"ran\"])));\n\
+         phase(\"do\", || { step(\"x\", #{ retry: 1 }, || 1); });",
+    );
+    let r = p.run();
+    r.code(2);
+    assert!(r.stderr.contains("deploy.rhai:2:31") && r.stderr.contains("unknown step option `retry`"), "{}", r.stderr);
+    assert!(r.stderr.contains("the options are: retries, retry_delay"), "{}", r.stderr);
+    assert!(!p.path("ran").exists(), "nothing ran");
+    // ...and computed ones when their step runs.
+    let r = Playbook::new("let o = #{ retry: 1 };\nphase(\"do\", || { step(\"x\", o, || 1); });").run();
     r.code(1);
     assert!(r.stderr.contains("unknown step option `retry`; the options are: retries, retry_delay"), "{}", r.stderr);
 }

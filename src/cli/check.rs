@@ -282,27 +282,6 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
                 }
             }
         }
-        if name == "step" && call.args.len() == 3 {
-            // A map of constants is folded into one constant by the optimizer.
-            let keys: Vec<(String, Position)> = match call.args.get(1) {
-                Some(Expr::Map(map, _)) => map.0.iter().map(|(k, _)| (k.name.to_string(), k.pos)).collect(),
-                Some(Expr::DynamicConstant(value, pos)) => value
-                    .read_lock::<rhai::Map>()
-                    .map(|m| m.keys().map(|k| (k.to_string(), *pos)).collect())
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            for (key, kpos) in keys {
-                if !crate::playbook::STEP_OPTION_KEYS.contains(&key.as_str()) {
-                    finding(
-                        kpos,
-                        "unknown-step-option",
-                        format!("unknown step option `{key}`"),
-                        Some(format!("the options are: {}", crate::playbook::STEP_OPTION_KEYS.join(", "))),
-                    );
-                }
-            }
-        }
         true
     });
 

@@ -1,7 +1,7 @@
 //! Literals that would fail only when their step runs, after earlier steps
 //! changed the world: a duration option that does not parse
-//! (`timeout: "5 minuts"`) and a step name holding `/`, the separator of
-//! nested step paths. They are read from the syntax tree before anything
+//! (`timeout: "5 minuts"`), an unknown step option (`retry: 1`) and a step
+//! name holding `/`, the separator of nested step paths. They are read from the syntax tree before anything
 //! runs, so `check` reports them and `run` refuses to start. Only literals
 //! are judged; a computed value is the run's to judge.
 //!
@@ -134,6 +134,9 @@ fn check_call(
         if let Some(Expr::StringConstant(name, pos)) = call.args.first() {
             step_name(name, *pos, found);
         }
+        if let (3, Some(Expr::Map(map, _))) = (arity, call.args.get(1)) {
+            step_option_keys(map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)), found);
+        }
     }
     if call.namespace.is_empty() && call.name == "sleep" && arity == 1 {
         if let Some(arg) = call.args.first() {
@@ -168,6 +171,20 @@ fn check_call(
             }
         }
         _ => {}
+    }
+}
+
+/// A misspelt option (`retry: 1`) would fail the step when it runs.
+fn step_option_keys<'a>(keys: impl Iterator<Item = (&'a str, Position)>, found: &mut Vec<BadLiteral>) {
+    for (key, pos) in keys {
+        if !crate::playbook::STEP_OPTION_KEYS.contains(&key) {
+            found.push(BadLiteral {
+                pos,
+                rule: "unknown-step-option",
+                message: format!("unknown step option `{key}`"),
+                hint: format!("the options are: {}", crate::playbook::STEP_OPTION_KEYS.join(", ")),
+            });
+        }
     }
 }
 
