@@ -194,6 +194,10 @@ pub enum EventKind {
         #[serde(rename = "type")]
         kind: String,
         data: serde_json::Value,
+        /// A log line already told it (a decision record): the terminal
+        /// shows it only with `-v`; every other output keeps it.
+        #[serde(skip)]
+        quiet: bool,
     },
     /// How far a long primitive has come (a probe, a wait, a canary rung).
     /// Drawn as a progress bar on a terminal; not written to JSON lines or
@@ -314,7 +318,7 @@ impl EventKind {
                 mask_opt(error);
                 mask_opt(error_at);
             }
-            EventKind::User { at, kind, data } => {
+            EventKind::User { at, kind, data, .. } => {
                 mask_at(at);
                 mask(kind);
                 redact_json(data, redactor);

@@ -202,7 +202,7 @@ fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiRe
     );
     let data = serde_json::to_value(Dynamic::from_map(full.clone()))
         .map_err(|e| failure(Failure::USAGE, format!("the decision cannot be recorded: {e}")))?;
-    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data });
+    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: true });
     Ok(full)
 }
 
