@@ -174,8 +174,12 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
             let title = d["title"].as_str().unwrap_or("analysis");
             let _ = writeln!(md, "- **Decision:** {title}: {}", cell(d["reason"].as_str().unwrap_or("")));
             for c in d["checks"].as_array().into_iter().flatten() {
-                let limit =
-                    c.get("threshold").or_else(|| c.get("max_ratio")).map(ToString::to_string).unwrap_or_default();
+                let limit = c
+                    .get("threshold")
+                    .or_else(|| c.get("limit"))
+                    .or_else(|| c.get("max_ratio"))
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 let _ = writeln!(
                     md,
                     "  - `{}`: {} (limit {limit}) {}",
