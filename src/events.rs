@@ -171,6 +171,10 @@ pub enum EventKind {
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// `file:line:col` in the playbook (or a module of its folder) where
+        /// the phase's failure came from, outside the bundled stdlib.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_at: Option<String>,
     },
     UndoStarted {
         #[serde(flatten)]
@@ -310,9 +314,10 @@ impl EventKind {
                 mask_at(at);
                 mask_opt(error);
             }
-            EventKind::PhaseFinished { phase, error, .. } => {
+            EventKind::PhaseFinished { phase, error, error_at, .. } => {
                 mask_name(phase);
                 mask_opt(error);
+                mask_opt(error_at);
             }
             EventKind::RunFinished { error, error_at, .. } => {
                 mask_opt(error);

@@ -131,7 +131,7 @@ fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
     let rollback = &events_of(&r, "canary_rollback")[0];
     assert_eq!(rollback["rung"], 5);
     let ms = rollback["breach_to_restored_ms"].as_i64().unwrap();
-    assert!(ms <= 300 + 1000, "weight 0 came {ms} ms after the failing sample started");
+    assert!(ms <= 300 + 1000, "weight 0 came {ms} ms after the failing decision");
     let decision = &events_of(&r, "canary_decision")[0];
     assert_eq!(decision["verdict"], "fail");
     let reason = decision["reason"].as_str().unwrap();
