@@ -110,7 +110,7 @@ pub fn error_location(err: &EvalAltResult) -> Option<String> {
     let u = unwind(err, "");
     let sites = u.frames.iter().filter_map(|f| f.at.as_ref()).chain(u.at.as_ref());
     let known: Vec<&Site> = sites.filter(|s| !s.source.is_empty()).collect();
-    known.iter().rev().find(|s| stdlib::source(&s.source).is_none()).or(known.last()).map(|s| s.to_string())
+    known.iter().rev().find(|s| stdlib::source(&s.source).is_none()).or(known.last()).map(ToString::to_string)
 }
 
 /// Whether a `file:line:col` lies in a bundled stdlib module.
