@@ -102,6 +102,24 @@ pub fn innermost_location(err: &EvalAltResult) -> Option<String> {
     u.at.filter(|s| !s.source.is_empty()).map(|s| s.to_string())
 }
 
+/// `file:line:col` of the error in the user's own files: the innermost
+/// position outside the bundled stdlib, so a failure inside `canary::run`
+/// points at the playbook line that called it. When the chain never leaves
+/// the stdlib (a step the stdlib declared), the innermost position.
+pub fn error_location(err: &EvalAltResult) -> Option<String> {
+    let u = unwind(err, "");
+    let sites = u.frames.iter().filter_map(|f| f.at.as_ref()).chain(u.at.as_ref());
+    let known: Vec<&Site> = sites.filter(|s| !s.source.is_empty()).collect();
+    known.iter().rev().find(|s| stdlib::source(&s.source).is_none()).or(known.last()).map(ToString::to_string)
+}
+
+/// Whether a `file:line:col` lies in a bundled stdlib module.
+pub fn in_stdlib(location: &str) -> bool {
+    let mut parts = location.rsplitn(3, ':');
+    let (_col, _line) = (parts.next(), parts.next());
+    parts.next().is_some_and(|source| stdlib::source(source).is_some())
+}
+
 /// The full diagnostic for a runtime error.
 pub fn render_eval(err: &EvalAltResult, playbook: &str, redactor: &Redactor) -> String {
     let u = unwind(err, playbook);
@@ -183,6 +201,14 @@ mod shorten_tests {
     fn relative_sources_stay_as_given() {
         assert_eq!(super::shorten("deploy.rhai"), "deploy.rhai");
         assert_eq!(super::shorten("capstan/semver"), "capstan/semver");
+    }
+
+    #[test]
+    fn stdlib_locations_are_told_apart() {
+        assert!(super::in_stdlib("capstan/canary:80:21"));
+        assert!(!super::in_stdlib("deploy.rhai:3:13"));
+        assert!(!super::in_stdlib("lib/capstan/canary.rhai:1:1"));
+        assert!(!super::in_stdlib(""));
     }
 }
 

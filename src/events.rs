@@ -171,6 +171,10 @@ pub enum EventKind {
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// `file:line:col` in the playbook (or a module of its folder) where
+        /// the phase's failure came from, outside the bundled stdlib.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_at: Option<String>,
     },
     UndoStarted {
         #[serde(flatten)]
@@ -194,6 +198,10 @@ pub enum EventKind {
         #[serde(rename = "type")]
         kind: String,
         data: serde_json::Value,
+        /// A log line already told it (a decision record): the terminal
+        /// shows it only with `-v`; every other output keeps it.
+        #[serde(skip)]
+        quiet: bool,
     },
     /// How far a long primitive has come (a probe, a wait, a canary rung).
     /// Drawn as a progress bar on a terminal; not written to JSON lines or
@@ -306,15 +314,16 @@ impl EventKind {
                 mask_at(at);
                 mask_opt(error);
             }
-            EventKind::PhaseFinished { phase, error, .. } => {
+            EventKind::PhaseFinished { phase, error, error_at, .. } => {
                 mask_name(phase);
                 mask_opt(error);
+                mask_opt(error_at);
             }
             EventKind::RunFinished { error, error_at, .. } => {
                 mask_opt(error);
                 mask_opt(error_at);
             }
-            EventKind::User { at, kind, data } => {
+            EventKind::User { at, kind, data, .. } => {
                 mask_at(at);
                 mask(kind);
                 redact_json(data, redactor);

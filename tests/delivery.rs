@@ -131,7 +131,7 @@ fn canary_with_errors_is_rolled_back_at_the_first_rung_fast() {
     let rollback = &events_of(&r, "canary_rollback")[0];
     assert_eq!(rollback["rung"], 5);
     let ms = rollback["breach_to_restored_ms"].as_i64().unwrap();
-    assert!(ms <= 300 + 1000, "weight 0 came {ms} ms after the failing sample started");
+    assert!(ms <= 300 + 1000, "weight 0 came {ms} ms after the failing decision");
     let decision = &events_of(&r, "canary_decision")[0];
     assert_eq!(decision["verdict"], "fail");
     let reason = decision["reason"].as_str().unwrap();
@@ -529,4 +529,155 @@ fn real_absence_of_traffic_is_no_data() {
     let d = &events_of(&r, "canary_decision")[0];
     assert_eq!(d["sample"]["requests"], 0);
     assert!(d["reason"].as_str().unwrap().contains("no traffic (0 requests); no_data: \"fail\""), "{d}");
+}
+
+/// Every sample is one readable line: the verdict, each metric with its
+/// value, limit and ok or BREACH. A baseline that saw no traffic says so; it
+/// is never an infinite ratio.
+#[test]
+fn canary_prints_one_readable_line_per_sample() {
+    let r = Playbook::new(
+        r#"
+        import "capstan/canary" as canary;
+        let n = 0;
+        let b = 0;
+        phase("release", || canary::run(#{
+            ladder: [5], hold: "300ms", interval: "100ms",
+            set_weight: |w| {},
+            analyze: || { n += 1; #{ requests: 100, error_rate: if n < 3 { 0.004 } else { 0.5 }, p99_ms: 12.0 } },
+            baseline: || {
+                b += 1;
+                if b == 1 { #{ requests: 0, error_rate: 0.0, p99_ms: 0.0 } } else { #{ requests: 100, error_rate: 0.004, p99_ms: 10.0 } }
+            },
+            thresholds: #{ error_rate: 0.01, p99_ms: 200 },
+            max_ratio_to_baseline: #{ error_rate: 2.0 },
+            no_data: "inconclusive",
+        }));
+        "#,
+    )
+    .run();
+    r.code(1);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("canary 5%: ")).collect();
+    assert_eq!(lines.len(), 3, "one line per sample:\n{}", r.stderr);
+    let expect = [
+        ["canary 5%: inconclusive", "error_rate 0.004 <= 0.01 ok", "p99 12ms <= 200ms ok", "no baseline traffic"],
+        [
+            "canary 5%: pass",
+            "error_rate 0.004 <= 0.01 ok",
+            "error_rate 0.004 <= 0.008 (x2 baseline 0.004) ok",
+            "p99 12ms",
+        ],
+        [
+            "canary 5%: fail",
+            "error_rate 0.5 <= 0.01 BREACH",
+            "error_rate 0.5 <= 0.008 (x2 baseline 0.004) BREACH",
+            "p99 12ms",
+        ],
+    ];
+    for (line, parts) in lines.iter().zip(expect) {
+        for part in parts {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+    }
+    assert!(!r.stderr.contains("xinf") && !r.stderr.contains(" inf"), "no infinite ratio: {}", r.stderr);
+    assert!(!r.stderr.contains("{\""), "no raw JSON on the terminal: {}", r.stderr);
+}
+
+/// `hold` is the rung's wall-clock time: the analysis does not stretch it,
+/// and the baseline is sampled at the same time as the canary.
+#[test]
+fn canary_hold_is_wall_clock_and_the_baseline_is_sampled_alongside() {
+    let _exclusive = crate::support::exclusive();
+    let (canary, baseline) =
+        (crate::support::http::LatencyServer::start(1, 2, 0), crate::support::http::LatencyServer::start(1, 2, 0));
+    let probe = |of: &str, url: &str| {
+        format!(
+            r#"|| {{ let from = now_ms(); let s = health::probe("{url}", #{{ duration: "600ms", concurrency: 1 }}); event("window", #{{ of: "{of}", from: from, to: now_ms() }}); s }}"#
+        )
+    };
+    let p = Playbook::new(&format!(
+        r#"
+        import "capstan/canary" as canary;
+        phase("release", || canary::run(#{{
+            ladder: [5], hold: "3s", interval: "1s",
+            set_weight: |w| {{}},
+            analyze: {analyze},
+            baseline: {baseline},
+            thresholds: #{{ error_rate: 0.5 }},
+            max_ratio_to_baseline: #{{ p99_ms: 1000.0 }},
+        }}));
+        "#,
+        analyze = probe("canary", &canary.url),
+        baseline = probe("baseline", &baseline.url),
+    ));
+    let r = p.run_json();
+    r.code(0);
+    let events = r.events();
+    let rung = named(&events, "step_finished").into_iter().find(|e| e["step"] == "canary 5%").unwrap()["duration_ms"]
+        .as_u64()
+        .unwrap();
+    // hold ± one interval, and a second for a busy machine; analysis added
+    // to every interval would make it 6.6 s.
+    assert!((2000..=5000).contains(&rung), "the 3s rung took {rung} ms");
+    let windows = events_of(&r, "window");
+    let of = |who: &str| -> Vec<(i64, i64)> {
+        windows
+            .iter()
+            .filter(|w| w["of"] == who)
+            .map(|w| (w["from"].as_i64().unwrap(), w["to"].as_i64().unwrap()))
+            .collect()
+    };
+    let (c, b) = (of("canary"), of("baseline"));
+    assert_eq!(c.len(), b.len());
+    assert!((2..=4).contains(&c.len()), "about hold / interval samples: {c:?}");
+    for (c, b) in c.iter().zip(&b) {
+        assert!(c.0.max(b.0) < c.1.min(b.1), "canary {c:?} and baseline {b:?} were sampled at the same time");
+    }
+    for pair in c.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!((900..=1800).contains(&gap), "samples start every interval: {c:?}");
+    }
+}
+
+/// The incident names the playbook line that called `canary::run`, and
+/// "breach to traffic restored" starts at the failing decision, not at the
+/// start of the probe that led to it.
+#[test]
+fn canary_incident_points_at_the_playbook_and_times_restore_from_the_decision() {
+    let _exclusive = crate::support::exclusive();
+    let p = Playbook::new(
+        r#"import "capstan/canary" as canary;
+phase("release", || {
+    info("starting");
+    canary::run(#{
+        ladder: [5, 100], hold: "100ms", interval: "100ms",
+        set_weight: |w| {},
+        analyze: || { sleep("800ms"); #{ requests: 100, error_rate: 0.5 } },
+        thresholds: #{ error_rate: 0.01 },
+    });
+});
+on_failure(|e| report::write("reports"));
+"#,
+    );
+    let r = p.run_json();
+    r.code(1);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("reports/report.json")).unwrap()).unwrap();
+    let incident = &report["incident"];
+    assert_eq!(incident["step"], "canary 5%");
+    let at = incident["error_at"].as_str().unwrap_or_default();
+    assert!(at.starts_with("deploy.rhai:4:"), "the line that called canary::run: {incident}");
+    let ms = incident["breach_to_restored_ms"].as_i64().unwrap();
+    assert!((0..500).contains(&ms), "measured from the decision, not the 800 ms probe's start: {ms} ms");
+    let md = std::fs::read_to_string(p.path("reports/report.md")).unwrap();
+    assert!(md.contains(&format!("**What failed:** `release/canary 5%` at `{at}`")), "{md}");
+    let show = Run::from(
+        Command::new(crate::support::capstan_bin())
+            .args(["runs", "show", "last", "--json"])
+            .current_dir(p.dir.path())
+            .output()
+            .unwrap(),
+    );
+    let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(shown["incident"]["error_at"], at, "`runs show` tells the same");
 }

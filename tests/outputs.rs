@@ -90,3 +90,49 @@ phase("do", || {
     assert!(json.events().iter().all(|e| e["event"] != "progress"));
     assert!(!pb.journal_text().contains("\"progress\""));
 }
+
+/// A user event is one short line on the terminal (its name and a few
+/// fields, secrets masked); JSON lines keep the whole payload, and `-v`
+/// shows it indented.
+#[test]
+fn user_events_are_one_short_line_and_verbose_shows_the_payload() {
+    let src = r#"
+        let token = secret("DEPLOY_TOKEN");
+        phase("do", || {
+            let hosts = [];
+            for i in 0..40 { hosts.push(#{ name: `web-${i}.example.internal`, ok: true }); }
+            event("deployed", #{ version: "1.2.3", replicas: 3, token: token, hosts: hosts });
+        });"#;
+    let p = Playbook::new(src).env("DEPLOY_TOKEN", "s3cr3t-Pa55-value");
+    let r = p.run();
+    r.code(0);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("deployed")).collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    let line = lines[0];
+    assert!(line.chars().count() <= 160, "{} characters: {line}", line.chars().count());
+    assert!(line.trim_start().starts_with("• deployed "), "{line}");
+    for field in ["version=1.2.3", "replicas=3", "token=***", "hosts=[40]"] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(!r.stderr.contains("web-0.example"), "the payload is not on the line: {line}");
+    assert!(!r.all().contains("s3cr3t-Pa55-value"));
+
+    let json = p.run_json();
+    json.code(0);
+    let events = json.events();
+    let data = &named(&events, "event")[0]["data"];
+    assert_eq!(data["hosts"].as_array().unwrap().len(), 40, "JSON lines keep the whole payload");
+    assert_eq!(data["token"], "***");
+    assert!(p.journal_text().contains("web-39.example.internal"), "so does the journal");
+
+    let v = Playbook::new(src).env("DEPLOY_TOKEN", "s3cr3t-Pa55-value").arg("-v").run();
+    v.code(0);
+    let shown: Vec<&str> = v.stderr.lines().collect();
+    let at = shown.iter().position(|l| l.contains("• deployed")).expect("the event's line");
+    assert!(
+        shown[at + 1..].iter().any(|l| l.starts_with("      ") && l.trim() == r#""name": "web-39.example.internal","#),
+        "-v shows the payload indented, one field a line: {}",
+        v.stderr
+    );
+    assert!(v.stderr.contains(r#""token": "***""#) && !v.stderr.contains("s3cr3t-Pa55-value"), "{}", v.stderr);
+}

@@ -101,7 +101,7 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
         exit_code: outcome.exit_code,
         duration_ms: start.elapsed().as_millis() as u64,
         error: outcome.error.as_deref().map(describe),
-        error_at: outcome.error.as_deref().and_then(crate::diagnostics::innermost_location),
+        error_at: outcome.error.as_deref().and_then(crate::diagnostics::error_location),
     });
     services.bus.flush();
     outcome
@@ -195,13 +195,13 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
         let ctx = phase.context.create_context(engine);
         phase.body.call_within_context::<Dynamic>(&ctx, ())
     };
-    let (status, error) = match &result {
-        Ok(_) if services.dry_run() => (Status::DryRun, None),
-        Ok(_) => (Status::Ok, None),
+    let (status, error, error_at) = match &result {
+        Ok(_) if services.dry_run() => (Status::DryRun, None, None),
+        Ok(_) => (Status::Ok, None, None),
         Err(e) => {
             phase_frame.kill_groups();
             state.note_failure(&phase_frame.at);
-            (Status::Failed, Some(describe(e)))
+            (Status::Failed, Some(describe(e)), crate::diagnostics::error_location(e))
         }
     };
     services.emit(EventKind::PhaseFinished {
@@ -210,6 +210,7 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
         duration_ms: start.elapsed().as_millis() as u64,
         attempts: 1,
         error,
+        error_at,
     });
     services.bus.flush();
     result.map(|_| ())
@@ -218,7 +219,7 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
 /// One line for an error in events: the message and where it happened.
 pub fn describe(err: &EvalAltResult) -> String {
     let message = error_message(err);
-    match crate::diagnostics::innermost_location(err) {
+    match crate::diagnostics::error_location(err) {
         Some(loc) => format!("{message} ({loc})"),
         None => message,
     }

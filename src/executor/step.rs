@@ -153,7 +153,7 @@ pub fn run(
             }
         }
         let allowed = options.allow_failure && retryable;
-        let error_at = crate::diagnostics::innermost_location(&err);
+        let error_at = crate::diagnostics::error_location(&err);
         Finished {
             duration_ms: millis(start),
             attempts: attempt,

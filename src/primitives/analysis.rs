@@ -4,6 +4,7 @@
 //! (`capstan/canary`, `capstan/blue_green`) record every decision through
 //! here, so the journal, `runs show` and the report can explain each one.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
@@ -101,7 +102,10 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
             return Err(failure(Failure::USAGE, "max_ratio_to_baseline needs a `baseline` closure"));
         };
         let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
-        let base_value = number(base.get(metric.as_str()));
+        // A baseline that saw too few requests (a probe with none reads 0)
+        // or lacks the metric says nothing about the canary.
+        let base_quiet = number(base.get("requests")).is_some_and(|r| r < min_requests as f64);
+        let base_value = if base_quiet { None } else { number(base.get(metric.as_str())) };
         let mut check = Map::new();
         check.insert("metric".into(), metric.clone().into());
         check.insert("max_ratio".into(), max_ratio.into());
@@ -113,37 +117,30 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                 // allows nothing above 0.
                 let allowed = b * max_ratio;
                 let ok = v <= allowed;
-                let ratio = if b > 0.0 {
-                    v / b
-                } else if v > 0.0 {
-                    f64::INFINITY
-                } else {
-                    1.0
-                };
-                check.insert("ratio".into(), ratio.into());
+                check.insert("limit".into(), allowed.into());
+                check.insert("ratio".into(), if b > 0.0 { Dynamic::from(v / b) } else { Dynamic::UNIT });
                 check.insert("ok".into(), ok.into());
+                let against = format!("(x{max_ratio} baseline {})", show(metric, b));
                 parts.push(format!(
-                    "{} {} vs baseline {} (x{:.2} <= x{max_ratio}) {}",
+                    "{} {} <= {} {against} {}",
                     label(metric),
                     show(metric, v),
-                    show(metric, b),
-                    ratio,
+                    show(metric, allowed),
                     if ok { "ok" } else { "BREACH" }
                 ));
                 if !ok {
-                    failed.push(format!(
-                        "{} {} is x{:.2} the baseline's {} (max x{max_ratio})",
-                        label(metric),
-                        show(metric, v),
-                        ratio,
-                        show(metric, b)
-                    ));
+                    failed.push(format!("{} {} > {} {against}", label(metric), show(metric, v), show(metric, allowed)));
                 }
             }
-            _ => {
+            (_, None) => {
+                check.insert("ok".into(), Dynamic::UNIT);
+                parts.push(format!("{} vs baseline: no baseline traffic", label(metric)));
+                missing.push(format!("{metric} (no baseline traffic)"));
+            }
+            (None, Some(_)) => {
                 check.insert("ok".into(), Dynamic::UNIT);
                 parts.push(format!("{} vs baseline: no data", label(metric)));
-                missing.push(format!("{metric} (baseline)"));
+                missing.push(metric.to_string());
             }
         }
         checks.push(check.into());
@@ -186,23 +183,25 @@ fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiRe
     let title = context.get("title").map_or_else(|| kind.to_string(), ToString::to_string);
     let verdict = decision.get("verdict").map(ToString::to_string).unwrap_or_default();
     let summary = decision.get("summary").map(ToString::to_string).unwrap_or_default();
-    let line = if summary.is_empty() { format!("{title}: {verdict}") } else { format!("{title}: {summary}") };
+    let reason = decision.get("reason").map(ToString::to_string).unwrap_or_default();
+    // One line per decision: the verdict, then every check with its value,
+    // limit and outcome; the reason when the checks alone do not explain it.
+    let mut line = format!("{title}: {verdict}");
+    if !summary.is_empty() {
+        let _ = write!(line, " — {summary}");
+    }
+    if verdict != "pass" && !reason.is_empty() && !summary.contains("BREACH") {
+        let _ = write!(line, " — {reason}");
+    }
     let level = match verdict.as_str() {
         "pass" => Level::Info,
         "inconclusive" => Level::Warn,
         _ => Level::Error,
     };
-    state.services.log(
-        level,
-        if verdict == "pass" {
-            line
-        } else {
-            format!("{line} -> {verdict}: {}", decision.get("reason").map(ToString::to_string).unwrap_or_default())
-        },
-    );
+    state.services.log(level, line);
     let data = serde_json::to_value(Dynamic::from_map(full.clone()))
         .map_err(|e| failure(Failure::USAGE, format!("the decision cannot be recorded: {e}")))?;
-    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data });
+    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: true });
     Ok(full)
 }
 
@@ -268,6 +267,14 @@ mod tests {
         let canary = base(0.01);
         assert_eq!(decide(&canary, &opts(base(0.01))).unwrap()["verdict"].to_string(), "pass");
         assert_eq!(decide(&canary, &opts(base(0.002))).unwrap()["verdict"].to_string(), "fail");
+        // A baseline without requests is no data, never an infinite ratio.
+        let quiet = map(&[("requests", 0_i64.into()), ("error_rate", 0.0.into())]);
+        let d = decide(&canary, &opts(quiet)).unwrap();
+        assert_eq!(d["verdict"].to_string(), "fail");
+        assert_eq!(d["summary"].to_string(), "error_rate vs baseline: no baseline traffic");
+        assert_eq!(d["reason"].to_string(), "no data for error_rate (no baseline traffic); no_data: \"fail\"");
+        let perfect = decide(&canary, &opts(base(0.0))).unwrap();
+        assert_eq!(perfect["summary"].to_string(), "error_rate 0.01 <= 0 (x2 baseline 0) BREACH");
         let empty = map(&[("requests", 0_i64.into())]);
         let policy =
             |p: &str| map(&[("thresholds", map(&[("error_rate", 0.01.into())]).into()), ("no_data", p.into())]);

@@ -310,7 +310,7 @@ fn register_logging(engine: &mut Engine, state: &Arc<RunState>) {
         move |kind: &str, data: Map| -> RhaiResultOf<()> {
             let data = serde_json::to_value(Dynamic::from_map(data))
                 .map_err(|e| failure(Failure::USAGE, format!("event data cannot be recorded: {e}")))?;
-            s.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data });
+            s.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: false });
             Ok(())
         },
     );

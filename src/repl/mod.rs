@@ -113,6 +113,7 @@ fn end_journal(services: &Services, record: &std::sync::Mutex<report::RunRecord>
             duration_ms,
             attempts: 1,
             error: None,
+            error_at: None,
         });
     }
     if journaled {

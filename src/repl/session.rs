@@ -187,7 +187,7 @@ impl Session {
             allow_failure: false,
             resumed: false,
             error: result.as_ref().err().map(|e| executor::describe(e)),
-            error_at: result.as_ref().err().and_then(|e| crate::diagnostics::innermost_location(e)),
+            error_at: result.as_ref().err().and_then(|e| crate::diagnostics::error_location(e)),
             step_key: None,
             recorded: crate::events::RecordedValue::default(),
         });
@@ -374,6 +374,7 @@ impl Session {
                 duration_ms: self.started.elapsed().as_millis() as u64,
                 attempts: 1,
                 error: None,
+                error_at: None,
             });
         }
         let failed = self.failures > 0;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::format_duration;
-use super::record::RunRecord;
+use super::record::{PhaseRecord, RunRecord, StepRecord};
 
 #[derive(Debug, Serialize)]
 pub struct Incident {
@@ -27,7 +27,7 @@ pub struct Incident {
     /// the rung, the checks with their thresholds, the raw sample.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<serde_json::Value>,
-    /// From the start of the failing sample to the traffic weight being 0.
+    /// From the failing decision to the traffic weight being 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_to_restored_ms: Option<i64>,
 }
@@ -52,6 +52,21 @@ fn between(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<u64> {
     Some(b?.duration_since(a?).ok()?.as_millis() as u64)
 }
 
+/// Where a failure is in the user's files. A step that a bundled module
+/// declared (a canary rung) failed inside that module: the nearest
+/// enclosing failed step, or else the phase, knows the playbook line that
+/// called the module.
+fn user_location(phase: &PhaseRecord, step: &StepRecord) -> Option<String> {
+    let outside = |at: &Option<String>| at.clone().filter(|a| !crate::diagnostics::in_stdlib(a));
+    let mut enclosing: Vec<&StepRecord> =
+        phase.steps.iter().filter(|s| s.status == "failed" && step.step.starts_with(&format!("{}/", s.step))).collect();
+    enclosing.sort_by_key(|s| std::cmp::Reverse(s.step.len()));
+    outside(&step.error_at)
+        .or_else(|| enclosing.iter().find_map(|s| outside(&s.error_at)))
+        .or_else(|| outside(&phase.error_at))
+        .or_else(|| step.error_at.clone())
+}
+
 /// What failed, what was undone, and how long it took, if the run failed.
 pub fn incident(record: &RunRecord) -> Option<Incident> {
     let (phase, step) = record.failed_step()?;
@@ -63,7 +78,7 @@ pub fn incident(record: &RunRecord) -> Option<Incident> {
         phase: phase.name.clone(),
         step: step.step.clone(),
         error: step.error.clone(),
-        error_at: step.error_at.clone(),
+        error_at: user_location(phase, step),
         failed_at: failed_at.clone(),
         undone: record
             .undo
@@ -174,8 +189,12 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
             let title = d["title"].as_str().unwrap_or("analysis");
             let _ = writeln!(md, "- **Decision:** {title}: {}", cell(d["reason"].as_str().unwrap_or("")));
             for c in d["checks"].as_array().into_iter().flatten() {
-                let limit =
-                    c.get("threshold").or_else(|| c.get("max_ratio")).map(ToString::to_string).unwrap_or_default();
+                let limit = c
+                    .get("threshold")
+                    .or_else(|| c.get("limit"))
+                    .or_else(|| c.get("max_ratio"))
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 let _ = writeln!(
                     md,
                     "  - `{}`: {} (limit {limit}) {}",

@@ -1,6 +1,7 @@
 //! Consumers of the event stream: the terminal (human and plain), JSON
 //! lines on stdout, and the journal on disk.
 
+mod event_line;
 pub mod files;
 mod github;
 mod journal;

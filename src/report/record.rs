@@ -57,6 +57,8 @@ pub struct PhaseRecord {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_at: Option<String>,
     pub steps: Vec<StepRecord>,
     /// Output of code outside any step.
     #[serde(skip)]
@@ -191,12 +193,14 @@ impl RunRecord {
                 let phase = self.phase(&text(ev, "phase").unwrap_or_default());
                 phase.status = "running".into();
                 phase.error = None;
+                phase.error_at = None;
             }
             "phase_finished" => {
                 let phase = self.phase(&text(ev, "phase").unwrap_or_default());
                 phase.status = text(ev, "status").unwrap_or_default();
                 phase.duration_ms = number(ev, "duration_ms");
                 phase.error = text(ev, "error");
+                phase.error_at = text(ev, "error_at");
             }
             "step_started" => {
                 let step = self.step(ev);

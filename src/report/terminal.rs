@@ -9,7 +9,7 @@ use std::time::Duration;
 use console::{style, StyledObject};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::format_duration;
+use super::{event_line, format_duration};
 use crate::events::{Event, EventKind, Level, Location, Sink, Status};
 
 const TAIL_LINES: usize = 50;
@@ -278,10 +278,18 @@ impl Sink for Terminal {
                     self.tails.remove(&at.seq.unwrap_or_default());
                 }
             }
-            EventKind::User { at, kind, data } => {
-                if !self.quiet {
-                    let indent = if at.phase.is_some() { Self::indent(at) } else { String::new() };
-                    self.line(&format!("{indent}{} {kind} {}", style("•").magenta(), style(data).dim()));
+            EventKind::User { at, kind, data, quiet } => {
+                // A decision record has its own log line; `-v` shows the record.
+                if self.quiet || (*quiet && !self.verbose) {
+                    return;
+                }
+                let indent = if at.phase.is_some() { Self::indent(at) } else { String::new() };
+                let budget = event_line::MAX_LINE_CHARS.saturating_sub(indent.chars().count() + 2);
+                self.line(&format!("{indent}{} {}", style("•").magenta(), event_line::short(kind, data, budget)));
+                if self.verbose {
+                    for l in event_line::full(data).lines() {
+                        self.line(&format!("{indent}    {}", style(l).dim()));
+                    }
                 }
             }
             EventKind::Progress { at, label, done, total } => self.progress(at, label, *done, *total),
