@@ -139,6 +139,16 @@ pub fn render_parse(err: &ParseError, source: &str, redactor: &Redactor) -> Stri
     redactor.redact(&out).into_owned()
 }
 
+/// An error at a point in a source file, found before anything ran.
+pub fn render_error_at(site: &Site, message: &str, hint: Option<&str>) -> String {
+    let mut out = format!("error: {message}\n");
+    snippet(&mut out, &Site { source: shorten(&site.source), ..site.clone() });
+    if let Some(h) = hint {
+        let _ = writeln!(out, "   = hint: {h}");
+    }
+    out
+}
+
 /// A finding from `check`, rendered the same way.
 pub fn render_finding(site: &Site, message: &str, hint: Option<&str>) -> String {
     let mut out = format!("warning: {message}\n");

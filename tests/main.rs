@@ -37,3 +37,4 @@ mod secrets;
 mod signals;
 mod templates;
 mod terraform;
+mod top_level;

@@ -93,7 +93,8 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }
     }
-    let findings = lint(&engine, &loaded.ast, path);
+    let mut findings = lint(&engine, &loaded.ast, path);
+    findings.extend(top_level_mutations(&engine, &loaded.ast, path));
     let code = if findings.is_empty() { exit::OK } else { exit::FAILED };
     Checked { code, findings, diagnostic: None }
 }
@@ -277,6 +278,21 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
     }
     findings.sort_by_key(|f| (f.line, f.column));
     findings
+}
+
+/// Calls at the top level that change the world (run refuses them).
+fn top_level_mutations(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
+    crate::playbook::top_level_mutations(engine, ast, path, &super::playbook_root(path))
+        .into_iter()
+        .map(|m| Finding {
+            file: m.file.to_string_lossy().into_owned(),
+            line: m.position.line().unwrap_or(0),
+            column: m.position.position().unwrap_or(1),
+            rule: "top-level-mutation",
+            message: m.message(),
+            hint: Some(m.hint()),
+        })
+        .collect()
 }
 
 /// Edit distance of at most 2 (or 1 for short names): a likely typo.

@@ -154,6 +154,11 @@ fn run_blocking(
         Err(code) => return code,
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
+    // The top level only declares: a deploy there would run before any
+    // phase, on every dry run too. Refused before anything runs.
+    if let Some(code) = refuse_top_level_mutations(&engine, &loaded, &root, &services.redactor) {
+        return code;
+    }
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
 
@@ -325,4 +330,23 @@ fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value)
             services.log(Level::Warn, format!("--notify: not delivered: {message}"));
         }
     }
+}
+
+/// Exit 2, each call shown at its line, if the top level changes the world.
+fn refuse_top_level_mutations(
+    engine: &rhai::Engine,
+    loaded: &super::Loaded,
+    root: &Path,
+    redactor: &Redactor,
+) -> Option<i32> {
+    let found = crate::playbook::top_level_mutations(engine, &loaded.ast, &loaded.path, root);
+    for m in &found {
+        let site = diagnostics::Site {
+            source: m.file.to_string_lossy().into_owned(),
+            line: m.position.line().unwrap_or(0),
+            column: m.position.position().unwrap_or(1),
+        };
+        crate::err!("{}", redactor.redact(&diagnostics::render_error_at(&site, &m.message(), Some(&m.hint()))));
+    }
+    (!found.is_empty()).then_some(exit::USAGE)
 }
