@@ -161,6 +161,9 @@ pub fn dry_run(
         Err(d) => return finish(exit::USAGE, &d),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
+    if let Some(d) = super::run::top_level_refusal(&engine, &loaded, &playbook_root(path), &services.redactor) {
+        return finish(exit::USAGE, &d);
+    }
     let selection = Selection::default();
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();

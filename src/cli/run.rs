@@ -156,8 +156,9 @@ fn run_blocking(
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     // The top level only declares: a deploy there would run before any
     // phase, on every dry run too. Refused before anything runs.
-    if let Some(code) = refuse_top_level_mutations(&engine, &loaded, &root, &services.redactor) {
-        return code;
+    if let Some(diagnostic) = top_level_refusal(&engine, &loaded, &root, &services.redactor) {
+        crate::err!("{diagnostic}");
+        return exit::USAGE;
     }
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
@@ -332,21 +333,23 @@ fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value)
     }
 }
 
-/// Exit 2, each call shown at its line, if the top level changes the world.
-fn refuse_top_level_mutations(
+/// The errors to show (and exit 2 with) when the top level changes the
+/// world: each call at its line. `None` when it only declares.
+pub(super) fn top_level_refusal(
     engine: &rhai::Engine,
     loaded: &super::Loaded,
     root: &Path,
     redactor: &Redactor,
-) -> Option<i32> {
+) -> Option<String> {
     let found = crate::playbook::top_level_mutations(engine, &loaded.ast, &loaded.path, root);
+    let mut out = String::new();
     for m in &found {
         let site = diagnostics::Site {
             source: m.file.to_string_lossy().into_owned(),
             line: m.position.line().unwrap_or(0),
             column: m.position.position().unwrap_or(1),
         };
-        crate::err!("{}", redactor.redact(&diagnostics::render_error_at(&site, &m.message(), Some(&m.hint()))));
+        out.push_str(&redactor.redact(&diagnostics::render_error_at(&site, &m.message(), Some(&m.hint()))));
     }
-    (!found.is_empty()).then_some(exit::USAGE)
+    (!found.is_empty()).then_some(out)
 }
