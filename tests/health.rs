@@ -111,3 +111,62 @@ fn probe_paced_by_rate() {
     let requests = named(&events, "event")[0]["data"]["requests"].as_u64().unwrap();
     assert!((190..=201).contains(&requests), "{requests} requests at 200/s for 1s");
 }
+
+/// Under --dry-run the service a health check looks at may not exist yet
+/// (the deploy before it was skipped): the checks try once, say what they
+/// would wait for and what they see now, and the run goes on.
+#[test]
+fn dry_run_checks_try_once_and_report_instead_of_waiting() {
+    let dead = dead_url();
+    let addr = dead.trim_start_matches("http://").trim_end_matches("/hook").to_string();
+    let source = |target: &str, tcp: &str| {
+        format!(
+            r#"phase("do", || {{
+                let w = health::wait("tcp://{tcp}", #{{ within: "30s" }});
+                let h = health::wait("{target}", #{{ within: "20s", interval: "2s" }});
+                let p = health::probe("{target}", #{{ duration: "20s" }});
+                let c = health::check("tcp://{tcp}");
+                event("seen", #{{ wait: w, http: h, probe: p, check: c }});
+                step("after", || info("the run went on"));
+            }});"#
+        )
+    };
+    let started = std::time::Instant::now();
+    let r = Playbook::new(&source(&dead, &addr)).arg("--dry-run").run_json();
+    r.code(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "it did not wait: {:?}", started.elapsed());
+    let logs = logs(&r);
+    for expected in [
+        format!("would wait up to 30s for tcp://{addr}: not listening now"),
+        format!("would wait up to 20s for {dead}: not listening now"),
+        format!("would probe {dead} for 20s: not listening now"),
+        "the run went on".to_string(),
+    ] {
+        assert!(logs.contains(&expected), "{expected:?} in {logs:#?}");
+    }
+    let events = r.events();
+    let seen = &named(&events, "event")[0]["data"];
+    for key in ["wait", "http", "probe", "check"] {
+        assert_eq!(seen[key]["dry_run"], true, "{key}: {seen}");
+    }
+    assert_eq!(seen["wait"]["ok"], false);
+    assert_eq!(seen["wait"]["attempts"], 1);
+    assert_eq!(seen["probe"]["requests"], 1);
+    assert_eq!(seen["probe"]["by_status"]["error"], 1);
+
+    // The same keys as the real results, plus `dry_run`.
+    let up = Server::start(Vec::new());
+    let up_addr = up.url.trim_start_matches("http://").trim_end_matches("/hook").to_string();
+    let real = Playbook::new(&source(&up.url, &up_addr).replace("20s", "200ms")).run_json();
+    real.code(0);
+    let real_events = real.events();
+    let real_seen = &named(&real_events, "event")[0]["data"];
+    for key in ["wait", "http", "probe", "check"] {
+        let mut expected: Vec<&String> = real_seen[key].as_object().unwrap().keys().collect();
+        let dry_run = "dry_run".to_string();
+        expected.push(&dry_run);
+        expected.sort();
+        let got: Vec<&String> = seen[key].as_object().unwrap().keys().collect();
+        assert_eq!(got, expected, "{key}");
+    }
+}

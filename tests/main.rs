@@ -34,6 +34,8 @@ mod resume;
 mod resume_hostile;
 mod run;
 mod secrets;
+mod shapes;
 mod signals;
 mod templates;
 mod terraform;
+mod top_level;

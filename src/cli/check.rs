@@ -118,6 +118,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     let mut findings = lint(&engine, &loaded.ast, path);
     let written = crate::engine::compile_as_written(path, text).unwrap_or_else(|_| loaded.ast.clone());
     findings.extend(literal_findings(&written, path));
+    findings.extend(top_level_mutations(&engine, &loaded.ast, path));
     let resolver = crate::engine::SandboxResolver::new(&super::playbook_root(path));
     let primitives = crate::playbook::shadows::primitives(&engine);
     let is_primitive = |name: &str, arity: usize| primitives.contains_key(&(name.to_string(), arity));
@@ -162,10 +163,14 @@ fn literal_findings(written: &AST, path: &Path) -> Vec<Finding> {
 
 /// What `run` refuses before anything runs: the literals `check` reports
 /// as errors that the run would otherwise fail on midway, after earlier
-/// steps changed things. The rendered errors, or `None`.
-pub(crate) fn refusal(path: &Path, text: &str) -> Option<String> {
-    let written = crate::engine::compile_as_written(path, text).ok()?;
-    let findings = literal_findings(&written, path);
+/// steps changed things, and calls at the top level that would change the
+/// world before any phase (on every dry run too). The rendered errors, or
+/// `None`.
+pub(crate) fn refusal(engine: &Engine, ast: &AST, path: &Path, text: &str) -> Option<String> {
+    let mut findings = crate::engine::compile_as_written(path, text)
+        .map(|written| literal_findings(&written, path))
+        .unwrap_or_default();
+    findings.extend(top_level_mutations(engine, ast, path));
     (!findings.is_empty()).then(|| render_findings(&findings))
 }
 
@@ -328,6 +333,22 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
     }
     findings.sort_by_key(|f| (f.line, f.column));
     findings
+}
+
+/// Calls at the top level that change the world (run refuses them).
+fn top_level_mutations(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
+    crate::playbook::top_level_mutations(engine, ast, path, &super::playbook_root(path))
+        .into_iter()
+        .map(|m| Finding {
+            file: crate::diagnostics::shorten(&m.file.to_string_lossy()),
+            line: m.position.line().unwrap_or(0),
+            column: m.position.position().unwrap_or(1),
+            severity: Severity::Error,
+            rule: "top-level-mutation",
+            message: m.message(),
+            hint: Some(m.hint()),
+        })
+        .collect()
 }
 
 /// Edit distance of at most 2 (or 1 for short names): a likely typo.

@@ -45,6 +45,11 @@ struct Function {
     return_type: Option<String>,
     #[serde(default)]
     doc_comments: Vec<String>,
+    /// What a call does to the world (`read-only`, `mutating`...): what
+    /// `--dry-run` skips and the top level refuses. Absent for the bundled
+    /// modules' functions, whose effect is that of the closures they call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    effect: Option<String>,
 }
 
 #[derive(Deserialize, serde::Serialize, Clone)]
@@ -199,6 +204,11 @@ pub fn doc(args: &DocArgs) -> i32 {
     meta.flatten("", &mut all);
     let mut functions: Vec<Function> = all.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
     functions.sort_by(|a, b| a.name.cmp(&b.name));
+    for f in &mut functions {
+        if bundled_import(namespace_of(&f.name)).is_none() {
+            f.effect = Some(crate::primitives::effect(&f.name).describe());
+        }
+    }
     if let Some(name) = &args.name {
         functions.retain(|f| &f.name == name);
         if functions.is_empty() {
@@ -246,4 +256,21 @@ pub fn function_doc(name: &str) -> Option<String> {
         }
     }
     (!text.is_empty()).then(|| text.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list of mutating primitives names only functions that exist, so
+    /// a renamed primitive cannot drop out of it unnoticed.
+    #[test]
+    fn every_mutating_primitive_is_registered() {
+        let meta: Metadata = serde_json::from_str(&reference_engine().gen_fn_metadata_to_json(false).unwrap()).unwrap();
+        let mut all = Vec::new();
+        meta.flatten("", &mut all);
+        for (name, _) in crate::primitives::MUTATING {
+            assert!(all.iter().any(|f| f.name == *name), "{name} is listed as mutating but not registered");
+        }
+    }
 }

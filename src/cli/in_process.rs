@@ -161,7 +161,7 @@ pub fn dry_run(
         Err(d) => return finish(exit::USAGE, &d),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
-    if let Some(refusal) = super::check::refusal(path, &text) {
+    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path, &text) {
         return finish(exit::USAGE, &services.redactor.redact(&refusal));
     }
     let selection = Selection::default();

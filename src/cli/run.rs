@@ -154,8 +154,9 @@ fn run_blocking(
         Err(code) => return code,
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
-    // A literal a step would reject stops the run before anything changes.
-    if let Some(refusal) = super::check::refusal(&loaded.path, &loaded.text) {
+    // A literal a step would reject, or a call at the top level that would
+    // change the world before any phase, stops the run before anything runs.
+    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
         crate::err!("{}", services.redactor.redact(&refusal));
         return exit::USAGE;
     }

@@ -6,11 +6,13 @@ pub mod literals;
 mod options;
 pub mod scan;
 pub mod shadows;
+mod top_level;
 
 use rhai::{FnPtr, NativeCallContextStore, Position};
 
 pub use inputs::{Inputs, ParamDecl};
 pub use options::{parse_duration, StepOptions, STEP_OPTION_KEYS};
+pub use top_level::{mutations as top_level_mutations, TopLevelMutation};
 
 /// A phase as `phase(name, closure)` declared it.
 #[derive(Clone)]

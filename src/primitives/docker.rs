@@ -79,13 +79,12 @@ fn build(state: &RunState, context: &str, map: &Map) -> RhaiResultOf<Map> {
     let mut m = Map::new();
     m.insert("tags".into(), tags.iter().cloned().map(Dynamic::from).collect::<Array>().into());
     m.insert("dry_run".into(), out.is_none().into());
-    if out.is_some() {
-        let id = match tags.first() {
-            Some(t) => inspect(state, t, "{{.Id}}")?,
-            None => String::new(),
-        };
-        m.insert("id".into(), id.into());
-    }
+    // Under --dry-run no image exists: its id is an empty placeholder.
+    let id = match tags.first() {
+        Some(t) if out.is_some() => inspect(state, t, "{{.Id}}")?,
+        _ => String::new(),
+    };
+    m.insert("id".into(), id.into());
     Ok(m)
 }
 
@@ -102,22 +101,19 @@ fn push(state: &RunState, image: &str) -> RhaiResultOf<Map> {
     let mut m = Map::new();
     m.insert("image".into(), image.into());
     m.insert("dry_run".into(), out.is_none().into());
-    if let Some(out) = out {
-        // "latest: digest: sha256:... size: 528"
-        let digest = out
-            .stdout
-            .split_whitespace()
-            .skip_while(|w| *w != "digest:")
-            .nth(1)
-            .map(str::to_string)
-            .unwrap_or_default();
-        let repo = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(image, |(r, _)| r);
-        m.insert(
-            "reference".into(),
-            (if digest.is_empty() { String::new() } else { format!("{repo}@{digest}") }).into(),
-        );
-        m.insert("digest".into(), digest.into());
-    }
+    let Some(out) = out else {
+        // Nothing pushed, so no digest: the reference is the tag itself,
+        // which is what a later `docker::run(pushed.reference)` shows.
+        m.insert("digest".into(), String::new().into());
+        m.insert("reference".into(), image.into());
+        return Ok(m);
+    };
+    // "latest: digest: sha256:... size: 528"
+    let digest =
+        out.stdout.split_whitespace().skip_while(|w| *w != "digest:").nth(1).map(str::to_string).unwrap_or_default();
+    let repo = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(image, |(r, _)| r);
+    m.insert("reference".into(), (if digest.is_empty() { String::new() } else { format!("{repo}@{digest}") }).into());
+    m.insert("digest".into(), digest.into());
     Ok(m)
 }
 
@@ -187,7 +183,20 @@ fn run(state: &RunState, image: &str, map: &Map) -> RhaiResultOf<Map> {
     m.insert("image".into(), image.into());
     m.insert("name".into(), name.map_or(Dynamic::UNIT, Dynamic::from));
     m.insert("dry_run".into(), out.is_none().into());
-    let Some(out) = out else { return Ok(m) };
+    let Some(out) = out else {
+        // The real result's keys, with placeholders; the health wait looks
+        // once under --dry-run.
+        if detach {
+            m.insert("id".into(), String::new().into());
+        } else {
+            m.insert("stdout".into(), String::new().into());
+            m.insert("code".into(), 0_i64.into());
+        }
+        if let Some((target, opts)) = health {
+            m.insert("health".into(), super::health::wait(state, &target, &opts)?.into());
+        }
+        return Ok(m);
+    };
     if detach {
         m.insert("id".into(), out.stdout.trim().lines().last().unwrap_or_default().to_string().into());
     } else {
@@ -236,7 +245,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
         &mut m,
         "push",
         &["image: &str", "Map"],
-        "`docker push`: `#{ image, digest, reference }` (reference = repo@digest, to pull or run by digest).\n```rhai\nlet pushed = docker::push(\"registry.local/app:1.2\");\n```",
+        "`docker push`: `#{ image, digest, reference, dry_run }` (reference = repo@digest, to pull or run by\ndigest; under --dry-run the digest is empty and the reference is the tag).\n```rhai\nlet pushed = docker::push(\"registry.local/app:1.2\");\n```",
         move |i: &str| push(&s, i),
     );
     let s = state.clone();

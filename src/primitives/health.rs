@@ -2,6 +2,11 @@
 //! it behave under load (`probe`: the golden signals with percentiles from
 //! a histogram). Targets are `http(s)://` URLs, `tcp://host:port`, or an
 //! argv array whose exit status says healthy or not. All read-only.
+//!
+//! Under `--dry-run` the service may not be there yet (the deploy before the
+//! check was skipped), so `wait` and `probe` try once, log what they would
+//! wait for and what they see now, and return that one look marked
+//! `dry_run: true` instead of failing or waiting it out.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +123,32 @@ struct Checked {
     status: Option<i64>,
     latency: Duration,
     error: Option<String>,
+    /// Nothing accepted the connection.
+    refused: bool,
+}
+
+impl Checked {
+    /// What one look saw, as a dry run reports it.
+    fn now(&self) -> String {
+        if self.ok {
+            "healthy now".into()
+        } else if self.refused {
+            "not listening now".into()
+        } else {
+            format!("{} now", self.error.as_deref().unwrap_or("not healthy"))
+        }
+    }
+}
+
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 enum Target {
@@ -205,9 +236,11 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
                     } else {
                         None
                     };
-                    Checked { ok: error.is_none(), status: Some(i64::from(status)), latency, error }
+                    Checked { ok: error.is_none(), status: Some(i64::from(status)), latency, error, refused: false }
                 }
-                Err(e) => Checked { ok: false, status: None, latency, error: Some(describe(&e)) },
+                Err(e) => {
+                    Checked { ok: false, status: None, latency, error: Some(describe(&e)), refused: is_refused(&e) }
+                }
             })
         }
         Target::Tcp(addr) => {
@@ -219,7 +252,13 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
             let latency = start.elapsed();
             Ok(match result {
                 Ok(Ok(_)) => Checked { ok: true, latency, ..Checked::default() },
-                Ok(Err(e)) => Checked { ok: false, latency, error: Some(e.to_string()), ..Checked::default() },
+                Ok(Err(e)) => Checked {
+                    ok: false,
+                    latency,
+                    refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+                    error: Some(e.to_string()),
+                    ..Checked::default()
+                },
                 Err(_) => Checked {
                     ok: false,
                     latency,
@@ -238,6 +277,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
                     status: out.code.map(i64::from),
                     latency: start.elapsed(),
                     error: (!out.success()).then(|| out.describe(spec.timeout)),
+                    refused: false,
                 }),
                 Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
                 Err(e) => Ok(Checked {
@@ -277,12 +317,26 @@ fn checked_map(c: &Checked, attempts: u32) -> Map {
 fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
     let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
     let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
-    Ok(checked_map(&check_once(state, &t, &o)?, 1))
+    let mut m = checked_map(&check_once(state, &t, &o)?, 1);
+    if state.services.dry_run() {
+        m.insert("dry_run".into(), true.into());
+    }
+    Ok(m)
 }
 
 pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
     let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
     let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
+    if state.services.dry_run() {
+        let c = check_once(state, &t, &o)?;
+        state.services.log(
+            Level::Info,
+            format!("would wait up to {} for {target_value}: {}", humantime::format_duration(o.within), c.now()),
+        );
+        let mut m = checked_map(&c, 1);
+        m.insert("dry_run".into(), true.into());
+        return Ok(m);
+    }
     let start = Instant::now();
     let mut attempts = 0;
     loop {
@@ -390,6 +444,9 @@ struct Tally {
 fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
     let o = ProbeOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
     let target = reqwest::Url::parse(url).map_err(|e| failure(Failure::USAGE, format!("bad URL \"{url}\": {e}")))?;
+    if state.services.dry_run() {
+        return probe_once(state, url, target, &o);
+    }
     let client = client(o.timeout, o.concurrency)?;
     let tally = Arc::new(Mutex::new(Tally {
         latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
@@ -490,6 +547,38 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
     Ok(m)
 }
 
+/// A dry run's probe: one request, in the shape of a probe's result.
+fn probe_once(state: &RunState, url: &str, target: reqwest::Url, o: &ProbeOptions) -> RhaiResultOf<Map> {
+    let check = CheckOptions {
+        expect_status: o.expect_status.clone(),
+        timeout: o.timeout,
+        headers: o.headers.clone(),
+        ..CheckOptions::default()
+    };
+    let c = check_once(state, &Target::Http(target), &check)?;
+    state
+        .services
+        .log(Level::Info, format!("would probe {url} for {}: {}", humantime::format_duration(o.duration), c.now()));
+    let latency = c.latency.as_secs_f64() * 1000.0;
+    let errors = i64::from(!c.ok);
+    let mut m = Map::new();
+    m.insert("requests".into(), 1_i64.into());
+    m.insert("errors".into(), errors.into());
+    m.insert("error_rate".into(), (errors as f64).into());
+    for key in ["p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"] {
+        m.insert(key.into(), latency.into());
+    }
+    // One look is not a rate.
+    m.insert("rps".into(), 0.0_f64.into());
+    let status = c.status.map_or_else(|| "error".to_string(), |s| s.to_string());
+    let by_status: Map = std::iter::once((status.as_str().into(), Dynamic::from(1_i64))).collect();
+    m.insert("by_status".into(), by_status.into());
+    m.insert("url".into(), url.into());
+    m.insert("duration_ms".into(), (o.duration.as_millis() as i64).into());
+    m.insert("dry_run".into(), true.into());
+    Ok(m)
+}
+
 /// One request; a failure on a pooled connection the server closed (nginx
 /// does on reload) is retried once on a fresh one.
 async fn send(client: &reqwest::Client, url: &reqwest::Url, headers: &[(String, String)]) -> Result<u16, ()> {
@@ -512,16 +601,19 @@ async fn send(client: &reqwest::Client, url: &reqwest::Url, headers: &[(String, 
 }
 
 const CHECK_DOC: &str = "Check a target once: an `http(s)://` URL, `tcp://host:port`, or an argv array.\n\
-    Returns `#{ ok, status, latency_ms, attempts, error }`. Options: `expect_status`\n\
+    Returns `#{ ok, status, latency_ms, attempts, error }` (plus `dry_run: true` under --dry-run).\n\
+    Options: `expect_status`\n\
     (default 200-399; a number, \"200-299\" or an array), `expect_body`, `timeout`, `headers`.\n\
     ```rhai\nlet h = health::check(\"http://127.0.0.1:8080/healthz\");\n```";
 const WAIT_DOC: &str = "Check every `interval` (1s) until healthy; fail when not healthy `within` (60s).\n\
-    Same targets and options as `check`.\n\
+    Same targets and options as `check`. Under --dry-run it checks once, logs what it would\n\
+    wait for and what it sees now, and returns that check with `dry_run: true`.\n\
     ```rhai\nhealth::wait(\"tcp://127.0.0.1:5432\", #{ within: \"2m\" });\n```";
 const PROBE_DOC: &str = "Load a URL for `duration` (10s) with `concurrency` (16) workers, optionally paced at\n\
     `rate` requests/s, and return the golden signals `#{ requests, errors, error_rate,\n\
     p50_ms, p90_ms, p99_ms, max_ms, mean_ms, rps, by_status }`. An error is a transport\n\
     failure or a status outside `expect_status` (200-399); `by_status` counts each status.\n\
+    Under --dry-run it sends one request and returns it in this shape with `dry_run: true`.\n\
     ```rhai\nlet p = health::probe(\"http://127.0.0.1:8080/\", #{ duration: \"30s\", rate: 200 });\ngate(\"error rate\", p.error_rate < 0.001);\n```";
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     let mut m = Module::new();

@@ -84,9 +84,7 @@ fn json_result(out: Option<crate::process::Outcome>) -> RhaiResultOf<Dynamic> {
 fn done(out: Option<crate::process::Outcome>) -> Map {
     let mut m = Map::new();
     m.insert("dry_run".into(), out.is_none().into());
-    if let Some(o) = out {
-        m.insert("stdout".into(), o.stdout.into());
-    }
+    m.insert("stdout".into(), out.map(|o| o.stdout).unwrap_or_default().into());
     m
 }
 
@@ -202,15 +200,12 @@ fn helm_package(state: &RunState, chart: &str, map: &Map) -> RhaiResultOf<Map> {
     let out = exec(state, "helm", args, false, false)?;
     let mut m = Map::new();
     m.insert("dry_run".into(), out.is_none().into());
-    if let Some(o) = out {
-        // "Successfully packaged chart and saved it to: /path/app-0.1.0.tgz"
-        let path = o
-            .stdout
-            .lines()
-            .find_map(|l| l.split_once("saved it to: ").map(|(_, p)| p.trim().to_string()))
-            .unwrap_or_default();
-        m.insert("path".into(), path.into());
-    }
+    // "Successfully packaged chart and saved it to: /path/app-0.1.0.tgz";
+    // under --dry-run nothing is saved and the path is empty.
+    let path = out
+        .and_then(|o| o.stdout.lines().find_map(|l| l.split_once("saved it to: ").map(|(_, p)| p.trim().to_string())))
+        .unwrap_or_default();
+    m.insert("path".into(), path.into());
     Ok(m)
 }
 
@@ -234,14 +229,13 @@ fn helm_push(state: &RunState, package: &str, remote: &str, map: &Map) -> RhaiRe
     let out = exec(state, "helm", args, false, false)?;
     let mut m = Map::new();
     m.insert("dry_run".into(), out.is_none().into());
-    if let Some(o) = out {
-        let text = format!("{}\n{}", o.stdout, o.stderr);
-        let find = |key: &str| {
-            text.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string())).unwrap_or_default()
-        };
-        m.insert("pushed".into(), find("Pushed:").into());
-        m.insert("digest".into(), find("Digest:").into());
-    }
+    // Under --dry-run nothing is pushed: both are empty.
+    let text = out.map(|o| format!("{}\n{}", o.stdout, o.stderr)).unwrap_or_default();
+    let find = |key: &str| {
+        text.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string())).unwrap_or_default()
+    };
+    m.insert("pushed".into(), find("Pushed:").into());
+    m.insert("digest".into(), find("Digest:").into());
     Ok(m)
 }
 

@@ -6,6 +6,7 @@ mod builtins;
 mod compliance;
 mod data;
 mod docker;
+mod effects;
 mod errors;
 mod git;
 mod guard;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use rhai::{Engine, FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
 pub use builtins::{sleep as sleep_for, text};
+pub use effects::{effect, Effect, MUTATING};
 pub use errors::{
     error_hint, error_kind, error_message, failure, failure_with_hint, innermost, journal_lost, terminated, Failure,
 };

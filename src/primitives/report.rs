@@ -32,6 +32,10 @@ fn write(state: &RunState, dir: &str) -> RhaiResultOf<Map> {
     let mut result = Map::new();
     let description = format!("write report.json and report.md to {dir}");
     if !state.services.should_act(&Action { description: &description, read_only: false }) {
+        // The paths it would write.
+        let dir = std::path::Path::new(dir);
+        result.insert("json".into(), dir.join("report.json").to_string_lossy().into_owned().into());
+        result.insert("markdown".into(), dir.join("report.md").to_string_lossy().into_owned().into());
         result.insert("dry_run".into(), true.into());
         return Ok(result);
     }

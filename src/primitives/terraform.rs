@@ -183,20 +183,34 @@ fn fmt(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     }
     let call = terraform(dir, args, &o, !o.write);
     let Some(out) = tool::call(state, &call)? else {
+        // `write: true` under --dry-run: list the files it would format.
+        let mut check =
+            terraform(dir, vec!["fmt".into(), "-recursive".into(), "-list=true".into(), "-check".into()], &o, true);
+        check.quiet = true;
+        let out = tool::call(state, &check)?;
+        if let Some(out) = out.as_ref().filter(|o| !(o.success() || o.code == Some(3))) {
+            return Err(tf_failed(&check, out));
+        }
         let mut m = Map::new();
+        m.insert("ok".into(), true.into());
+        m.insert("files".into(), fmt_files(out.map(|o| o.stdout).as_deref().unwrap_or_default()).into());
         dry(&mut m, true);
         return Ok(m);
     };
     if !(out.success() || out.code == Some(3)) {
         return Err(tf_failed(&call, &out));
     }
-    let files: Array =
-        out.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| Dynamic::from(l.trim().to_string())).collect();
+    let files = fmt_files(&out.stdout);
     let mut m = Map::new();
     m.insert("ok".into(), (files.is_empty() || o.write).into());
     m.insert("files".into(), files.into());
     dry(&mut m, false);
     Ok(m)
+}
+
+/// The files `terraform fmt -list=true` names.
+fn fmt_files(stdout: &str) -> Array {
+    stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| Dynamic::from(l.trim().to_string())).collect()
 }
 
 /// Count a plan's resource changes as terraform's summary does.

@@ -242,6 +242,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
         servers.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(*v))).collect::<Map>().into(),
     );
     if !state.services.should_act(&Action { description: &description, read_only: false }) {
+        result.insert("reloaded".into(), false.into());
         result.insert("dry_run".into(), true.into());
         return Ok(result);
     }
