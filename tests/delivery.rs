@@ -681,3 +681,34 @@ on_failure(|e| report::write("reports"));
     let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
     assert_eq!(shown["incident"]["error_at"], at, "`runs show` tells the same");
 }
+
+/// `hold` is wall-clock time after the switch, as in the canary: a 2 s hold
+/// sampled every 500 ms with analyses that take 400 ms lasts about 2 s,
+/// not four intervals plus four analyses (3.6 s).
+#[test]
+fn blue_green_hold_is_wall_clock_time() {
+    let _exclusive = crate::support::exclusive();
+    let p = Playbook::new(
+        r#"
+        import "capstan/blue_green" as blue_green;
+        phase("release", || blue_green::run(#{
+            deploy_green: || (),
+            healthy: || true,
+            switch_to: |color| event("switch", #{ to: color }),
+            analyze: || { sleep("400ms"); #{ requests: 100, errors: 0, error_rate: 0.0 } },
+            thresholds: #{ error_rate: 0.01 }, hold: "2s", interval: "500ms",
+        }));
+        "#,
+    );
+    let r = p.run_json();
+    r.code(0);
+    let events = r.events();
+    let analysis = events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == "post-switch analysis")
+        .expect("the analysis step finished");
+    let ms = analysis["duration_ms"].as_u64().unwrap();
+    assert!((1_600..=3_000).contains(&ms), "a 2s hold took {ms} ms");
+    let samples = events_of(&r, "blue_green_decision").len();
+    assert!((3..=4).contains(&samples), "{samples} samples in a 2s hold every 500ms");
+}
