@@ -36,6 +36,7 @@ mod run;
 mod secrets;
 mod shapes;
 mod signals;
+mod snapshots;
 mod templates;
 mod terraform;
 mod top_level;

@@ -22,6 +22,7 @@ pub struct Terminal {
     screen: Arc<Mutex<Vec<u8>>>,
     /// How much of the screen the last `expect` consumed.
     seen: usize,
+    columns: u16,
 }
 
 impl Terminal {
@@ -36,7 +37,12 @@ impl Terminal {
 
     /// `capstan ARGV...` on its own terminal.
     pub fn spawn(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> Self {
-        let size = Winsize { ws_row: 40, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+        Self::spawn_sized(dir, argv, env, 200)
+    }
+
+    /// `spawn` on a terminal `columns` wide; a wide one keeps long lines whole.
+    pub fn spawn_sized(dir: &Path, argv: &[&str], env: &[(&str, &str)], columns: u16) -> Self {
+        let size = Winsize { ws_row: 40, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = openpty(Some(&size), None).expect("openpty");
         let mut cmd = Command::new("setsid");
         cmd.arg("--ctty")
@@ -67,7 +73,7 @@ impl Terminal {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Self { child, input: master, screen, seen: 0 }
+        Self { child, input: master, screen, seen: 0, columns }
     }
 
     pub fn pid(&self) -> u32 {
@@ -94,6 +100,14 @@ impl Terminal {
     /// The screen so far, escape sequences removed, `\r` dropped.
     pub fn text(&self) -> String {
         strip_ansi(&String::from_utf8_lossy(&self.screen.lock().unwrap()))
+    }
+
+    /// What the terminal shows once the output has settled: cursor moves and
+    /// erasures applied (so spinners and bars that were cleared are gone),
+    /// colours dropped, trailing blanks trimmed. Unlike `text`, which keeps
+    /// every frame ever drawn, this is what a person reads after the run.
+    pub fn screen(&self) -> String {
+        render_screen(&String::from_utf8_lossy(&self.screen.lock().unwrap()), usize::from(self.columns))
     }
 
     /// Wait until `needle` appears after what earlier calls consumed; returns
@@ -184,4 +198,95 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// A scrollback of lines and a cursor, enough of a terminal for what
+/// indicatif and console send: printable text with auto-wrap at `width`,
+/// `\r`, `\n`, and the CSI sequences for cursor moves (A B C D G) and
+/// erasure (K J); other sequences (colours, cursor visibility) are dropped.
+fn render_screen(s: &str, width: usize) -> String {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                Some('[') => {
+                    let mut params = String::new();
+                    let mut command = ' ';
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            command = c;
+                            break;
+                        }
+                        params.push(c);
+                    }
+                    let n: usize = params.parse().unwrap_or(0);
+                    match command {
+                        'A' => row = row.saturating_sub(n.max(1)),
+                        'B' => row += n.max(1),
+                        'C' => col += n.max(1),
+                        'D' => col = col.saturating_sub(n.max(1)),
+                        'G' => col = n.saturating_sub(1),
+                        'K' => {
+                            let line = line_at(&mut lines, row);
+                            match n {
+                                0 => line.truncate(col),
+                                1 => line.iter_mut().take(col + 1).for_each(|c| *c = ' '),
+                                _ => line.clear(),
+                            }
+                        }
+                        'J' if n == 0 => {
+                            line_at(&mut lines, row).truncate(col);
+                            lines.truncate(row + 1);
+                        }
+                        'J' => {
+                            lines = vec![Vec::new()];
+                            (row, col) = (0, 0);
+                        }
+                        _ => {}
+                    }
+                }
+                Some(']') => {
+                    for c in chars.by_ref() {
+                        if c == '\x07' {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => col = 0,
+            '\n' => row += 1,
+            c if c.is_control() => {}
+            c => {
+                if col >= width {
+                    row += 1;
+                    col = 0;
+                }
+                let line = line_at(&mut lines, row);
+                if line.len() < col {
+                    line.resize(col, ' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    let mut text: Vec<String> = lines.iter().map(|l| l.iter().collect::<String>().trim_end().to_string()).collect();
+    while text.last().is_some_and(String::is_empty) {
+        text.pop();
+    }
+    text.iter().flat_map(|l| [l.as_str(), "\n"]).collect()
+}
+
+fn line_at(lines: &mut Vec<Vec<char>>, row: usize) -> &mut Vec<char> {
+    if lines.len() <= row {
+        lines.resize(row + 1, Vec::new());
+    }
+    &mut lines[row]
 }
