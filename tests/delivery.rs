@@ -192,7 +192,7 @@ fn slow_canary_is_rolled_back_and_the_record_shows_samples_and_threshold() {
     assert!(d["sample"]["by_status"]["200"].as_u64().is_some(), "{d}");
     assert_eq!(d["no_data"], "fail");
     assert!(
-        d["summary"].as_str().unwrap().contains("p99 ") && d["summary"].as_str().unwrap().contains("<= 200ms BREACH"),
+        d["summary"].as_str().unwrap().contains("p99 ") && d["summary"].as_str().unwrap().contains("> 200ms BREACH"),
         "{d}"
     );
 }
@@ -569,8 +569,8 @@ fn canary_prints_one_readable_line_per_sample() {
         ],
         [
             "canary 5%: fail",
-            "error_rate 0.5 <= 0.01 BREACH",
-            "error_rate 0.5 <= 0.008 (x2 baseline 0.004) BREACH",
+            "error_rate 0.5 > 0.01 BREACH",
+            "error_rate 0.5 > 0.008 (x2 baseline 0.004) BREACH",
             "p99 12ms",
         ],
     ];

@@ -21,6 +21,27 @@ fn plain_output_has_marks_durations_and_no_escape_codes() {
     assert!(r.stderr.contains("✓ run succeeded in"));
 }
 
+/// `--log-format human` into a file or a pipe keeps its lines (no
+/// spinners, no colours) instead of printing nothing.
+#[test]
+fn human_output_off_a_terminal_keeps_its_lines() {
+    let r = Playbook::new(
+        r#"phase("build", || {
+            step("compile", || run(["echo", "compiling"]));
+            step("skip", #{ when: false }, || 1);
+        });"#,
+    )
+    .arg("--log-format")
+    .arg("human")
+    .run();
+    r.code(0);
+    assert!(r.stderr.contains("▸ build"), "{}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with("  ✓ compile ")), "{}", r.stderr);
+    assert!(r.stderr.contains("↷ skip skipped"), "{}", r.stderr);
+    assert!(r.stderr.contains("✓ run succeeded in"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}'), "no cursor codes off a terminal: {:?}", r.stderr);
+}
+
 #[test]
 fn failed_step_shows_its_last_50_lines() {
     let r = Playbook::new(

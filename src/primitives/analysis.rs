@@ -75,10 +75,12 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                 let ok = v <= limit;
                 check.insert("value".into(), v.into());
                 check.insert("ok".into(), ok.into());
+                // The line states what holds: `<=` and ok, or `>` and BREACH.
                 parts.push(format!(
-                    "{} {} <= {} {}",
+                    "{} {} {} {} {}",
                     label(metric),
                     show(metric, v),
+                    if ok { "<=" } else { ">" },
                     show(metric, limit),
                     if ok { "ok" } else { "BREACH" }
                 ));
@@ -122,9 +124,10 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                 check.insert("ok".into(), ok.into());
                 let against = format!("(x{max_ratio} baseline {})", show(metric, b));
                 parts.push(format!(
-                    "{} {} <= {} {against} {}",
+                    "{} {} {} {} {against} {}",
                     label(metric),
                     show(metric, v),
+                    if ok { "<=" } else { ">" },
                     show(metric, allowed),
                     if ok { "ok" } else { "BREACH" }
                 ));
@@ -274,7 +277,7 @@ mod tests {
         assert_eq!(d["summary"].to_string(), "error_rate vs baseline: no baseline traffic");
         assert_eq!(d["reason"].to_string(), "no data for error_rate (no baseline traffic); no_data: \"fail\"");
         let perfect = decide(&canary, &opts(base(0.0))).unwrap();
-        assert_eq!(perfect["summary"].to_string(), "error_rate 0.01 <= 0 (x2 baseline 0) BREACH");
+        assert_eq!(perfect["summary"].to_string(), "error_rate 0.01 > 0 (x2 baseline 0) BREACH");
         let empty = map(&[("requests", 0_i64.into())]);
         let policy =
             |p: &str| map(&[("thresholds", map(&[("error_rate", 0.01.into())]).into()), ("no_data", p.into())]);

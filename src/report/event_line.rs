@@ -9,7 +9,13 @@ pub const MAX_LINE_CHARS: usize = 160;
 /// A longer text field is cut: the line is a headline, not the record.
 const MAX_VALUE_CHARS: usize = 40;
 /// Fields that say the most about an event, first when present.
-const FIRST: &[&str] = &["verdict", "decision", "status", "title"];
+const FIRST: &[&str] = &["verdict", "decision", "status", "title", "reason"];
+
+/// Clock readings (`decided_at_ms`, `started_at`) say nothing on a line a
+/// person reads as it happens; `-v` and the records keep them.
+fn is_timestamp(key: &str) -> bool {
+    key.ends_with("_at_ms") || key.ends_with("_at")
+}
 
 /// `kind  key=value key=value …` in at most `budget` characters.
 pub fn short(kind: &str, data: &Value, budget: usize) -> String {
@@ -43,7 +49,7 @@ pub fn full(data: &Value) -> String {
 fn fields(data: &Value) -> Vec<String> {
     let Value::Object(map) = data else { return vec![value(data)] };
     let first = FIRST.iter().filter_map(|k| map.get(*k).filter(|v| is_plain(v)).map(|v| (*k, v)));
-    let plain = map.iter().filter(|(k, v)| is_plain(v) && !FIRST.contains(&k.as_str()));
+    let plain = map.iter().filter(|(k, v)| is_plain(v) && !FIRST.contains(&k.as_str()) && !is_timestamp(k));
     let nested = map.iter().filter(|(_, v)| !is_plain(v));
     first
         .chain(plain.map(|(k, v)| (k.as_str(), v)))
@@ -92,6 +98,16 @@ mod tests {
         assert_eq!(
             short("canary_decision", &data, 160),
             r#"canary_decision  verdict=pass reason="every check passed" rung=5 checks=[2]"#
+        );
+    }
+
+    #[test]
+    fn clock_readings_are_left_to_the_records() {
+        let data = json!({ "rung": 50, "reason": "error_rate 0.06 > 0.01", "decided_at_ms": 1_765_000_000_000_u64,
+            "breach_to_restored_ms": 3 });
+        assert_eq!(
+            short("canary_rollback", &data, 160),
+            r#"canary_rollback  reason="error_rate 0.06 > 0.01" breach_to_restored_ms=3 rung=50"#
         );
     }
 

@@ -28,12 +28,24 @@ pub struct Github {
     record: Arc<Mutex<RunRecord>>,
     summary: Option<PathBuf>,
     error_told: bool,
+    /// A failed step whose error lies inside a bundled module (a canary
+    /// rung the stdlib declared): its annotation waits for the phase's
+    /// error, which names the playbook line that called the module.
+    pending: Option<(String, String, Option<String>)>,
 }
 
 impl Github {
     pub fn new(verbose: bool, redactor: Arc<Redactor>, record: Arc<Mutex<RunRecord>>) -> Self {
         let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()).map(PathBuf::from);
-        Self { lines: Terminal::plain_stdout(verbose), redactor, masked: 0, record, summary, error_told: false }
+        Self {
+            lines: Terminal::plain_stdout(verbose),
+            redactor,
+            masked: 0,
+            record,
+            summary,
+            error_told: false,
+            pending: None,
+        }
     }
 
     /// Hand every new secret form to GitHub before anything else is printed.
@@ -74,16 +86,32 @@ impl Sink for Github {
                 outln!("::group::phase {}", escape_data(phase));
                 self.lines.emit(event);
             }
-            EventKind::PhaseFinished { .. } => {
+            EventKind::PhaseFinished { error_at, .. } => {
                 self.lines.emit(event);
+                if let Some((title, message, inner)) = self.pending.take() {
+                    let user = error_at.as_deref().filter(|at| !crate::diagnostics::in_stdlib(at));
+                    self.error(&title, &message, user.or(inner.as_deref()));
+                }
                 outln!("::endgroup::");
             }
             EventKind::StepFinished { at, status: Status::Failed, allow_failure: false, error, error_at, .. } => {
                 self.lines.emit(event);
-                let step = at.step.as_deref().unwrap_or("");
-                self.error(&format!("step {step} failed"), error.as_deref().unwrap_or("failed"), error_at.as_deref());
+                let title = format!("step {} failed", at.step.as_deref().unwrap_or(""));
+                let message = error.clone().unwrap_or_else(|| "failed".into());
+                if error_at.as_deref().is_some_and(crate::diagnostics::in_stdlib) {
+                    // An earlier one stays where it was.
+                    if self.pending.is_none() {
+                        self.pending = Some((title, message, error_at.clone()));
+                    }
+                } else {
+                    self.error(&title, &message, error_at.as_deref());
+                }
             }
             EventKind::RunFinished { status, error, error_at, .. } => {
+                if let Some((title, message, inner)) = self.pending.take() {
+                    let user = error_at.as_deref().filter(|at| !crate::diagnostics::in_stdlib(at));
+                    self.error(&title, &message, user.or(inner.as_deref()));
+                }
                 if *status != Status::Ok && *status != Status::DryRun && !self.error_told {
                     let message = error.clone().unwrap_or_else(|| "the run failed".into());
                     self.error("capstan run failed", &message, error_at.as_deref());

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use console::{style, StyledObject};
+use std::io::IsTerminal as _;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{event_line, format_duration};
@@ -39,10 +41,14 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn new(style: TerminalStyle, verbose: bool, quiet: bool) -> Self {
-        let colours = style == TerminalStyle::Human && std::env::var_os("NO_COLOR").is_none();
+        // Human output sent to a file or a pipe keeps its lines and marks
+        // but draws no spinners (indicatif hides them off a terminal, and
+        // every line printed through it with them) and no colours.
+        let on_terminal = std::io::stderr().is_terminal();
+        let colours = style == TerminalStyle::Human && on_terminal && std::env::var_os("NO_COLOR").is_none();
         console::set_colors_enabled_stderr(colours);
-        let multi =
-            (style == TerminalStyle::Human).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let multi = (style == TerminalStyle::Human && on_terminal)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Self {
             style,
             verbose,
