@@ -109,8 +109,12 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return exit::OK;
     }
-    let status =
-        if r.status == "running" { "incomplete (the run did not finish)".to_string() } else { r.status.clone() };
+    // Statuses read as words (`dry run`), as the live output says them.
+    let status = if r.status == "running" {
+        "incomplete (the run did not finish)".to_string()
+    } else {
+        r.status.replace('_', " ")
+    };
     let exit_code = r.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     outln!("{} {} {}{exit_code}", style(format!("run {}", r.run_id)).bold(), r.playbook, status);
     let duration = if r.resumes > 0 {
@@ -136,7 +140,7 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
         outln!("  params {}", params.join(" "));
     }
     for phase in &r.phases {
-        outln!("▸ {} {} {}", phase.name, phase.status, took(Some(phase.duration_ms)));
+        outln!("▸ {} {} {}", phase.name, phase.status.replace('_', " "), took(Some(phase.duration_ms)));
         for g in r.gates.iter().filter(|g| g.phase.as_deref() == Some(phase.name.as_str()) && g.step.is_none()) {
             let given = g.provenance();
             let given = if given.is_empty() { given } else { format!("  ({given})") };
@@ -152,7 +156,11 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
                 _ => "✗",
             };
             let name = s.step.rsplit('/').next().unwrap_or(&s.step);
-            let mut line = format!("{}{mark} {name} {}", "  ".repeat(depth), took(Some(s.duration_ms)));
+            let when = if s.status == "skipped" { "skipped".to_string() } else { took(Some(s.duration_ms)) };
+            let mut line = format!("{}{mark} {name} {when}", "  ".repeat(depth));
+            if s.status == "dry_run" {
+                line.push_str(" (dry run)");
+            }
             if s.attempts > 1 {
                 let _ = write!(line, " ({} attempts)", s.attempts);
             }

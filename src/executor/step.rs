@@ -136,6 +136,8 @@ pub fn run(
         let blocked = crate::primitives::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
         if retryable && attempt < attempts_allowed && frame::check(services).is_none() {
+            // The warning and the wait belong to the step, not its phase.
+            let _guard = frame::push(Frame::new(at.clone()));
             services.log(
                 crate::events::Level::Warn,
                 format!(
@@ -143,10 +145,7 @@ pub fn run(
                     humantime::format_duration(delay)
                 ),
             );
-            let slept = {
-                let _guard = frame::push(Frame::new(at.clone()));
-                crate::primitives::sleep_for(state, delay)
-            };
+            let slept = crate::primitives::sleep_for(state, delay);
             if slept.is_ok() {
                 delay = delay.saturating_mul(2);
                 continue;

@@ -154,7 +154,8 @@ pub fn summary_markdown(record: &RunRecord) -> String {
     };
     let took = record.duration_ms.map(|ms| format_duration(std::time::Duration::from_millis(ms))).unwrap_or_default();
     let exit = record.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
-    let _ = writeln!(md, "### {icon} capstan `{}`: {}{exit} in {took}\n", record.playbook, record.status);
+    let status = record.status.replace('_', " ");
+    let _ = writeln!(md, "### {icon} capstan `{}`: {status}{exit} in {took}\n", record.playbook);
     let _ = writeln!(md, "| phase | step | status | duration | attempts |");
     let _ = writeln!(md, "| --- | --- | --- | --- | --- |");
     for (phase, step) in record.steps() {
@@ -171,7 +172,11 @@ pub fn summary_markdown(record: &RunRecord) -> String {
             "| {} | {} | {mark} | {} | {} |",
             cell(&phase.name),
             cell(&step.step),
-            format_duration(std::time::Duration::from_millis(step.duration_ms)),
+            if step.status == "skipped" {
+                "–".to_string()
+            } else {
+                format_duration(std::time::Duration::from_millis(step.duration_ms)).to_string()
+            },
             step.attempts
         );
     }
