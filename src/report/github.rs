@@ -175,7 +175,7 @@ pub fn summary_markdown(record: &RunRecord) -> String {
             if step.status == "skipped" {
                 "–".to_string()
             } else {
-                format_duration(std::time::Duration::from_millis(step.duration_ms)).to_string()
+                format_duration(std::time::Duration::from_millis(step.duration_ms))
             },
             step.attempts
         );
