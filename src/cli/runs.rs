@@ -139,6 +139,7 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
             .collect();
         outln!("  params {}", params.join(" "));
     }
+    let mut told_errors: Vec<String> = Vec::new();
     for phase in &r.phases {
         outln!("▸ {} {} {}", phase.name, phase.status.replace('_', " "), took(Some(phase.duration_ms)));
         for g in r.gates.iter().filter(|g| g.phase.as_deref() == Some(phase.name.as_str()) && g.step.is_none()) {
@@ -172,6 +173,16 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
             }
             if let Some(e) = &s.error {
                 let _ = write!(line, "  {e}");
+                // A position inside a bundled module (a canary rung) is told
+                // by the phase's error instead, at the playbook's line.
+                match s.error_at.as_deref().filter(|at| !crate::diagnostics::in_stdlib(at)) {
+                    Some(at) => {
+                        let _ = write!(line, " ({at})");
+                        told_errors.push(e.clone());
+                    }
+                    None if s.error_at.is_none() => told_errors.push(e.clone()),
+                    None => {}
+                }
             }
             outln!("{line}");
             for g in r.gates.iter().filter(|g| {
@@ -182,8 +193,11 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
                 outln!("{}  {} gate: {}{given}", "  ".repeat(depth), if g.passed { "✓" } else { "✗" }, g.name);
             }
         }
-        if let Some(e) = &phase.error {
+        // A phase that failed because a step did repeats the step's error:
+        // it is shown once, at the step.
+        if let Some(e) = phase.error.as_deref().filter(|e| !told(&told_errors, e)) {
             outln!("  error: {e}");
+            told_errors.push(e.to_string());
         }
     }
     let decisions: Vec<_> = crate::report::files::decisions(&r).collect();
@@ -212,8 +226,18 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
             outln!("  ↶ {} {} {}{err}", u.step.as_deref().unwrap_or(""), u.status, took(Some(u.duration_ms)));
         }
     }
-    if let Some(e) = &r.error {
+    if let Some(e) = r.error.as_deref().filter(|e| !told(&told_errors, e)) {
         outln!("error: {e}");
     }
     exit::OK
+}
+
+/// Whether `error` was already shown, perhaps without the ` (file:line:col)`
+/// a phase or run error adds to its step's message.
+fn told(shown: &[String], error: &str) -> bool {
+    let bare = match error.rsplit_once(" (") {
+        Some((message, at)) if at.ends_with(')') && at.contains(':') => message,
+        _ => error,
+    };
+    shown.iter().any(|s| s == error || s == bare)
 }
