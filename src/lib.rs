@@ -38,12 +38,15 @@ macro_rules! err {
     }};
 }
 
+pub mod cancel;
 pub mod cli;
 pub mod compliance;
 pub mod diagnostics;
 pub mod engine;
 pub mod events;
 pub mod executor;
+pub mod exit;
+pub mod failure;
 pub mod playbook;
 pub mod primitives;
 pub mod process;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::args::CheckArgs;
 use super::{compile_text, inspection};
 use crate::diagnostics::{render_finding, Site};
-use crate::executor::exit;
+use crate::exit;
 use crate::secrets::Redactor;
 use crate::state::TopLevelBudget;
 
@@ -110,7 +110,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     // is a script error (exit 2). Its other failures depend on the
     // environment (params, files) and are the run's to report.
     if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
-        if crate::executor::step::interruption(&e) == Some(crate::services::Interrupt::TopLevelBudget) {
+        if crate::executor::step::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
             let diagnostic = crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new());
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }

@@ -16,7 +16,7 @@ mod pipeline;
 use std::io::Write as _;
 
 use super::args::{CiArgs, Platform};
-use crate::executor::exit;
+use crate::exit;
 use pipeline::Pipeline;
 
 /// The capstan the generated pipeline installs: this one.

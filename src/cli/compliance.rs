@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::compliance::{self, dockerfile, k8s, secrets, terraform, Finding};
-use crate::executor::exit;
+use crate::exit;
 
 fn is_dockerfile(p: &Path) -> bool {
     let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::args::DocArgs;
 use super::{inspection, usage_error};
-use crate::executor::exit;
+use crate::exit;
 
 #[derive(Deserialize)]
 struct Metadata {

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::{compile_text, playbook_root};
 use crate::events::EventKind;
-use crate::executor::{self, exit, Selection};
+use crate::executor::{self, Selection};
+use crate::exit;
 use crate::playbook::Inputs;
 use crate::report::{self, Journal, JsonLines, Recorder};
 use crate::secrets::Redactor;

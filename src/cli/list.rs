@@ -11,7 +11,8 @@ use super::args::ListArgs;
 use super::{compile_text, inspection};
 use crate::diagnostics;
 use crate::events::redact_json;
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.

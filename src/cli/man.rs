@@ -5,7 +5,7 @@ use clap::CommandFactory;
 
 use super::args::Cli;
 use super::usage_error;
-use crate::executor::exit;
+use crate::exit;
 
 /// The exit codes every command shares.
 const EXIT_STATUS: &str = r#".SH "EXIT STATUS"

@@ -51,7 +51,7 @@ pub use args::{Cli, Command, LogFormat, ReplArgs};
 pub use doc::function_doc;
 
 use crate::engine;
-use crate::executor::exit;
+use crate::exit;
 use crate::playbook::Inputs;
 use crate::secrets::Redactor;
 use crate::services::Services;

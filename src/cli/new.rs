@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::{NewArgs, Template};
 use super::usage_error;
-use crate::executor::exit;
+use crate::exit;
 
 /// Where the placeholder for the service's name sits in the template files.
 const SERVICE: &str = "{{service}}";

@@ -11,7 +11,8 @@ use super::args::{LogFormat, RunArgs};
 use super::{load, usage_error};
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::resume::Resume;
-use crate::executor::{self, exit, Selection};
+use crate::executor::{self, Selection};
+use crate::exit;
 use crate::playbook::Inputs;
 use crate::primitives::{post_json, take_lock};
 use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
@@ -174,7 +175,7 @@ fn run_blocking(
     }
     for name in &args.guards.locks {
         if let Err(e) = take_lock(&state, name) {
-            let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
+            let code = if crate::failure::error_kind(&e).is_some_and(|k| k == crate::failure::Failure::BLOCKED) {
                 exit::BLOCKED
             } else {
                 exit::USAGE
@@ -199,7 +200,7 @@ fn run_blocking(
         }
         crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
         if let Some(path) = &args.junit {
-            let message = services.redactor.redact(&crate::primitives::error_message(&e)).into_owned();
+            let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
             if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
@@ -305,7 +306,7 @@ fn run_blocking(
     let journal_stopped_run = outcome
         .error
         .as_deref()
-        .is_some_and(|e| executor::step::interruption(e) == Some(crate::services::Interrupt::JournalLost));
+        .is_some_and(|e| executor::step::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
             crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));

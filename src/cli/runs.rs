@@ -8,8 +8,8 @@ use console::style;
 
 use super::args::{RunsAction, RunsArgs};
 use super::usage_error;
-use crate::executor::exit;
 use crate::executor::resume::latest;
+use crate::exit;
 use crate::report::{format_duration, runs_dir, RunRecord};
 
 pub fn runs(args: &RunsArgs) -> i32 {

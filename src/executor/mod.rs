@@ -12,22 +12,13 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, AST};
 
+use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
+use crate::exit;
+use crate::failure::{error_kind, error_message};
 use crate::playbook::PhaseDecl;
-use crate::primitives::{error_kind, error_message};
 use crate::services::frame::{self, Frame};
-use crate::services::Interrupt;
 use crate::state::RunState;
-
-/// Exit codes, as SPEC §2 fixes them.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const BLOCKED: i32 = 3;
-    pub const UNDO_FAILED: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-}
 
 /// Which phases to run.
 #[derive(Debug, Default, Clone)]
@@ -150,7 +141,7 @@ pub fn run_phases(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl]) 
             let undo_ok = undo::unwind(state, engine);
             let handlers_ok = undo::failure_handlers(state, engine, &error);
             services.cancel.set_run_deadline(run_deadline);
-            let blocked = error_kind(&error).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
+            let blocked = error_kind(&error).is_some_and(|k| k == crate::failure::Failure::BLOCKED);
             let exit_code = if interrupted || services.cancel.was_signalled() {
                 exit::INTERRUPTED
             } else if !(undo_ok && handlers_ok) {
@@ -232,6 +223,6 @@ pub fn is_interrupt(err: &EvalAltResult) -> bool {
 
 /// Failures that mean the playbook was used wrongly rather than that it failed.
 pub fn is_usage(err: &EvalAltResult) -> bool {
-    use crate::primitives::Failure;
+    use crate::failure::Failure;
     error_kind(err).is_some_and(|k| k == Failure::MISSING_PARAM || k == Failure::MISSING_SECRET || k == Failure::USAGE)
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 
-use crate::primitives::{failure, Failure, RhaiResultOf};
+use crate::cancel::Interrupt;
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::services::frame::{self, Frame};
-use crate::services::Interrupt;
 use crate::state::RunState;
 
 pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max: usize) -> RhaiResultOf<Array> {
@@ -57,7 +57,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
                     frames.push(branch.clone());
                     frame::install(frames);
                     let r = match frame::check(&state.services) {
-                        Some(reason) => Err(crate::primitives::terminated(reason)),
+                        Some(reason) => Err(crate::failure::terminated(reason)),
                         None => closures[i].call_within_context::<Dynamic>(ctx, ()),
                     };
                     if r.is_err() {

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 
+use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
+use crate::failure::{error_message, failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::playbook::{DeferredCall, StepOptions};
-use crate::primitives::{error_message, failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::services::frame::{self, Deadline, Frame};
-use crate::services::Interrupt;
 use crate::state::{RunState, UndoEntry};
 
 /// What the journal says about a finished step.
@@ -133,7 +133,7 @@ pub fn run(
         let own_timeout = matches!(interrupt, Some(Interrupt::StepTimeout { frame, .. }) if frame == frame_id);
         let message = error_message(&err);
         // A refused approval or a held lock will not change by trying again.
-        let blocked = crate::primitives::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
+        let blocked = crate::failure::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
         if retryable && attempt < attempts_allowed && frame::check(services).is_none() {
             services.log(
@@ -193,7 +193,7 @@ fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, a
 
 /// The capstan interruption behind an error, if it is one.
 pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
-    match crate::primitives::innermost(err) {
+    match crate::failure::innermost(err) {
         EvalAltResult::ErrorTerminated(token, _) => Interrupt::from_token(&token.to_string()),
         _ => None,
     }
@@ -203,7 +203,7 @@ pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
 /// without its journal could not be resumed nor audited.
 fn journal_check(state: &RunState, when: impl FnOnce() -> String) -> RhaiResultOf<()> {
     match state.services.journal_health.failure() {
-        Some(failure) => Err(crate::primitives::journal_lost(&format!("{failure}; the run stops {}", when()))),
+        Some(failure) => Err(crate::failure::journal_lost(&format!("{failure}; the run stops {}", when()))),
         None => Ok(()),
     }
 }

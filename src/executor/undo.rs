@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::cancel::Interrupt;
 use crate::events::{EventKind, Level, Location, Status};
-use crate::primitives::{error_kind, error_message};
+use crate::failure::{error_kind, error_message};
 use crate::services::frame::{self, Frame};
-use crate::services::Interrupt;
 use crate::state::RunState;
 
 /// Run the undo stack; `false` if any undo failed or was cut short.
@@ -116,9 +116,9 @@ fn failure_kind(error: &EvalAltResult) -> Option<String> {
         super::step::interruption(error).map(|i| {
             match i {
                 Interrupt::Signal => "interrupted",
-                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::primitives::Failure::TIMEOUT,
+                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::failure::Failure::TIMEOUT,
                 Interrupt::Aborted => "aborted",
-                Interrupt::TopLevelBudget => crate::primitives::Failure::USAGE,
+                Interrupt::TopLevelBudget => crate::failure::Failure::USAGE,
                 Interrupt::JournalLost => "journal",
             }
             .to_string()

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, module_func, RhaiResultOf};
+use super::module_func;
 use crate::events::{EventKind, Level};
+use crate::failure::Failure;
+use crate::failure::{failure, RhaiResultOf};
 use crate::services::frame;
 use crate::state::RunState;
 

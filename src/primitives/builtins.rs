@@ -6,10 +6,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, func, terminated, RhaiResultOf};
+use super::func;
 use crate::events::{EventKind, Level};
 use crate::executor;
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
 use crate::services::frame;
 use crate::state::{Mode, RunState};

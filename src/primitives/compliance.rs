@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
+use super::module_func;
 use crate::compliance::{self, Finding, Severity};
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::state::RunState;
 
 fn to_array(findings: Vec<Finding>) -> Array {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::module_func;
+use crate::failure::Failure;
+use crate::failure::{failure_with_hint, terminated, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::state::RunState;
 

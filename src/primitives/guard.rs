@@ -11,9 +11,10 @@ use nix::fcntl::{Flock, FlockArg};
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::errors::Failure;
-use super::{failure_with_hint, func, RhaiResultOf};
+use super::func;
 use crate::events::{EventKind, Level};
+use crate::failure::Failure;
+use crate::failure::{failure_with_hint, RhaiResultOf};
 use crate::services::frame;
 use crate::state::RunState;
 

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::module_func;
 use crate::events::Level;
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::services::{frame, Services};
@@ -188,7 +189,7 @@ fn block_on<T>(services: &Services, fut: impl std::future::Future<Output = T>) -
             () = interrupted(services) => Err(()),
         }
     })
-    .map_err(|()| terminated(frame::check(services).unwrap_or(crate::services::Interrupt::Signal)))
+    .map_err(|()| terminated(frame::check(services).unwrap_or(crate::cancel::Interrupt::Signal)))
 }
 
 async fn interrupted(services: &Services) {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use super::{failure, module_func, RhaiResultOf};
+use crate::failure::Failure;
+use crate::failure::{failure, RhaiResultOf};
 use crate::state::RunState;
 
 /// Options every Kubernetes call understands.

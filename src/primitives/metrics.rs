@@ -7,8 +7,9 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::module_func;
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::frame;
 use crate::state::RunState;
@@ -102,7 +103,7 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
         }
     });
     let Some(result) = result else {
-        return Err(terminated(frame::check(services).unwrap_or(crate::services::Interrupt::Signal)));
+        return Err(terminated(frame::check(services).unwrap_or(crate::cancel::Interrupt::Signal)));
     };
     let (status, body) = result.map_err(|e| {
         failure_with_hint(

@@ -7,7 +7,6 @@ mod compliance;
 mod data;
 mod docker;
 mod effects;
-mod errors;
 mod git;
 mod guard;
 mod health;
@@ -28,16 +27,11 @@ use rhai::{Engine, FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Varian
 
 pub use builtins::{sleep as sleep_for, text};
 pub use effects::{effect, Effect, MUTATING};
-pub use errors::{
-    error_hint, error_kind, error_message, failure, failure_with_hint, innermost, journal_lost, terminated, Failure,
-};
 pub use guard::{acquire as acquire_lock, take as take_lock, Holder, LockError, LockGuard};
 pub use notify::{post_json, PostOptions};
 pub(crate) use terraform::scaffold_files as terraform_scaffold_files;
 
 use crate::state::RunState;
-
-pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     builtins::register(engine, state);

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
+use super::module_func;
 use crate::events::{redact_json, Level};
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::{frame, Action, Services};
 use crate::state::RunState;

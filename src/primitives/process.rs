@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, func, tool, RhaiResultOf};
+use super::{func, tool};
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec};
 use crate::state::RunState;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::module_func;
 use super::tool::{self, ToolCall};
-use super::{failure, module_func, RhaiResultOf};
+use crate::failure::Failure;
+use crate::failure::{failure, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::quote;
 use crate::state::RunState;

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use super::errors::Failure;
+use super::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
 use crate::events::Level;
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::Action;
 use crate::state::RunState;

@@ -2,8 +2,8 @@
 //! primitive: through the one dry-run decision and the one process runner,
 //! with failures turned into script errors that keep the tool's own words.
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, terminated, RhaiResultOf};
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
 use crate::secrets::Redactor;
 use crate::services::Action;

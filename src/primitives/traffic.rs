@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::module_func;
 use super::tool::{self, ToolCall};
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
 use crate::events::Level;
+use crate::failure::Failure;
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 

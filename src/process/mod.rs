@@ -18,8 +18,8 @@ pub use lines::{LineSplitter, Tail};
 pub use spawn::execute;
 pub use tree::Tree;
 
+use crate::cancel::Interrupt;
 use crate::secrets::Redactor;
-use crate::services::Interrupt;
 
 /// How much of each stream a result keeps in memory by default.
 pub const DEFAULT_CAPTURE: usize = 4 << 20;

@@ -26,7 +26,7 @@ use self::session::{Reply, Session};
 use self::view::View;
 use crate::cli::{load, playbook_root, usage_error, ReplArgs};
 use crate::events::{EventKind, Status};
-use crate::executor::exit;
+use crate::exit;
 use crate::playbook::Inputs;
 use crate::report::{self, Recorder, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
@@ -187,7 +187,7 @@ fn session_loop(
 
     for name in &args.guards.locks {
         if let Err(e) = crate::primitives::take_lock(&state, name) {
-            let blocked = crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED);
+            let blocked = crate::failure::error_kind(&e).is_some_and(|k| k == crate::failure::Failure::BLOCKED);
             crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
             return if blocked { exit::BLOCKED } else { exit::USAGE };
         }

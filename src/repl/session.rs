@@ -11,7 +11,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 
 use super::view::{self, Current};
 use crate::events::{EventKind, Location, Status};
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
 use crate::report::{Journal, RunRecord};
 use crate::services::frame::{self, Frame};
 use crate::state::RunState;

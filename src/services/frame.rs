@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Interrupt, Services};
+use crate::cancel::Interrupt;
+
+use super::Services;
 use crate::events::Location;
 use crate::process::Tree;
 

@@ -2,14 +2,12 @@
 //! redactor, cancellation, and the one dry-run decision. Primitives never
 //! print; they emit through this handle.
 
-mod cancel;
 pub mod frame;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use cancel::{Cancel, Interrupt};
-
+use crate::cancel::Cancel;
 use crate::events::{Bus, EventKind, Level};
 use crate::secrets::Redactor;
 

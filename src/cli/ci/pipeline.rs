@@ -13,7 +13,8 @@ use std::path::Path;
 
 use crate::cli::{inspection, load, playbook_root};
 use crate::diagnostics;
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::secrets::Redactor;

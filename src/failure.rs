@@ -4,7 +4,9 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-use crate::services::Interrupt;
+use crate::cancel::Interrupt;
+
+pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 /// Failure kinds the executor treats specially.
 pub struct Failure;
