@@ -94,7 +94,7 @@ pub struct RunState {
     /// Temporary folders handed to the script, removed when the run ends.
     temp_dirs: Mutex<Vec<tempfile::TempDir>>,
     /// Locks held for the run; released when the state is dropped.
-    pub locks: Mutex<Vec<crate::primitives::LockGuard>>,
+    pub locks: Mutex<Vec<crate::lock::LockGuard>>,
     declaring: AtomicBool,
     /// When the top level started, for its time budget.
     declare_started: Mutex<Option<std::time::Instant>>,

@@ -110,7 +110,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     // is a script error (exit 2). Its other failures depend on the
     // environment (params, files) and are the run's to report.
     if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
-        if crate::executor::step::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
+        if crate::executor::classify::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
             let diagnostic = crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new());
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }
@@ -119,7 +119,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     let written = crate::engine::compile_as_written(path, text).unwrap_or_else(|_| loaded.ast.clone());
     findings.extend(literal_findings(&written, path));
     findings.extend(top_level_mutations(&engine, &loaded.ast, path));
-    let resolver = crate::engine::SandboxResolver::new(&super::playbook_root(path));
+    let resolver = crate::engine::resolver::SandboxResolver::new(&super::playbook_root(path));
     let primitives = crate::playbook::shadows::primitives(&engine);
     let is_primitive = |name: &str, arity: usize| primitives.contains_key(&(name.to_string(), arity));
     for shadow in crate::playbook::shadows::shadows(path, text, &written, &resolver, is_primitive) {

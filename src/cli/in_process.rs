@@ -175,7 +175,7 @@ pub fn dry_run(
 
     services.cancel.set_run_deadline(Instant::now().checked_add(limits.run_time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        let code = if executor::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
+        let code = if executor::classify::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
         return finish(code, &diagnostics::render_eval(&e, &display, &services.redactor));
     }
     let model = state.model().clone();

@@ -14,7 +14,8 @@ use crate::executor::resume::Resume;
 use crate::executor::{self, Selection};
 use crate::exit;
 use crate::playbook::Inputs;
-use crate::primitives::{post_json, take_lock};
+use crate::primitives::guard::take as take_lock;
+use crate::primitives::post_json;
 use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
 use crate::services::Services;
@@ -193,7 +194,7 @@ fn run_blocking(
         if services.cancel.was_signalled() {
             return exit::INTERRUPTED;
         }
-        if executor::is_interrupt(&e) {
+        if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
             crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
             return exit::FAILED;
@@ -306,7 +307,7 @@ fn run_blocking(
     let journal_stopped_run = outcome
         .error
         .as_deref()
-        .is_some_and(|e| executor::step::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
+        .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
             crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));

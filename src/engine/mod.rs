@@ -3,7 +3,7 @@
 //! resolver, cancellation through `on_progress`, and every primitive.
 
 pub mod limits;
-mod resolver;
+pub mod resolver;
 pub mod stdlib;
 
 use std::path::Path;
@@ -57,7 +57,7 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
     });
     primitives::register(&mut engine, state);
     let folder = root.to_string_lossy().into_owned();
-    primitives::func(
+    primitives::registration::func(
         &mut engine,
         "playbook_dir",
         &["String"],

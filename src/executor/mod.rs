@@ -1,6 +1,7 @@
 //! Runs the declared model: phases in order, the abort path (undo stack,
 //! then `on_failure`), the run's timeout, and the exit code.
 
+pub mod classify;
 pub mod parallel;
 pub mod record;
 pub mod resume;
@@ -12,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, AST};
 
-use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
 use crate::exit;
-use crate::failure::{error_kind, error_message};
+use crate::failure::error_kind;
 use crate::playbook::PhaseDecl;
 use crate::services::frame::{self, Frame};
 use crate::state::RunState;
+use classify::describe;
 
 /// Which phases to run.
 #[derive(Debug, Default, Clone)]
@@ -205,24 +206,4 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
     });
     services.bus.flush();
     result.map(|_| ())
-}
-
-/// One line for an error in events: the message and where it happened.
-pub fn describe(err: &EvalAltResult) -> String {
-    let message = error_message(err);
-    match crate::diagnostics::error_location(err) {
-        Some(loc) => format!("{message} ({loc})"),
-        None => message,
-    }
-}
-
-/// Was this error the run being interrupted (signal or run timeout)?
-pub fn is_interrupt(err: &EvalAltResult) -> bool {
-    matches!(step::interruption(err), Some(Interrupt::Signal | Interrupt::RunTimeout))
-}
-
-/// Failures that mean the playbook was used wrongly rather than that it failed.
-pub fn is_usage(err: &EvalAltResult) -> bool {
-    use crate::failure::Failure;
-    error_kind(err).is_some_and(|k| k == Failure::MISSING_PARAM || k == Failure::MISSING_SECRET || k == Failure::USAGE)
 }

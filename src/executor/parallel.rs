@@ -84,11 +84,10 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
             Ok(v) => values.push(v),
             Err(e) => {
                 // Report the branch that failed, not the siblings it stopped.
-                let is_abort = matches!(super::step::interruption(&e), Some(Interrupt::Aborted));
-                if first_error
-                    .as_ref()
-                    .is_none_or(|f| !is_abort && matches!(super::step::interruption(f), Some(Interrupt::Aborted)))
-                {
+                let is_abort = matches!(crate::executor::classify::interruption(&e), Some(Interrupt::Aborted));
+                if first_error.as_ref().is_none_or(|f| {
+                    !is_abort && matches!(crate::executor::classify::interruption(f), Some(Interrupt::Aborted))
+                }) {
                     first_error = Some(e);
                 }
             }

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
+use rhai::{Dynamic, FnPtr, NativeCallContext};
 
+use super::classify::interruption;
 use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
 use crate::failure::{error_message, failure, failure_with_hint, Failure, RhaiResultOf};
@@ -145,7 +146,7 @@ pub fn run(
             );
             let slept = {
                 let _guard = frame::push(Frame::new(at.clone()));
-                crate::primitives::sleep_for(state, delay)
+                crate::services::wait::sleep(&state.services, delay)
             };
             if slept.is_ok() {
                 delay = delay.saturating_mul(2);
@@ -188,14 +189,6 @@ fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, a
             step_key: key.to_string(),
             call: DeferredCall { body: undo.clone(), context },
         });
-    }
-}
-
-/// The capstan interruption behind an error, if it is one.
-pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
-    match crate::failure::innermost(err) {
-        EvalAltResult::ErrorTerminated(token, _) => Interrupt::from_token(&token.to_string()),
-        _ => None,
     }
 }
 

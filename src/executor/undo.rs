@@ -43,12 +43,12 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
         };
         let error = result.err().map(|e| {
             undo_frame.kill_groups();
-            match super::step::interruption(&e) {
+            match crate::executor::classify::interruption(&e) {
                 Some(Interrupt::RunTimeout) => {
                     services.log(Level::Error, format!("{}: undo of `{name}` was cut short", cut_short()));
                     format!("cut short: {}", cut_short())
                 }
-                _ => super::describe(&e),
+                _ => crate::executor::classify::describe(&e),
             }
         });
         all_ok &= error.is_none();
@@ -94,9 +94,9 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
         if let Err(e) = handler.body.call_within_context::<Dynamic>(&ctx, (Dynamic::from_map(info.clone()),)) {
             all_ok = false;
             handler_frame.kill_groups();
-            let why = match super::step::interruption(&e) {
+            let why = match crate::executor::classify::interruption(&e) {
                 Some(Interrupt::RunTimeout) => format!("cut short: {}", cut_short()),
-                _ => super::describe(&e),
+                _ => crate::executor::classify::describe(&e),
             };
             state.services.log(Level::Error, format!("on_failure handler failed: {why}"));
         }
@@ -113,7 +113,7 @@ fn cut_short() -> &'static str {
 /// stopped the run (`interrupted`, `timeout`, `aborted`).
 fn failure_kind(error: &EvalAltResult) -> Option<String> {
     error_kind(error).or_else(|| {
-        super::step::interruption(error).map(|i| {
+        crate::executor::classify::interruption(error).map(|i| {
             match i {
                 Interrupt::Signal => "interrupted",
                 Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::failure::Failure::TIMEOUT,

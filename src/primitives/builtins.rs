@@ -2,17 +2,17 @@
 //! logging, events, tools, time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-use super::func;
 use crate::events::{EventKind, Level};
 use crate::executor;
 use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
-use crate::services::frame;
+use crate::primitives::registration::func;
+use crate::services::{frame, wait};
 use crate::state::{Mode, RunState};
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
@@ -345,7 +345,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "Wait, e.g. `sleep(\"2s\")` or `sleep(2)`. Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(\"10s\");\n```",
         move |duration: Dynamic| -> RhaiResultOf<()> {
             let d = parse_duration(&duration).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            wait::sleep(&s.services, d)
         },
     );
     // The standard package has its own sleep(INT|FLOAT) that nothing can
@@ -358,7 +358,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(2);\n```",
         move |secs: i64| -> RhaiResultOf<()> {
             let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            wait::sleep(&s.services, d)
         },
     );
     let s = state.clone();
@@ -369,7 +369,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(0.5);\n```",
         move |secs: f64| -> RhaiResultOf<()> {
             let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            wait::sleep(&s.services, d)
         },
     );
     func(
@@ -435,28 +435,6 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "True under `--dry-run`.\n```rhai\nif !dry_run() { info(\"for real\"); }\n```",
         move || s.services.dry_run(),
     );
-}
-
-/// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
-pub fn sleep(state: &RunState, duration: Duration) -> RhaiResultOf<()> {
-    // A duration too long for the clock is as good as forever.
-    let end = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
-    loop {
-        if let Some(reason) = frame::check(&state.services) {
-            return Err(terminated(reason));
-        }
-        let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        let mut wait = end - now;
-        if let Some(d) = frame::next_deadline(&state.services) {
-            wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
-        }
-        state.services.cancel.sleep(wait.min(Duration::from_millis(250)));
-    }
 }
 
 fn find_on_path(tool: &str) -> Option<std::path::PathBuf> {

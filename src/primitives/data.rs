@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::module_func;
 use crate::failure::Failure;
 use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::primitives::registration::module_func;
 use crate::services::Action;
 use crate::state::RunState;
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::module_func;
 use crate::failure::Failure;
 use crate::failure::{failure_with_hint, terminated, RhaiResultOf};
+use crate::primitives::registration::module_func;
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::state::RunState;
 

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::module_func;
 use crate::events::Level;
 use crate::failure::Failure;
 use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::playbook::parse_duration;
+use crate::primitives::registration::module_func;
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::services::{frame, Services};
+use crate::services::{frame, wait};
 use crate::state::RunState;
 
 /// Which statuses count as healthy: `200-399` unless told otherwise.
@@ -176,31 +176,6 @@ fn target(value: &Dynamic) -> Result<Target, String> {
     Err(format!("health target \"{text}\" must be an http(s):// URL, tcp://host:port, or an argv array"))
 }
 
-fn runtime(services: &Services) -> RhaiResultOf<tokio::runtime::Handle> {
-    services.runtime.clone().ok_or_else(|| failure(Failure::FAIL, "no async runtime for network checks"))
-}
-
-/// Run a future on the runtime, stopping when the step or run is interrupted.
-fn block_on<T>(services: &Services, fut: impl std::future::Future<Output = T>) -> RhaiResultOf<T> {
-    let rt = runtime(services)?;
-    rt.block_on(async {
-        tokio::select! {
-            v = fut => Ok(v),
-            () = interrupted(services) => Err(()),
-        }
-    })
-    .map_err(|()| terminated(frame::check(services).unwrap_or(crate::cancel::Interrupt::Signal)))
-}
-
-async fn interrupted(services: &Services) {
-    loop {
-        if frame::check(services).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn client(timeout: Duration, pool: usize) -> RhaiResultOf<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -219,7 +194,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
             for (k, v) in &o.headers {
                 request = request.header(k, v);
             }
-            let result = block_on(services, async move {
+            let result = wait::block_on(services, async move {
                 let response = request.send().await?;
                 let status = response.status().as_u16();
                 let body = response.text().await.unwrap_or_default();
@@ -247,7 +222,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
         Target::Tcp(addr) => {
             let addr = addr.clone();
             let timeout = o.timeout;
-            let result = block_on(services, async move {
+            let result = wait::block_on(services, async move {
                 tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
             })?;
             let latency = start.elapsed();
@@ -370,7 +345,7 @@ pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> R
             start.elapsed().as_millis() as u64,
             o.within.as_millis() as u64,
         );
-        super::sleep_for(state, o.interval)?;
+        wait::sleep(&state.services, o.interval)?;
     }
 }
 
@@ -514,7 +489,7 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
             while workers.join_next().await.is_some() {}
         }
     };
-    block_on(&state.services, work)?;
+    wait::block_on(&state.services, work)?;
     let elapsed = started.elapsed().as_secs_f64().max(1e-3);
     let t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ms = |q: f64| if t.requests == 0 { 0.0 } else { t.latency_us.value_at_quantile(q) as f64 / 1000.0 };

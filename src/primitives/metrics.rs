@@ -7,10 +7,10 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use super::module_func;
 use crate::failure::Failure;
 use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
 use crate::playbook::parse_duration;
+use crate::primitives::registration::module_func;
 use crate::services::frame;
 use crate::state::RunState;
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use super::{func, tool};
+use crate::primitives::registration::func;
+
+use super::tool;
 use crate::failure::Failure;
 use crate::failure::{failure, failure_with_hint, RhaiResultOf};
 use crate::playbook::parse_duration;

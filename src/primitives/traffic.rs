@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::module_func;
 use super::tool::{self, ToolCall};
 use crate::events::Level;
 use crate::failure::Failure;
 use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::primitives::registration::module_func;
 use crate::services::Action;
 use crate::state::RunState;
 

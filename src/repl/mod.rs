@@ -186,7 +186,7 @@ fn session_loop(
     let watcher = watch_signals(&services, flags, &record);
 
     for name in &args.guards.locks {
-        if let Err(e) = crate::primitives::take_lock(&state, name) {
+        if let Err(e) = crate::primitives::guard::take(&state, name) {
             let blocked = crate::failure::error_kind(&e).is_some_and(|k| k == crate::failure::Failure::BLOCKED);
             crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
             return if blocked { exit::BLOCKED } else { exit::USAGE };

@@ -176,7 +176,7 @@ impl Session {
         let status = match &result {
             Ok(_) if self.services().dry_run() => Status::DryRun,
             Ok(_) => Status::Ok,
-            Err(e) if executor::is_interrupt(e) => Status::Interrupted,
+            Err(e) if executor::classify::is_interrupt(e) => Status::Interrupted,
             Err(_) => Status::Failed,
         };
         self.services().emit(EventKind::StepFinished {
@@ -187,7 +187,7 @@ impl Session {
             attempts: 1,
             allow_failure: false,
             resumed: false,
-            error: result.as_ref().err().map(|e| executor::describe(e)),
+            error: result.as_ref().err().map(|e| executor::classify::describe(e)),
             error_at: result.as_ref().err().and_then(|e| crate::diagnostics::error_location(e)),
             step_key: None,
             recorded: crate::events::RecordedValue::default(),
@@ -197,7 +197,7 @@ impl Session {
         match result {
             Ok(v) => Reply::Value(v),
             Err(e) if status == Status::Interrupted => {
-                Reply::Error(format!("interrupted: {}\n", executor::describe(&e)))
+                Reply::Error(format!("interrupted: {}\n", executor::classify::describe(&e)))
             }
             Err(e) => Reply::Error(crate::diagnostics::render_eval(&e, SOURCE, &self.services().redactor)),
         }

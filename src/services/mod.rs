@@ -3,6 +3,7 @@
 //! print; they emit through this handle.
 
 pub mod frame;
+pub mod wait;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
