@@ -50,7 +50,7 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         let stop = if declaring.is_declaring() && declaring.top_level_spent(ops) {
             Some(crate::cancel::Interrupt::TopLevelBudget)
         } else {
-            frame::check(&services)
+            frame::check(&services.cancel)
         };
         STOPPING.set(stop.is_some());
         stop.map(|i| i.token().into())

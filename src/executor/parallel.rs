@@ -56,7 +56,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
                     branch.deadline = None;
                     frames.push(branch.clone());
                     frame::install(frames);
-                    let r = match frame::check(&state.services) {
+                    let r = match frame::check(&state.services.cancel) {
                         Some(reason) => Err(crate::failure::terminated(reason)),
                         None => closures[i].call_within_context::<Dynamic>(ctx, ()),
                     };

@@ -136,7 +136,7 @@ pub fn run(
         // A refused approval or a held lock will not change by trying again.
         let blocked = crate::failure::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
-        if retryable && attempt < attempts_allowed && frame::check(services).is_none() {
+        if retryable && attempt < attempts_allowed && frame::check(&services.cancel).is_none() {
             services.log(
                 crate::events::Level::Warn,
                 format!(

@@ -17,7 +17,7 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
     let mut all_ok = true;
     while let Some(entry) = state.pop_undo() {
         let name = entry.at.step.as_deref().unwrap_or("?");
-        match frame::check(services) {
+        match frame::check(&services.cancel) {
             Some(Interrupt::Signal) => {
                 services.log(Level::Error, format!("interrupted again: undo of `{name}` and older steps skipped"));
                 return false;
@@ -85,7 +85,7 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
         };
         let handler_frame = Frame::new(at);
         let _guard = frame::push(handler_frame.clone());
-        if frame::check(&state.services).is_some() {
+        if frame::check(&state.services.cancel).is_some() {
             all_ok = false;
             state.services.log(Level::Error, format!("on_failure handler skipped: {}", cut_short()));
             continue;

@@ -26,7 +26,7 @@ fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
             }
         }
     }
-    let outcome = match process::execute(&state.services, &spec) {
+    let outcome = match process::execute(state.services.as_ref(), &spec) {
         Ok(o) => o,
         Err(ProcessError::Interrupted(reason)) => return Err(terminated(reason)),
         Err(e) => {

@@ -247,7 +247,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
             let mut spec = CommandSpec::new(argv[0].clone(), argv[1..].to_vec());
             spec.timeout = Some(o.timeout);
             spec.quiet = true;
-            match process::execute(services, &spec) {
+            match process::execute(services.as_ref(), &spec) {
                 Ok(out) => Ok(Checked {
                     ok: out.success(),
                     status: out.code.map(i64::from),

@@ -97,13 +97,13 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
                 Ok::<_, reqwest::Error>((status, body))
             } => Some(r),
             () = async { loop {
-                if frame::check(services).is_some() { return; }
+                if frame::check(&services.cancel).is_some() { return; }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             } } => None,
         }
     });
     let Some(result) = result else {
-        return Err(terminated(frame::check(services).unwrap_or(crate::cancel::Interrupt::Signal)));
+        return Err(terminated(frame::check(&services.cancel).unwrap_or(crate::cancel::Interrupt::Signal)));
     };
     let (status, body) = result.map_err(|e| {
         failure_with_hint(

@@ -127,7 +127,7 @@ pub fn post_json(
         if attempt < attempts {
             let until = std::time::Instant::now() + delay.min(Duration::from_secs(30));
             while std::time::Instant::now() < until {
-                if frame::check(services).is_some() {
+                if frame::check(&services.cancel).is_some() {
                     return Err("interrupted".into());
                 }
                 services
@@ -156,7 +156,7 @@ fn without_url(e: &reqwest::Error) -> String {
 
 async fn cancelled(services: &Services) {
     loop {
-        if frame::check(services).is_some() {
+        if frame::check(&services.cancel).is_some() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

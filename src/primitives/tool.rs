@@ -66,7 +66,7 @@ pub fn act(
     if !state.services.should_act(&Action { description, read_only }) {
         return Ok(None);
     }
-    match process::execute(&state.services, spec) {
+    match process::execute(state.services.as_ref(), spec) {
         Ok(outcome) => Ok(Some(outcome)),
         Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
         Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(Failure::COMMAND, e.to_string(), hints.spawn)),

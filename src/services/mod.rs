@@ -2,6 +2,7 @@
 //! redactor, cancellation, and the one dry-run decision. Primitives never
 //! print; they emit through this handle.
 
+mod children;
 pub mod frame;
 pub mod wait;
 

@@ -13,7 +13,7 @@ pub fn sleep(services: &Services, duration: Duration) -> RhaiResultOf<()> {
         .checked_add(duration)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     loop {
-        if let Some(reason) = frame::check(services) {
+        if let Some(reason) = frame::check(&services.cancel) {
             return Err(terminated(reason));
         }
         let now = Instant::now();
@@ -21,7 +21,7 @@ pub fn sleep(services: &Services, duration: Duration) -> RhaiResultOf<()> {
             return Ok(());
         }
         let mut wait = end - now;
-        if let Some(d) = frame::next_deadline(services) {
+        if let Some(d) = frame::next_deadline(&services.cancel) {
             wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
         }
         services.cancel.sleep(wait.min(Duration::from_millis(250)));
@@ -41,12 +41,12 @@ pub fn block_on<T>(services: &Services, fut: impl std::future::Future<Output = T
             () = interrupted(services) => Err(()),
         }
     })
-    .map_err(|()| terminated(frame::check(services).unwrap_or(crate::cancel::Interrupt::Signal)))
+    .map_err(|()| terminated(frame::check(&services.cancel).unwrap_or(crate::cancel::Interrupt::Signal)))
 }
 
 async fn interrupted(services: &Services) {
     loop {
-        if frame::check(services).is_some() {
+        if frame::check(&services.cancel).is_some() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
