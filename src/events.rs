@@ -239,7 +239,7 @@ pub struct RecordedValue {
     pub large: Option<Box<serde_json::Value>>,
     /// The strings of the value that hold a secret, as references by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub value_secrets: Vec<crate::executor::record::SecretRef>,
+    pub value_secrets: Vec<crate::executor::secret_ref::SecretRef>,
     /// The value could not be recorded so that `--resume` can replay it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub value_unrecorded: bool,

@@ -132,7 +132,7 @@ pub fn dry_run(
         Ok(t) => t,
         Err(f) => return f,
     };
-    let run_id: Arc<str> = report::new_run_id().into();
+    let run_id: Arc<str> = report::format::new_run_id().into();
     let services = Arc::new(Services::new(run_id.clone(), Arc::new(Redactor::new()), true));
     let lines = Buffer::default();
     let (recorder, record) = Recorder::new();

@@ -66,7 +66,7 @@ pub async fn run(args: RunArgs) -> i32 {
         None => inputs,
     };
     let redactor = Arc::new(Redactor::new());
-    let run_id: Arc<str> = resume.as_ref().map_or_else(report::new_run_id, |r| r.run_id.clone()).into();
+    let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
     let services = Arc::new(Services::new(run_id, redactor, args.dry_run));
 
     let mut sigint = signal(SignalKind::interrupt()).ok();

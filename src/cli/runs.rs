@@ -10,7 +10,8 @@ use super::args::{RunsAction, RunsArgs};
 use super::usage_error;
 use crate::executor::resume::latest;
 use crate::exit;
-use crate::report::{format_duration, runs_dir, RunRecord};
+use crate::report::format::format_duration;
+use crate::report::{runs_dir, RunRecord};
 
 pub fn runs(args: &RunsArgs) -> i32 {
     let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod parallel;
 pub mod record;
 pub mod resume;
+pub mod secret_ref;
 pub mod step;
 mod undo;
 

@@ -40,7 +40,8 @@ pub async fn repl(args: ReplArgs) -> i32 {
         Ok(i) => i,
         Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
     };
-    let services = Arc::new(Services::new(report::new_run_id().into(), Arc::new(Redactor::new()), args.dry_run));
+    let services =
+        Arc::new(Services::new(report::format::new_run_id().into(), Arc::new(Redactor::new()), args.dry_run));
 
     let busy = Arc::new(AtomicBool::new(false));
     let quit = Arc::new(AtomicBool::new(false));

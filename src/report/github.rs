@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::record::{lock, RunRecord};
-use super::{format_duration, Terminal};
 use crate::events::{Event, EventKind, Sink, Status};
+use crate::report::format::format_duration;
+use crate::report::terminal::Terminal;
 use crate::secrets::Redactor;
 
 pub struct Github {

@@ -9,8 +9,10 @@ use std::time::Duration;
 use console::{style, StyledObject};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{event_line, format_duration};
+use super::event_line;
+
 use crate::events::{Event, EventKind, Level, Location, Sink, Status};
+use crate::report::format::format_duration;
 
 const TAIL_LINES: usize = 50;
 const MAX_LINE_CHARS: usize = 400;
