@@ -47,6 +47,7 @@ pub mod events;
 pub mod executor;
 pub mod exit;
 pub mod failure;
+pub mod launch;
 pub mod lock;
 pub mod playbook;
 pub mod primitives;

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use super::args::DocArgs;
-use super::{inspection, usage_error};
 use crate::exit;
+use crate::launch::{inspection, usage_error};
 
 #[derive(Deserialize)]
 struct Metadata {

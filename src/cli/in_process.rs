@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{compile_text, playbook_root};
 use crate::events::EventKind;
 use crate::executor::{self, Selection};
 use crate::exit;
+use crate::launch::{compile_text, playbook_root};
 use crate::playbook::Inputs;
 use crate::report::{self, Journal, JsonLines, Recorder};
 use crate::secrets::Redactor;

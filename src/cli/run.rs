@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
-use super::{load, usage_error};
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::resume::Resume;
 use crate::executor::{self, Selection};
 use crate::exit;
+use crate::launch::{load, usage_error};
 use crate::playbook::Inputs;
 use crate::primitives::guard::take as take_lock;
 use crate::primitives::post_json;
@@ -23,7 +23,7 @@ use crate::state::{Mode, RunState, Settings};
 use crate::{diagnostics, engine};
 
 pub async fn run(args: RunArgs) -> i32 {
-    let root = super::playbook_root(&args.playbook);
+    let root = crate::launch::playbook_root(&args.playbook);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
     let resume = match &args.resume {
         Some(id) => match Resume::load(&journal_root, id) {
@@ -102,7 +102,7 @@ fn log_format(args: &RunArgs) -> LogFormat {
 
 fn output_sink(args: &RunArgs, services: &Services, record: &Arc<Mutex<RunRecord>>) -> Box<dyn Sink> {
     match log_format(args) {
-        LogFormat::Json => match super::output_file() {
+        LogFormat::Json => match crate::launch::output_file() {
             Some(file) => Box::new(JsonLines::to(Box::new(file))),
             None => Box::new(JsonLines::stdout()),
         },
@@ -149,7 +149,7 @@ fn run_blocking(
         resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::executor::record::new_salt);
     state.resume = resume;
     let state = Arc::new(state);
-    let root = super::playbook_root(&args.playbook);
+    let root = crate::launch::playbook_root(&args.playbook);
     let engine = engine::build(&state, &root);
     let loaded = match load(&engine, &args.playbook, &services.redactor) {
         Ok(l) => l,

@@ -24,9 +24,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use self::editor::ReplHelper;
 use self::session::{Reply, Session};
 use self::view::View;
-use crate::cli::{load, playbook_root, usage_error, ReplArgs};
+use crate::cli::args::ReplArgs;
 use crate::events::{EventKind, Status};
 use crate::exit;
+use crate::launch::{load, playbook_root, usage_error};
 use crate::playbook::Inputs;
 use crate::report::{self, Recorder, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
@@ -243,15 +244,15 @@ fn session_loop(
         match reply {
             Reply::Value(v) => {
                 if let Some(text) = show(&v, &services.redactor) {
-                    crate::cli::print_data(&text);
+                    crate::launch::print_data(&text);
                 }
             }
             Reply::Text(t) if t.is_empty() => {}
-            Reply::Text(t) => crate::cli::print_data(&services.redactor.redact(&t)),
+            Reply::Text(t) => crate::launch::print_data(&services.redactor.redact(&t)),
             Reply::Error(e) => crate::err!("{e}"),
             Reply::Quit => break,
         }
-        let _ = std::io::Write::flush(&mut *crate::cli::output());
+        let _ = std::io::Write::flush(&mut *crate::launch::output());
         if flags.quit.load(Ordering::SeqCst) {
             break;
         }

@@ -265,7 +265,7 @@ impl Session {
                 Some(other) => Reply::Error(format!("error: `:dry-run {other}`: say `on` or `off`\n")),
             },
             "doc" => match rest.first() {
-                Some(name) => match crate::cli::function_doc(name) {
+                Some(name) => match crate::cli::doc::function_doc(name) {
                     Some(text) => Reply::Text(text),
                     None => Reply::Error(format!(
                         "error: no function named `{name}`\n   = hint: Tab after a prefix lists the names (`health::` Tab)\n"

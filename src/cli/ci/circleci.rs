@@ -3,7 +3,7 @@
 //! placed before it.
 
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
+use crate::cli::ci::lines::{header, Lines, VERSION};
 
 /// Where `cargo install` puts capstan, so the cache holds only capstan.
 const INSTALL_ROOT: &str = "~/.capstan-bin";

@@ -3,7 +3,7 @@
 //! phase, whose required reviewers are the approval.
 
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
+use crate::cli::ci::lines::{header, Lines, VERSION};
 
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
 fn secret_ref(name: &str) -> String {

@@ -3,7 +3,7 @@
 //! protected environment can say who may start them.
 
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
+use crate::cli::ci::lines::{header, Lines, VERSION};
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.
 const INSTALL_ROOT: &str = ".capstan-bin";

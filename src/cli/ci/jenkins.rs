@@ -3,7 +3,7 @@
 //! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
 
 use super::pipeline::{Pipeline, JOURNAL_DIR};
-use super::{header, Lines};
+use crate::cli::ci::lines::{header, Lines};
 
 const STASH: &str = "capstan-journal";
 
@@ -41,7 +41,7 @@ pub fn render(p: &Pipeline) -> String {
         out.push(d(1), "}");
     }
     out.push(d(1), "environment {");
-    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(super::VERSION)));
+    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(crate::cli::ci::lines::VERSION)));
     out.push(d(1), "}");
     out.push(d(1), "stages {");
     for (i, job) in p.jobs.iter().enumerate() {
