@@ -2,9 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::compliance::catalog::rules;
+use super::catalog::rules;
 
-use crate::compliance::finding::{Finding, Severity};
+use super::finding::{Finding, Severity};
 
 fn level(s: Severity) -> &'static str {
     match s {

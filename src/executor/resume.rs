@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::record::substitute;
 
-use crate::executor::secret_ref::SecretRef;
+use super::secret_ref::SecretRef;
 use crate::report::{runs_dir, RunRecord};
 use crate::secrets::Redactor;
 

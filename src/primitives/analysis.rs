@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use crate::events::{EventKind, Level};
-use crate::failure::Failure;
-use crate::failure::{failure, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::services::frame;
 use crate::state::RunState;
 

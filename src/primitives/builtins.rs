@@ -6,12 +6,11 @@ use std::time::SystemTime;
 
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
+use super::registration::func;
 use crate::events::{EventKind, Level};
 use crate::executor;
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
-use crate::primitives::registration::func;
 use crate::services::{frame, wait};
 use crate::state::{Mode, RunState};
 

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use crate::compliance::{self, Finding, Severity};
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::state::RunState;
 
 fn to_array(findings: Vec<Finding>) -> Array {

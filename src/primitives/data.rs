@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use super::registration::module_func;
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 

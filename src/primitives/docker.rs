@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
 use crate::events::Level;
-use crate::failure::Failure;
-use crate::failure::{failure, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::state::RunState;
 
 fn strings(v: &Dynamic, key: &str) -> RhaiResultOf<Vec<String>> {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use crate::failure::Failure;
-use crate::failure::{failure_with_hint, terminated, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use super::registration::module_func;
+use crate::failure::{failure_with_hint, terminated, Failure, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::state::RunState;
 

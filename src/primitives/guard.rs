@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use rhai::Engine;
 
+use super::registration::func;
 use crate::events::{EventKind, Level};
-use crate::failure::Failure;
-use crate::failure::{failure_with_hint, RhaiResultOf};
+use crate::failure::{failure_with_hint, Failure, RhaiResultOf};
 use crate::lock::{acquire, LockError};
-use crate::primitives::registration::func;
 use crate::services::frame;
 use crate::state::RunState;
 

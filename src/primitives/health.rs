@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use crate::events::Level;
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, terminated, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::primitives::registration::module_func;
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::services::{frame, wait};
 use crate::state::RunState;

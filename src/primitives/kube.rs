@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use crate::failure::Failure;
-use crate::failure::{failure, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::state::RunState;
 
 /// Options every Kubernetes call understands.

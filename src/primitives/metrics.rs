@@ -7,10 +7,9 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
+use super::registration::module_func;
+use crate::failure::{failure, failure_with_hint, terminated, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::primitives::registration::module_func;
 use crate::services::frame;
 use crate::state::RunState;
 

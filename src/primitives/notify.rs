@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use crate::events::{redact_json, Level};
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::primitives::registration::module_func;
 use crate::services::{frame, Action, Services};
 use crate::state::RunState;
 

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use crate::primitives::registration::func;
+use super::registration::func;
 
 use super::tool;
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec};
 use crate::state::RunState;

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use rhai::{Engine, Map, Module};
 
+use super::registration::module_func;
 use crate::events::Level;
-use crate::failure::Failure;
-use crate::failure::{failure, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::report::{files, record};
 use crate::services::Action;
 use crate::state::RunState;

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
-use crate::failure::Failure;
-use crate::failure::{failure, RhaiResultOf};
+use crate::failure::{failure, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::primitives::registration::module_func;
 use crate::process::quote;
 use crate::state::RunState;
 

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
 use crate::events::Level;
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::primitives::registration::module_func;
 use crate::services::Action;
 use crate::state::RunState;
 

@@ -2,8 +2,7 @@
 //! primitive: through the one dry-run decision and the one process runner,
 //! with failures turned into script errors that keep the tool's own words.
 
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, terminated, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, terminated, Failure, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
 use crate::secrets::Redactor;
 use crate::services::Action;

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use crate::events::Level;
-use crate::failure::Failure;
-use crate::failure::{failure, failure_with_hint, RhaiResultOf};
-use crate::primitives::registration::module_func;
+use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 

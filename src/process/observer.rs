@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
+use super::tree::Tree;
 use crate::cancel::Interrupt;
 use crate::events::Stream;
-use crate::process::tree::Tree;
 use crate::secrets::Redactor;
 
 /// One output line of a child: which pipe, the masked text, whether the

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::command::{CommandSpec, Outcome, ProcessError};
+use super::lines::{LineSplitter, Tail};
 use super::observer::{Observer, OutputSink};
 use super::tree;
+use super::tree::Tree;
 use crate::events::Stream;
-use crate::process::command::{CommandSpec, Outcome, ProcessError};
-use crate::process::lines::{LineSplitter, Tail};
-use crate::process::tree::Tree;
 
 /// How often a blocked wait looks at deadlines and whether the child exited
 /// while a grandchild still holds its pipes.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::format::format_duration;
 use super::record::{PhaseRecord, RunRecord, StepRecord};
-use crate::report::format::format_duration;
 
 #[derive(Debug, Serialize)]
 pub struct Incident {

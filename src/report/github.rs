@@ -16,10 +16,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::format::format_duration;
 use super::record::{lock, RunRecord};
+use super::terminal::Terminal;
 use crate::events::{Event, EventKind, Sink, Status};
-use crate::report::format::format_duration;
-use crate::report::terminal::Terminal;
 use crate::secrets::Redactor;
 
 pub struct Github {

@@ -11,8 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::event_line;
 
+use super::format::format_duration;
 use crate::events::{Event, EventKind, Level, Location, Sink, Status};
-use crate::report::format::format_duration;
 
 const TAIL_LINES: usize = 50;
 const MAX_LINE_CHARS: usize = 400;

@@ -2,8 +2,8 @@
 //! agent of its own and gets the journal from the stage before with
 //! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
 
+use super::lines::{header, Lines};
 use super::pipeline::{Pipeline, JOURNAL_DIR};
-use crate::cli::ci::lines::{header, Lines};
 
 const STASH: &str = "capstan-journal";
 
