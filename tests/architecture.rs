@@ -25,7 +25,7 @@ struct Reference {
     text: String,
 }
 
-/// The file graph: module path (`executor::resume`, `` for lib.rs) → the
+/// The file graph: module path (`executor::resume`, empty for lib.rs) → the
 /// modules it names, each with the first reference found.
 #[derive(Debug, Default)]
 struct Graph {
@@ -103,7 +103,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// `executor/mod.rs` → `executor`, `lib.rs` → ``, `main.rs` → none.
+/// `executor/mod.rs` → `executor`, `lib.rs` → the empty path, `main.rs` → none.
 fn module_of(relative: &str) -> Option<String> {
     let stem = relative.strip_suffix(".rs")?;
     if stem == "main" {
