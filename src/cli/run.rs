@@ -176,7 +176,7 @@ fn run_blocking(
     }
     for name in &args.guards.locks {
         if let Err(e) = take_lock(&state, name) {
-            let code = if crate::failure::error_kind(&e).is_some_and(|k| k == crate::failure::Failure::BLOCKED) {
+            let code = if crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked) {
                 exit::BLOCKED
             } else {
                 exit::USAGE

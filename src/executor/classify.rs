@@ -4,7 +4,7 @@
 use rhai::EvalAltResult;
 
 use crate::cancel::Interrupt;
-use crate::failure::{error_kind, error_message, Failure};
+use crate::failure::{error_message, FailureKind};
 
 /// One line for an error in events: the message and where it happened.
 pub fn describe(err: &EvalAltResult) -> String {
@@ -22,7 +22,7 @@ pub fn is_interrupt(err: &EvalAltResult) -> bool {
 
 /// Failures that mean the playbook was used wrongly rather than that it failed.
 pub fn is_usage(err: &EvalAltResult) -> bool {
-    error_kind(err).is_some_and(|k| k == Failure::MISSING_PARAM || k == Failure::MISSING_SECRET || k == Failure::USAGE)
+    matches!(FailureKind::of(err), Some(FailureKind::MissingParam | FailureKind::MissingSecret | FailureKind::Usage))
 }
 
 /// The capstan interruption behind an error, if it is one.

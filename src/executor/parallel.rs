@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 
 use crate::cancel::Interrupt;
-use crate::failure::{failure, Failure, RhaiResultOf};
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::services::frame::{self, Frame};
 use crate::state::RunState;
 
@@ -18,7 +18,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
         .map(|(i, b)| {
             let type_name = b.type_name();
             b.try_cast::<FnPtr>().ok_or_else(|| {
-                failure(Failure::USAGE, format!("parallel: item {i} is {type_name}, not a closure like `|| ...`"))
+                failure(FailureKind::Usage, format!("parallel: item {i} is {type_name}, not a closure like `|| ...`"))
             })
         })
         .collect::<Result<_, _>>()?;
@@ -26,7 +26,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
         return Ok(Array::new());
     }
     if frame::current().is_none() || state.is_declaring() {
-        return Err(failure(Failure::USAGE, "parallel() must be called inside a phase"));
+        return Err(failure(FailureKind::Usage, "parallel() must be called inside a phase"));
     }
     let abort = Arc::new(AtomicBool::new(false));
     let base = frame::snapshot();
@@ -78,8 +78,8 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
     let mut first_error: Option<Box<EvalAltResult>> = None;
     for r in results {
         // A branch no thread was left to run is a failure, not a missing value.
-        let r =
-            r.unwrap_or_else(|| Err(failure(Failure::USAGE, "parallel(): no thread could be started for a branch")));
+        let r = r
+            .unwrap_or_else(|| Err(failure(FailureKind::Usage, "parallel(): no thread could be started for a branch")));
         match r {
             Ok(v) => values.push(v),
             Err(e) => {

@@ -10,7 +10,6 @@ use super::classify::describe;
 use super::undo;
 use crate::events::{EventKind, Location, Status};
 use crate::exit;
-use crate::failure::error_kind;
 use crate::playbook::PhaseDecl;
 use crate::services::frame::{self, Frame};
 use crate::state::RunState;
@@ -136,7 +135,7 @@ pub fn run_phases(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl]) 
             let undo_ok = undo::unwind(state, engine);
             let handlers_ok = undo::failure_handlers(state, engine, &error);
             services.cancel.set_run_deadline(run_deadline);
-            let blocked = error_kind(&error).is_some_and(|k| k == crate::failure::Failure::BLOCKED);
+            let blocked = crate::failure::FailureKind::of(&error) == Some(crate::failure::FailureKind::Blocked);
             let exit_code = if interrupted || services.cancel.was_signalled() {
                 exit::INTERRUPTED
             } else if !(undo_ok && handlers_ok) {

@@ -9,7 +9,7 @@ use rhai::{Dynamic, FnPtr, NativeCallContext};
 use super::classify::interruption;
 use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
-use crate::failure::{error_message, failure, failure_with_hint, Failure, RhaiResultOf};
+use crate::failure::{error_message, failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::{DeferredCall, StepOptions};
 use crate::services::frame::{self, Deadline, Frame};
 use crate::state::{RunState, UndoEntry};
@@ -63,13 +63,13 @@ pub fn run(
     journal_check(state, || format!("before step `{name}`"))?;
     let Some(parent) = frame::current().filter(|_| !state.is_declaring()) else {
         return Err(failure_with_hint(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("step(\"{name}\") called outside a phase"),
             "call step() inside a phase: phase(\"do\", || { step(...) })",
         ));
     };
     if name.is_empty() || name.contains('/') {
-        return Err(failure(Failure::USAGE, format!("step name \"{name}\" must be non-empty and contain no '/'")));
+        return Err(failure(FailureKind::Usage, format!("step name \"{name}\" must be non-empty and contain no '/'")));
     }
     let path = match &parent.at.step {
         Some(p) => format!("{p}/{name}"),
@@ -134,7 +134,7 @@ pub fn run(
         let own_timeout = matches!(interrupt, Some(Interrupt::StepTimeout { frame, .. }) if frame == frame_id);
         let message = error_message(&err);
         // A refused approval or a held lock will not change by trying again.
-        let blocked = crate::failure::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
+        let blocked = FailureKind::of(&err) == Some(FailureKind::Blocked);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
         if retryable && attempt < attempts_allowed && frame::check(&services.cancel).is_none() {
             services.log(
@@ -171,7 +171,7 @@ pub fn run(
             // This step's deadline, not the run's: an ordinary failure from
             // here on, so an outer step may retry and `catch` sees it.
             return Err(failure_with_hint(
-                Failure::TIMEOUT,
+                FailureKind::Timeout,
                 format!("step `{path}` {message}"),
                 "raise the step's `timeout` or find out why it hangs",
             ));

@@ -116,9 +116,9 @@ fn failure_kind(error: &EvalAltResult) -> Option<String> {
         crate::executor::classify::interruption(error).map(|i| {
             match i {
                 Interrupt::Signal => "interrupted",
-                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::failure::Failure::TIMEOUT,
+                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::failure::FailureKind::Timeout.as_str(),
                 Interrupt::Aborted => "aborted",
-                Interrupt::TopLevelBudget => crate::failure::Failure::USAGE,
+                Interrupt::TopLevelBudget => crate::failure::FailureKind::Usage.as_str(),
                 Interrupt::JournalLost => "journal",
             }
             .to_string()

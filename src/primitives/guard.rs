@@ -8,7 +8,7 @@ use rhai::Engine;
 
 use super::registration::func;
 use crate::events::{EventKind, Level};
-use crate::failure::{failure_with_hint, Failure, RhaiResultOf};
+use crate::failure::{failure_with_hint, FailureKind, RhaiResultOf};
 use crate::lock::{acquire, LockError};
 use crate::services::frame;
 use crate::state::RunState;
@@ -35,12 +35,12 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
         Err(LockError::Held(holder)) => {
             let who = holder.map_or_else(|| "another run".to_string(), |h| h.to_string());
             Err(failure_with_hint(
-                Failure::BLOCKED,
+                FailureKind::Blocked,
                 format!("lock `{name}` is held by {who}"),
                 "wait for that run to finish; a lock whose process died is taken over automatically",
             ))
         }
-        Err(LockError::Invalid(m)) => Err(failure_with_hint(Failure::USAGE, m, "pick another lock name")),
+        Err(LockError::Invalid(m)) => Err(failure_with_hint(FailureKind::Usage, m, "pick another lock name")),
     }
 }
 
@@ -89,14 +89,14 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
             return Ok(true);
         }
         return Err(failure_with_hint(
-            Failure::BLOCKED,
+            FailureKind::Blocked,
             format!("approval `{name}` was refused"),
             format!("re-run when it should go ahead, or pass --approve {name}"),
         ));
     }
     let hint = format!("re-run with --approve {name} (or --yes to give every approval)");
     gate(false, Some(hint.clone()), None);
-    Err(failure_with_hint(Failure::BLOCKED, format!("approval `{name}` is needed: {message}"), hint))
+    Err(failure_with_hint(FailureKind::Blocked, format!("approval `{name}` is needed: {message}"), hint))
 }
 
 /// The CI platform's account that started the job, where it says so:

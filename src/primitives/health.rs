@@ -18,7 +18,7 @@ use rhai::{Array, Dynamic, Engine, Map, Module};
 
 use super::registration::module_func;
 use crate::events::Level;
-use crate::failure::{failure, failure_with_hint, terminated, Failure, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::services::{frame, wait};
@@ -180,7 +180,7 @@ fn client(timeout: Duration, pool: usize) -> RhaiResultOf<reqwest::Client> {
         .timeout(timeout)
         .pool_max_idle_per_host(pool)
         .build()
-        .map_err(|e| failure(Failure::FAIL, format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| failure(FailureKind::Fail, format!("cannot build the HTTP client: {e}")))
 }
 
 fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResultOf<Checked> {
@@ -290,8 +290,8 @@ fn checked_map(c: &Checked, attempts: u32) -> Map {
 }
 
 fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
-    let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
+    let o = CheckOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let t = target(target_value).map_err(|m| failure(FailureKind::Usage, m))?;
     let mut m = checked_map(&check_once(state, &t, &o)?, 1);
     if state.services.dry_run() {
         m.insert("dry_run".into(), true.into());
@@ -300,8 +300,8 @@ fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultO
 }
 
 pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
-    let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
+    let o = CheckOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let t = target(target_value).map_err(|m| failure(FailureKind::Usage, m))?;
     if state.services.dry_run() {
         let c = check_once(state, &t, &o)?;
         state.services.log(
@@ -330,7 +330,7 @@ pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> R
         }
         if start.elapsed() + o.interval > o.within {
             return Err(failure_with_hint(
-                Failure::FAIL,
+                FailureKind::Fail,
                 format!(
                     "{target_value} is not healthy within {} ({attempts} checks; last: {})",
                     humantime::format_duration(o.within),
@@ -417,15 +417,16 @@ struct Tally {
 }
 
 fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
-    let o = ProbeOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let target = reqwest::Url::parse(url).map_err(|e| failure(Failure::USAGE, format!("bad URL \"{url}\": {e}")))?;
+    let o = ProbeOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let target =
+        reqwest::Url::parse(url).map_err(|e| failure(FailureKind::Usage, format!("bad URL \"{url}\": {e}")))?;
     if state.services.dry_run() {
         return probe_once(state, url, target, &o);
     }
     let client = client(o.timeout, o.concurrency)?;
     let tally = Arc::new(Mutex::new(Tally {
         latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .map_err(|e| failure(Failure::FAIL, e.to_string()))?,
+            .map_err(|e| failure(FailureKind::Fail, e.to_string()))?,
         requests: 0,
         errors: 0,
         by_status: BTreeMap::new(),

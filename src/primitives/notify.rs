@@ -9,7 +9,7 @@ use rhai::{Dynamic, Engine, Map, Module};
 
 use super::registration::module_func;
 use crate::events::{redact_json, Level};
-use crate::failure::{failure, failure_with_hint, Failure, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::{frame, Action, Services};
 use crate::state::RunState;
@@ -163,7 +163,7 @@ async fn cancelled(services: &Services) {
 }
 
 fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map) -> RhaiResultOf<Map> {
-    let options = PostOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
+    let options = PostOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
     let mut result = Map::new();
     match post_json(&state.services, url, body, &options) {
         Ok(d) => {
@@ -174,7 +174,7 @@ fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map)
             Ok(result)
         }
         Err(message) if options.required => Err(failure_with_hint(
-            Failure::FAIL,
+            FailureKind::Fail,
             format!("notification failed: {message}"),
             "check the URL and that the receiver is up",
         )),
@@ -230,5 +230,5 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
 
 fn to_json(map: Map) -> RhaiResultOf<serde_json::Value> {
     serde_json::to_value(Dynamic::from_map(map))
-        .map_err(|e| failure(Failure::USAGE, format!("payload cannot be sent as JSON: {e}")))
+        .map_err(|e| failure(FailureKind::Usage, format!("payload cannot be sent as JSON: {e}")))
 }

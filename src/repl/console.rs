@@ -181,7 +181,7 @@ fn session_loop(
 
     for name in &args.guards.locks {
         if let Err(e) = crate::primitives::guard::take(&state, name) {
-            let blocked = crate::failure::error_kind(&e).is_some_and(|k| k == crate::failure::Failure::BLOCKED);
+            let blocked = crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked);
             crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
             return if blocked { exit::BLOCKED } else { exit::USAGE };
         }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{frame, Services};
-use crate::failure::{failure, terminated, Failure, RhaiResultOf};
+use crate::failure::{failure, terminated, FailureKind, RhaiResultOf};
 
 /// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
 pub fn sleep(services: &Services, duration: Duration) -> RhaiResultOf<()> {
@@ -29,7 +29,7 @@ pub fn sleep(services: &Services, duration: Duration) -> RhaiResultOf<()> {
 }
 
 pub fn runtime(services: &Services) -> RhaiResultOf<tokio::runtime::Handle> {
-    services.runtime.clone().ok_or_else(|| failure(Failure::FAIL, "no async runtime for network checks"))
+    services.runtime.clone().ok_or_else(|| failure(FailureKind::Fail, "no async runtime for network checks"))
 }
 
 /// Run a future on the runtime, stopping when the step or run is interrupted.
