@@ -153,7 +153,7 @@ pub fn dry_run(
     };
     state.record = record.clone();
     state.top_level = limits.top_level;
-    state.step_key_salt = crate::executor::record::new_salt();
+    state.step_key_salt = crate::replay::record::new_salt();
     let state = Arc::new(state);
     let engine = engine::build(&state, &playbook_root(path));
     let display = path.to_string_lossy().into_owned();

@@ -9,13 +9,13 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
 use crate::events::{EventKind, Level, Sink, Status};
-use crate::executor::resume::Resume;
 use crate::executor::{self, Selection};
 use crate::exit;
 use crate::launch::{load, usage_error};
 use crate::playbook::Inputs;
 use crate::primitives::guard::take as take_lock;
 use crate::primitives::post_json;
+use crate::replay::resume::Resume;
 use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
 use crate::services::Services;
@@ -145,8 +145,7 @@ fn run_blocking(
             );
         }
     }
-    state.step_key_salt =
-        resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::executor::record::new_salt);
+    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
     state.resume = resume;
     let state = Arc::new(state);
     let root = crate::launch::playbook_root(&args.playbook);

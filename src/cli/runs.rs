@@ -7,9 +7,9 @@ use std::time::Duration;
 use console::style;
 
 use super::args::{RunsAction, RunsArgs};
-use crate::executor::resume::latest;
 use crate::exit;
 use crate::launch::usage_error;
+use crate::replay::resume::latest;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
 

@@ -4,9 +4,6 @@
 pub mod classify;
 pub mod parallel;
 mod phases;
-pub mod record;
-pub mod resume;
-pub mod secret_ref;
 pub mod step;
 mod undo;
 

@@ -31,8 +31,11 @@ impl Finished {
     }
 
     fn emit(self, state: &RunState, at: &Location, occurrence: u32, key: &str) {
-        let recorded =
-            self.value.as_ref().map(|v| super::record::record(v, &state.services.redactor, at.seq)).unwrap_or_default();
+        let recorded = self
+            .value
+            .as_ref()
+            .map(|v| crate::replay::record::record(v, &state.services.redactor, at.seq))
+            .unwrap_or_default();
         let (error, error_at) = self.error.map_or((None, None), |(m, a)| (Some(m), a));
         state.services.emit(EventKind::StepFinished {
             at: at.clone(),
