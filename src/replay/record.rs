@@ -8,7 +8,7 @@
 //!
 //! A value is recorded as JSON, masked like every output. A string that
 //! holds a secret is also recorded as a reference by name
-//! ([`SecretRef`](super::secret_ref::SecretRef)), so a resumed run gets the value the secret has then,
+//! ([`SecretRef`]), so a resumed run gets the value the secret has then,
 //! never `***`. A value over [`MAX_INLINE_VALUE`] goes to a file of the
 //! run's folder. A value that cannot come back as it was (a closure, a
 //! custom type, nesting deeper than [`MAX_VALUE_DEPTH`], a secret in an
