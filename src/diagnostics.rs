@@ -8,7 +8,7 @@ use std::path::Path;
 use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
 
 use crate::engine::stdlib;
-use crate::primitives::{error_hint, error_message};
+use crate::failure::{error_hint, error_message};
 use crate::secrets::Redactor;
 
 /// A point in a source file.
@@ -265,8 +265,8 @@ fn eval_hint(err: &EvalAltResult) -> Option<String> {
             "strings are limited to 16 MiB and arrays to a million items; stream large data through files".into()
         }
         EvalAltResult::ErrorTerminated(token, _)
-            if crate::services::Interrupt::from_token(&token.to_string())
-                == Some(crate::services::Interrupt::TopLevelBudget) =>
+            if crate::cancel::Interrupt::from_token(&token.to_string())
+                == Some(crate::cancel::Interrupt::TopLevelBudget) =>
         {
             "the top level only declares phases, params and secrets; move loops and work into a phase".into()
         }

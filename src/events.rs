@@ -106,7 +106,7 @@ pub enum EventKind {
         /// Which time this phase reaches this step path (loops repeat names).
         #[serde(skip_serializing_if = "is_first")]
         occurrence: u32,
-        /// What `--resume` knows the step by (see [`crate::executor::record::step_key`]).
+        /// What `--resume` knows the step by (see [`crate::replay::record::step_key`]).
         #[serde(skip_serializing_if = "Option::is_none")]
         step_key: Option<String>,
     },
@@ -239,7 +239,7 @@ pub struct RecordedValue {
     pub large: Option<Box<serde_json::Value>>,
     /// The strings of the value that hold a secret, as references by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub value_secrets: Vec<crate::executor::record::SecretRef>,
+    pub value_secrets: Vec<crate::replay::secret_ref::SecretRef>,
     /// The value could not be recorded so that `--resume` can replay it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub value_unrecorded: bool,

@@ -7,7 +7,13 @@
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
 //! masked by [`secrets`] and consumed by the [`report`] sinks;
-//! [`diagnostics`] renders errors.
+//! [`diagnostics`] renders errors. [`launch`] is what the subcommands and
+//! the REPL share around a run; [`replay`] is what a run keeps of its
+//! steps' values for `--resume`.
+//!
+//! Leaves that every layer may name: [`exit`] codes, the [`failure`]
+//! vocabulary, [`cancel`]lation reasons, the [`lock`] file. A file never
+//! imports one that imports it back (`tests/architecture.rs` checks it).
 
 // rhai marks its `internals` APIs (NativeCallContextStore, the AST) as
 // deprecated to say they are volatile; capstan pins rhai to an exact version.
@@ -38,16 +44,22 @@ macro_rules! err {
     }};
 }
 
+pub mod cancel;
 pub mod cli;
 pub mod compliance;
 pub mod diagnostics;
 pub mod engine;
 pub mod events;
 pub mod executor;
+pub mod exit;
+pub mod failure;
+pub mod launch;
+pub mod lock;
 pub mod playbook;
 pub mod primitives;
 pub mod process;
 pub mod repl;
+pub mod replay;
 pub mod report;
 pub mod secrets;
 pub mod services;

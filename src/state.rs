@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::events::Location;
-use crate::executor::resume::Resume;
 use crate::playbook::{DeferredCall, Inputs, Model};
+use crate::replay::resume::Resume;
 use crate::report::RunRecord;
 use crate::services::Services;
 
@@ -94,7 +94,7 @@ pub struct RunState {
     /// Temporary folders handed to the script, removed when the run ends.
     temp_dirs: Mutex<Vec<tempfile::TempDir>>,
     /// Locks held for the run; released when the state is dropped.
-    pub locks: Mutex<Vec<crate::primitives::LockGuard>>,
+    pub locks: Mutex<Vec<crate::lock::LockGuard>>,
     declaring: AtomicBool,
     /// When the top level started, for its time budget.
     declare_started: Mutex<Option<std::time::Instant>>,
@@ -135,7 +135,7 @@ impl RunState {
 
     /// The key `--resume` knows a step by.
     pub fn step_key(&self, phase: &str, path: &str, occurrence: u32) -> String {
-        crate::executor::record::step_key(&self.step_key_salt, &self.services.redactor, phase, path, occurrence)
+        crate::replay::record::step_key(&self.step_key_salt, &self.services.redactor, phase, path, occurrence)
     }
 
     /// The recorded value of a step that completed in the run being resumed,

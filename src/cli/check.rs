@@ -11,9 +11,9 @@ use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
 use serde::Serialize;
 
 use super::args::CheckArgs;
-use super::{compile_text, inspection};
 use crate::diagnostics::{render_finding, Site};
-use crate::executor::exit;
+use crate::exit;
+use crate::launch::{compile_text, inspection};
 use crate::secrets::Redactor;
 use crate::state::TopLevelBudget;
 
@@ -58,7 +58,7 @@ pub fn check(args: &CheckArgs) -> i32 {
     let mut worst = exit::OK;
     let mut all = Vec::new();
     for path in &args.playbooks {
-        let text = match super::read_playbook(path) {
+        let text = match crate::launch::read_playbook(path) {
             Ok(t) => t,
             Err(code) => {
                 worst = worst.max(code);
@@ -101,7 +101,7 @@ pub(crate) struct Checked {
 
 /// Check one playbook's text; `path` names it (and is its import root's child).
 pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Checked {
-    let (state, engine) = inspection(&super::playbook_root(path), budget);
+    let (state, engine) = inspection(&crate::launch::playbook_root(path), budget);
     let loaded = match compile_text(&engine, path, text, &Redactor::new()) {
         Ok(l) => l,
         Err(diagnostic) => return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) },
@@ -110,7 +110,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     // is a script error (exit 2). Its other failures depend on the
     // environment (params, files) and are the run's to report.
     if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
-        if crate::executor::step::interruption(&e) == Some(crate::services::Interrupt::TopLevelBudget) {
+        if crate::executor::classify::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
             let diagnostic = crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new());
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }
@@ -119,7 +119,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     let written = crate::engine::compile_as_written(path, text).unwrap_or_else(|_| loaded.ast.clone());
     findings.extend(literal_findings(&written, path));
     findings.extend(top_level_mutations(&engine, &loaded.ast, path));
-    let resolver = crate::engine::SandboxResolver::new(&super::playbook_root(path));
+    let resolver = crate::engine::resolver::SandboxResolver::new(&crate::launch::playbook_root(path));
     let primitives = crate::playbook::shadows::primitives(&engine);
     let is_primitive = |name: &str, arity: usize| primitives.contains_key(&(name.to_string(), arity));
     for shadow in crate::playbook::shadows::shadows(path, text, &written, &resolver, is_primitive) {
@@ -337,7 +337,7 @@ fn lint(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
 
 /// Calls at the top level that change the world (run refuses them).
 fn top_level_mutations(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
-    crate::playbook::top_level_mutations(engine, ast, path, &super::playbook_root(path))
+    crate::playbook::top_level_mutations(engine, ast, path, &crate::launch::playbook_root(path))
         .into_iter()
         .map(|m| Finding {
             file: crate::diagnostics::shorten(&m.file.to_string_lossy()),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::compliance::{self, dockerfile, k8s, secrets, terraform, Finding};
-use crate::executor::exit;
+use crate::exit;
 
 fn is_dockerfile(p: &Path) -> bool {
     let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
@@ -49,7 +49,10 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
         match scan(path) {
             Ok(f) => findings.extend(f),
             Err(e) => {
-                return super::usage_error(&format!("cannot scan {}: {e}", path.display()), Some("check the path"))
+                return crate::launch::usage_error(
+                    &format!("cannot scan {}: {e}", path.display()),
+                    Some("check the path"),
+                )
             }
         }
     }
@@ -57,7 +60,7 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
     if let Some(file) = sarif {
         let text = serde_json::to_string_pretty(&compliance::sarif::document(&findings)).unwrap_or_default();
         if let Err(e) = std::fs::write(file, text) {
-            return super::usage_error(&format!("cannot write {}: {e}", file.display()), None);
+            return crate::launch::usage_error(&format!("cannot write {}: {e}", file.display()), None);
         }
     }
     if json {

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{compile_text, playbook_root};
 use crate::events::EventKind;
-use crate::executor::{self, exit, Selection};
+use crate::executor::{self, Selection};
+use crate::exit;
+use crate::launch::{compile_text, playbook_root};
 use crate::playbook::Inputs;
 use crate::report::{self, Journal, JsonLines, Recorder};
 use crate::secrets::Redactor;
@@ -131,7 +132,7 @@ pub fn dry_run(
         Ok(t) => t,
         Err(f) => return f,
     };
-    let run_id: Arc<str> = report::new_run_id().into();
+    let run_id: Arc<str> = report::format::new_run_id().into();
     let services = Arc::new(Services::new(run_id.clone(), Arc::new(Redactor::new()), true));
     let lines = Buffer::default();
     let (recorder, record) = Recorder::new();
@@ -152,7 +153,7 @@ pub fn dry_run(
     };
     state.record = record.clone();
     state.top_level = limits.top_level;
-    state.step_key_salt = crate::executor::record::new_salt();
+    state.step_key_salt = crate::replay::record::new_salt();
     let state = Arc::new(state);
     let engine = engine::build(&state, &playbook_root(path));
     let display = path.to_string_lossy().into_owned();
@@ -174,7 +175,7 @@ pub fn dry_run(
 
     services.cancel.set_run_deadline(Instant::now().checked_add(limits.run_time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        let code = if executor::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
+        let code = if executor::classify::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
         return finish(code, &diagnostics::render_eval(&e, &display, &services.redactor));
     }
     let model = state.model().clone();

@@ -8,17 +8,18 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::args::ListArgs;
-use super::{compile_text, inspection};
 use crate::diagnostics;
 use crate::events::redact_json;
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
+use crate::launch::{compile_text, inspection};
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.
 const LIST_TIME: Duration = Duration::from_secs(10);
 
 pub fn list(args: &ListArgs) -> i32 {
-    let text = match super::read_playbook(&args.playbook) {
+    let text = match crate::launch::read_playbook(&args.playbook) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -45,7 +46,7 @@ pub(crate) fn listing(
     budget: TopLevelBudget,
     time: Duration,
 ) -> Result<Vec<String>, (i32, String)> {
-    let root = super::playbook_root(path);
+    let root = crate::launch::playbook_root(path);
     let (state, engine) = inspection(&root, budget);
     let redactor = state.services.redactor.clone();
     let loaded = compile_text(&engine, path, text, &redactor).map_err(|d| (exit::USAGE, d))?;

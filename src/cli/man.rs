@@ -4,8 +4,8 @@
 use clap::CommandFactory;
 
 use super::args::Cli;
-use super::usage_error;
-use crate::executor::exit;
+use crate::exit;
+use crate::launch::usage_error;
 
 /// The exit codes every command shares.
 const EXIT_STATUS: &str = r#".SH "EXIT STATUS"

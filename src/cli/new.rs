@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::args::{NewArgs, Template};
-use super::usage_error;
-use crate::executor::exit;
+use crate::exit;
+use crate::launch::usage_error;
 
 /// Where the placeholder for the service's name sits in the template files.
 const SERVICE: &str = "{{service}}";

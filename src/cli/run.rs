@@ -8,12 +8,14 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
-use super::{load, usage_error};
 use crate::events::{EventKind, Level, Sink, Status};
-use crate::executor::resume::Resume;
-use crate::executor::{self, exit, Selection};
+use crate::executor::{self, Selection};
+use crate::exit;
+use crate::launch::{load, usage_error};
 use crate::playbook::Inputs;
-use crate::primitives::{post_json, take_lock};
+use crate::primitives::guard::take as take_lock;
+use crate::primitives::post_json;
+use crate::replay::resume::Resume;
 use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
 use crate::services::Services;
@@ -21,7 +23,7 @@ use crate::state::{Mode, RunState, Settings};
 use crate::{diagnostics, engine};
 
 pub async fn run(args: RunArgs) -> i32 {
-    let root = super::playbook_root(&args.playbook);
+    let root = crate::launch::playbook_root(&args.playbook);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
     let resume = match &args.resume {
         Some(id) => match Resume::load(&journal_root, id) {
@@ -64,7 +66,7 @@ pub async fn run(args: RunArgs) -> i32 {
         None => inputs,
     };
     let redactor = Arc::new(Redactor::new());
-    let run_id: Arc<str> = resume.as_ref().map_or_else(report::new_run_id, |r| r.run_id.clone()).into();
+    let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
     let services = Arc::new(Services::new(run_id, redactor, args.dry_run));
 
     let mut sigint = signal(SignalKind::interrupt()).ok();
@@ -100,7 +102,7 @@ fn log_format(args: &RunArgs) -> LogFormat {
 
 fn output_sink(args: &RunArgs, services: &Services, record: &Arc<Mutex<RunRecord>>) -> Box<dyn Sink> {
     match log_format(args) {
-        LogFormat::Json => match super::output_file() {
+        LogFormat::Json => match crate::launch::output_file() {
             Some(file) => Box::new(JsonLines::to(Box::new(file))),
             None => Box::new(JsonLines::stdout()),
         },
@@ -143,11 +145,10 @@ fn run_blocking(
             );
         }
     }
-    state.step_key_salt =
-        resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::executor::record::new_salt);
+    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
     state.resume = resume;
     let state = Arc::new(state);
-    let root = super::playbook_root(&args.playbook);
+    let root = crate::launch::playbook_root(&args.playbook);
     let engine = engine::build(&state, &root);
     let loaded = match load(&engine, &args.playbook, &services.redactor) {
         Ok(l) => l,
@@ -174,7 +175,7 @@ fn run_blocking(
     }
     for name in &args.guards.locks {
         if let Err(e) = take_lock(&state, name) {
-            let code = if crate::primitives::error_kind(&e).is_some_and(|k| k == crate::primitives::Failure::BLOCKED) {
+            let code = if crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked) {
                 exit::BLOCKED
             } else {
                 exit::USAGE
@@ -192,14 +193,14 @@ fn run_blocking(
         if services.cancel.was_signalled() {
             return exit::INTERRUPTED;
         }
-        if executor::is_interrupt(&e) {
+        if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
             crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
             return exit::FAILED;
         }
         crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
         if let Some(path) = &args.junit {
-            let message = services.redactor.redact(&crate::primitives::error_message(&e)).into_owned();
+            let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
             if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
@@ -305,7 +306,7 @@ fn run_blocking(
     let journal_stopped_run = outcome
         .error
         .as_deref()
-        .is_some_and(|e| executor::step::interruption(e) == Some(crate::services::Interrupt::JournalLost));
+        .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
             crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));

@@ -7,10 +7,11 @@ use std::time::Duration;
 use console::style;
 
 use super::args::{RunsAction, RunsArgs};
-use super::usage_error;
-use crate::executor::exit;
-use crate::executor::resume::latest;
-use crate::report::{format_duration, runs_dir, RunRecord};
+use crate::exit;
+use crate::launch::usage_error;
+use crate::replay::resume::latest;
+use crate::report::format::format_duration;
+use crate::report::{runs_dir, RunRecord};
 
 pub fn runs(args: &RunsArgs) -> i32 {
     let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());

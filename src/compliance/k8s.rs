@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Finding, Rule, Severity};
+use super::finding::{Finding, Rule, Severity};
 
 pub const RULES: &[Rule] = &[
     Rule {

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use super::{rules, Finding, Severity};
+use super::catalog::rules;
+
+use super::finding::{Finding, Severity};
 
 fn level(s: Severity) -> &'static str {
     match s {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::{Finding, Rule, Severity};
+use super::finding::{Finding, Rule, Severity};
 
 pub const RULES: &[Rule] = &[
     Rule {

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 
-use crate::primitives::{failure, Failure, RhaiResultOf};
+use crate::cancel::Interrupt;
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::services::frame::{self, Frame};
-use crate::services::Interrupt;
 use crate::state::RunState;
 
 pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max: usize) -> RhaiResultOf<Array> {
@@ -18,7 +18,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
         .map(|(i, b)| {
             let type_name = b.type_name();
             b.try_cast::<FnPtr>().ok_or_else(|| {
-                failure(Failure::USAGE, format!("parallel: item {i} is {type_name}, not a closure like `|| ...`"))
+                failure(FailureKind::Usage, format!("parallel: item {i} is {type_name}, not a closure like `|| ...`"))
             })
         })
         .collect::<Result<_, _>>()?;
@@ -26,7 +26,7 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
         return Ok(Array::new());
     }
     if frame::current().is_none() || state.is_declaring() {
-        return Err(failure(Failure::USAGE, "parallel() must be called inside a phase"));
+        return Err(failure(FailureKind::Usage, "parallel() must be called inside a phase"));
     }
     let abort = Arc::new(AtomicBool::new(false));
     let base = frame::snapshot();
@@ -56,8 +56,8 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
                     branch.deadline = None;
                     frames.push(branch.clone());
                     frame::install(frames);
-                    let r = match frame::check(&state.services) {
-                        Some(reason) => Err(crate::primitives::terminated(reason)),
+                    let r = match frame::check(&state.services.cancel) {
+                        Some(reason) => Err(crate::failure::terminated(reason)),
                         None => closures[i].call_within_context::<Dynamic>(ctx, ()),
                     };
                     if r.is_err() {
@@ -78,17 +78,16 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, branches: Array, max:
     let mut first_error: Option<Box<EvalAltResult>> = None;
     for r in results {
         // A branch no thread was left to run is a failure, not a missing value.
-        let r =
-            r.unwrap_or_else(|| Err(failure(Failure::USAGE, "parallel(): no thread could be started for a branch")));
+        let r = r
+            .unwrap_or_else(|| Err(failure(FailureKind::Usage, "parallel(): no thread could be started for a branch")));
         match r {
             Ok(v) => values.push(v),
             Err(e) => {
                 // Report the branch that failed, not the siblings it stopped.
-                let is_abort = matches!(super::step::interruption(&e), Some(Interrupt::Aborted));
-                if first_error
-                    .as_ref()
-                    .is_none_or(|f| !is_abort && matches!(super::step::interruption(f), Some(Interrupt::Aborted)))
-                {
+                let is_abort = matches!(crate::executor::classify::interruption(&e), Some(Interrupt::Aborted));
+                if first_error.as_ref().is_none_or(|f| {
+                    !is_abort && matches!(crate::executor::classify::interruption(f), Some(Interrupt::Aborted))
+                }) {
                     first_error = Some(e);
                 }
             }

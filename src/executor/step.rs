@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
+use rhai::{Dynamic, FnPtr, NativeCallContext};
 
+use super::classify::interruption;
+use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
+use crate::failure::{error_message, failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::{DeferredCall, StepOptions};
-use crate::primitives::{error_message, failure, failure_with_hint, Failure, RhaiResultOf};
 use crate::services::frame::{self, Deadline, Frame};
-use crate::services::Interrupt;
 use crate::state::{RunState, UndoEntry};
 
 /// What the journal says about a finished step.
@@ -30,8 +31,11 @@ impl Finished {
     }
 
     fn emit(self, state: &RunState, at: &Location, occurrence: u32, key: &str) {
-        let recorded =
-            self.value.as_ref().map(|v| super::record::record(v, &state.services.redactor, at.seq)).unwrap_or_default();
+        let recorded = self
+            .value
+            .as_ref()
+            .map(|v| crate::replay::record::record(v, &state.services.redactor, at.seq))
+            .unwrap_or_default();
         let (error, error_at) = self.error.map_or((None, None), |(m, a)| (Some(m), a));
         state.services.emit(EventKind::StepFinished {
             at: at.clone(),
@@ -62,13 +66,13 @@ pub fn run(
     journal_check(state, || format!("before step `{name}`"))?;
     let Some(parent) = frame::current().filter(|_| !state.is_declaring()) else {
         return Err(failure_with_hint(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("step(\"{name}\") called outside a phase"),
             "call step() inside a phase: phase(\"do\", || { step(...) })",
         ));
     };
     if name.is_empty() || name.contains('/') {
-        return Err(failure(Failure::USAGE, format!("step name \"{name}\" must be non-empty and contain no '/'")));
+        return Err(failure(FailureKind::Usage, format!("step name \"{name}\" must be non-empty and contain no '/'")));
     }
     let path = match &parent.at.step {
         Some(p) => format!("{p}/{name}"),
@@ -133,9 +137,9 @@ pub fn run(
         let own_timeout = matches!(interrupt, Some(Interrupt::StepTimeout { frame, .. }) if frame == frame_id);
         let message = error_message(&err);
         // A refused approval or a held lock will not change by trying again.
-        let blocked = crate::primitives::error_kind(&err).is_some_and(|k| k == Failure::BLOCKED);
+        let blocked = FailureKind::of(&err) == Some(FailureKind::Blocked);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
-        if retryable && attempt < attempts_allowed && frame::check(services).is_none() {
+        if retryable && attempt < attempts_allowed && frame::check(&services.cancel).is_none() {
             // The warning and the wait belong to the step, not its phase.
             let _guard = frame::push(Frame::new(at.clone()));
             services.log(
@@ -145,7 +149,7 @@ pub fn run(
                     humantime::format_duration(delay)
                 ),
             );
-            let slept = crate::primitives::sleep_for(state, delay);
+            let slept = crate::services::wait::sleep(&state.services, delay);
             if slept.is_ok() {
                 delay = delay.saturating_mul(2);
                 continue;
@@ -169,7 +173,7 @@ pub fn run(
             // This step's deadline, not the run's: an ordinary failure from
             // here on, so an outer step may retry and `catch` sees it.
             return Err(failure_with_hint(
-                Failure::TIMEOUT,
+                FailureKind::Timeout,
                 format!("step `{path}` {message}"),
                 "raise the step's `timeout` or find out why it hangs",
             ));
@@ -190,19 +194,11 @@ fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, a
     }
 }
 
-/// The capstan interruption behind an error, if it is one.
-pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
-    match crate::primitives::innermost(err) {
-        EvalAltResult::ErrorTerminated(token, _) => Interrupt::from_token(&token.to_string()),
-        _ => None,
-    }
-}
-
 /// Stop the run when the journal could not be written: a run that goes on
 /// without its journal could not be resumed nor audited.
 fn journal_check(state: &RunState, when: impl FnOnce() -> String) -> RhaiResultOf<()> {
     match state.services.journal_health.failure() {
-        Some(failure) => Err(crate::primitives::journal_lost(&format!("{failure}; the run stops {}", when()))),
+        Some(failure) => Err(crate::failure::journal_lost(&format!("{failure}; the run stops {}", when()))),
         None => Ok(()),
     }
 }

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::cancel::Interrupt;
 use crate::events::{EventKind, Level, Location, Status};
-use crate::primitives::{error_kind, error_message};
+use crate::failure::{error_kind, error_message};
 use crate::services::frame::{self, Frame};
-use crate::services::Interrupt;
 use crate::state::RunState;
 
 /// Run the undo stack; `false` if any undo failed or was cut short.
@@ -17,7 +17,7 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
     let mut all_ok = true;
     while let Some(entry) = state.pop_undo() {
         let name = entry.at.step.as_deref().unwrap_or("?");
-        match frame::check(services) {
+        match frame::check(&services.cancel) {
             Some(Interrupt::Signal) => {
                 services.log(Level::Error, format!("interrupted again: undo of `{name}` and older steps skipped"));
                 return false;
@@ -43,12 +43,12 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
         };
         let error = result.err().map(|e| {
             undo_frame.kill_groups();
-            match super::step::interruption(&e) {
+            match crate::executor::classify::interruption(&e) {
                 Some(Interrupt::RunTimeout) => {
                     services.log(Level::Error, format!("{}: undo of `{name}` was cut short", cut_short()));
                     format!("cut short: {}", cut_short())
                 }
-                _ => super::describe(&e),
+                _ => crate::executor::classify::describe(&e),
             }
         });
         all_ok &= error.is_none();
@@ -85,7 +85,7 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
         };
         let handler_frame = Frame::new(at);
         let _guard = frame::push(handler_frame.clone());
-        if frame::check(&state.services).is_some() {
+        if frame::check(&state.services.cancel).is_some() {
             all_ok = false;
             state.services.log(Level::Error, format!("on_failure handler skipped: {}", cut_short()));
             continue;
@@ -94,9 +94,9 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
         if let Err(e) = handler.body.call_within_context::<Dynamic>(&ctx, (Dynamic::from_map(info.clone()),)) {
             all_ok = false;
             handler_frame.kill_groups();
-            let why = match super::step::interruption(&e) {
+            let why = match crate::executor::classify::interruption(&e) {
                 Some(Interrupt::RunTimeout) => format!("cut short: {}", cut_short()),
-                _ => super::describe(&e),
+                _ => crate::executor::classify::describe(&e),
             };
             state.services.log(Level::Error, format!("on_failure handler failed: {why}"));
         }
@@ -113,12 +113,12 @@ fn cut_short() -> &'static str {
 /// stopped the run (`interrupted`, `timeout`, `aborted`).
 fn failure_kind(error: &EvalAltResult) -> Option<String> {
     error_kind(error).or_else(|| {
-        super::step::interruption(error).map(|i| {
+        crate::executor::classify::interruption(error).map(|i| {
             match i {
                 Interrupt::Signal => "interrupted",
-                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::primitives::Failure::TIMEOUT,
+                Interrupt::RunTimeout | Interrupt::StepTimeout { .. } => crate::failure::FailureKind::Timeout.as_str(),
                 Interrupt::Aborted => "aborted",
-                Interrupt::TopLevelBudget => crate::primitives::Failure::USAGE,
+                Interrupt::TopLevelBudget => crate::failure::FailureKind::Usage.as_str(),
                 Interrupt::JournalLost => "journal",
             }
             .to_string()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
 
-use crate::engine::SandboxResolver;
+use crate::engine::resolver::SandboxResolver;
 
 /// A script function with the name and arity of a primitive.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, module_func, RhaiResultOf};
+use super::registration::module_func;
 use crate::events::{EventKind, Level};
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::services::frame;
 use crate::state::RunState;
 
@@ -50,7 +50,7 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     let policy = options.get("no_data").map_or_else(|| "fail".to_string(), ToString::to_string);
     if !["fail", "inconclusive", "pass"].contains(&policy.as_str()) {
         return Err(failure(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("no_data must be \"fail\", \"inconclusive\" or \"pass\", not \"{policy}\""),
         ));
     }
@@ -64,7 +64,7 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     let no_traffic = requests.is_some_and(|r| r < min_requests as f64);
     for (metric, limit) in &thresholds {
         let limit = number(Some(limit))
-            .ok_or_else(|| failure(Failure::USAGE, format!("threshold `{metric}` must be a number")))?;
+            .ok_or_else(|| failure(FailureKind::Usage, format!("threshold `{metric}` must be a number")))?;
         let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
         let mut check = Map::new();
         check.insert("metric".into(), metric.clone().into());
@@ -99,9 +99,9 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     }
     for (metric, max_ratio) in &ratios {
         let max_ratio = number(Some(max_ratio))
-            .ok_or_else(|| failure(Failure::USAGE, format!("max_ratio_to_baseline `{metric}` must be a number")))?;
+            .ok_or_else(|| failure(FailureKind::Usage, format!("max_ratio_to_baseline `{metric}` must be a number")))?;
         let Some(base) = &baseline else {
-            return Err(failure(Failure::USAGE, "max_ratio_to_baseline needs a `baseline` closure"));
+            return Err(failure(FailureKind::Usage, "max_ratio_to_baseline needs a `baseline` closure"));
         };
         let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
         // A baseline that saw too few requests (a probe with none reads 0)
@@ -203,7 +203,7 @@ fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiRe
     };
     state.services.log(level, line);
     let data = serde_json::to_value(Dynamic::from_map(full.clone()))
-        .map_err(|e| failure(Failure::USAGE, format!("the decision cannot be recorded: {e}")))?;
+        .map_err(|e| failure(FailureKind::Usage, format!("the decision cannot be recorded: {e}")))?;
     state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: true });
     Ok(full)
 }

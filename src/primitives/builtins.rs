@@ -2,16 +2,16 @@
 //! logging, events, tools, time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, func, terminated, RhaiResultOf};
+use super::registration::func;
 use crate::events::{EventKind, Level};
 use crate::executor;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
-use crate::services::frame;
+use crate::services::{frame, wait};
 use crate::state::{Mode, RunState};
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
@@ -87,12 +87,14 @@ fn param(state: &RunState, name: &str, default: Option<Dynamic>) -> RhaiResultOf
             Some(d) => Ok(d),
             None if state.mode == Mode::Inspect => Ok(Dynamic::from("")),
             None => Err(failure_with_hint(
-                Failure::MISSING_PARAM,
+                FailureKind::MissingParam,
                 format!("missing required param `{name}`"),
                 format!("pass --param {name}=VALUE or put `{name}` in a --params-file"),
             )),
         },
-        Err(message) => Err(failure_with_hint(Failure::USAGE, message, format!("fix the value given for `{name}`"))),
+        Err(message) => {
+            Err(failure_with_hint(FailureKind::Usage, message, format!("fix the value given for `{name}`")))
+        }
     }
 }
 
@@ -112,7 +114,7 @@ fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
         }
         Err(_) if state.mode == Mode::Inspect => Ok(String::new()),
         Err(_) => Err(failure_with_hint(
-            Failure::MISSING_SECRET,
+            FailureKind::MissingSecret,
             format!("secret `{name}` is not set"),
             format!("export {name} in the environment capstan runs in (CI: add it to the job's secrets)"),
         )),
@@ -154,7 +156,7 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
          ```rhai\nstep(\"deploy\", #{ retries: 2, timeout: \"5m\", undo: || run([\"./rollback\"]) },\n    || run([\"./deploy\"]));\n```",
         move |ctx: NativeCallContext, name: &str, options: Map, body: FnPtr| {
             let options = StepOptions::from_map(&options)
-                .map_err(|m| failure_with_hint(Failure::USAGE, m, "see `capstan doc step`"))?;
+                .map_err(|m| failure_with_hint(FailureKind::Usage, m, "see `capstan doc step`"))?;
             executor::step::run(&s, &ctx, name, options, body)
         },
     );
@@ -181,12 +183,12 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
                 match k.as_str() {
                     "max" => {
                         max = v.as_int().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                            failure(Failure::USAGE, "parallel option `max` must be a positive integer")
+                            failure(FailureKind::Usage, "parallel option `max` must be a positive integer")
                         })?;
                     }
                     other => {
                         return Err(failure(
-                            Failure::USAGE,
+                            FailureKind::Usage,
                             format!("unknown parallel option `{other}`; the option is: max"),
                         ))
                     }
@@ -214,7 +216,7 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
         "fail",
         &["message: ?", "()"],
         "Fail the current step with a message.\n```rhai\nif !ok { fail(\"smoke test did not pass\"); }\n```",
-        |message: Dynamic| -> RhaiResultOf<()> { Err(failure(Failure::FAIL, text(&message))) },
+        |message: Dynamic| -> RhaiResultOf<()> { Err(failure(FailureKind::Fail, text(&message))) },
     );
     let s = state.clone();
     func(
@@ -239,7 +241,7 @@ fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
 fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: FnPtr) -> RhaiResultOf<()> {
     if !state.is_declaring() {
         return Err(failure_with_hint(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("phase(\"{name}\") called while the playbook runs"),
             "declare phases at the top level of the playbook",
         ));
@@ -248,7 +250,7 @@ fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: Fn
     if let Some(first) = model.phases.iter().find(|p| p.name == name) {
         let line = first.position.line().map(|l| format!(" (first at line {l})")).unwrap_or_default();
         return Err(failure_with_hint(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("phase `{name}` is declared twice{line}"),
             "give each phase its own name",
         ));
@@ -280,8 +282,8 @@ fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> Rha
     }
     let message = format!("gate failed: {name}");
     Err(match hint {
-        Some(h) => failure_with_hint(Failure::GATE, message, h),
-        None => failure(Failure::GATE, message),
+        Some(h) => failure_with_hint(FailureKind::Gate, message, h),
+        None => failure(FailureKind::Gate, message),
     })
 }
 
@@ -309,7 +311,7 @@ fn register_logging(engine: &mut Engine, state: &Arc<RunState>) {
          ```rhai\nevent(\"deployed\", #{ version: version, replicas: 3 });\n```",
         move |kind: &str, data: Map| -> RhaiResultOf<()> {
             let data = serde_json::to_value(Dynamic::from_map(data))
-                .map_err(|e| failure(Failure::USAGE, format!("event data cannot be recorded: {e}")))?;
+                .map_err(|e| failure(FailureKind::Usage, format!("event data cannot be recorded: {e}")))?;
             s.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: false });
             Ok(())
         },
@@ -329,7 +331,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
                 Ok(())
             } else {
                 Err(failure_with_hint(
-                    Failure::FAIL,
+                    FailureKind::Fail,
                     format!("missing tools: {}", missing.join(", ")),
                     "install them or add their folder to PATH",
                 ))
@@ -343,8 +345,8 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         &["duration: ?", "()"],
         "Wait, e.g. `sleep(\"2s\")` or `sleep(2)`. Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(\"10s\");\n```",
         move |duration: Dynamic| -> RhaiResultOf<()> {
-            let d = parse_duration(&duration).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            let d = parse_duration(&duration).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
+            wait::sleep(&s.services, d)
         },
     );
     // The standard package has its own sleep(INT|FLOAT) that nothing can
@@ -356,8 +358,9 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         &["seconds: i64", "()"],
         "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(2);\n```",
         move |secs: i64| -> RhaiResultOf<()> {
-            let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            let d =
+                parse_duration(&Dynamic::from(secs)).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
+            wait::sleep(&s.services, d)
         },
     );
     let s = state.clone();
@@ -367,8 +370,9 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         &["seconds: f64", "()"],
         "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(0.5);\n```",
         move |secs: f64| -> RhaiResultOf<()> {
-            let d = parse_duration(&Dynamic::from(secs)).map_err(|m| failure(Failure::USAGE, format!("sleep: {m}")))?;
-            sleep(&s, d)
+            let d =
+                parse_duration(&Dynamic::from(secs)).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
+            wait::sleep(&s.services, d)
         },
     );
     func(
@@ -405,7 +409,7 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         &["duration: ?", "i64"],
         "A duration (`\"1m30s\"`, `\"500ms\"` or seconds) in milliseconds.\n```rhai\nlet hold = duration_ms(\"10m\");\n```",
         |duration: Dynamic| -> RhaiResultOf<i64> {
-            parse_duration(&duration).map(|d| d.as_millis() as i64).map_err(|m| failure(Failure::USAGE, format!("duration_ms: {m}")))
+            parse_duration(&duration).map(|d| d.as_millis() as i64).map_err(|m| failure(FailureKind::Usage, format!("duration_ms: {m}")))
         },
     );
     func(
@@ -434,28 +438,6 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
         "True under `--dry-run`.\n```rhai\nif !dry_run() { info(\"for real\"); }\n```",
         move || s.services.dry_run(),
     );
-}
-
-/// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
-pub fn sleep(state: &RunState, duration: Duration) -> RhaiResultOf<()> {
-    // A duration too long for the clock is as good as forever.
-    let end = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
-    loop {
-        if let Some(reason) = frame::check(&state.services) {
-            return Err(terminated(reason));
-        }
-        let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        let mut wait = end - now;
-        if let Some(d) = frame::next_deadline(&state.services) {
-            wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
-        }
-        state.services.cancel.sleep(wait.min(Duration::from_millis(250)));
-    }
 }
 
 fn find_on_path(tool: &str) -> Option<std::path::PathBuf> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
+use super::registration::module_func;
 use crate::compliance::{self, Finding, Severity};
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::state::RunState;
 
 fn to_array(findings: Vec<Finding>) -> Array {
@@ -16,7 +16,7 @@ fn to_array(findings: Vec<Finding>) -> Array {
 }
 
 fn io(what: &str, path: &str, e: &std::io::Error) -> Box<rhai::EvalAltResult> {
-    failure_with_hint(Failure::FAIL, format!("{what} {path}: {e}"), "check the path")
+    failure_with_hint(FailureKind::Fail, format!("{what} {path}: {e}"), "check the path")
 }
 
 /// Findings back from script maps (they may have been filtered or edited).
@@ -26,7 +26,7 @@ fn from_array(items: &Array) -> RhaiResultOf<Vec<Finding>> {
         .map(|d| {
             let m = d
                 .read_lock::<Map>()
-                .ok_or_else(|| failure(Failure::USAGE, "compliance::sarif: findings must be maps"))?;
+                .ok_or_else(|| failure(FailureKind::Usage, "compliance::sarif: findings must be maps"))?;
             let text = |k: &str| m.get(k).map(ToString::to_string).unwrap_or_default();
             let rule = compliance::rules().into_iter().find(|r| r.id == text("rule")).map_or("custom", |r| r.id);
             let severity = match text("severity").as_str() {
@@ -162,7 +162,7 @@ fn parity(a: &str, b: &str, options: &Map) -> RhaiResultOf<Map> {
             }
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown parity option `{other}`; the options are: ignore, sizes"),
                 ))
             }
@@ -170,7 +170,7 @@ fn parity(a: &str, b: &str, options: &Map) -> RhaiResultOf<Map> {
     }
     let load = |p: &str| {
         compliance::parity::load(Path::new(p))
-            .map_err(|m| failure_with_hint(Failure::FAIL, m, "give two configuration files (tfvars, YAML or JSON)"))
+            .map_err(|m| failure_with_hint(FailureKind::Fail, m, "give two configuration files (tfvars, YAML or JSON)"))
     };
     let (left, right) = (load(a)?, load(b)?);
     let json = |v: Option<serde_json::Value>| v.map_or(Ok(Dynamic::UNIT), rhai::serde::to_dynamic);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
+use super::registration::module_func;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 
@@ -18,7 +18,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
 }
 
 fn io_error(what: &str, path: &str, e: &std::io::Error) -> Box<rhai::EvalAltResult> {
-    failure_with_hint(Failure::FAIL, format!("{what} {path}: {e}"), "check the path and its permissions")
+    failure_with_hint(FailureKind::Fail, format!("{what} {path}: {e}"), "check the path and its permissions")
 }
 
 fn fs_module(state: &Arc<RunState>) -> Module {
@@ -64,7 +64,7 @@ fn fs_module(state: &Arc<RunState>) -> Module {
         &["pattern: &str", "Array"],
         "Paths matching a pattern (`*`, `**`, `?`, `[..]`), sorted.\n```rhai\nfor f in fs::glob(\"k8s/**/*.yaml\") { info(f); }\n```",
         |pattern: &str| -> RhaiResultOf<Array> {
-            let paths = glob::glob(pattern).map_err(|e| failure(Failure::USAGE, format!("bad glob pattern \"{pattern}\": {e}")))?;
+            let paths = glob::glob(pattern).map_err(|e| failure(FailureKind::Usage, format!("bad glob pattern \"{pattern}\": {e}")))?;
             let mut out: Vec<String> = paths.flatten().map(|p| p.to_string_lossy().into_owned()).collect();
             out.sort();
             Ok(out.into_iter().map(Dynamic::from).collect())
@@ -80,7 +80,7 @@ fn fs_module(state: &Arc<RunState>) -> Module {
             let dir = tempfile::Builder::new()
                 .prefix("capstan-")
                 .tempdir()
-                .map_err(|e| failure(Failure::FAIL, format!("cannot create a temporary folder: {e}")))?;
+                .map_err(|e| failure(FailureKind::Fail, format!("cannot create a temporary folder: {e}")))?;
             let path = dir.path().to_string_lossy().into_owned();
             s.keep_until_end(dir);
             Ok(path)
@@ -97,7 +97,7 @@ fn json_module() -> Module {
         &["text: &str", "?"],
         "Parse JSON into maps, arrays and values.\n```rhai\nlet out = json::parse(run([\"terraform\", \"output\", \"-json\"]).stdout);\n```",
         |text: &str| -> RhaiResultOf<Dynamic> {
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| failure(Failure::FAIL, format!("not valid JSON: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| failure(FailureKind::Fail, format!("not valid JSON: {e}")))?;
             rhai::serde::to_dynamic(v)
         },
     );
@@ -108,7 +108,7 @@ fn json_module() -> Module {
         "A value as pretty JSON.\n```rhai\nfs::write(\"out/plan.json\", json::to_string(plan));\n```",
         |value: Dynamic| -> RhaiResultOf<String> {
             serde_json::to_string_pretty(&value)
-                .map_err(|e| failure(Failure::USAGE, format!("cannot write this value as JSON: {e}")))
+                .map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as JSON: {e}")))
         },
     );
     m
@@ -122,7 +122,7 @@ fn yaml_module() -> Module {
         &["text: &str", "?"],
         "Parse YAML (one document) into maps, arrays and values.\n```rhai\nlet values = yaml::parse(fs::read(\"values.yaml\"));\n```",
         |text: &str| -> RhaiResultOf<Dynamic> {
-            let v: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| failure(Failure::FAIL, format!("not valid YAML: {e}")))?;
+            let v: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| failure(FailureKind::Fail, format!("not valid YAML: {e}")))?;
             rhai::serde::to_dynamic(v)
         },
     );
@@ -134,7 +134,7 @@ fn yaml_module() -> Module {
         |text: &str| -> RhaiResultOf<Array> {
             let mut out = Array::new();
             for doc in serde_yaml_ng::Deserializer::from_str(text) {
-                let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| failure(Failure::FAIL, format!("not valid YAML: {e}")))?;
+                let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| failure(FailureKind::Fail, format!("not valid YAML: {e}")))?;
                 if !v.is_null() {
                     out.push(rhai::serde::to_dynamic(v)?);
                 }
@@ -148,7 +148,7 @@ fn yaml_module() -> Module {
         &["value: ?", "String"],
         "A value as YAML.\n```rhai\nfs::write(\"values.generated.yaml\", yaml::to_string(#{ image: #{ tag: v } }));\n```",
         |value: Dynamic| -> RhaiResultOf<String> {
-            serde_yaml_ng::to_string(&value).map_err(|e| failure(Failure::USAGE, format!("cannot write this value as YAML: {e}")))
+            serde_yaml_ng::to_string(&value).map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as YAML: {e}")))
         },
     );
     m

@@ -5,20 +5,20 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use super::{failure, module_func, RhaiResultOf};
 use crate::events::Level;
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::state::RunState;
 
 fn strings(v: &Dynamic, key: &str) -> RhaiResultOf<Vec<String>> {
-    values::list(v, true).ok_or_else(|| failure(Failure::USAGE, format!("docker option `{key}` must be an array")))
+    values::list(v, true).ok_or_else(|| failure(FailureKind::Usage, format!("docker option `{key}` must be an array")))
 }
 
 fn pairs(v: &Dynamic, key: &str) -> RhaiResultOf<Vec<(String, String)>> {
     values::pairs(v, ToString::to_string)
-        .ok_or_else(|| failure(Failure::USAGE, format!("docker option `{key}` must be a map")))
+        .ok_or_else(|| failure(FailureKind::Usage, format!("docker option `{key}` must be a map")))
 }
 
 /// Run docker; `None` in dry-run; a failure carries docker's own message.
@@ -68,7 +68,7 @@ fn build(state: &RunState, context: &str, map: &Map) -> RhaiResultOf<Map> {
                     args.push("--pull".into());
                 }
             }
-            other => return Err(failure(Failure::USAGE, format!("unknown docker::build option `{other}`; the options are: file, tags, build_args, target, network, pull"))),
+            other => return Err(failure(FailureKind::Usage, format!("unknown docker::build option `{other}`; the options are: file, tags, build_args, target, network, pull"))),
         }
     }
     for t in &tags {
@@ -139,7 +139,7 @@ fn run(state: &RunState, image: &str, map: &Map) -> RhaiResultOf<Map> {
                 name = Some(v.to_string());
                 args.extend(["--name".to_string(), v.to_string()]);
             }
-            "detach" => detach = v.as_bool().map_err(|_| failure(Failure::USAGE, "docker::run option `detach` must be true or false"))?,
+            "detach" => detach = v.as_bool().map_err(|_| failure(FailureKind::Usage, "docker::run option `detach` must be true or false"))?,
             "network" => args.extend(["--network".to_string(), v.to_string()]),
             "env" => {
                 for (key, value) in pairs(v, k)? {
@@ -164,13 +164,13 @@ fn run(state: &RunState, image: &str, map: &Map) -> RhaiResultOf<Map> {
             }
             "args" => command = strings(v, k)?,
             "health" => {
-                let h = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| failure(Failure::USAGE, "docker::run option `health` must be a map like #{ target: \"http://...\", within: \"30s\" }"))?;
-                let target = h.get("target").cloned().ok_or_else(|| failure(Failure::USAGE, "docker::run `health` needs a `target`"))?;
+                let h = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| failure(FailureKind::Usage, "docker::run option `health` must be a map like #{ target: \"http://...\", within: \"30s\" }"))?;
+                let target = h.get("target").cloned().ok_or_else(|| failure(FailureKind::Usage, "docker::run `health` needs a `target`"))?;
                 let mut rest = h.clone();
                 rest.remove("target");
                 health = Some((target, rest));
             }
-            other => return Err(failure(Failure::USAGE, format!("unknown docker::run option `{other}`; the options are: name, detach, network, env, ports, volumes, restart, rm, args, health"))),
+            other => return Err(failure(FailureKind::Usage, format!("unknown docker::run option `{other}`; the options are: name, detach, network, env, ports, volumes, restart, rm, args, health"))),
         }
     }
     if detach {

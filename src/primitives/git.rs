@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::registration::module_func;
+use crate::failure::{failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::state::RunState;
 
@@ -18,19 +18,19 @@ fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
             "dir" => spec.cwd = Some(v.to_string().into()),
             other => {
                 return Err(failure_with_hint(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown git option `{other}`"),
                     "the option is: dir",
                 ))
             }
         }
     }
-    let outcome = match process::execute(&state.services, &spec) {
+    let outcome = match process::execute(state.services.as_ref(), &spec) {
         Ok(o) => o,
         Err(ProcessError::Interrupted(reason)) => return Err(terminated(reason)),
         Err(e) => {
             return Err(failure_with_hint(
-                Failure::COMMAND,
+                FailureKind::Command,
                 e.to_string(),
                 "install git, or run capstan inside a repository",
             ))
@@ -38,7 +38,7 @@ fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
     };
     if !outcome.success() {
         return Err(failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!("`{}` failed: {}", spec.display_masked(&state.services.redactor), outcome.stderr.trim()),
             "run it inside a git repository (or pass `#{ dir: ... }`)",
         ));

@@ -1,105 +1,17 @@
 //! `lock(name)` and `approve(name, message)`: what keeps two deploys of
 //! one environment apart, and a person in the loop where the playbook asks.
 
-use std::fs::File;
-use std::io::{BufRead, Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use nix::fcntl::{Flock, FlockArg};
 use rhai::Engine;
-use serde::{Deserialize, Serialize};
 
-use super::errors::Failure;
-use super::{failure_with_hint, func, RhaiResultOf};
+use super::registration::func;
 use crate::events::{EventKind, Level};
+use crate::failure::{failure_with_hint, FailureKind, RhaiResultOf};
+use crate::lock::{acquire, LockError};
 use crate::services::frame;
 use crate::state::RunState;
-
-/// Who holds a lock, as written into the lock file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Holder {
-    pub run_id: String,
-    pub pid: u32,
-    pub host: String,
-    pub since: String,
-}
-
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "run {} (pid {} on {}, since {})", self.run_id, self.pid, self.host, self.since)
-    }
-}
-
-/// A held lock: released (emptied and unlocked) when dropped. The kernel
-/// releases it too when capstan dies, so a crashed holder never wedges it.
-pub struct LockGuard {
-    name: String,
-    file: Flock<File>,
-}
-
-impl LockGuard {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        // Empty means "released cleanly"; a stale holder line means it died.
-        let _ = self.file.set_len(0);
-    }
-}
-
-/// Why a lock could not be taken.
-pub enum LockError {
-    Held(Option<Holder>),
-    Invalid(String),
-}
-
-/// Take lock `name` under `dir`; `Ok((guard, Some(holder)))` means a dead
-/// holder's lock was taken over.
-pub fn acquire(dir: &Path, name: &str, run_id: &str) -> Result<(LockGuard, Option<Holder>), LockError> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
-    {
-        return Err(LockError::Invalid(format!("lock name \"{name}\" may use only letters, digits, '-', '_' and '.'")));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| LockError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-    let path: PathBuf = dir.join(format!("{name}.lock"));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| LockError::Invalid(format!("cannot open {}: {e}", path.display())))?;
-    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(f) => f,
-        Err((mut file, _)) => return Err(LockError::Held(read_holder(&mut file))),
-    };
-    let stale = read_holder(&mut file);
-    let me = Holder {
-        run_id: run_id.to_string(),
-        pid: std::process::id(),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        since: crate::events::timestamp(SystemTime::now()),
-    };
-    let text = serde_json::to_string(&me).unwrap_or_default();
-    let written = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(text.as_bytes()));
-    if let Err(e) = written {
-        return Err(LockError::Invalid(format!("cannot write {}: {e}", path.display())));
-    }
-    let _ = file.sync_data();
-    Ok((LockGuard { name: name.to_string(), file }, stale))
-}
-
-fn read_holder(file: &mut File) -> Option<Holder> {
-    let mut text = String::new();
-    file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.trim()).ok()
-}
 
 /// Take a lock for the run, or say who holds it (exit 3).
 pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
@@ -123,12 +35,12 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
         Err(LockError::Held(holder)) => {
             let who = holder.map_or_else(|| "another run".to_string(), |h| h.to_string());
             Err(failure_with_hint(
-                Failure::BLOCKED,
+                FailureKind::Blocked,
                 format!("lock `{name}` is held by {who}"),
                 "wait for that run to finish; a lock whose process died is taken over automatically",
             ))
         }
-        Err(LockError::Invalid(m)) => Err(failure_with_hint(Failure::USAGE, m, "pick another lock name")),
+        Err(LockError::Invalid(m)) => Err(failure_with_hint(FailureKind::Usage, m, "pick another lock name")),
     }
 }
 
@@ -177,14 +89,14 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
             return Ok(true);
         }
         return Err(failure_with_hint(
-            Failure::BLOCKED,
+            FailureKind::Blocked,
             format!("approval `{name}` was refused"),
             format!("re-run when it should go ahead, or pass --approve {name}"),
         ));
     }
     let hint = format!("re-run with --approve {name} (or --yes to give every approval)");
     gate(false, Some(hint.clone()), None);
-    Err(failure_with_hint(Failure::BLOCKED, format!("approval `{name}` is needed: {message}"), hint))
+    Err(failure_with_hint(FailureKind::Blocked, format!("approval `{name}` is needed: {message}"), hint))
 }
 
 /// The CI platform's account that started the job, where it says so:

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::registration::module_func;
 use crate::events::Level;
+use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::services::{frame, Services};
+use crate::services::{frame, wait};
 use crate::state::RunState;
 
 /// Which statuses count as healthy: `200-399` unless told otherwise.
@@ -175,37 +175,12 @@ fn target(value: &Dynamic) -> Result<Target, String> {
     Err(format!("health target \"{text}\" must be an http(s):// URL, tcp://host:port, or an argv array"))
 }
 
-fn runtime(services: &Services) -> RhaiResultOf<tokio::runtime::Handle> {
-    services.runtime.clone().ok_or_else(|| failure(Failure::FAIL, "no async runtime for network checks"))
-}
-
-/// Run a future on the runtime, stopping when the step or run is interrupted.
-fn block_on<T>(services: &Services, fut: impl std::future::Future<Output = T>) -> RhaiResultOf<T> {
-    let rt = runtime(services)?;
-    rt.block_on(async {
-        tokio::select! {
-            v = fut => Ok(v),
-            () = interrupted(services) => Err(()),
-        }
-    })
-    .map_err(|()| terminated(frame::check(services).unwrap_or(crate::services::Interrupt::Signal)))
-}
-
-async fn interrupted(services: &Services) {
-    loop {
-        if frame::check(services).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn client(timeout: Duration, pool: usize) -> RhaiResultOf<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .pool_max_idle_per_host(pool)
         .build()
-        .map_err(|e| failure(Failure::FAIL, format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| failure(FailureKind::Fail, format!("cannot build the HTTP client: {e}")))
 }
 
 fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResultOf<Checked> {
@@ -218,7 +193,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
             for (k, v) in &o.headers {
                 request = request.header(k, v);
             }
-            let result = block_on(services, async move {
+            let result = wait::block_on(services, async move {
                 let response = request.send().await?;
                 let status = response.status().as_u16();
                 let body = response.text().await.unwrap_or_default();
@@ -246,7 +221,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
         Target::Tcp(addr) => {
             let addr = addr.clone();
             let timeout = o.timeout;
-            let result = block_on(services, async move {
+            let result = wait::block_on(services, async move {
                 tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
             })?;
             let latency = start.elapsed();
@@ -271,7 +246,7 @@ fn check_once(state: &RunState, target: &Target, o: &CheckOptions) -> RhaiResult
             let mut spec = CommandSpec::new(argv[0].clone(), argv[1..].to_vec());
             spec.timeout = Some(o.timeout);
             spec.quiet = true;
-            match process::execute(services, &spec) {
+            match process::execute(services.as_ref(), &spec) {
                 Ok(out) => Ok(Checked {
                     ok: out.success(),
                     status: out.code.map(i64::from),
@@ -315,8 +290,8 @@ fn checked_map(c: &Checked, attempts: u32) -> Map {
 }
 
 fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
-    let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
+    let o = CheckOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let t = target(target_value).map_err(|m| failure(FailureKind::Usage, m))?;
     let mut m = checked_map(&check_once(state, &t, &o)?, 1);
     if state.services.dry_run() {
         m.insert("dry_run".into(), true.into());
@@ -325,8 +300,8 @@ fn check(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultO
 }
 
 pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> RhaiResultOf<Map> {
-    let o = CheckOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let t = target(target_value).map_err(|m| failure(Failure::USAGE, m))?;
+    let o = CheckOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let t = target(target_value).map_err(|m| failure(FailureKind::Usage, m))?;
     if state.services.dry_run() {
         let c = check_once(state, &t, &o)?;
         state.services.log(
@@ -355,7 +330,7 @@ pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> R
         }
         if start.elapsed() + o.interval > o.within {
             return Err(failure_with_hint(
-                Failure::FAIL,
+                FailureKind::Fail,
                 format!(
                     "{target_value} is not healthy within {} ({attempts} checks; last: {})",
                     humantime::format_duration(o.within),
@@ -369,7 +344,7 @@ pub(super) fn wait(state: &RunState, target_value: &Dynamic, options: &Map) -> R
             start.elapsed().as_millis() as u64,
             o.within.as_millis() as u64,
         );
-        super::sleep_for(state, o.interval)?;
+        wait::sleep(&state.services, o.interval)?;
     }
 }
 
@@ -442,15 +417,16 @@ struct Tally {
 }
 
 fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
-    let o = ProbeOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
-    let target = reqwest::Url::parse(url).map_err(|e| failure(Failure::USAGE, format!("bad URL \"{url}\": {e}")))?;
+    let o = ProbeOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
+    let target =
+        reqwest::Url::parse(url).map_err(|e| failure(FailureKind::Usage, format!("bad URL \"{url}\": {e}")))?;
     if state.services.dry_run() {
         return probe_once(state, url, target, &o);
     }
     let client = client(o.timeout, o.concurrency)?;
     let tally = Arc::new(Mutex::new(Tally {
         latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .map_err(|e| failure(Failure::FAIL, e.to_string()))?,
+            .map_err(|e| failure(FailureKind::Fail, e.to_string()))?,
         requests: 0,
         errors: 0,
         by_status: BTreeMap::new(),
@@ -513,7 +489,7 @@ fn probe(state: &RunState, url: &str, options: &Map) -> RhaiResultOf<Map> {
             while workers.join_next().await.is_some() {}
         }
     };
-    block_on(&state.services, work)?;
+    wait::block_on(&state.services, work)?;
     let elapsed = started.elapsed().as_secs_f64().max(1e-3);
     let t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ms = |q: f64| if t.requests == 0 { 0.0 } else { t.latency_us.value_at_quantile(q) as f64 / 1000.0 };

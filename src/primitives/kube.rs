@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use super::{failure, module_func, RhaiResultOf};
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::state::RunState;
 
 /// Options every Kubernetes call understands.
@@ -34,7 +34,7 @@ fn check_keys(map: &Map, extra: &[&str], what: &str) -> RhaiResultOf<()> {
         if !CLUSTER.contains(&k.as_str()) && !extra.contains(&k.as_str()) {
             let all: Vec<&str> = CLUSTER.iter().chain(extra).copied().collect();
             return Err(failure(
-                Failure::USAGE,
+                FailureKind::Usage,
                 format!("unknown {what} option `{k}`; the options are: {}", all.join(", ")),
             ));
         }
@@ -43,7 +43,7 @@ fn check_keys(map: &Map, extra: &[&str], what: &str) -> RhaiResultOf<()> {
 }
 
 fn strings(v: &Dynamic, what: &str) -> RhaiResultOf<Vec<String>> {
-    values::list(v, true).ok_or_else(|| failure(Failure::USAGE, format!("{what} must be an array")))
+    values::list(v, true).ok_or_else(|| failure(FailureKind::Usage, format!("{what} must be an array")))
 }
 
 /// Flatten nested maps into `a.b.c=value` for `--set`.
@@ -77,7 +77,7 @@ fn exec(
 fn json_result(out: Option<crate::process::Outcome>) -> RhaiResultOf<Dynamic> {
     let Some(out) = out else { return Ok(Dynamic::UNIT) };
     let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| failure(Failure::COMMAND, format!("cannot read the JSON the tool printed: {e}")))?;
+        .map_err(|e| failure(FailureKind::Command, format!("cannot read the JSON the tool printed: {e}")))?;
     rhai::serde::to_dynamic(v)
 }
 
@@ -189,7 +189,7 @@ fn helm_package(state: &RunState, chart: &str, map: &Map) -> RhaiResultOf<Map> {
             "app_version" => args.extend(["--app-version".to_string(), v.to_string()]),
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!(
                     "unknown helm::package_chart option `{other}`; the options are: destination, version, app_version"
                 ),
@@ -220,7 +220,7 @@ fn helm_push(state: &RunState, package: &str, remote: &str, map: &Map) -> RhaiRe
             }
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown helm::push option `{other}`; the option is: plain_http"),
                 ))
             }
@@ -304,7 +304,7 @@ fn k_set_image(state: &RunState, target: &str, container: &str, image: &str, map
 fn k_patch(state: &RunState, kind: &str, name: &str, patch: &Map, map: &Map) -> RhaiResultOf<Map> {
     check_keys(map, &["type"], "kubectl::patch")?;
     let body = serde_json::to_string(&Dynamic::from_map(patch.clone()))
-        .map_err(|e| failure(Failure::USAGE, format!("the patch cannot be sent as JSON: {e}")))?;
+        .map_err(|e| failure(FailureKind::Usage, format!("the patch cannot be sent as JSON: {e}")))?;
     let kind_of_patch = map.get("type").map_or_else(|| "merge".to_string(), ToString::to_string);
     let args = vec!["patch".into(), kind.into(), name.into(), "--type".into(), kind_of_patch, "--patch".into(), body];
     Ok(done(kubectl(state, args, map, false, false)?))

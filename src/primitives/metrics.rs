@@ -7,8 +7,8 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, terminated, RhaiResultOf};
+use super::registration::module_func;
+use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::frame;
 use crate::state::RunState;
@@ -32,12 +32,12 @@ fn options(map: &Map) -> RhaiResultOf<QueryOptions> {
                 });
             }
             "timeout" => {
-                o.timeout =
-                    parse_duration(v).map_err(|e| failure(Failure::USAGE, format!("metrics option `timeout`: {e}")))?;
+                o.timeout = parse_duration(v)
+                    .map_err(|e| failure(FailureKind::Usage, format!("metrics option `timeout`: {e}")))?;
             }
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown metrics option `{other}`; the options are: time, timeout"),
                 ))
             }
@@ -77,15 +77,15 @@ fn number(sample: &Value) -> Result<f64, String> {
 fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> RhaiResultOf<Array> {
     let base = url.trim_end_matches('/');
     let endpoint = reqwest::Url::parse(&format!("{base}/api/v1/query"))
-        .map_err(|e| failure(Failure::USAGE, format!("bad Prometheus URL \"{url}\": {e}")))?;
+        .map_err(|e| failure(FailureKind::Usage, format!("bad Prometheus URL \"{url}\": {e}")))?;
     let mut form = vec![("query", promql.to_string())];
     if let Some(t) = &o.time {
         form.push(("time", t.clone()));
     }
     let services = &state.services;
-    let rt = services.runtime.clone().ok_or_else(|| failure(Failure::FAIL, "no async runtime for HTTP"))?;
+    let rt = services.runtime.clone().ok_or_else(|| failure(FailureKind::Fail, "no async runtime for HTTP"))?;
     let client =
-        reqwest::Client::builder().timeout(o.timeout).build().map_err(|e| failure(Failure::FAIL, e.to_string()))?;
+        reqwest::Client::builder().timeout(o.timeout).build().map_err(|e| failure(FailureKind::Fail, e.to_string()))?;
     let request = client.post(endpoint).form(&form);
     let result = rt.block_on(async {
         tokio::select! {
@@ -96,24 +96,24 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
                 Ok::<_, reqwest::Error>((status, body))
             } => Some(r),
             () = async { loop {
-                if frame::check(services).is_some() { return; }
+                if frame::check(&services.cancel).is_some() { return; }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             } } => None,
         }
     });
     let Some(result) = result else {
-        return Err(terminated(frame::check(services).unwrap_or(crate::services::Interrupt::Signal)));
+        return Err(terminated(frame::check(&services.cancel).unwrap_or(crate::cancel::Interrupt::Signal)));
     };
     let (status, body) = result.map_err(|e| {
         failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!("cannot reach Prometheus at {url}: {e}"),
             "check the URL and that Prometheus is up",
         )
     })?;
     let doc: Value = serde_json::from_str(&body).map_err(|_| {
         failure(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!(
                 "Prometheus at {url} answered {status} with something that is not its API: {}",
                 body.chars().take(200).collect::<String>()
@@ -122,13 +122,13 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
     })?;
     if doc["status"] != "success" {
         return Err(failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!("Prometheus rejected `{promql}`: {}", doc["error"].as_str().unwrap_or("unknown error")),
             "check the PromQL (try it in Prometheus's expression browser)",
         ));
     }
     let data = &doc["data"];
-    let bad = |e: String| failure(Failure::COMMAND, e);
+    let bad = |e: String| failure(FailureKind::Command, e);
     match data["resultType"].as_str() {
         Some("vector") => data["result"]
             .as_array()
@@ -145,7 +145,7 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
             .collect(),
         Some("scalar") => Ok(vec![series(&Value::Null, &data["result"]).map(Dynamic::from).map_err(bad)?]),
         other => Err(failure(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!("`{promql}` returned a {} result; expected a number", other.unwrap_or("missing")),
         )),
     }
@@ -156,7 +156,7 @@ fn value(state: &RunState, url: &str, promql: &str, map: &Map) -> RhaiResultOf<f
     let series = query_raw(state, url, promql, &o)?;
     match series.len() {
         0 => Err(failure_with_hint(
-            Failure::FAIL,
+            FailureKind::Fail,
             format!("`{promql}` returned no data"),
             "the series may not exist yet, or the time or label filters match nothing",
         )),
@@ -168,7 +168,7 @@ fn value(state: &RunState, url: &str, promql: &str, map: &Map) -> RhaiResultOf<f
             let first: Vec<String> =
                 series.iter().take(3).filter_map(|s| s.read_lock::<Map>().map(|m| m["labels"].to_string())).collect();
             Err(failure_with_hint(
-                Failure::FAIL,
+                FailureKind::Fail,
                 format!(
                     "`{promql}` returned {n} series where one number was expected: {}{}",
                     first.join(", "),
@@ -217,22 +217,24 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
 /// `slo::budget`: how much of the error budget is left over a window.
 fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     let text = |k: &str| {
-        map.get(k).map(ToString::to_string).ok_or_else(|| failure(Failure::USAGE, format!("slo::budget needs `{k}`")))
+        map.get(k)
+            .map(ToString::to_string)
+            .ok_or_else(|| failure(FailureKind::Usage, format!("slo::budget needs `{k}`")))
     };
     for k in map.keys() {
         if !["prometheus", "objective", "window", "query_good", "query_total", "time", "timeout"].contains(&k.as_str())
         {
-            return Err(failure(Failure::USAGE, format!("unknown slo::budget option `{k}`; the options are: prometheus, objective, window, query_good, query_total, time, timeout")));
+            return Err(failure(FailureKind::Usage, format!("unknown slo::budget option `{k}`; the options are: prometheus, objective, window, query_good, query_total, time, timeout")));
         }
     }
     let prometheus = text("prometheus")?;
     let objective = map
         .get("objective")
         .and_then(|v| v.as_float().ok())
-        .ok_or_else(|| failure(Failure::USAGE, "slo::budget needs `objective`, e.g. 0.999"))?;
+        .ok_or_else(|| failure(FailureKind::Usage, "slo::budget needs `objective`, e.g. 0.999"))?;
     if !(0.0..1.0).contains(&objective) {
         return Err(failure(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("slo::budget: objective must be between 0 and 1, like 0.999, not {objective}"),
         ));
     }
@@ -249,7 +251,7 @@ fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     let total = value(state, &prometheus, &over(text("query_total")?), &o)?;
     if total <= 0.0 {
         return Err(failure_with_hint(
-            Failure::FAIL,
+            FailureKind::Fail,
             format!("slo::budget: no requests in the last {window}"),
             "check query_total and the window",
         ));

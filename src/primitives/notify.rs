@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
+use super::registration::module_func;
 use crate::events::{redact_json, Level};
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::{frame, Action, Services};
 use crate::state::RunState;
@@ -126,7 +126,7 @@ pub fn post_json(
         if attempt < attempts {
             let until = std::time::Instant::now() + delay.min(Duration::from_secs(30));
             while std::time::Instant::now() < until {
-                if frame::check(services).is_some() {
+                if frame::check(&services.cancel).is_some() {
                     return Err("interrupted".into());
                 }
                 services
@@ -155,7 +155,7 @@ fn without_url(e: &reqwest::Error) -> String {
 
 async fn cancelled(services: &Services) {
     loop {
-        if frame::check(services).is_some() {
+        if frame::check(&services.cancel).is_some() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -163,7 +163,7 @@ async fn cancelled(services: &Services) {
 }
 
 fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map) -> RhaiResultOf<Map> {
-    let options = PostOptions::from_map(options).map_err(|m| failure(Failure::USAGE, m))?;
+    let options = PostOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
     let mut result = Map::new();
     match post_json(&state.services, url, body, &options) {
         Ok(d) => {
@@ -174,7 +174,7 @@ fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map)
             Ok(result)
         }
         Err(message) if options.required => Err(failure_with_hint(
-            Failure::FAIL,
+            FailureKind::Fail,
             format!("notification failed: {message}"),
             "check the URL and that the receiver is up",
         )),
@@ -230,5 +230,5 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
 
 fn to_json(map: Map) -> RhaiResultOf<serde_json::Value> {
     serde_json::to_value(Dynamic::from_map(map))
-        .map_err(|e| failure(Failure::USAGE, format!("payload cannot be sent as JSON: {e}")))
+        .map_err(|e| failure(FailureKind::Usage, format!("payload cannot be sent as JSON: {e}")))
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, func, tool, RhaiResultOf};
+use super::registration::func;
+
+use super::tool;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec};
 use crate::state::RunState;
@@ -46,14 +48,14 @@ fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
         argv.into_iter().map(|a| a.into_immutable_string().map(|s| s.to_string())).collect::<Result<_, _>>().map_err(
             |t| {
                 failure_with_hint(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("run: argv must hold strings, found {t}"),
                     "write every argument as a string, e.g. `${n}`",
                 )
             },
         )?;
     let Some((program, arguments)) = argv.split_first() else {
-        return Err(failure(Failure::USAGE, "run: argv is empty; give the program and its arguments"));
+        return Err(failure(FailureKind::Usage, "run: argv is empty; give the program and its arguments"));
     };
     let mut spec = CommandSpec::new(program.clone(), arguments.to_vec());
     let options = apply_options(&mut spec, opts, "run")?;
@@ -70,7 +72,7 @@ fn sh(state: &RunState, script: &str, opts: &Map) -> RhaiResultOf<Map> {
 fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf<RunOptions> {
     let mut o = RunOptions { check: true, read_only: false };
     let bad = |key: &str, expected: &str, v: &Dynamic| {
-        failure(Failure::USAGE, format!("{what} option `{key}` must be {expected}, not {}", v.type_name()))
+        failure(FailureKind::Usage, format!("{what} option `{key}` must be {expected}, not {}", v.type_name()))
     };
     for (key, value) in opts {
         match key.as_str() {
@@ -83,7 +85,7 @@ fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf
             "timeout" => {
                 spec.timeout = Some(
                     parse_duration(value)
-                        .map_err(|m| failure(Failure::USAGE, format!("{what} option `timeout`: {m}")))?,
+                        .map_err(|m| failure(FailureKind::Usage, format!("{what} option `timeout`: {m}")))?,
                 );
             }
             "check" => o.check = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
@@ -91,7 +93,7 @@ fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf
             "quiet" => spec.quiet = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown {what} option `{other}`; the options are: {}", RUN_OPTIONS.join(", ")),
                 ))
             }
@@ -109,7 +111,7 @@ fn execute(state: &RunState, spec: &CommandSpec, options: &RunOptions, display: 
         let what = outcome.describe(spec.timeout);
         let last = outcome.stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim()));
         let message = format!("`{}` failed with {what}{}", short(display), last.unwrap_or_default());
-        let kind = if outcome.timed_out { Failure::TIMEOUT } else { Failure::COMMAND };
+        let kind = if outcome.timed_out { FailureKind::Timeout } else { FailureKind::Command };
         return Err(failure_with_hint(
             kind,
             message,

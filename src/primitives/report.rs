@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use rhai::{Engine, Map, Module};
 
-use super::errors::Failure;
-use super::{failure, module_func, RhaiResultOf};
+use super::registration::module_func;
 use crate::events::Level;
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::report::{files, record};
 use crate::services::Action;
 use crate::state::RunState;
@@ -41,7 +41,7 @@ fn write(state: &RunState, dir: &str) -> RhaiResultOf<Map> {
     }
     let snapshot = record::lock(&state.record).clone();
     let (json, md) = files::write(&snapshot, std::path::Path::new(dir))
-        .map_err(|e| failure(Failure::FAIL, format!("cannot write the report to {dir}: {e}")))?;
+        .map_err(|e| failure(FailureKind::Fail, format!("cannot write the report to {dir}: {e}")))?;
     state.services.log(Level::Info, format!("report written to {} and {}", json.display(), md.display()));
     result.insert("json".into(), json.to_string_lossy().into_owned().into());
     result.insert("markdown".into(), md.to_string_lossy().into_owned().into());

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
-use super::{failure, module_func, RhaiResultOf};
+use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::process::quote;
 use crate::state::RunState;
@@ -39,25 +39,27 @@ struct SshOptions {
 fn parse(map: &Map) -> RhaiResultOf<SshOptions> {
     let mut o = SshOptions { check: true, reuse: true, ..SshOptions::default() };
     let flag = |k: &str, v: &Dynamic| {
-        v.as_bool().map_err(|_| failure(Failure::USAGE, format!("ssh option `{k}` must be true or false")))
+        v.as_bool().map_err(|_| failure(FailureKind::Usage, format!("ssh option `{k}` must be true or false")))
     };
     for (k, v) in map {
         match k.as_str() {
             "user" => o.user = Some(v.to_string()),
             "port" => {
-                o.port = Some(v.as_int().map_err(|_| failure(Failure::USAGE, "ssh option `port` must be an integer"))?);
+                o.port =
+                    Some(v.as_int().map_err(|_| failure(FailureKind::Usage, "ssh option `port` must be an integer"))?);
             }
             "identity" => o.identity = Some(v.to_string()),
             "options" => {
-                o.options = v
-                    .read_lock::<Array>()
-                    .map(|a| a.iter().map(ToString::to_string).collect())
-                    .ok_or_else(|| failure(Failure::USAGE, "ssh option `options` must be an array of \"Key=Value\""))?;
+                o.options =
+                    v.read_lock::<Array>().map(|a| a.iter().map(ToString::to_string).collect()).ok_or_else(|| {
+                        failure(FailureKind::Usage, "ssh option `options` must be an array of \"Key=Value\"")
+                    })?;
             }
             "reuse" => o.reuse = flag(k, v)?,
             "timeout" => {
-                o.timeout =
-                    Some(parse_duration(v).map_err(|e| failure(Failure::USAGE, format!("ssh option `timeout`: {e}")))?);
+                o.timeout = Some(
+                    parse_duration(v).map_err(|e| failure(FailureKind::Usage, format!("ssh option `timeout`: {e}")))?,
+                );
             }
             "check" => o.check = flag(k, v)?,
             "read_only" => o.read_only = flag(k, v)?,
@@ -68,11 +70,11 @@ fn parse(map: &Map) -> RhaiResultOf<SshOptions> {
                 o.env = v
                     .read_lock::<Map>()
                     .map(|m| m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-                    .ok_or_else(|| failure(Failure::USAGE, "ssh option `env` must be a map"))?;
+                    .ok_or_else(|| failure(FailureKind::Usage, "ssh option `env` must be a map"))?;
             }
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown ssh option `{other}`; the options are: {}", OPTIONS.join(", ")),
                 ))
             }
@@ -144,7 +146,7 @@ fn run(state: &RunState, host: &str, argv: Array, map: &Map) -> RhaiResultOf<Map
     let o = parse(map)?;
     let argv: Vec<String> = argv.iter().map(ToString::to_string).collect();
     if argv.is_empty() {
-        return Err(failure(Failure::USAGE, "ssh::run: argv is empty"));
+        return Err(failure(FailureKind::Usage, "ssh::run: argv is empty"));
     }
     let mut remote = String::new();
     if let Some(dir) = &o.cwd {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
-use super::errors::Failure;
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
 use super::values;
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
 use crate::events::Level;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::Action;
 use crate::state::RunState;
@@ -109,7 +109,7 @@ fn terraform(dir: &str, args: Vec<String>, o: &TfOptions, read_only: bool) -> To
 }
 
 fn options(map: &Map) -> RhaiResultOf<TfOptions> {
-    TfOptions::from_map(map).map_err(|m| failure(Failure::USAGE, m))
+    TfOptions::from_map(map).map_err(|m| failure(FailureKind::Usage, m))
 }
 
 /// Turn terraform's stderr into a clear error; a held state lock names its holder.
@@ -123,7 +123,7 @@ fn tf_failed(call: &ToolCall, out: &crate::process::Outcome) -> Box<rhai::EvalAl
                 .unwrap_or_else(|| "?".into())
         };
         return failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!(
                 "terraform state is locked by {} ({}, since {}, lock ID {})",
                 field("Who:"),
@@ -265,7 +265,7 @@ fn plan(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     show.quiet = true;
     let shown = run_tf(state, &show)?.map(|s| s.stdout).unwrap_or_default();
     let parsed: Value = serde_json::from_str(&shown)
-        .map_err(|e| failure(Failure::COMMAND, format!("cannot read `terraform show -json` of the plan: {e}")))?;
+        .map_err(|e| failure(FailureKind::Command, format!("cannot read `terraform show -json` of the plan: {e}")))?;
     let mut m = summarize(&parsed);
     m.insert("changed".into(), (exit_code == 2).into());
     m.insert("exit_code".into(), i64::from(exit_code).into());
@@ -321,7 +321,7 @@ fn output(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     call.quiet = true;
     let Some(out) = run_tf(state, &call)? else { return Ok(Map::new()) };
     let v: Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| failure(Failure::COMMAND, format!("cannot read `terraform output -json`: {e}")))?;
+        .map_err(|e| failure(FailureKind::Command, format!("cannot read `terraform output -json`: {e}")))?;
     let mut m = Map::new();
     for (name, entry) in v.as_object().into_iter().flatten() {
         m.insert(name.as_str().into(), rhai::serde::to_dynamic(&entry["value"])?);
@@ -377,11 +377,11 @@ fn scaffold(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     for (k, v) in map {
         match k.as_str() {
             "provider" => provider = v.to_string(),
-            "envs" => envs = strings(v, k).map_err(|m| failure(Failure::USAGE, m))?,
-            "modules" => modules = strings(v, k).map_err(|m| failure(Failure::USAGE, m))?,
+            "envs" => envs = strings(v, k).map_err(|m| failure(FailureKind::Usage, m))?,
+            "modules" => modules = strings(v, k).map_err(|m| failure(FailureKind::Usage, m))?,
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!("unknown scaffold option `{other}`; the options are: provider, envs, modules"),
                 ))
             }
@@ -399,10 +399,10 @@ fn scaffold(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
             } else {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)
-                        .map_err(|e| failure(Failure::FAIL, format!("cannot create {}: {e}", parent.display())))?;
+                        .map_err(|e| failure(FailureKind::Fail, format!("cannot create {}: {e}", parent.display())))?;
                 }
                 std::fs::write(&path, text)
-                    .map_err(|e| failure(Failure::FAIL, format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| failure(FailureKind::Fail, format!("cannot write {}: {e}", path.display())))?;
             }
         }
         written.push(path.to_string_lossy().into_owned().into());

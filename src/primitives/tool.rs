@@ -2,8 +2,7 @@
 //! primitive: through the one dry-run decision and the one process runner,
 //! with failures turned into script errors that keep the tool's own words.
 
-use super::errors::Failure;
-use super::{failure, failure_with_hint, terminated, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
 use crate::secrets::Redactor;
 use crate::services::Action;
@@ -66,13 +65,13 @@ pub fn act(
     if !state.services.should_act(&Action { description, read_only }) {
         return Ok(None);
     }
-    match process::execute(&state.services, spec) {
+    match process::execute(state.services.as_ref(), spec) {
         Ok(outcome) => Ok(Some(outcome)),
         Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
-        Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(Failure::COMMAND, e.to_string(), hints.spawn)),
+        Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(FailureKind::Command, e.to_string(), hints.spawn)),
         Err(e) => Err(match hints.other {
-            Some(h) => failure_with_hint(Failure::COMMAND, e.to_string(), h),
-            None => failure(Failure::COMMAND, e.to_string()),
+            Some(h) => failure_with_hint(FailureKind::Command, e.to_string(), h),
+            None => failure(FailureKind::Command, e.to_string()),
         }),
     }
 }
@@ -100,7 +99,7 @@ pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<r
         message.push_str(&words);
     }
     failure_with_hint(
-        Failure::COMMAND,
+        FailureKind::Command,
         message,
         hint.unwrap_or_else(|| "the tool's own message is above; the step log has its full output".into()),
     )

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module};
 
-use super::errors::Failure;
+use super::registration::module_func;
 use super::tool::{self, ToolCall};
-use super::{failure, failure_with_hint, module_func, RhaiResultOf};
 use crate::events::Level;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 
@@ -32,14 +32,14 @@ pub fn haproxy_command(socket: &str, command: &str) -> Result<String, String> {
 }
 
 fn text_option(map: &Map, key: &str, what: &str) -> RhaiResultOf<String> {
-    map.get(key).map(ToString::to_string).ok_or_else(|| failure(Failure::USAGE, format!("{what} needs `{key}`")))
+    map.get(key).map(ToString::to_string).ok_or_else(|| failure(FailureKind::Usage, format!("{what} needs `{key}`")))
 }
 
 fn check_keys(map: &Map, allowed: &[&str], what: &str) -> RhaiResultOf<()> {
     for k in map.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(failure(
-                Failure::USAGE,
+                FailureKind::Usage,
                 format!("unknown {what} option `{k}`; the options are: {}", allowed.join(", ")),
             ));
         }
@@ -51,14 +51,17 @@ fn weights(map: &Map, key: &str, what: &str) -> RhaiResultOf<BTreeMap<String, i6
     let w = map
         .get(key)
         .and_then(|v| v.read_lock::<Map>().map(|m| m.clone()))
-        .ok_or_else(|| failure(Failure::USAGE, format!("{what} needs `{key}`: a map of server to weight")))?;
+        .ok_or_else(|| failure(FailureKind::Usage, format!("{what} needs `{key}`: a map of server to weight")))?;
     w.iter()
         .map(|(k, v)| {
             let n = v
                 .as_int()
-                .map_err(|_| failure(Failure::USAGE, format!("{what}: the weight of `{k}` must be an integer")))?;
+                .map_err(|_| failure(FailureKind::Usage, format!("{what}: the weight of `{k}` must be an integer")))?;
             if !(0..=256).contains(&n) {
-                return Err(failure(Failure::USAGE, format!("{what}: the weight of `{k}` must be 0 to 256, not {n}")));
+                return Err(failure(
+                    FailureKind::Usage,
+                    format!("{what}: the weight of `{k}` must be 0 to 256, not {n}"),
+                ));
             }
             Ok((k.to_string(), n))
         })
@@ -83,7 +86,7 @@ fn haproxy(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     }
     let fail = |m: String| {
         failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             m,
             "check the socket path, the backend and server names (`show servers state`)",
         )
@@ -120,7 +123,7 @@ fn haproxy_stats(map: &Map) -> RhaiResultOf<Map> {
     check_keys(map, &["socket", "backend"], "traffic::haproxy_stats")?;
     let socket = text_option(map, "socket", "traffic::haproxy_stats")?;
     let backend = text_option(map, "backend", "traffic::haproxy_stats")?;
-    let csv = haproxy_command(&socket, "show stat").map_err(|m| failure(Failure::COMMAND, m))?;
+    let csv = haproxy_command(&socket, "show stat").map_err(|m| failure(FailureKind::Command, m))?;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches("# ").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
@@ -149,7 +152,7 @@ fn haproxy_stats(map: &Map) -> RhaiResultOf<Map> {
     }
     if servers.is_empty() {
         return Err(failure_with_hint(
-            Failure::COMMAND,
+            FailureKind::Command,
             format!("HAProxy has no backend `{backend}`"),
             "check the backend name in haproxy.cfg",
         ));
@@ -170,7 +173,7 @@ fn haproxy_sample(map: &Map) -> RhaiResultOf<Map> {
     }
     let stats = haproxy_stats(&stats_opts)?;
     let now = stats.get(server.as_str()).and_then(|v| v.read_lock::<Map>().map(|m| m.clone())).ok_or_else(|| {
-        failure(Failure::USAGE, format!("traffic::haproxy_sample: the backend has no server `{server}`"))
+        failure(FailureKind::Usage, format!("traffic::haproxy_sample: the backend has no server `{server}`"))
     })?;
     let since = map.get("since").and_then(|v| v.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default();
     let count = |m: &Map, k: &str| m.get(k).and_then(|v| v.as_int().ok()).unwrap_or(0);
@@ -205,7 +208,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     let reload = map
         .get("reload")
         .map_or(Ok(true), Dynamic::as_bool)
-        .map_err(|_| failure(Failure::USAGE, "traffic::nginx option `reload` must be true or false"))?;
+        .map_err(|_| failure(FailureKind::Usage, "traffic::nginx option `reload` must be true or false"))?;
     let nginx_args: Vec<String> = map
         .get("nginx_args")
         .and_then(|v| v.read_lock::<Array>().map(|a| a.iter().map(ToString::to_string).collect()))
@@ -247,7 +250,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
         return Ok(result);
     }
     let previous = std::fs::read_to_string(&file).ok();
-    std::fs::write(&file, &content).map_err(|e| failure(Failure::FAIL, format!("cannot write {file}: {e}")))?;
+    std::fs::write(&file, &content).map_err(|e| failure(FailureKind::Fail, format!("cannot write {file}: {e}")))?;
     let mut test = ToolCall::new("nginx", nginx_args.iter().cloned().chain(["-t".to_string()]));
     test.read_only = true;
     test.quiet = true;
@@ -280,7 +283,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
 fn ingress_nginx(state: &RunState, ingress: &str, weight: i64, map: &Map) -> RhaiResultOf<Map> {
     if !(0..=100).contains(&weight) {
         return Err(failure(
-            Failure::USAGE,
+            FailureKind::Usage,
             format!("traffic::ingress_nginx: the canary weight must be 0 to 100, not {weight}"),
         ));
     }
@@ -299,7 +302,7 @@ fn ingress_nginx(state: &RunState, ingress: &str, weight: i64, map: &Map) -> Rha
             "kubeconfig" => args.extend(["--kubeconfig".to_string(), v.to_string()]),
             other => {
                 return Err(failure(
-                    Failure::USAGE,
+                    FailureKind::Usage,
                     format!(
                     "unknown traffic::ingress_nginx option `{other}`; the options are: namespace, context, kubeconfig"
                 ),

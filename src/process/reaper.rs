@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 
-use super::Tree;
+use super::tree::Tree;
 
 /// The hidden subcommand the reaper runs as.
 pub const SUBCOMMAND: &str = "__reap";

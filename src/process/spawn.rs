@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::{tree, CommandSpec, LineSplitter, Outcome, ProcessError, Tail, Tree};
-use crate::events::{EventKind, Location, Stream};
-use crate::services::{frame, Services};
+use super::command::{CommandSpec, Outcome, ProcessError};
+use super::lines::{LineSplitter, Tail};
+use super::observer::{Observer, OutputSink};
+use super::tree;
+use super::tree::Tree;
+use crate::events::Stream;
 
 /// How often a blocked wait looks at deadlines and whether the child exited
 /// while a grandchild still holds its pipes.
@@ -25,9 +28,9 @@ const READS_PER_WAKE: usize = 16;
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Run a command to completion, streaming its output as events.
-pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, ProcessError> {
+pub fn execute(observer: &dyn Observer, spec: &CommandSpec) -> Result<Outcome, ProcessError> {
     let start = Instant::now();
-    let tag = tree::new_tag(frame::detached());
+    let tag = tree::new_tag(observer.detached());
     let mut command = Command::new(&spec.program);
     command.args(&spec.args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if spec.stdin.is_some() {
         Stdio::piped()
@@ -45,11 +48,10 @@ pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, Proce
         source,
     })?;
     let group = Tree { pgid: child.id() as i32, tag };
-    services.track_group(&group);
-    frame::record_group(&group);
+    observer.started(&group);
 
     let feeder = spec.stdin.as_ref().and_then(|input| Some(Feeder::new(child.stdin.take()?, input.as_bytes())));
-    let mut pump = Pump::new(services, spec);
+    let mut pump = Pump::new(observer, spec);
     let result = pump.run(&mut child, feeder, spec, start, &group);
     if result.is_err() {
         group.kill();
@@ -59,9 +61,9 @@ pub fn execute(services: &Services, spec: &CommandSpec) -> Result<Outcome, Proce
         Ok(Finish::Killed) | Err(_) => child.wait().ok(),
     };
     tree::forget(group.pgid);
-    services.untrack_group(&group);
+    observer.finished(&group);
     reap_now_and_then();
-    services.bus.flush();
+    observer.flush();
     let finish = result?;
     let (stdout, stderr, truncated) = pump.into_captured();
     Ok(Outcome {
@@ -141,18 +143,18 @@ enum Finish {
 }
 
 struct Pump<'a> {
-    services: &'a Services,
-    at: Location,
+    observer: &'a dyn Observer,
+    output: OutputSink<'a>,
     quiet: bool,
     splitters: [LineSplitter; 2],
     tails: [Tail; 2],
 }
 
 impl<'a> Pump<'a> {
-    fn new(services: &'a Services, spec: &CommandSpec) -> Self {
+    fn new(observer: &'a dyn Observer, spec: &CommandSpec) -> Self {
         Self {
-            services,
-            at: frame::location(),
+            observer,
+            output: observer.output(),
             quiet: spec.quiet,
             splitters: Default::default(),
             tails: [Tail::new(spec.capture), Tail::new(spec.capture)],
@@ -183,7 +185,7 @@ impl<'a> Pump<'a> {
         while pipes.iter().any(Option::is_some) || feeder.as_ref().is_some_and(Feeder::open) {
             let now = Instant::now();
             let mut wait = TICK;
-            for limit in [deadline, frame::next_deadline(self.services)].into_iter().flatten() {
+            for limit in [deadline, self.observer.next_deadline()].into_iter().flatten() {
                 wait = wait.min(limit.saturating_duration_since(now));
             }
             let stdin = feeder.as_ref().and_then(|f| f.pipe.as_ref());
@@ -200,9 +202,9 @@ impl<'a> Pump<'a> {
                 }
             }
             if read_any {
-                self.services.bus.flush();
+                self.observer.flush();
             }
-            if let Some(reason) = frame::check(self.services) {
+            if let Some(reason) = self.observer.interrupted() {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -237,7 +239,7 @@ impl<'a> Pump<'a> {
             if let Some(status) = child.try_wait().map_err(ProcessError::Io)? {
                 return Ok(Finish::Exited(status));
             }
-            if let Some(reason) = frame::check(self.services) {
+            if let Some(reason) = self.observer.interrupted() {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -309,16 +311,16 @@ impl<'a> Pump<'a> {
     }
 
     fn lines(&mut self, index: usize, chunk: &[u8]) {
-        let Self { services, at, quiet, splitters, tails } = self;
-        let redactor = &services.redactor;
+        let Self { observer, output, quiet, splitters, tails } = self;
+        let redactor = observer.redactor();
         splitters[index]
-            .push(chunk, redactor, |line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
+            .push(chunk, redactor, |line, nl| emit_line(output, *quiet, index, &mut tails[index], line, nl));
     }
 
     fn finish_lines(&mut self) {
-        let Self { services, at, quiet, splitters, tails } = self;
+        let Self { output, quiet, splitters, tails, .. } = self;
         for index in 0..2 {
-            splitters[index].finish(|line, nl| emit_line(services, at, *quiet, index, &mut tails[index], line, nl));
+            splitters[index].finish(|line, nl| emit_line(output, *quiet, index, &mut tails[index], line, nl));
         }
     }
 
@@ -329,19 +331,11 @@ impl<'a> Pump<'a> {
     }
 }
 
-fn emit_line(
-    services: &Services,
-    at: &Location,
-    quiet: bool,
-    index: usize,
-    tail: &mut Tail,
-    line: &[u8],
-    newline: bool,
-) {
+fn emit_line(output: &OutputSink<'_>, quiet: bool, index: usize, tail: &mut Tail, line: &[u8], newline: bool) {
     let line = String::from_utf8_lossy(line).into_owned();
     tail.push_line(&line, newline);
     let stream = if index == 0 { Stream::Stdout } else { Stream::Stderr };
-    services.bus.emit(EventKind::Output { at: at.clone(), stream, line, quiet });
+    output(stream, line, quiet);
 }
 
 fn set_nonblocking(fd: i32) {
@@ -363,5 +357,21 @@ impl<T: Read + AsFd + AsRawFd + Send> ReadFd for T {
     }
     fn borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
         self.as_fd()
+    }
+}
+
+/// Open `/dev/null` on any of stdin, stdout and stderr that is closed
+/// (`capstan run 2>&-`). Otherwise the next file capstan opens (the
+/// journal) would get that number, and terminal text would land in it.
+pub fn ensure_standard_fds() {
+    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+    use nix::sys::stat::Mode;
+    for fd in 0..=2 {
+        if fcntl(fd, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
+            let flags = if fd == 0 { OFlag::O_RDONLY } else { OFlag::O_WRONLY };
+            // open() takes the lowest free number: this one. It stays open
+            // for the life of the process on purpose.
+            let _ = open("/dev/null", flags, Mode::empty());
+        }
     }
 }

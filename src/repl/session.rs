@@ -11,7 +11,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 
 use super::view::{self, Current};
 use crate::events::{EventKind, Location, Status};
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
 use crate::report::{Journal, RunRecord};
 use crate::services::frame::{self, Frame};
 use crate::state::RunState;
@@ -175,7 +176,7 @@ impl Session {
         let status = match &result {
             Ok(_) if self.services().dry_run() => Status::DryRun,
             Ok(_) => Status::Ok,
-            Err(e) if executor::is_interrupt(e) => Status::Interrupted,
+            Err(e) if executor::classify::is_interrupt(e) => Status::Interrupted,
             Err(_) => Status::Failed,
         };
         self.services().emit(EventKind::StepFinished {
@@ -186,7 +187,7 @@ impl Session {
             attempts: 1,
             allow_failure: false,
             resumed: false,
-            error: result.as_ref().err().map(|e| executor::describe(e)),
+            error: result.as_ref().err().map(|e| executor::classify::describe(e)),
             error_at: result.as_ref().err().and_then(|e| crate::diagnostics::error_location(e)),
             step_key: None,
             recorded: crate::events::RecordedValue::default(),
@@ -196,7 +197,7 @@ impl Session {
         match result {
             Ok(v) => Reply::Value(v),
             Err(e) if status == Status::Interrupted => {
-                Reply::Error(format!("interrupted: {}\n", executor::describe(&e)))
+                Reply::Error(format!("interrupted: {}\n", executor::classify::describe(&e)))
             }
             Err(e) => Reply::Error(crate::diagnostics::render_eval(&e, SOURCE, &self.services().redactor)),
         }
@@ -264,7 +265,7 @@ impl Session {
                 Some(other) => Reply::Error(format!("error: `:dry-run {other}`: say `on` or `off`\n")),
             },
             "doc" => match rest.first() {
-                Some(name) => match crate::cli::function_doc(name) {
+                Some(name) => match crate::cli::doc::function_doc(name) {
                     Some(text) => Reply::Text(text),
                     None => Reply::Error(format!(
                         "error: no function named `{name}`\n   = hint: Tab after a prefix lists the names (`health::` Tab)\n"

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::format_duration;
+use super::format::format_duration;
 use super::record::{PhaseRecord, RunRecord, StepRecord};
 
 #[derive(Debug, Serialize)]

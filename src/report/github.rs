@@ -16,8 +16,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::format::format_duration;
 use super::record::{lock, RunRecord};
-use super::{format_duration, Terminal};
+use super::terminal::Terminal;
 use crate::events::{Event, EventKind, Sink, Status};
 use crate::secrets::Redactor;
 

@@ -11,7 +11,9 @@ use std::io::IsTerminal as _;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{event_line, format_duration};
+use super::event_line;
+
+use super::format::format_duration;
 use crate::events::{Event, EventKind, Level, Location, Sink, Status};
 
 const TAIL_LINES: usize = 50;
@@ -305,7 +307,7 @@ impl Sink for Terminal {
                     Status::Ok => format!("{} run succeeded in {took}", style("✓").green().bold()),
                     Status::DryRun => format!("{} dry run finished in {took}; nothing was changed", style("○").cyan().bold()),
                     Status::Interrupted => format!("{} run interrupted after {took} (exit {exit_code})", style("✗").red().bold()),
-                    _ if *exit_code == crate::executor::exit::UNDO_FAILED => format!(
+                    _ if *exit_code == crate::exit::UNDO_FAILED => format!(
                         "{} run failed after {took} and an undo failed too (exit {exit_code}): a person must check the system",
                         style("✗").red().bold()
                     ),

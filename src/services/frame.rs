@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Interrupt, Services};
+use crate::cancel::{Cancel, Interrupt};
+
 use crate::events::Location;
 use crate::process::Tree;
 
@@ -104,15 +105,15 @@ pub fn detached() -> bool {
 }
 
 /// Should the work on this thread stop now, and why?
-pub fn check(services: &Services) -> Option<Interrupt> {
-    if services.cancel.is_cancelled() {
+pub fn check(cancel: &Cancel) -> Option<Interrupt> {
+    if cancel.is_cancelled() {
         return Some(Interrupt::Signal);
     }
     let now = Instant::now();
-    if services.cancel.run_deadline().is_some_and(|d| now >= d) {
+    if cancel.run_deadline().is_some_and(|d| now >= d) {
         return Some(Interrupt::RunTimeout);
     }
-    if services.cancel.top_level_deadline().is_some_and(|d| now >= d) {
+    if cancel.top_level_deadline().is_some_and(|d| now >= d) {
         return Some(Interrupt::TopLevelBudget);
     }
     STACK.with(|s| {
@@ -130,8 +131,8 @@ pub fn check(services: &Services) -> Option<Interrupt> {
 }
 
 /// The earliest instant at which [`check`] could start reporting a deadline.
-pub fn next_deadline(services: &Services) -> Option<Instant> {
-    let run = match (services.cancel.run_deadline(), services.cancel.top_level_deadline()) {
+pub fn next_deadline(cancel: &Cancel) -> Option<Instant> {
+    let run = match (cancel.run_deadline(), cancel.top_level_deadline()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

@@ -2,8 +2,8 @@
 //! workspace. A gated phase waits for an approval job (`type: approval`)
 //! placed before it.
 
+use super::lines::{header, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
 
 /// Where `cargo install` puts capstan, so the cache holds only capstan.
 const INSTALL_ROOT: &str = "~/.capstan-bin";

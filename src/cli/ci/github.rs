@@ -2,8 +2,8 @@
 //! per phase. Gated phases run in a protected environment named after the
 //! phase, whose required reviewers are the approval.
 
+use super::lines::{header, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
 
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
 fn secret_ref(name: &str) -> String {

@@ -2,8 +2,8 @@
 //! (`when: manual`, blocking) in an environment named after the phase, so a
 //! protected environment can say who may start them.
 
+use super::lines::{header, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::{header, Lines, VERSION};
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.
 const INSTALL_ROOT: &str = ".capstan-bin";

@@ -2,8 +2,8 @@
 //! agent of its own and gets the journal from the stage before with
 //! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
 
+use super::lines::{header, Lines};
 use super::pipeline::{Pipeline, JOURNAL_DIR};
-use super::{header, Lines};
 
 const STASH: &str = "capstan-journal";
 
@@ -41,7 +41,7 @@ pub fn render(p: &Pipeline) -> String {
         out.push(d(1), "}");
     }
     out.push(d(1), "environment {");
-    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(super::VERSION)));
+    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(crate::cli::ci::lines::VERSION)));
     out.push(d(1), "}");
     out.push(d(1), "stages {");
     for (i, job) in p.jobs.iter().enumerate() {

@@ -11,9 +11,10 @@
 
 use std::path::Path;
 
-use crate::cli::{inspection, load, playbook_root};
 use crate::diagnostics;
-use crate::executor::{self, exit};
+use crate::executor;
+use crate::exit;
+use crate::launch::{inspection, load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::secrets::Redactor;
@@ -92,13 +93,13 @@ impl Pipeline {
         }
         let model = state.model().clone();
         if model.phases.is_empty() {
-            return Err(crate::cli::usage_error(
+            return Err(crate::launch::usage_error(
                 &format!("{} declares no phases: there is nothing to run in CI", path.display()),
                 Some("declare phases with phase(\"name\", || { ... })"),
             ));
         }
         if let Some(index) = model.phases.iter().position(|p| redactor.redact_owned(&p.name).is_some()) {
-            return Err(crate::cli::usage_error(
+            return Err(crate::launch::usage_error(
                 &format!(
                     "the name of phase {} holds the value of a secret: a job cannot select that phase without \
                      writing the secret into the pipeline file",

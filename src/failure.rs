@@ -4,34 +4,68 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-use crate::services::Interrupt;
+use crate::cancel::Interrupt;
 
-/// Failure kinds the executor treats specially.
-pub struct Failure;
+pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 
-impl Failure {
-    pub const MISSING_PARAM: &'static str = "missing_param";
-    pub const MISSING_SECRET: &'static str = "missing_secret";
-    pub const USAGE: &'static str = "usage";
-    pub const GATE: &'static str = "gate";
-    pub const FAIL: &'static str = "fail";
-    pub const COMMAND: &'static str = "command_failed";
-    pub const TIMEOUT: &'static str = "timeout";
-    /// An approval not given or a lock held elsewhere: exit 3.
-    pub const BLOCKED: &'static str = "blocked";
+/// What went wrong, as a script sees it in a host failure's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    MissingParam,
+    MissingSecret,
+    Usage,
+    Gate,
+    Fail,
+    Command,
+    Timeout,
+    Blocked,
 }
 
-pub fn failure(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+impl FailureKind {
+    /// The `kind` string scripts match on; part of the script API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::MissingParam => "missing_param",
+            FailureKind::MissingSecret => "missing_secret",
+            FailureKind::Usage => "usage",
+            FailureKind::Gate => "gate",
+            FailureKind::Fail => "fail",
+            FailureKind::Command => "command_failed",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Blocked => "blocked",
+        }
+    }
+
+    /// The kind of a host failure (or of a script's `throw` of a map with
+    /// one of these kinds).
+    pub fn of(err: &EvalAltResult) -> Option<Self> {
+        let kind = error_kind(err)?;
+        [
+            FailureKind::MissingParam,
+            FailureKind::MissingSecret,
+            FailureKind::Usage,
+            FailureKind::Gate,
+            FailureKind::Fail,
+            FailureKind::Command,
+            FailureKind::Timeout,
+            FailureKind::Blocked,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+}
+
+pub fn failure(kind: FailureKind, message: impl Into<String>) -> Box<EvalAltResult> {
     failure_map(kind, message.into(), None)
 }
 
-pub fn failure_with_hint(kind: &str, message: impl Into<String>, hint: impl Into<String>) -> Box<EvalAltResult> {
+pub fn failure_with_hint(kind: FailureKind, message: impl Into<String>, hint: impl Into<String>) -> Box<EvalAltResult> {
     failure_map(kind, message.into(), Some(hint.into()))
 }
 
-fn failure_map(kind: &str, message: String, hint: Option<String>) -> Box<EvalAltResult> {
+fn failure_map(kind: FailureKind, message: String, hint: Option<String>) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), kind.into());
+    map.insert("kind".into(), kind.as_str().into());
     map.insert("message".into(), message.into());
     if let Some(h) = hint {
         map.insert("hint".into(), h.into());
@@ -105,5 +139,21 @@ pub fn error_hint(err: &EvalAltResult) -> Option<String> {
     match innermost(err) {
         EvalAltResult::ErrorRuntime(v, _) => v.read_lock::<Map>().and_then(|m| m.get("hint").map(ToString::to_string)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_their_script_visible_strings() {
+        let err = failure(FailureKind::Command, "exit 1");
+        assert_eq!(error_kind(&err).as_deref(), Some("command_failed"));
+        assert_eq!(FailureKind::of(&err), Some(FailureKind::Command));
+        let err = failure_with_hint(FailureKind::MissingParam, "no x", "pass x");
+        assert_eq!(error_kind(&err).as_deref(), Some("missing_param"));
+        assert_eq!(error_hint(&err).as_deref(), Some("pass x"));
+        assert_eq!(FailureKind::of(&terminated(Interrupt::Signal)), None);
     }
 }

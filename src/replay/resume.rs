@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::record::{substitute, SecretRef};
+use super::record::substitute;
+
+use super::secret_ref::SecretRef;
 use crate::report::{runs_dir, RunRecord};
 use crate::secrets::Redactor;
 

@@ -1,0 +1,108 @@
+//! What every command does around running a playbook, shared by the command
+//! line and the REPL: read and compile it, find its folder, set up an
+//! inspection, report a usage error, write data to the command's output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::engine;
+use crate::exit;
+use crate::playbook::Inputs;
+use crate::secrets::Redactor;
+use crate::services::Services;
+use crate::state::{Mode, RunState};
+
+static OUTPUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
+
+/// Where data goes: stdout unless `-o/--output FILE` was given.
+pub(crate) fn output() -> MutexGuard<'static, Box<dyn Write + Send>> {
+    OUTPUT
+        .get_or_init(|| Mutex::new(Box::new(std::io::stdout())))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The `-o` file for sinks that write on their own (JSON lines).
+pub(crate) fn output_file() -> Option<std::fs::File> {
+    OUTPUT_FILE.get().and_then(|f| f.try_clone().ok())
+}
+
+static OUTPUT_FILE: OnceLock<std::fs::File> = OnceLock::new();
+
+/// Send data to `file` (`-o FILE`) instead of stdout, for the rest of the process.
+pub(crate) fn send_output_to(file: std::fs::File) {
+    if let Ok(copy) = file.try_clone() {
+        let _ = OUTPUT.set(Mutex::new(Box::new(copy)));
+    }
+    let _ = OUTPUT_FILE.set(file);
+}
+
+/// Print a usage-level error (exit 2): nothing ran.
+pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
+    crate::errln!("{} {message}", console::style("error:").red().bold());
+    if let Some(h) = hint {
+        crate::errln!("   = hint: {h}");
+    }
+    exit::USAGE
+}
+
+/// A playbook read from disk and compiled.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub ast: rhai::AST,
+    /// The text it was compiled from.
+    pub text: String,
+}
+
+/// Read and compile a playbook; on failure print the diagnostic and return
+/// the exit code (2).
+pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
+    let text = read_playbook(path)?;
+    compile_text(engine, path, &text, redactor).map_err(|diagnostic| {
+        crate::err!("{diagnostic}");
+        exit::USAGE
+    })
+}
+
+/// A playbook's text; on failure print the error and return the exit code (2).
+pub(crate) fn read_playbook(path: &Path) -> Result<String, i32> {
+    std::fs::read_to_string(path)
+        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))
+}
+
+/// Compile a playbook's text; on failure the rendered diagnostic (exit 2).
+pub(crate) fn compile_text(
+    engine: &rhai::Engine,
+    path: &Path,
+    text: &str,
+    redactor: &Redactor,
+) -> Result<Loaded, String> {
+    let ast = engine::compile(engine, path, text)
+        .map_err(|e| crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor))?;
+    Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
+}
+
+/// The playbook's folder: the import sandbox and the default journal home.
+pub fn playbook_root(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// State and engine for evaluating a playbook without running it
+/// (`list`, `check`): dry-run, no outputs, missing inputs tolerated.
+pub(crate) fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
+    let services = Arc::new(Services::new("inspect".into(), Arc::new(Redactor::new()), true));
+    let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
+    state.top_level = budget;
+    let state = Arc::new(state);
+    let engine = engine::build(&state, root);
+    (state, engine)
+}
+
+/// One line of data to the command's output (stdout, or `-o FILE`).
+pub fn print_data(text: &str) {
+    let _ = writeln!(output(), "{text}");
+}

@@ -1,0 +1,31 @@
+//! Every script namespace registered into one engine.
+
+use std::sync::Arc;
+
+use rhai::Engine;
+
+use super::{
+    analysis, builtins, compliance, data, docker, git, guard, health, kube, metrics, notify, process, report, ssh,
+    terraform, traffic,
+};
+use crate::state::RunState;
+
+pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
+    builtins::register(engine, state);
+    process::register(engine, state);
+    guard::register(engine, state);
+    report::register(engine, state);
+    notify::register(engine, state);
+    data::register(engine, state);
+    git::register(engine, state);
+    health::register(engine, state);
+    terraform::register(engine, state);
+    metrics::register(engine, state);
+    metrics::register_slo(engine, state);
+    traffic::register(engine, state);
+    ssh::register(engine, state);
+    docker::register(engine, state);
+    kube::register(engine, state);
+    analysis::register(engine, state);
+    compliance::register(engine, state);
+}
