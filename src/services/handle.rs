@@ -119,6 +119,13 @@ impl Services {
         self.step_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// A child with this tag is about to start: the reaper (started now if
+    /// it is not running) knows it before it exists, so a SIGKILL of
+    /// capstan at any moment after leaves nothing of it behind.
+    pub fn reaper_told_of(&self, tag: &str) {
+        self.reaper.starting(tag);
+    }
+
     /// A child's process group is alive; a signal to capstan must kill it.
     pub fn track_group(&self, tree: &crate::process::Tree) {
         self.groups().push(tree.clone());
