@@ -348,7 +348,7 @@ impl EventKind {
 /// Mask secrets inside every value of a JSON document, keys included. A
 /// number or a bool is checked as it is rendered (`parse_int(pin)` prints the
 /// pin): one that shows a secret becomes the masked text.
-pub fn redact_json(value: &mut serde_json::Value, redactor: &Redactor) {
+fn redact_json(value: &mut serde_json::Value, redactor: &Redactor) {
     match value {
         serde_json::Value::String(s) => {
             if let Some(m) = redactor.redact_owned(s) {
@@ -394,7 +394,11 @@ pub trait Sink: Send {
     }
 }
 
-/// Fans every event out to the sinks, masking secrets first.
+/// Fans every event out to the sinks, masking secrets first. The bus is
+/// the one place a secret is masked: events here in [`Bus::emit`], and the
+/// text that reaches an output without being an event (a rendered error,
+/// a REPL result, `list` data, a webhook body) through [`Bus::mask`] and
+/// [`Bus::mask_json`], which the services handle passes on.
 pub struct Bus {
     run_id: Arc<str>,
     redactor: Arc<Redactor>,
@@ -412,6 +416,16 @@ impl Bus {
 
     pub fn add_sink(&self, sink: Box<dyn Sink>) {
         self.lock().push(sink);
+    }
+
+    /// `text` with every secret the run knows masked.
+    pub fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.redactor.redact(text)
+    }
+
+    /// A JSON document with every secret masked, keys included.
+    pub fn mask_json(&self, value: &mut serde_json::Value) {
+        redact_json(value, &self.redactor);
     }
 
     pub fn emit(&self, mut kind: EventKind) {

@@ -57,9 +57,9 @@ pub struct Loaded {
 
 /// Read and compile a playbook; on failure print the diagnostic and return
 /// the exit code (2).
-pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
+pub fn load(engine: &rhai::Engine, path: &Path, services: &Services) -> Result<Loaded, i32> {
     let text = read_playbook(path)?;
-    compile_text(engine, path, &text, redactor).map_err(|diagnostic| {
+    compile_text(engine, path, &text, services).map_err(|diagnostic| {
         crate::err!("{diagnostic}");
         exit::USAGE
     })
@@ -76,10 +76,10 @@ pub(crate) fn compile_text(
     engine: &rhai::Engine,
     path: &Path,
     text: &str,
-    redactor: &Redactor,
+    services: &Services,
 ) -> Result<Loaded, String> {
-    let ast = engine::compile(engine, path, text)
-        .map_err(|e| crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor))?;
+    let ast =
+        engine::compile(engine, path, text).map_err(|e| services.render_parse_error(&e, &path.to_string_lossy()))?;
     Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
 }
 

@@ -14,7 +14,6 @@ use super::args::CheckArgs;
 use crate::diagnostics::{render_finding, Site};
 use crate::exit;
 use crate::launch::{compile_text, inspection};
-use crate::secrets::Redactor;
 use crate::state::TopLevelBudget;
 
 /// Functions the language provides as keywords rather than registered functions.
@@ -102,7 +101,7 @@ pub(crate) struct Checked {
 /// Check one playbook's text; `path` names it (and is its import root's child).
 pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Checked {
     let (state, engine) = inspection(&crate::launch::playbook_root(path), budget);
-    let loaded = match compile_text(&engine, path, text, &Redactor::new()) {
+    let loaded = match compile_text(&engine, path, text, &state.services) {
         Ok(l) => l,
         Err(diagnostic) => return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) },
     };
@@ -111,7 +110,7 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     // environment (params, files) and are the run's to report.
     if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
         if crate::executor::classify::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
-            let diagnostic = crate::diagnostics::render_eval(&e, &path.to_string_lossy(), &Redactor::new());
+            let diagnostic = state.services.render_error(&e, &path.to_string_lossy());
             return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
         }
     }

@@ -150,7 +150,7 @@ fn run_blocking(
     let state = Arc::new(state);
     let root = crate::launch::playbook_root(&args.playbook);
     let engine = engine::build(&state, &root);
-    let loaded = match load(&engine, &args.playbook, &services.redactor) {
+    let loaded = match load(&engine, &args.playbook, &services) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -158,7 +158,7 @@ fn run_blocking(
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
-        crate::err!("{}", services.redactor.redact(&refusal));
+        crate::err!("{}", services.mask(&refusal));
         return exit::USAGE;
     }
     let display = loaded.path.to_string_lossy().into_owned();
@@ -180,7 +180,7 @@ fn run_blocking(
             } else {
                 exit::USAGE
             };
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", services.render_error(&e, &display));
             return code;
         }
     }
@@ -195,12 +195,12 @@ fn run_blocking(
         }
         if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", services.render_error(&e, &display));
             return exit::FAILED;
         }
-        crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+        crate::err!("{}", services.render_error(&e, &display));
         if let Some(path) = &args.junit {
-            let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
+            let message = services.mask(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
             if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
@@ -309,7 +309,7 @@ fn run_blocking(
         .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
-            crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));
+            crate::err!("{}", services.render_error(error, &display));
         }
     }
     if let Some(failure) = services.journal_health.failure().filter(|_| !journal_stopped_run) {
@@ -319,7 +319,7 @@ fn run_blocking(
             "{} the journal of run {} is incomplete: {}",
             console::style("error:").red().bold(),
             services.run_id(),
-            services.redactor.redact(&failure)
+            services.mask(&failure)
         );
     }
     outcome.exit_code

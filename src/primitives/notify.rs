@@ -8,7 +8,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, Map, Module};
 
 use super::registration::module_func;
-use crate::events::{redact_json, Level};
+use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
 use crate::services::{frame, Action, Services};
@@ -92,7 +92,7 @@ pub fn post_json(
         return Ok(Delivery { status: None, attempts: 0, dry_run: true });
     }
     let mut body = body.clone();
-    redact_json(&mut body, &services.redactor);
+    services.mask_json(&mut body);
     let runtime = services.runtime.clone().ok_or("no async runtime for HTTP")?;
     let client = reqwest::Client::builder().timeout(options.timeout).build().map_err(|e| e.to_string())?;
     let mut delay = options.retry_delay;

@@ -148,7 +148,7 @@ fn session_loop(
     let state = Arc::new(state);
     let engine = crate::engine::build(&state, root);
     let loaded = match &args.playbook {
-        Some(path) => match load(&engine, path, &services.redactor) {
+        Some(path) => match load(&engine, path, &services) {
             Ok(l) => Some(l),
             Err(code) => return code,
         },
@@ -182,7 +182,7 @@ fn session_loop(
     for name in &args.guards.locks {
         if let Err(e) = crate::primitives::guard::take(&state, name) {
             let blocked = crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked);
-            crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
+            crate::err!("{}", services.render_error(&e, "--lock"));
             return if blocked { exit::BLOCKED } else { exit::USAGE };
         }
     }
@@ -196,7 +196,7 @@ fn session_loop(
         let loaded_ok = session.load(&display, &loaded.ast, sha256);
         flags.busy.store(false, Ordering::SeqCst);
         if let Err(e) = loaded_ok {
-            crate::err!("{}", crate::diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", services.render_error(&e, &display));
             return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
         }
         // The playbook's imports complete too.
@@ -222,7 +222,7 @@ fn session_loop(
             continue;
         }
         // History is an output too: secrets are masked in it.
-        let _ = editor.add_history_entry(services.redactor.redact(&line).into_owned());
+        let _ = editor.add_history_entry(services.mask(&line).into_owned());
         if let Some(path) = &history {
             save_history(&mut editor, path);
         }
@@ -235,12 +235,12 @@ fn session_loop(
         }
         match reply {
             Reply::Value(v) => {
-                if let Some(text) = show(&v, &services.redactor) {
+                if let Some(text) = show(&v, &services) {
                     crate::launch::print_data(&text);
                 }
             }
             Reply::Text(t) if t.is_empty() => {}
-            Reply::Text(t) => crate::launch::print_data(&services.redactor.redact(&t)),
+            Reply::Text(t) => crate::launch::print_data(&services.mask(&t)),
             Reply::Error(e) => crate::err!("{e}"),
             Reply::Quit => break,
         }
@@ -285,14 +285,14 @@ fn banner(session: &Session) {
         text.push_str(" · dry-run on");
     }
     // Phase names are built by the playbook and may hold a secret.
-    let text = session.state.services.redactor.redact(&text).into_owned();
+    let text = session.state.services.mask(&text).into_owned();
     crate::errln!("{}", dim(text));
     crate::errln!("{}", dim(":help for commands, Tab completes, Ctrl-C cancels a command, Ctrl-D quits".into()));
 }
 
 /// A result as the user reads it: strings quoted, maps and arrays as
 /// indented JSON, nothing for `()`. Secrets are masked.
-fn show(value: &rhai::Dynamic, redactor: &Redactor) -> Option<String> {
+fn show(value: &rhai::Dynamic, services: &Services) -> Option<String> {
     if value.is_unit() {
         return None;
     }
@@ -303,5 +303,5 @@ fn show(value: &rhai::Dynamic, redactor: &Redactor) -> Option<String> {
     } else {
         value.to_string()
     };
-    Some(redactor.redact(&text).into_owned())
+    Some(services.mask(&text).into_owned())
 }
