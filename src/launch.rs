@@ -1,17 +1,14 @@
 //! What every command does around running a playbook, shared by the command
-//! line and the REPL: read and compile it, find its folder, set up an
-//! inspection, report a usage error, write data to the command's output.
+//! line and the REPL: read and compile it, find its folder, report a usage
+//! error, write data to the command's output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::engine;
 use crate::exit;
-use crate::playbook::Inputs;
-use crate::secrets::Redactor;
 use crate::services::Services;
-use crate::state::{Mode, RunState};
 
 static OUTPUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
 
@@ -89,17 +86,6 @@ pub fn playbook_root(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
-}
-
-/// State and engine for evaluating a playbook without running it
-/// (`list`, `check`): dry-run, no outputs, missing inputs tolerated.
-pub(crate) fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
-    let services = Arc::new(Services::new("inspect".into(), Arc::new(Redactor::new()), true));
-    let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
-    state.top_level = budget;
-    let state = Arc::new(state);
-    let engine = engine::build(&state, root);
-    (state, engine)
 }
 
 /// One line of data to the command's output (stdout, or `-o FILE`).

@@ -2,7 +2,8 @@
 //! the services handle, the sinks (the recorder, then the command's output),
 //! the run's state and engine, the playbook loaded, the `--lock`s taken, and
 //! the signal handling. `cli/run.rs` and `repl/console.rs` differ only in
-//! what they do with it afterwards.
+//! what they do with it afterwards. `list`, `check`, `ci` and `doc` build an
+//! [`inspection`] instead: the same state and engine, nothing run.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -122,4 +123,15 @@ pub fn watch_signals(on_signal: impl Fn(Signal) + Send + 'static) -> Option<toki
             on_signal(received);
         }
     }))
+}
+
+/// State and engine for evaluating a playbook without running it
+/// (`list`, `check`, `ci`, `doc`): dry-run, no outputs, missing inputs tolerated.
+pub fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
+    let services = services("inspect".into(), true);
+    let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
+    state.top_level = budget;
+    let state = Arc::new(state);
+    let engine = crate::engine::build(&state, root);
+    (state, engine)
 }

@@ -10,8 +10,9 @@ use rhai::{Engine, AST};
 use super::args::CheckArgs;
 use crate::diagnostics::{render_finding, Site};
 use crate::exit;
-use crate::launch::{compile_text, inspection};
+use crate::launch::compile_text;
 use crate::playbook::lint::{self, plural, Finding, Severity};
+use crate::session::inspection;
 use crate::state::TopLevelBudget;
 
 pub fn check(args: &CheckArgs) -> i32 {

@@ -10,7 +10,8 @@ use serde_json::json;
 use super::args::ListArgs;
 use crate::executor;
 use crate::exit;
-use crate::launch::{compile_text, inspection};
+use crate::launch::compile_text;
+use crate::session::inspection;
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.

@@ -13,10 +13,11 @@ use std::path::Path;
 
 use crate::executor;
 use crate::exit;
-use crate::launch::{inspection, load, playbook_root};
+use crate::launch::{load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::secrets::Redactor;
+use crate::session::inspection;
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
