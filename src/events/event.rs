@@ -15,6 +15,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// The event as one line of JSON, newline included: what `--log-format
+    /// json` prints and the journal's `events.jsonl` holds, written here
+    /// for both.
+    pub fn write_json_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.write_all(b"\n")
+    }
+}
+
 /// Outcome of a step, phase or run as the outputs name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
