@@ -7,8 +7,9 @@
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
 //! masked by [`secrets`] and consumed by the [`report`] sinks;
-//! [`diagnostics`] renders errors. [`launch`] is what the subcommands and
-//! the REPL share around a run; [`replay`] is what a run keeps of its
+//! [`diagnostics`] renders errors. [`session`] builds what `run` and the
+//! REPL share (inputs, services, sinks, state, engine, signals); [`launch`]
+//! is what every subcommand shares around a playbook; [`replay`] is what a run keeps of its
 //! steps' values for `--resume`.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
@@ -63,4 +64,5 @@ pub mod replay;
 pub mod report;
 pub mod secrets;
 pub mod services;
+pub mod session;
 pub mod state;

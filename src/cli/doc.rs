@@ -6,7 +6,8 @@ use serde::Deserialize;
 
 use super::args::DocArgs;
 use crate::exit;
-use crate::launch::{inspection, usage_error};
+use crate::launch::usage_error;
+use crate::session::inspection;
 
 #[derive(Deserialize)]
 struct Metadata {

@@ -157,13 +157,13 @@ pub fn dry_run(
     let state = Arc::new(state);
     let engine = engine::build(&state, &playbook_root(path));
     let display = path.to_string_lossy().into_owned();
-    let loaded = match compile_text(&engine, path, &text, &services.redactor) {
+    let loaded = match compile_text(&engine, path, &text, &services) {
         Ok(l) => l,
         Err(d) => return finish(exit::USAGE, &d),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path, &text) {
-        return finish(exit::USAGE, &services.redactor.redact(&refusal));
+        return finish(exit::USAGE, &services.mask(&refusal));
     }
     let selection = Selection::default();
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
@@ -176,7 +176,7 @@ pub fn dry_run(
     services.cancel.set_run_deadline(Instant::now().checked_add(limits.run_time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         let code = if executor::classify::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
-        return finish(code, &diagnostics::render_eval(&e, &display, &services.redactor));
+        return finish(code, &services.render_error(&e, &display));
     }
     let model = state.model().clone();
     let phases = match executor::select(&model.phases, &selection) {
@@ -199,9 +199,7 @@ pub fn dry_run(
     let outcome = executor::run(&state, &engine, &phases, None);
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let diagnostic = match &outcome.error {
-        Some(error) if outcome.status != crate::events::Status::Interrupted => {
-            diagnostics::render_eval(error, &display, &services.redactor)
-        }
+        Some(error) if outcome.status != crate::events::Status::Interrupted => services.render_error(error, &display),
         _ => String::new(),
     };
     finish(outcome.exit_code, &diagnostic)

@@ -4,23 +4,19 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-use tokio::signal::unix::{signal, SignalKind};
-
 use super::args::{LogFormat, RunArgs};
+use crate::diagnostics;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
-use crate::launch::{load, usage_error};
+use crate::launch::usage_error;
 use crate::playbook::Inputs;
-use crate::primitives::guard::take as take_lock;
 use crate::primitives::post_json;
 use crate::replay::resume::Resume;
-use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
-use crate::secrets::Redactor;
+use crate::report::{self, record, Github, Journal, JsonLines, RunRecord, Terminal, TerminalStyle};
 use crate::services::Services;
-use crate::state::{Mode, RunState, Settings};
-use crate::{diagnostics, engine};
+use crate::session::{self, Session};
+use crate::state::{RunState, Settings};
 
 pub async fn run(args: RunArgs) -> i32 {
     let root = crate::launch::playbook_root(&args.playbook);
@@ -57,37 +53,26 @@ pub async fn run(args: RunArgs) -> i32 {
         );
         return exit::UNDO_FAILED;
     }
-    let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
+    let inputs = match session::inputs(&args.inputs) {
         Ok(i) => i,
-        Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
+        Err(code) => return code,
     };
     let inputs = match &resume {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
     };
-    let redactor = Arc::new(Redactor::new());
     let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
-    let services = Arc::new(Services::new(run_id, redactor, args.dry_run));
-
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let services = session::services(run_id, args.dry_run);
     let on_signal = services.clone();
-    let watcher = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(()) = async { sigint.as_mut()?.recv().await } => {}
-                Some(()) = async { sigterm.as_mut()?.recv().await } => {}
-                else => break,
-            }
-            on_signal.interrupt();
-        }
-    });
+    let watcher = session::watch_signals(move |_| on_signal.interrupt());
 
     let blocking = services.clone();
     let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
         .await
         .unwrap_or(exit::FAILED);
-    watcher.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     code
 }
 
@@ -119,50 +104,29 @@ fn run_blocking(
     journal_root: &Path,
     services: Arc<Services>,
 ) -> i32 {
-    let (recorder, record) = Recorder::new();
-    services.bus.add_sink(Box::new(recorder));
-    services.bus.add_sink(output_sink(args, &services, &record));
-
-    let mut state = RunState::new(services.clone(), inputs, Mode::Run);
-    state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
-    state.settings.undo_timeout = args.undo_timeout;
-    state.record = record.clone();
-    if let Some(r) = &resume {
-        services.start_step_seq_after(r.max_seq);
-        *record::lock(&record) = r.record.clone();
-        // Before anything runs: what of the journal could not be read, and
-        // which completed steps will run again.
-        if let Some(m) = r.ignored_message() {
-            services.log(Level::Warn, m);
-        }
-        for (step, why) in r.reruns() {
-            services.log(
-                Level::Warn,
-                format!(
-                    "step `{step}` completed in run {}, but its value ({why}) cannot be replayed: it runs again",
-                    r.run_id
-                ),
-            );
-        }
-    }
-    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
-    state.resume = resume;
-    let state = Arc::new(state);
+    let mut settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
+    settings.undo_timeout = args.undo_timeout;
     let root = crate::launch::playbook_root(&args.playbook);
-    let engine = engine::build(&state, &root);
-    let loaded = match load(&engine, &args.playbook, &services.redactor) {
+    let Session { state, engine, record, .. } = Session::build(
+        services.clone(),
+        inputs,
+        settings,
+        &root,
+        |record| output_sink(args, &services, record),
+        |state| resume_from(state, resume),
+    );
+    let loaded = match session::load(&engine, &services, &args.playbook) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
-        crate::err!("{}", services.redactor.redact(&refusal));
+        crate::err!("{}", services.mask(&refusal));
         return exit::USAGE;
     }
     let display = loaded.path.to_string_lossy().into_owned();
-    let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
+    let sha256 = session::sha256(&loaded.path);
 
     // Exit 2 and 3 mean nothing ran: the selection is checked against the
     // phases the source names and the --lock taken before the top level runs.
@@ -173,16 +137,8 @@ fn run_blocking(
             return usage_error(&m, None);
         }
     }
-    for name in &args.guards.locks {
-        if let Err(e) = take_lock(&state, name) {
-            let code = if crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked) {
-                exit::BLOCKED
-            } else {
-                exit::USAGE
-            };
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
-            return code;
-        }
+    if let Err(code) = session::take_locks(&state, &args.guards.locks, &display) {
+        return code;
     }
 
     // --timeout covers the whole run, the top level included: a playbook
@@ -195,12 +151,12 @@ fn run_blocking(
         }
         if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+            crate::err!("{}", services.render_error(&e, &display));
             return exit::FAILED;
         }
-        crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
+        crate::err!("{}", services.render_error(&e, &display));
         if let Some(path) = &args.junit {
-            let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
+            let message = services.mask(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
             if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
@@ -309,7 +265,7 @@ fn run_blocking(
         .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
     if let Some(error) = &outcome.error {
         if outcome.status != Status::Interrupted {
-            crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));
+            crate::err!("{}", services.render_error(error, &display));
         }
     }
     if let Some(failure) = services.journal_health.failure().filter(|_| !journal_stopped_run) {
@@ -319,10 +275,36 @@ fn run_blocking(
             "{} the journal of run {} is incomplete: {}",
             console::style("error:").red().bold(),
             services.run_id(),
-            services.redactor.redact(&failure)
+            services.mask(&failure)
         );
     }
     outcome.exit_code
+}
+
+/// `--resume`: the step numbers, the record and the step keys go on from
+/// the earlier attempt; say what of its journal is ignored or runs again.
+fn resume_from(state: &mut RunState, resume: Option<Resume>) {
+    let services = state.services.clone();
+    if let Some(r) = &resume {
+        services.start_step_seq_after(r.max_seq);
+        *record::lock(&state.record) = r.record.clone();
+        // Before anything runs: what of the journal could not be read, and
+        // which completed steps will run again.
+        if let Some(m) = r.ignored_message() {
+            services.log(Level::Warn, m);
+        }
+        for (step, why) in r.reruns() {
+            services.log(
+                Level::Warn,
+                format!(
+                    "step `{step}` completed in run {}, but its value ({why}) cannot be replayed: it runs again",
+                    r.run_id
+                ),
+            );
+        }
+    }
+    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
+    state.resume = resume;
 }
 
 /// `--notify URL`: post an event; a failure warns and the run goes on.

@@ -11,13 +11,13 @@
 
 use std::path::Path;
 
-use crate::diagnostics;
 use crate::executor;
 use crate::exit;
-use crate::launch::{inspection, load, playbook_root};
+use crate::launch::{load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::secrets::Redactor;
+use crate::session::inspection;
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
@@ -49,8 +49,8 @@ pub struct Pipeline {
     pub jobs: Vec<Job>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
-    /// Knows the values of the secrets the top level read.
-    pub redactor: std::sync::Arc<Redactor>,
+    /// Knows the values of the secrets the top level read; masks the text.
+    pub services: std::sync::Arc<crate::services::Services>,
 }
 
 pub struct Job {
@@ -80,15 +80,16 @@ impl Pipeline {
     /// does; on bad input print the same diagnostics and return exit code 2.
     pub fn inspect(path: &Path) -> Result<Self, i32> {
         let (state, engine) = inspection(&playbook_root(path), crate::state::TopLevelBudget::default());
-        let redactor = state.services.redactor.clone();
-        let loaded = load(&engine, path, &redactor)?;
+        let services = state.services.clone();
+        let redactor = services.redactor.clone();
+        let loaded = load(&engine, path, &services)?;
         scan::mask_secrets_early(&loaded.ast, &redactor);
         state
             .services
             .cancel
             .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
         if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-            crate::err!("{}", diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor));
+            crate::err!("{}", services.render_error(&e, &path.to_string_lossy()));
             return Err(exit::USAGE);
         }
         let model = state.model().clone();
@@ -132,7 +133,7 @@ impl Pipeline {
             .iter()
             .filter_map(|decl| Param::from_decl(decl, &redactor, from_secrets.contains(&decl.name)))
             .collect();
-        Ok(Self { playbook, stem, jobs, params, secrets, redactor })
+        Ok(Self { playbook, stem, jobs, params, secrets, services })
     }
 
     /// The `capstan run` command line of job `index`.
