@@ -4,7 +4,7 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-use crate::cancel::Interrupt;
+use crate::cancel::{Interrupt, Stop};
 
 pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 
@@ -75,13 +75,25 @@ fn failure_map(kind: FailureKind, message: String, hint: Option<String>) -> Box<
 
 /// Stop the script: not catchable, unwinds to the step or run that owns it.
 pub fn terminated(reason: Interrupt) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(reason.token().into(), Position::NONE))
+    stopped(Stop::new(reason))
 }
 
 /// Stop the run because the journal could not be written; `detail` says
 /// what, where and why.
 pub fn journal_lost(detail: &str) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(Interrupt::journal_lost_token(detail).into(), Position::NONE))
+    stopped(Stop::journal_lost(detail))
+}
+
+fn stopped(stop: Stop) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(stop.into(), Position::NONE))
+}
+
+/// The capstan stop behind an error, if the innermost error is one.
+pub fn stop(err: &EvalAltResult) -> Option<Stop> {
+    match innermost(err) {
+        EvalAltResult::ErrorTerminated(payload, _) => Stop::of(payload),
+        _ => None,
+    }
 }
 
 /// The innermost error of a chain of function-call and module wrappers.
@@ -113,15 +125,13 @@ pub fn error_message(err: &EvalAltResult) -> String {
             }
             v.to_string()
         }
-        EvalAltResult::ErrorTerminated(token, _) => {
-            let token = token.to_string();
-            if let Some(detail) = Interrupt::detail(&token) {
-                return format!(
-                    "the journal could not be written: {detail}, as a run without its journal could not be resumed"
-                );
+        EvalAltResult::ErrorTerminated(payload, _) => match Stop::of(payload) {
+            Some(Stop { detail: Some(detail), .. }) => {
+                format!("the journal could not be written: {detail}, as a run without its journal could not be resumed")
             }
-            Interrupt::from_token(&token).map_or_else(|| format!("terminated: {token}"), Interrupt::message)
-        }
+            Some(stop) => stop.reason.message(),
+            None => format!("terminated: {payload}"),
+        },
         EvalAltResult::ErrorInModule(path, inner, _) => format!("in module \"{path}\": {}", error_message(inner)),
         other => {
             let mut text = other.to_string();
