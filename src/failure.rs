@@ -55,22 +55,76 @@ impl FailureKind {
     }
 }
 
+/// A failure on the host side (a missing param, a refused gate, a tool
+/// that exited non-zero), as data. Converting it into a script error is the
+/// one way a host failure becomes the map a script catches:
+/// `#{ kind, message, hint, data }`, `hint` and `data` only when present.
+#[derive(Debug, Clone)]
+pub struct HostFailure {
+    pub kind: FailureKind,
+    /// What went wrong, in words; kept as scripts and tests know it.
+    pub message: String,
+    /// What to do next.
+    pub hint: Option<String>,
+    /// What the failure is about, for a script that looks closer (a tool's
+    /// `program`, `args`, `exit_code`, `stderr`).
+    pub data: Map,
+}
+
+impl HostFailure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), hint: None, data: Map::new() }
+    }
+
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_data(mut self, key: &str, value: impl Into<Dynamic>) -> Self {
+        self.data.insert(key.into(), value.into());
+        self
+    }
+
+    /// The host failure behind an error (the innermost one), if it is one:
+    /// a map whose `kind` is one of capstan's.
+    pub fn of(err: &EvalAltResult) -> Option<Self> {
+        let EvalAltResult::ErrorRuntime(value, _) = innermost(err) else { return None };
+        let map = value.read_lock::<Map>()?;
+        let text = |key: &str| map.get(key).map(ToString::to_string);
+        let kind = FailureKind::of(err)?;
+        Some(Self {
+            kind,
+            message: text("message").unwrap_or_default(),
+            hint: text("hint"),
+            data: map.get("data").and_then(|d| d.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default(),
+        })
+    }
+}
+
+impl From<HostFailure> for Box<EvalAltResult> {
+    fn from(failure: HostFailure) -> Self {
+        let mut map = Map::new();
+        map.insert("kind".into(), failure.kind.as_str().into());
+        map.insert("message".into(), failure.message.into());
+        if let Some(h) = failure.hint {
+            map.insert("hint".into(), h.into());
+        }
+        if !failure.data.is_empty() {
+            map.insert("data".into(), failure.data.into());
+        }
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(map), Position::NONE))
+    }
+}
+
 pub fn failure(kind: FailureKind, message: impl Into<String>) -> Box<EvalAltResult> {
-    failure_map(kind, message.into(), None)
+    HostFailure::new(kind, message).into()
 }
 
 pub fn failure_with_hint(kind: FailureKind, message: impl Into<String>, hint: impl Into<String>) -> Box<EvalAltResult> {
-    failure_map(kind, message.into(), Some(hint.into()))
-}
-
-fn failure_map(kind: FailureKind, message: String, hint: Option<String>) -> Box<EvalAltResult> {
-    let mut map = Map::new();
-    map.insert("kind".into(), kind.as_str().into());
-    map.insert("message".into(), message.into());
-    if let Some(h) = hint {
-        map.insert("hint".into(), h.into());
-    }
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(map), Position::NONE))
+    HostFailure::new(kind, message).with_hint(hint).into()
 }
 
 /// Stop the script: not catchable, unwinds to the step or run that owns it.
@@ -165,5 +219,20 @@ mod tests {
         assert_eq!(error_kind(&err).as_deref(), Some("missing_param"));
         assert_eq!(error_hint(&err).as_deref(), Some("pass x"));
         assert_eq!(FailureKind::of(&terminated(Interrupt::Signal)), None);
+    }
+
+    #[test]
+    fn a_host_failure_round_trips_through_its_map() {
+        let err: Box<EvalAltResult> =
+            HostFailure::new(FailureKind::Command, "exit 3").with_hint("look").with_data("exit_code", 3_i64).into();
+        let back = HostFailure::of(&err).unwrap();
+        assert_eq!(
+            (back.kind, back.message.as_str(), back.hint.as_deref()),
+            (FailureKind::Command, "exit 3", Some("look"))
+        );
+        assert_eq!(back.data.get("exit_code").and_then(|v| v.as_int().ok()), Some(3));
+        let EvalAltResult::ErrorRuntime(map, _) = *failure(FailureKind::Gate, "no") else { panic!() };
+        let keys: Vec<String> = map.cast::<Map>().keys().map(ToString::to_string).collect();
+        assert_eq!(keys, ["kind", "message"]);
     }
 }
