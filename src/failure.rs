@@ -72,8 +72,9 @@ pub struct HostFailure {
 }
 
 impl HostFailure {
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None, data: Map::new() }
+    /// `message` may be text or a typed error; the script sees its words.
+    pub fn new(kind: FailureKind, message: impl std::fmt::Display) -> Self {
+        Self { kind, message: message.to_string(), hint: None, data: Map::new() }
     }
 
     #[must_use]
@@ -119,11 +120,15 @@ impl From<HostFailure> for Box<EvalAltResult> {
     }
 }
 
-pub fn failure(kind: FailureKind, message: impl Into<String>) -> Box<EvalAltResult> {
+pub fn failure(kind: FailureKind, message: impl std::fmt::Display) -> Box<EvalAltResult> {
     HostFailure::new(kind, message).into()
 }
 
-pub fn failure_with_hint(kind: FailureKind, message: impl Into<String>, hint: impl Into<String>) -> Box<EvalAltResult> {
+pub fn failure_with_hint(
+    kind: FailureKind,
+    message: impl std::fmt::Display,
+    hint: impl Into<String>,
+) -> Box<EvalAltResult> {
     HostFailure::new(kind, message).with_hint(hint).into()
 }
 

@@ -1,13 +1,13 @@
 //! What every command does around running a playbook, shared by the command
 //! line and the REPL: read and compile it, find its folder, set up an
-//! inspection, report a usage error, write data to the command's output.
+//! inspection, write data to the command's output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::engine;
-use crate::exit;
+use crate::error::Error;
 use crate::playbook::Inputs;
 use crate::secrets::Redactor;
 use crate::services::Services;
@@ -38,15 +38,6 @@ pub(crate) fn send_output_to(file: std::fs::File) {
     let _ = OUTPUT_FILE.set(file);
 }
 
-/// Print a usage-level error (exit 2): nothing ran.
-pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
-    crate::errln!("{} {message}", console::style("error:").red().bold());
-    if let Some(h) = hint {
-        crate::errln!("   = hint: {h}");
-    }
-    exit::USAGE
-}
-
 /// A playbook read from disk and compiled.
 pub struct Loaded {
     pub path: PathBuf,
@@ -55,31 +46,29 @@ pub struct Loaded {
     pub text: String,
 }
 
-/// Read and compile a playbook; on failure print the diagnostic and return
-/// the exit code (2).
-pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, i32> {
+/// Read and compile a playbook.
+pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, Error> {
     let text = read_playbook(path)?;
-    compile_text(engine, path, &text, redactor).map_err(|diagnostic| {
-        crate::err!("{diagnostic}");
-        exit::USAGE
-    })
+    compile_text(engine, path, &text, redactor)
 }
 
-/// A playbook's text; on failure print the error and return the exit code (2).
-pub(crate) fn read_playbook(path: &Path) -> Result<String, i32> {
+/// A playbook's text.
+pub(crate) fn read_playbook(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path)
-        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))
+        .map_err(|e| Error::io("cannot read playbook", path.to_path_buf(), e).with_hint("check the path"))
 }
 
-/// Compile a playbook's text; on failure the rendered diagnostic (exit 2).
+/// Compile a playbook's text; a compile error is an [`Error::Script`] with
+/// its diagnostic.
 pub(crate) fn compile_text(
     engine: &rhai::Engine,
     path: &Path,
     text: &str,
     redactor: &Redactor,
-) -> Result<Loaded, String> {
-    let ast = engine::compile(engine, path, text)
-        .map_err(|e| crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor))?;
+) -> Result<Loaded, Error> {
+    let ast = engine::compile(engine, path, text).map_err(|e| Error::Script {
+        diagnostic: crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor),
+    })?;
     Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
 }
 

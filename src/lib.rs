@@ -7,7 +7,8 @@
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
 //! masked by [`secrets`] and consumed by the [`report`] sinks;
-//! [`diagnostics`] renders errors. [`launch`] is what the subcommands and
+//! [`diagnostics`] renders script errors; every command fails with one
+//! [`error::Error`], rendered once in [`cli`]'s dispatch. [`launch`] is what the subcommands and
 //! the REPL share around a run; [`replay`] is what a run keeps of its
 //! steps' values for `--resume`.
 //!
@@ -49,6 +50,7 @@ pub mod cli;
 pub mod compliance;
 pub mod diagnostics;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod executor;
 pub mod exit;

@@ -9,52 +9,41 @@ use serde_json::json;
 
 use super::args::ListArgs;
 use crate::diagnostics;
+use crate::error::Error;
 use crate::events::redact_json;
 use crate::executor;
-use crate::exit;
 use crate::launch::{compile_text, inspection};
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.
 const LIST_TIME: Duration = Duration::from_secs(10);
 
-pub fn list(args: &ListArgs) -> i32 {
-    let text = match crate::launch::read_playbook(&args.playbook) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    match listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME) {
-        Ok(lines) => {
-            for line in lines {
-                outln!("{line}");
-            }
-            exit::OK
-        }
-        Err((code, diagnostic)) => {
-            crate::err!("{diagnostic}");
-            code
-        }
+pub fn list(args: &ListArgs) -> Result<(), Error> {
+    let text = crate::launch::read_playbook(&args.playbook)?;
+    for line in listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME)? {
+        outln!("{line}");
     }
+    Ok(())
 }
 
-/// The lines `list` prints for one playbook's text, or the exit code and
-/// the rendered error. The top level gets `budget` and at most `time`.
+/// The lines `list` prints for one playbook's text. The top level gets
+/// `budget` and at most `time`.
 pub(crate) fn listing(
     path: &Path,
     text: &str,
     as_json: bool,
     budget: TopLevelBudget,
     time: Duration,
-) -> Result<Vec<String>, (i32, String)> {
+) -> Result<Vec<String>, Error> {
     let root = crate::launch::playbook_root(path);
     let (state, engine) = inspection(&root, budget);
     let redactor = state.services.redactor.clone();
-    let loaded = compile_text(&engine, path, text, &redactor).map_err(|d| (exit::USAGE, d))?;
+    let loaded = compile_text(&engine, path, text, &redactor)?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &redactor);
     // Listing runs the top level; one that never ends is stopped.
     state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        return Err((exit::USAGE, diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor)));
+        return Err(Error::Script { diagnostic: diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor) });
     }
     let model = state.model();
     if as_json {

@@ -8,10 +8,11 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
+use crate::error::Error;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
-use crate::launch::{load, usage_error};
+use crate::launch::load;
 use crate::playbook::Inputs;
 use crate::primitives::guard::take as take_lock;
 use crate::primitives::post_json;
@@ -22,45 +23,34 @@ use crate::services::Services;
 use crate::state::{Mode, RunState, Settings};
 use crate::{diagnostics, engine};
 
-pub async fn run(args: RunArgs) -> i32 {
+pub async fn run(args: RunArgs) -> Result<(), Error> {
     let root = crate::launch::playbook_root(&args.playbook);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
     let resume = match &args.resume {
-        Some(id) => match Resume::load(&journal_root, id) {
-            Ok(r) => Some(r),
-            Err(m) => return usage_error(&m, Some("`capstan runs` lists the runs under the journal dir")),
-        },
+        Some(id) => Some(
+            Resume::load(&journal_root, id)
+                .map_err(|e| Error::input(e, "`capstan runs` lists the runs under the journal dir"))?,
+        ),
         None => None,
     };
     // A replayed value gets the secrets it holds as they are now: each must be set.
     if let Some((secret, step)) = resume.as_ref().and_then(|r| r.missing_secret(&|n| std::env::var(n).is_ok())) {
         let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
-        return usage_error(
-            &format!(
+        return Err(Error::usage_with_hint(
+            format!(
                 "cannot resume run {run_id}: step `{step}` returned a value that holds secret `{secret}`, \
                  which is not set now; nothing was run"
             ),
-            Some(&format!("export {secret} (its current value is put back into the step's value)")),
-        );
+            format!("export {secret} (its current value is put back into the step's value)"),
+        ));
     }
     // An undo that failed left its step's work half there: a person decides.
     if let Some((step, error)) = resume.as_ref().and_then(Resume::failed_undo) {
-        let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
-        let _ = usage_error(
-            &format!(
-                "cannot resume run {run_id}: the undo of step `{step}` failed ({error}), so what the step changed \
-                 is neither in place nor taken back; nothing was run"
-            ),
-            Some(&format!(
-                "fix by hand what `{step}` changed (finish or take it back), then start a fresh run without --resume"
-            )),
-        );
-        return exit::UNDO_FAILED;
+        let run_id = resume.as_ref().map(|r| r.run_id.clone()).unwrap_or_default();
+        return Err(Error::HalfUndone { run_id, step: step.clone(), error: error.clone() });
     }
-    let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
-        Ok(i) => i,
-        Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
-    };
+    let inputs = Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params)
+        .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))?;
     let inputs = match &resume {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
@@ -84,11 +74,11 @@ pub async fn run(args: RunArgs) -> i32 {
     });
 
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
+    let result = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
         .await
-        .unwrap_or(exit::FAILED);
+        .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
     watcher.abort();
-    code
+    result
 }
 
 fn log_format(args: &RunArgs) -> LogFormat {
@@ -118,7 +108,7 @@ fn run_blocking(
     resume: Option<Resume>,
     journal_root: &Path,
     services: Arc<Services>,
-) -> i32 {
+) -> Result<(), Error> {
     let (recorder, record) = Recorder::new();
     services.bus.add_sink(Box::new(recorder));
     services.bus.add_sink(output_sink(args, &services, &record));
@@ -150,16 +140,12 @@ fn run_blocking(
     let state = Arc::new(state);
     let root = crate::launch::playbook_root(&args.playbook);
     let engine = engine::build(&state, &root);
-    let loaded = match load(&engine, &args.playbook, &services.redactor) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let loaded = load(&engine, &args.playbook, &services.redactor)?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
-        crate::err!("{}", services.redactor.redact(&refusal));
-        return exit::USAGE;
+        return Err(Error::Script { diagnostic: services.redactor.redact(&refusal).into_owned() });
     }
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
@@ -169,20 +155,10 @@ fn run_blocking(
     let selection = Selection { only: args.phases.clone(), from: args.from.clone(), to: args.to.clone() };
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Err(m) = executor::select_names(&names, &selection) {
-            return usage_error(&m, None);
-        }
+        executor::select_names(&names, &selection).map_err(Error::usage)?;
     }
     for name in &args.guards.locks {
-        if let Err(e) = take_lock(&state, name) {
-            let code = if crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked) {
-                exit::BLOCKED
-            } else {
-                exit::USAGE
-            };
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
-            return code;
-        }
+        take_lock(&state, name).map_err(|e| Error::script(&e, &display, &services.redactor))?;
     }
 
     // --timeout covers the whole run, the top level included: a playbook
@@ -191,14 +167,13 @@ fn run_blocking(
     services.cancel.set_run_deadline(args.timeout.and_then(|t| run_start.checked_add(t)));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         if services.cancel.was_signalled() {
-            return exit::INTERRUPTED;
+            return Err(Error::Interrupted);
         }
+        let diagnostic = diagnostics::render_eval(&e, &display, &services.redactor);
         if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
-            crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
-            return exit::FAILED;
+            return Err(Error::Failed { code: exit::FAILED, diagnostic: Some(diagnostic) });
         }
-        crate::err!("{}", diagnostics::render_eval(&e, &display, &services.redactor));
         if let Some(path) = &args.junit {
             let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
@@ -206,7 +181,7 @@ fn run_blocking(
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
             }
         }
-        return exit::USAGE;
+        return Err(Error::Script { diagnostic });
     }
     let model = state.model().clone();
     for name in state.inputs.names() {
@@ -221,10 +196,7 @@ fn run_blocking(
             );
         }
     }
-    let phases = match executor::select(&model.phases, &selection) {
-        Ok(p) => p,
-        Err(m) => return usage_error(&m, None),
-    };
+    let phases = executor::select(&model.phases, &selection).map_err(Error::usage)?;
 
     let journal = match &state.resume {
         Some(r) => {
@@ -307,22 +279,23 @@ fn run_blocking(
         .error
         .as_deref()
         .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
-    if let Some(error) = &outcome.error {
-        if outcome.status != Status::Interrupted {
-            crate::err!("{}", diagnostics::render_eval(error, &display, &services.redactor));
-        }
-    }
-    if let Some(failure) = services.journal_health.failure().filter(|_| !journal_stopped_run) {
+    let diagnostic = outcome
+        .error
+        .as_ref()
+        .filter(|_| outcome.status != Status::Interrupted)
+        .map(|error| diagnostics::render_eval(error, &display, &services.redactor));
+    let failed = (outcome.exit_code != exit::OK || diagnostic.is_some())
+        .then(|| Error::Failed { code: outcome.exit_code, diagnostic });
+    match services.journal_health.failure().filter(|_| !journal_stopped_run) {
         // Lost after the last step boundary (or behind a failing step): the
         // run's outcome stands, but its journal is incomplete.
-        crate::errln!(
-            "{} the journal of run {} is incomplete: {}",
-            console::style("error:").red().bold(),
-            services.run_id(),
-            services.redactor.redact(&failure)
-        );
+        Some(failure) => Err(Error::JournalIncomplete {
+            run_id: services.run_id().to_string(),
+            why: services.redactor.redact(&failure).into_owned(),
+            outcome: failed.map(Box::new),
+        }),
+        None => failed.map_or(Ok(()), Err),
     }
-    outcome.exit_code
 }
 
 /// `--notify URL`: post an event; a failure warns and the run goes on.

@@ -17,34 +17,32 @@ use super::editor::{self, ReplHelper};
 use super::session::{Reply, Session};
 use super::view::{self, View};
 use crate::cli::args::ReplArgs;
+use crate::error::Error;
 use crate::events::{EventKind, Status};
 use crate::exit;
-use crate::launch::{load, playbook_root, usage_error};
+use crate::launch::{load, playbook_root};
 use crate::playbook::Inputs;
 use crate::report::{self, Recorder, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
 use crate::services::Services;
 use crate::state::{Mode, RunState, Settings};
 
-pub async fn repl(args: ReplArgs) -> i32 {
+pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let root = args.playbook.as_deref().map_or_else(|| PathBuf::from("."), playbook_root);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
-    let inputs = match Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params) {
-        Ok(i) => i,
-        Err(m) => return usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")),
-    };
+    let inputs = Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params)
+        .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))?;
     let services =
         Arc::new(Services::new(report::format::new_run_id().into(), Arc::new(Redactor::new()), args.dry_run));
 
     let busy = Arc::new(AtomicBool::new(false));
     let quit = Arc::new(AtomicBool::new(false));
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         session_loop(&args, inputs, &root, journal_root, blocking, &Flags { busy, quit })
     })
     .await
-    .unwrap_or(exit::FAILED);
-    code
+    .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }))
 }
 
 /// Ctrl-C reaches capstan as SIGINT only while a command runs (the line
@@ -135,7 +133,7 @@ fn session_loop(
     journal_root: PathBuf,
     services: Arc<Services>,
     flags: &Flags,
-) -> i32 {
+) -> Result<(), Error> {
     let (recorder, record) = Recorder::new();
     services.bus.add_sink(Box::new(recorder));
     let current = view::Current::default();
@@ -148,10 +146,7 @@ fn session_loop(
     let state = Arc::new(state);
     let engine = crate::engine::build(&state, root);
     let loaded = match &args.playbook {
-        Some(path) => match load(&engine, path, &services.redactor) {
-            Ok(l) => Some(l),
-            Err(code) => return code,
-        },
+        Some(path) => Some(load(&engine, path, &services.redactor)?),
         None => None,
     };
     let mut session = Session::new(state.clone(), engine, journal_root, record.clone(), current);
@@ -170,7 +165,7 @@ fn session_loop(
     });
     let mut editor = match editor {
         Ok(e) => e,
-        Err(m) => return usage_error(&format!("cannot start the line editor: {m}"), None),
+        Err(m) => return Err(Error::usage(format!("cannot start the line editor: {m}"))),
     };
     let history = editor::history_path(root);
     if let Some(path) = &history {
@@ -180,11 +175,7 @@ fn session_loop(
     let watcher = watch_signals(&services, flags, &record);
 
     for name in &args.guards.locks {
-        if let Err(e) = crate::primitives::guard::take(&state, name) {
-            let blocked = crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked);
-            crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
-            return if blocked { exit::BLOCKED } else { exit::USAGE };
-        }
+        crate::primitives::guard::take(&state, name).map_err(|e| Error::script(&e, "--lock", &services.redactor))?;
     }
     session.hold_session_locks();
 
@@ -196,8 +187,12 @@ fn session_loop(
         let loaded_ok = session.load(&display, &loaded.ast, sha256);
         flags.busy.store(false, Ordering::SeqCst);
         if let Err(e) = loaded_ok {
-            crate::err!("{}", crate::diagnostics::render_eval(&e, &display, &services.redactor));
-            return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
+            let diagnostic = crate::diagnostics::render_eval(&e, &display, &services.redactor);
+            return Err(if services.cancel.was_signalled() {
+                Error::Failed { code: exit::INTERRUPTED, diagnostic: Some(diagnostic) }
+            } else {
+                Error::Script { diagnostic }
+            });
         }
         // The playbook's imports complete too.
         *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::Catalog::of(&session.engine);
@@ -256,9 +251,9 @@ fn session_loop(
         crate::errln!("{}", console::style(format!("session journaled as run {run} (capstan runs show {run})")).dim());
     }
     if flags.quit.load(Ordering::SeqCst) {
-        exit::INTERRUPTED
+        Err(Error::Interrupted)
     } else {
-        exit::OK
+        Ok(())
     }
 }
 
