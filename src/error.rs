@@ -58,6 +58,11 @@ impl Error {
         Error::Input { source: Box::new(source), hint: Some(hint.into()) }
     }
 
+    /// An [`Error::Input`] whose message says all there is to say.
+    pub fn invalid(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Input { source: Box::new(source), hint: None }
+    }
+
     pub fn io(doing: &'static str, path: impl Into<Option<PathBuf>>, source: std::io::Error) -> Self {
         Error::Io { doing, path: path.into(), source, hint: None }
     }

@@ -139,7 +139,7 @@ pub fn dry_run(
                 .and_then(|text| Inputs::parse_params_file(file.path, text));
             match parsed {
                 Ok(i) => i,
-                Err(e) => return Finished::after(String::new(), Err(Error::Input { source: Box::new(e), hint: None })),
+                Err(e) => return Finished::after(String::new(), Err(Error::invalid(e))),
             }
         }
     };
@@ -182,7 +182,7 @@ pub fn dry_run(
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Err(m) = executor::select_names(&names, &selection) {
-            return finish(Err(Error::usage(m)));
+            return finish(Err(Error::invalid(m)));
         }
     }
 
@@ -198,7 +198,7 @@ pub fn dry_run(
     let model = state.model().clone();
     let phases = match executor::select(&model.phases, &selection) {
         Ok(p) => p,
-        Err(m) => return finish(Err(Error::usage(m))),
+        Err(m) => return finish(Err(Error::invalid(m))),
     };
     if let Ok(journal) = Journal::create(journal_root, &run_id, record.clone(), services.journal_health.clone()) {
         services.bus.add_sink(Box::new(journal));

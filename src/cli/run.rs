@@ -155,7 +155,7 @@ fn run_blocking(
     let selection = Selection { only: args.phases.clone(), from: args.from.clone(), to: args.to.clone() };
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        executor::select_names(&names, &selection).map_err(Error::usage)?;
+        executor::select_names(&names, &selection).map_err(Error::invalid)?;
     }
     for name in &args.guards.locks {
         take_lock(&state, name).map_err(|e| Error::script(&e, &display, &services.redactor))?;
@@ -196,7 +196,7 @@ fn run_blocking(
             );
         }
     }
-    let phases = executor::select(&model.phases, &selection).map_err(Error::usage)?;
+    let phases = executor::select(&model.phases, &selection).map_err(Error::invalid)?;
 
     let journal = match &state.resume {
         Some(r) => {
