@@ -1,6 +1,6 @@
 //! Rendering script errors: `file:line:col`, the source line with a caret at
-//! the innermost position, the outer frames as a trace, and a hint. Every
-//! rendered text goes through the redactor.
+//! the innermost position, the outer frames as a trace, and a hint. The
+//! text is masked where it is shown (`Services::render_error`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,7 +9,6 @@ use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
 
 use crate::engine::stdlib;
 use crate::failure::{error_hint, error_message};
-use crate::secrets::Redactor;
 
 /// A point in a source file.
 #[derive(Debug, Clone)]
@@ -121,7 +120,7 @@ pub fn in_stdlib(location: &str) -> bool {
 }
 
 /// The full diagnostic for a runtime error.
-pub fn render_eval(err: &EvalAltResult, playbook: &str, redactor: &Redactor) -> String {
+pub fn render_eval(err: &EvalAltResult, playbook: &str) -> String {
     let u = unwind(err, playbook);
     let message = error_message(err);
     let mut out = format!("error: {message}\n");
@@ -141,11 +140,11 @@ pub fn render_eval(err: &EvalAltResult, playbook: &str, redactor: &Redactor) -> 
     if let Some(hint) = error_hint(err).or_else(|| eval_hint(u.innermost)) {
         let _ = writeln!(out, "   = hint: {hint}");
     }
-    redactor.redact(&out).into_owned()
+    out
 }
 
 /// The diagnostic for a compile error.
-pub fn render_parse(err: &ParseError, source: &str, redactor: &Redactor) -> String {
+pub fn render_parse(err: &ParseError, source: &str) -> String {
     let message = parse_message(err);
     let mut out = format!("error: {message}\n");
     if let Some(at) = site(source, err.position()) {
@@ -154,7 +153,7 @@ pub fn render_parse(err: &ParseError, source: &str, redactor: &Redactor) -> Stri
     if let Some(hint) = parse_hint(err.err_type()) {
         let _ = writeln!(out, "   = hint: {hint}");
     }
-    redactor.redact(&out).into_owned()
+    out
 }
 
 /// A finding from `check`, rendered the same way; `level` is `error` or

@@ -3,9 +3,10 @@
 //! error once and exits with [`Error::code`].
 //!
 //! A script error is rendered into a diagnostic (`file:line:col`, the source
-//! line with a caret, the call trace, a hint) by [`crate::diagnostics`] when
-//! the error is made: that needs the playbook's source and the run's
-//! redactor, which live as long as the command, not until the edge.
+//! line with a caret, the call trace, a hint) by [`crate::diagnostics`] and
+//! masked by the run's bus ([`Services::render_error`]) when the error is
+//! made: that needs the playbook's source and the run's services, which live
+//! as long as the command, not until the edge.
 
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use rhai::EvalAltResult;
 
 use crate::exit;
 use crate::failure::FailureKind;
-use crate::secrets::Redactor;
+use crate::services::Services;
 
 #[derive(Debug)]
 pub enum Error {
@@ -80,8 +81,8 @@ impl Error {
     /// A script error before anything ran, rendered against `source` and
     /// masked: a held `--lock` is [`Error::Blocked`], anything else a
     /// [`Error::Script`].
-    pub fn script(err: &EvalAltResult, source: &str, redactor: &Redactor) -> Self {
-        let diagnostic = crate::diagnostics::render_eval(err, source, redactor);
+    pub fn script(err: &EvalAltResult, source: &str, services: &Services) -> Self {
+        let diagnostic = services.render_error(err, source);
         if FailureKind::of(err) == Some(FailureKind::Blocked) {
             Error::Blocked { diagnostic }
         } else {

@@ -1,17 +1,14 @@
 //! What every command does around running a playbook, shared by the command
-//! line and the REPL: read and compile it, find its folder, set up an
-//! inspection, write data to the command's output.
+//! line and the REPL: read and compile it, find its folder, write data to
+//! the command's output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::engine;
 use crate::error::Error;
-use crate::playbook::Inputs;
-use crate::secrets::Redactor;
 use crate::services::Services;
-use crate::state::{Mode, RunState};
 
 static OUTPUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
 
@@ -47,9 +44,9 @@ pub struct Loaded {
 }
 
 /// Read and compile a playbook.
-pub fn load(engine: &rhai::Engine, path: &Path, redactor: &Redactor) -> Result<Loaded, Error> {
+pub fn load(engine: &rhai::Engine, path: &Path, services: &Services) -> Result<Loaded, Error> {
     let text = read_playbook(path)?;
-    compile_text(engine, path, &text, redactor)
+    compile_text(engine, path, &text, services)
 }
 
 /// A playbook's text.
@@ -59,16 +56,15 @@ pub(crate) fn read_playbook(path: &Path) -> Result<String, Error> {
 }
 
 /// Compile a playbook's text; a compile error is an [`Error::Script`] with
-/// its diagnostic.
+/// its diagnostic, masked.
 pub(crate) fn compile_text(
     engine: &rhai::Engine,
     path: &Path,
     text: &str,
-    redactor: &Redactor,
+    services: &Services,
 ) -> Result<Loaded, Error> {
-    let ast = engine::compile(engine, path, text).map_err(|e| Error::Script {
-        diagnostic: crate::diagnostics::render_parse(&e, &path.to_string_lossy(), redactor),
-    })?;
+    let ast = engine::compile(engine, path, text)
+        .map_err(|e| Error::Script { diagnostic: services.render_parse_error(&e, &path.to_string_lossy()) })?;
     Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
 }
 
@@ -78,17 +74,6 @@ pub fn playbook_root(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
-}
-
-/// State and engine for evaluating a playbook without running it
-/// (`list`, `check`): dry-run, no outputs, missing inputs tolerated.
-pub(crate) fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
-    let services = Arc::new(Services::new("inspect".into(), Arc::new(Redactor::new()), true));
-    let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
-    state.top_level = budget;
-    let state = Arc::new(state);
-    let engine = engine::build(&state, root);
-    (state, engine)
 }
 
 /// One line of data to the command's output (stdout, or `-o FILE`).

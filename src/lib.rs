@@ -8,9 +8,10 @@
 //! go through [`process`]; everything that happens is an [`events`] event,
 //! masked by [`secrets`] and consumed by the [`report`] sinks;
 //! [`diagnostics`] renders script errors; every command fails with one
-//! [`error::Error`], rendered once in [`cli`]'s dispatch. [`launch`] is what the subcommands and
-//! the REPL share around a run; [`replay`] is what a run keeps of its
-//! steps' values for `--resume`.
+//! [`error::Error`], rendered once in [`cli`]'s dispatch. [`session`] builds
+//! what `run` and the REPL share (inputs, services, sinks, state, engine,
+//! signals); [`launch`] is what every subcommand shares around a playbook;
+//! [`replay`] is what a run keeps of its steps' values for `--resume`.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
 //! vocabulary, [`cancel`]lation reasons, the [`lock`] file. A file never
@@ -65,4 +66,5 @@ pub mod replay;
 pub mod report;
 pub mod secrets;
 pub mod services;
+pub mod session;
 pub mod state;

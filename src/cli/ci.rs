@@ -30,7 +30,7 @@ pub fn ci(args: &CiArgs) -> Result<(), Error> {
     };
     // The pipeline names secrets and never holds their values; should a value
     // still reach the text (the playbook's own path, a job name), it is masked.
-    let text = pipeline.redactor.redact(&text).into_owned();
+    let text = pipeline.services.mask(&text).into_owned();
     let mut out = crate::launch::output();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         drop(out);

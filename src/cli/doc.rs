@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::args::DocArgs;
 use crate::error::Error;
-use crate::launch::inspection;
+use crate::session::inspection;
 
 #[derive(Deserialize)]
 struct Metadata {

@@ -170,13 +170,13 @@ pub fn dry_run(
     let state = Arc::new(state);
     let engine = engine::build(&state, &playbook_root(path));
     let display = path.to_string_lossy().into_owned();
-    let loaded = match compile_text(&engine, path, &text, &services.redactor) {
+    let loaded = match compile_text(&engine, path, &text, &services) {
         Ok(l) => l,
         Err(e) => return finish(Err(e)),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path, &text) {
-        return finish(Err(Error::Script { diagnostic: services.redactor.redact(&refusal).into_owned() }));
+        return finish(Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() }));
     }
     let selection = Selection::default();
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
@@ -188,7 +188,7 @@ pub fn dry_run(
 
     services.cancel.set_run_deadline(Instant::now().checked_add(limits.run_time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        let diagnostic = diagnostics::render_eval(&e, &display, &services.redactor);
+        let diagnostic = services.render_error(&e, &display);
         return finish(Err(if executor::classify::is_interrupt(&e) {
             Error::Failed { code: exit::FAILED, diagnostic: Some(diagnostic) }
         } else {
@@ -217,7 +217,7 @@ pub fn dry_run(
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let diagnostic = match &outcome.error {
         Some(error) if outcome.status != crate::events::Status::Interrupted => {
-            Some(diagnostics::render_eval(error, &display, &services.redactor))
+            Some(services.render_error(error, &display))
         }
         _ => None,
     };

@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::args::ListArgs;
-use crate::diagnostics;
 use crate::error::Error;
-use crate::events::redact_json;
 use crate::executor;
-use crate::launch::{compile_text, inspection};
+use crate::launch::compile_text;
+use crate::session::inspection;
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.
@@ -37,13 +36,13 @@ pub(crate) fn listing(
 ) -> Result<Vec<String>, Error> {
     let root = crate::launch::playbook_root(path);
     let (state, engine) = inspection(&root, budget);
-    let redactor = state.services.redactor.clone();
-    let loaded = compile_text(&engine, path, text, &redactor)?;
-    crate::playbook::scan::mask_secrets_early(&loaded.ast, &redactor);
+    let services = state.services.clone();
+    let loaded = compile_text(&engine, path, text, &services)?;
+    crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     // Listing runs the top level; one that never ends is stopped.
     state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        return Err(Error::Script { diagnostic: diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor) });
+        return Err(Error::Script { diagnostic: services.render_error(&e, &path.to_string_lossy()) });
     }
     let model = state.model();
     if as_json {
@@ -53,11 +52,11 @@ pub(crate) fn listing(
             "params": model.params,
             "secrets": model.secrets,
         });
-        redact_json(&mut doc, &redactor);
+        services.mask_json(&mut doc);
         return Ok(vec![doc.to_string()]);
     }
     let mut lines = Vec::new();
-    let mut show = |line: String| lines.push(redactor.redact(&line).into_owned());
+    let mut show = |line: String| lines.push(services.mask(&line).into_owned());
     show("phases:".into());
     for p in &model.phases {
         show(format!("  {}", p.name));

@@ -4,24 +4,19 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-use tokio::signal::unix::{signal, SignalKind};
-
 use super::args::{LogFormat, RunArgs};
+use crate::diagnostics;
 use crate::error::Error;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
-use crate::launch::load;
 use crate::playbook::Inputs;
-use crate::primitives::guard::take as take_lock;
 use crate::primitives::post_json;
 use crate::replay::resume::Resume;
-use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
-use crate::secrets::Redactor;
+use crate::report::{self, record, Github, Journal, JsonLines, RunRecord, Terminal, TerminalStyle};
 use crate::services::Services;
-use crate::state::{Mode, RunState, Settings};
-use crate::{diagnostics, engine};
+use crate::session::{self, Session};
+use crate::state::{RunState, Settings};
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let root = crate::launch::playbook_root(&args.playbook);
@@ -49,35 +44,23 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         let run_id = resume.as_ref().map(|r| r.run_id.clone()).unwrap_or_default();
         return Err(Error::HalfUndone { run_id, step: step.clone(), error: error.clone() });
     }
-    let inputs = Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params)
-        .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))?;
+    let inputs = session::inputs(&args.inputs)?;
     let inputs = match &resume {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
     };
-    let redactor = Arc::new(Redactor::new());
     let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
-    let services = Arc::new(Services::new(run_id, redactor, args.dry_run));
-
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let services = session::services(run_id, args.dry_run);
     let on_signal = services.clone();
-    let watcher = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(()) = async { sigint.as_mut()?.recv().await } => {}
-                Some(()) = async { sigterm.as_mut()?.recv().await } => {}
-                else => break,
-            }
-            on_signal.interrupt();
-        }
-    });
+    let watcher = session::watch_signals(move |_| on_signal.interrupt());
 
     let blocking = services.clone();
     let result = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
         .await
         .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
-    watcher.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     result
 }
 
@@ -109,46 +92,25 @@ fn run_blocking(
     journal_root: &Path,
     services: Arc<Services>,
 ) -> Result<(), Error> {
-    let (recorder, record) = Recorder::new();
-    services.bus.add_sink(Box::new(recorder));
-    services.bus.add_sink(output_sink(args, &services, &record));
-
-    let mut state = RunState::new(services.clone(), inputs, Mode::Run);
-    state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
-    state.settings.undo_timeout = args.undo_timeout;
-    state.record = record.clone();
-    if let Some(r) = &resume {
-        services.start_step_seq_after(r.max_seq);
-        *record::lock(&record) = r.record.clone();
-        // Before anything runs: what of the journal could not be read, and
-        // which completed steps will run again.
-        if let Some(m) = r.ignored_message() {
-            services.log(Level::Warn, m);
-        }
-        for (step, why) in r.reruns() {
-            services.log(
-                Level::Warn,
-                format!(
-                    "step `{step}` completed in run {}, but its value ({why}) cannot be replayed: it runs again",
-                    r.run_id
-                ),
-            );
-        }
-    }
-    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
-    state.resume = resume;
-    let state = Arc::new(state);
+    let mut settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
+    settings.undo_timeout = args.undo_timeout;
     let root = crate::launch::playbook_root(&args.playbook);
-    let engine = engine::build(&state, &root);
-    let loaded = load(&engine, &args.playbook, &services.redactor)?;
-    crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
+    let Session { state, engine, record, .. } = Session::build(
+        services.clone(),
+        inputs,
+        settings,
+        &root,
+        |record| output_sink(args, &services, record),
+        |state| resume_from(state, resume),
+    );
+    let loaded = session::load(&engine, &services, &args.playbook)?;
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
-        return Err(Error::Script { diagnostic: services.redactor.redact(&refusal).into_owned() });
+        return Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() });
     }
     let display = loaded.path.to_string_lossy().into_owned();
-    let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
+    let sha256 = session::sha256(&loaded.path);
 
     // Exit 2 and 3 mean nothing ran: the selection is checked against the
     // phases the source names and the --lock taken before the top level runs.
@@ -157,9 +119,7 @@ fn run_blocking(
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         executor::select_names(&names, &selection).map_err(Error::invalid)?;
     }
-    for name in &args.guards.locks {
-        take_lock(&state, name).map_err(|e| Error::script(&e, &display, &services.redactor))?;
-    }
+    session::take_locks(&state, &args.guards.locks, &display)?;
 
     // --timeout covers the whole run, the top level included: a playbook
     // whose top level never ends must not hang the runner.
@@ -169,13 +129,13 @@ fn run_blocking(
         if services.cancel.was_signalled() {
             return Err(Error::Interrupted);
         }
-        let diagnostic = diagnostics::render_eval(&e, &display, &services.redactor);
+        let diagnostic = services.render_error(&e, &display);
         if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
             return Err(Error::Failed { code: exit::FAILED, diagnostic: Some(diagnostic) });
         }
         if let Some(path) = &args.junit {
-            let message = services.redactor.redact(&crate::failure::error_message(&e)).into_owned();
+            let message = services.mask(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
             if let Err(err) = report::junit::write_top_level_error(path, &display, &message, at.as_deref()) {
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
@@ -283,7 +243,7 @@ fn run_blocking(
         .error
         .as_ref()
         .filter(|_| outcome.status != Status::Interrupted)
-        .map(|error| diagnostics::render_eval(error, &display, &services.redactor));
+        .map(|error| services.render_error(error, &display));
     let failed = (outcome.exit_code != exit::OK || diagnostic.is_some())
         .then(|| Error::Failed { code: outcome.exit_code, diagnostic });
     match services.journal_health.failure().filter(|_| !journal_stopped_run) {
@@ -291,11 +251,37 @@ fn run_blocking(
         // run's outcome stands, but its journal is incomplete.
         Some(failure) => Err(Error::JournalIncomplete {
             run_id: services.run_id().to_string(),
-            why: services.redactor.redact(&failure).into_owned(),
+            why: services.mask(&failure).into_owned(),
             outcome: failed.map(Box::new),
         }),
         None => failed.map_or(Ok(()), Err),
     }
+}
+
+/// `--resume`: the step numbers, the record and the step keys go on from
+/// the earlier attempt; say what of its journal is ignored or runs again.
+fn resume_from(state: &mut RunState, resume: Option<Resume>) {
+    let services = state.services.clone();
+    if let Some(r) = &resume {
+        services.start_step_seq_after(r.max_seq);
+        *record::lock(&state.record) = r.record.clone();
+        // Before anything runs: what of the journal could not be read, and
+        // which completed steps will run again.
+        if let Some(m) = r.ignored_message() {
+            services.log(Level::Warn, m);
+        }
+        for (step, why) in r.reruns() {
+            services.log(
+                Level::Warn,
+                format!(
+                    "step `{step}` completed in run {}, but its value ({why}) cannot be replayed: it runs again",
+                    r.run_id
+                ),
+            );
+        }
+    }
+    state.step_key_salt = resume.as_ref().and_then(|r| r.salt.clone()).unwrap_or_else(crate::replay::record::new_salt);
+    state.resume = resume;
 }
 
 /// `--notify URL`: post an event; a failure warns and the run goes on.

@@ -1,5 +1,6 @@
-//! One step: options, attempts with doubling delay, the per-attempt
-//! timeout, the undo it leaves on the stack, resume, and its events.
+//! One step: options, attempts with the delays of its [`RetryPolicy`], the
+//! per-attempt timeout set on its frame, the undo it leaves on the stack,
+//! resume, and its events.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,8 @@ use crate::cancel::Interrupt;
 use crate::events::{EventKind, Location, Status};
 use crate::failure::{error_message, failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::{DeferredCall, StepOptions};
-use crate::services::frame::{self, Deadline, Frame};
+use crate::services::frame::{self, Frame};
+use crate::services::retry::RetryPolicy;
 use crate::state::{RunState, UndoEntry};
 
 /// What the journal says about a finished step.
@@ -100,16 +102,16 @@ pub fn run(
     services.emit(EventKind::StepStarted { at: at.clone(), occurrence, step_key: Some(key.clone()) });
     services.bus.flush();
     let start = Instant::now();
-    let attempts_allowed = options.retries.saturating_add(1);
-    let mut delay = options.retry_delay;
+    let policy = RetryPolicy::doubling(options.retries, options.retry_delay);
+    let attempts_allowed = policy.attempts();
+    let mut backoff = policy.backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut step_frame = Frame::new(at.clone());
         step_frame.abort.clone_from(&parent.abort);
         step_frame.detach = options.detach;
-        step_frame.deadline =
-            options.timeout.and_then(|limit| Instant::now().checked_add(limit).map(|at| Deadline { at, limit }));
+        step_frame.set_timeout(options.timeout);
         let frame_id = step_frame.id;
         let result = {
             let _guard = frame::push(step_frame.clone());
@@ -139,7 +141,8 @@ pub fn run(
         // A refused approval or a held lock will not change by trying again.
         let blocked = FailureKind::of(&err) == Some(FailureKind::Blocked);
         let retryable = (interrupt.is_none() || own_timeout) && !blocked;
-        if retryable && attempt < attempts_allowed && frame::check(&services.cancel).is_none() {
+        let delay = if retryable && frame::check(&services.cancel).is_none() { backoff.next() } else { None };
+        if let Some(delay) = delay {
             // The warning and the wait belong to the step, not its phase.
             let _guard = frame::push(Frame::new(at.clone()));
             services.log(
@@ -149,9 +152,7 @@ pub fn run(
                     humantime::format_duration(delay)
                 ),
             );
-            let slept = crate::services::wait::sleep(&state.services, delay);
-            if slept.is_ok() {
-                delay = delay.saturating_mul(2);
+            if crate::services::wait::sleep(&state.services, delay).is_ok() {
                 continue;
             }
         }

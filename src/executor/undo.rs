@@ -69,7 +69,7 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
     let handlers = state.model().failure_handlers.clone();
     let failed_at = state.failed_step();
     let mut info = Map::new();
-    info.insert("message".into(), state.services.redactor.redact(&error_message(error)).into_owned().into());
+    info.insert("message".into(), state.services.mask(&error_message(error)).into_owned().into());
     info.insert("kind".into(), failure_kind(error).map_or(Dynamic::UNIT, Into::into));
     let phase = failed_at.as_ref().and_then(|l| l.phase.as_deref().map(str::to_string));
     let step = failed_at.as_ref().and_then(|l| l.step.as_deref().map(str::to_string));

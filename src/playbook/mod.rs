@@ -1,7 +1,9 @@
-//! The declared model: what evaluating a playbook's top level produces.
-//! Nothing here runs anything; the executor runs the model.
+//! The declared model: what evaluating a playbook's top level produces,
+//! and what `check` finds in a playbook ([`lint`]). Nothing here runs
+//! anything; the executor runs the model.
 
 mod inputs;
+pub mod lint;
 pub mod literals;
 mod model;
 mod options;

@@ -39,7 +39,7 @@ fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
     if !outcome.success() {
         return Err(failure_with_hint(
             FailureKind::Command,
-            format!("`{}` failed: {}", spec.display_masked(&state.services.redactor), outcome.stderr.trim()),
+            format!("`{}` failed: {}", spec.display(), outcome.stderr.trim()),
             "run it inside a git repository (or pass `#{ dir: ... }`)",
         ));
     }

@@ -72,7 +72,7 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
     }
     if settings.interactive {
         let mut answer = String::new();
-        let shown = services.redactor.redact(message).into_owned();
+        let shown = services.mask(message).into_owned();
         services.bus.suspend(&mut || {
             crate::err!("? {shown}\n  approve `{name}`? [y/N] ");
             let _ = std::io::stderr().flush();

@@ -8,9 +8,9 @@ use rhai::{Array, Dynamic, Engine, Map, Module};
 use serde_json::Value;
 
 use super::registration::module_func;
-use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::services::frame;
+use crate::services::wait;
 use crate::state::RunState;
 
 struct QueryOptions {
@@ -83,27 +83,15 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
         form.push(("time", t.clone()));
     }
     let services = &state.services;
-    let rt = services.runtime.clone().ok_or_else(|| failure(FailureKind::Fail, "no async runtime for HTTP"))?;
     let client =
         reqwest::Client::builder().timeout(o.timeout).build().map_err(|e| failure(FailureKind::Fail, e.to_string()))?;
     let request = client.post(endpoint).form(&form);
-    let result = rt.block_on(async {
-        tokio::select! {
-            r = async {
-                let response = request.send().await?;
-                let status = response.status();
-                let body = response.text().await?;
-                Ok::<_, reqwest::Error>((status, body))
-            } => Some(r),
-            () = async { loop {
-                if frame::check(&services.cancel).is_some() { return; }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            } } => None,
-        }
-    });
-    let Some(result) = result else {
-        return Err(terminated(frame::check(&services.cancel).unwrap_or(crate::cancel::Interrupt::Signal)));
-    };
+    let result = wait::block_on(services, async {
+        let response = request.send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    })?;
     let (status, body) = result.map_err(|e| {
         failure_with_hint(
             FailureKind::Command,

@@ -8,10 +8,11 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, Map, Module};
 
 use super::registration::module_func;
-use crate::events::{redact_json, Level};
+use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::parse_duration;
-use crate::services::{frame, Action, Services};
+use crate::services::retry::RetryPolicy;
+use crate::services::{wait, Action, Services};
 use crate::state::RunState;
 
 const OPTIONS: &[&str] = &["timeout", "retries", "retry_delay", "required", "headers"];
@@ -92,25 +93,18 @@ pub fn post_json(
         return Ok(Delivery { status: None, attempts: 0, dry_run: true });
     }
     let mut body = body.clone();
-    redact_json(&mut body, &services.redactor);
-    let runtime = services.runtime.clone().ok_or("no async runtime for HTTP")?;
+    services.mask_json(&mut body);
+    wait::runtime(services).map_err(|_| "no async runtime for HTTP")?;
     let client = reqwest::Client::builder().timeout(options.timeout).build().map_err(|e| e.to_string())?;
-    let mut delay = options.retry_delay;
-    let attempts = options.retries + 1;
+    let policy = RetryPolicy::doubling(options.retries, options.retry_delay).capped_at(Duration::from_secs(30));
+    let mut backoff = policy.backoff();
     let mut last_error = String::new();
-    for attempt in 1..=attempts {
+    for attempt in 1..=policy.attempts() {
         let mut request = client.post(parsed.clone()).json(&body);
         for (k, v) in &options.headers {
             request = request.header(k, v);
         }
-        let outcome = runtime.block_on(async {
-            tokio::select! {
-                r = request.send() => Some(r),
-                () = cancelled(services) => None,
-            }
-        });
-        let Some(outcome) = outcome else { return Err("interrupted".into()) };
-        match outcome {
+        match wait::block_on(services, request.send()).map_err(|_| "interrupted")? {
             Ok(response) if response.status().is_success() => {
                 return Ok(Delivery { status: Some(response.status().as_u16()), attempts: attempt, dry_run: false });
             }
@@ -123,17 +117,8 @@ pub fn post_json(
             }
             Err(e) => last_error = format!("{url}: {}", without_url(&e)),
         }
-        if attempt < attempts {
-            let until = std::time::Instant::now() + delay.min(Duration::from_secs(30));
-            while std::time::Instant::now() < until {
-                if frame::check(&services.cancel).is_some() {
-                    return Err("interrupted".into());
-                }
-                services
-                    .cancel
-                    .sleep(until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_millis(100)));
-            }
-            delay = delay.saturating_mul(2);
+        if let Some(delay) = backoff.next() {
+            wait::sleep(services, delay).map_err(|_| "interrupted")?;
         }
     }
     Err(last_error)
@@ -151,15 +136,6 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-async fn cancelled(services: &Services) {
-    loop {
-        if frame::check(&services.cancel).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map) -> RhaiResultOf<Map> {

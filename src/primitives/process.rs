@@ -59,13 +59,13 @@ fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
     };
     let mut spec = CommandSpec::new(program.clone(), arguments.to_vec());
     let options = apply_options(&mut spec, opts, "run")?;
-    execute(state, &spec, &options, &spec.display_masked(&state.services.redactor))
+    execute(state, &spec, &options, &spec.display())
 }
 
 fn sh(state: &RunState, script: &str, opts: &Map) -> RhaiResultOf<Map> {
     let mut spec = CommandSpec::new("/bin/sh", vec!["-c".into(), script.to_string()]);
     let options = apply_options(&mut spec, opts, "sh")?;
-    let shown = format!("sh -c {}", process::quote(&state.services.redactor.redact(script)));
+    let shown = format!("sh -c {}", process::quote(script));
     execute(state, &spec, &options, &shown)
 }
 

@@ -4,7 +4,6 @@
 
 use crate::failure::{failure, failure_with_hint, terminated, FailureKind, HostFailure, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
-use crate::secrets::Redactor;
 use crate::services::Action;
 use crate::state::RunState;
 
@@ -37,8 +36,8 @@ impl ToolCall {
     }
 
     /// The command as `would run:` shows it, with the folder it runs in.
-    pub fn display(&self, redactor: &Redactor) -> String {
-        let cmd = self.spec.display_masked(redactor);
+    pub fn display(&self) -> String {
+        let cmd = self.spec.display();
         match &self.cwd {
             Some(dir) => format!("{cmd} (in {})", dir.display()),
             None => cmd,
@@ -82,7 +81,7 @@ pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> 
     act(
         state,
         &call.spec,
-        &call.display(&state.services.redactor),
+        &call.display(),
         call.read_only,
         &Hints { spawn: &spawn, other: Some("see the step's output") },
     )

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cancel::Interrupt;
-use crate::secrets::Redactor;
 
 /// How much of each stream a result keeps in memory by default.
 pub const DEFAULT_CAPTURE: usize = 4 << 20;
@@ -32,21 +31,11 @@ impl CommandSpec {
         Self { program: program.into(), args, capture: DEFAULT_CAPTURE, ..Self::default() }
     }
 
-    /// The argv as a shell would need it quoted. Output shows
-    /// [`CommandSpec::display_masked`] instead wherever a redactor is at hand.
+    /// The argv as a shell would need it quoted: what `would run:` and
+    /// errors show. It is masked where it reaches an output, and the
+    /// redactor knows the quoted form of a secret (`'it'\''s'`) too.
     pub fn display(&self) -> String {
         std::iter::once(&self.program).chain(&self.args).map(|a| quote(a)).collect::<Vec<_>>().join(" ")
-    }
-
-    /// What `would run:` and errors show: each argument masked, then quoted.
-    /// Quoting first would split a secret holding `'` (`'it'\''s'`) so the
-    /// masker no longer sees it.
-    pub fn display_masked(&self, redactor: &Redactor) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|a| quote(&redactor.redact(a)))
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 }
 
@@ -142,10 +131,10 @@ mod tests {
     }
 
     #[test]
-    fn display_masks_each_argument_before_quoting() {
-        let redactor = Redactor::new();
+    fn a_quoted_secret_is_still_masked() {
+        let redactor = crate::secrets::Redactor::new();
         redactor.add("pa'ss word");
         let spec = CommandSpec::new("login", vec!["--password=pa'ss word".into(), "pa'ss word".into()]);
-        assert_eq!(spec.display_masked(&redactor), "login '--password=***' '***'");
+        assert_eq!(redactor.redact(&spec.display()), "login '--password=***' '***'");
     }
 }

@@ -15,6 +15,9 @@ pub type OutputSink<'a> = Box<dyn Fn(Stream, String, bool) + 'a>;
 pub trait Observer {
     /// Whether a child started now belongs to no step (`detach: true`).
     fn detached(&self) -> bool;
+    /// A child tagged `tag` is about to start: whatever must outlive
+    /// capstan to kill it (the reaper) is told before it exists.
+    fn starting(&self, _tag: &str) {}
     /// A child's process group exists; it must be killed if the run stops.
     fn started(&self, group: &Tree);
     /// The group's leader was waited for.

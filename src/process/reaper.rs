@@ -2,8 +2,9 @@
 //! the children capstan is running if capstan itself dies without cleaning
 //! up (SIGKILL, the OOM killer, a crash).
 //!
-//! capstan tells it, over a pipe, its run token (`@TOKEN`), each process
-//! tree it starts (`+PGID TAG`) and each one that is done (`-PGID TAG`).
+//! capstan tells it, over a pipe, its run token (`@TOKEN`), each child's tag
+//! before the child exists (`+0 TAG`), each process tree it starts
+//! (`+PGID TAG`) and each one that is done (`-PGID TAG`).
 //! When the pipe closes, because capstan exited for whatever reason, the
 //! reaper kills the trees still listed and whatever the run's children left
 //! in the background (their tags start with the token; detached steps' do
@@ -37,6 +38,11 @@ enum Pipe {
 }
 
 impl Reaper {
+    /// Told before the child is spawned: the tag alone (group 0, none yet).
+    pub fn starting(&self, tag: &str) {
+        self.send(&format!("+0 {tag}\n"));
+    }
+
     pub fn started(&self, tree: &Tree) {
         self.send(&format!("+{} {}\n", tree.pgid, tree.tag));
     }
@@ -92,7 +98,8 @@ pub fn run() -> i32 {
         } else if let Some(tree) = line.strip_prefix('+').and_then(parse_tree) {
             trees.push(tree);
         } else if let Some(tree) = line.strip_prefix('-').and_then(parse_tree) {
-            trees.retain(|t| *t != tree);
+            // Its tag's entries go with it (the one sent before it started too).
+            trees.retain(|t| t.tag != tree.tag);
         }
     }
     super::tree::kill_listed(&trees);

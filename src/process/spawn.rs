@@ -31,6 +31,7 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 pub fn execute(observer: &dyn Observer, spec: &CommandSpec) -> Result<Outcome, ProcessError> {
     let start = Instant::now();
     let tag = tree::new_tag(observer.detached());
+    observer.starting(&tag);
     let mut command = Command::new(&spec.program);
     command.args(&spec.args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if spec.stdin.is_some() {
         Stdio::piped()

@@ -10,8 +10,6 @@ use std::sync::Arc;
 use rustyline::error::ReadlineError;
 use rustyline::history::{FileHistory, History};
 use rustyline::{CompletionType, Config, Editor};
-use sha2::{Digest, Sha256};
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::editor::{self, ReplHelper};
 use super::session::{Reply, Session};
@@ -20,20 +18,18 @@ use crate::cli::args::ReplArgs;
 use crate::error::Error;
 use crate::events::{EventKind, Status};
 use crate::exit;
-use crate::launch::{load, playbook_root};
+use crate::launch::playbook_root;
 use crate::playbook::Inputs;
-use crate::report::{self, Recorder, Terminal, TerminalStyle};
-use crate::secrets::Redactor;
+use crate::report::{self, Terminal, TerminalStyle};
 use crate::services::Services;
-use crate::state::{Mode, RunState, Settings};
+use crate::session::{self as base, Signal};
+use crate::state::Settings;
 
 pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let root = args.playbook.as_deref().map_or_else(|| PathBuf::from("."), playbook_root);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
-    let inputs = Inputs::load(args.inputs.params_file.as_deref(), &args.inputs.params)
-        .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))?;
-    let services =
-        Arc::new(Services::new(report::format::new_run_id().into(), Arc::new(Redactor::new()), args.dry_run));
+    let inputs = base::inputs(&args.inputs)?;
+    let services = base::services(report::format::new_run_id().into(), args.dry_run);
 
     let busy = Arc::new(AtomicBool::new(false));
     let quit = Arc::new(AtomicBool::new(false));
@@ -56,38 +52,29 @@ fn watch_signals(
     flags: &Flags,
     record: &Arc<std::sync::Mutex<report::RunRecord>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    let _entered = runtime.enter();
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigterm = signal(SignalKind::terminate()).ok();
     let saved_terminal = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
     let (services, busy, quit) = (services.clone(), flags.busy.clone(), flags.quit.clone());
     let record = record.clone();
     let started = std::time::Instant::now();
-    Some(runtime.spawn(async move {
-        loop {
-            tokio::select! {
-                Some(()) = async { sigint.as_mut()?.recv().await } => {
-                    if busy.load(Ordering::SeqCst) {
-                        services.interrupt();
-                    }
-                }
-                Some(()) = async { sigterm.as_mut()?.recv().await } => {
-                    quit.store(true, Ordering::SeqCst);
-                    if !busy.load(Ordering::SeqCst) {
-                        end_journal(&services, &record, started.elapsed());
-                        if let Some(t) = &saved_terminal {
-                            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
-                        }
-                        crate::errln!();
-                        std::process::exit(exit::INTERRUPTED);
-                    }
-                    services.interrupt();
-                }
-                else => break,
+    base::watch_signals(move |received| match received {
+        Signal::Interrupt => {
+            if busy.load(Ordering::SeqCst) {
+                services.interrupt();
             }
         }
-    }))
+        Signal::Terminate => {
+            quit.store(true, Ordering::SeqCst);
+            if !busy.load(Ordering::SeqCst) {
+                end_journal(&services, &record, started.elapsed());
+                if let Some(t) = &saved_terminal {
+                    let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
+                }
+                crate::errln!();
+                std::process::exit(exit::INTERRUPTED);
+            }
+            services.interrupt();
+        }
+    })
 }
 
 /// SIGTERM at the prompt: close the session's run in the journal (if a
@@ -134,19 +121,14 @@ fn session_loop(
     services: Arc<Services>,
     flags: &Flags,
 ) -> Result<(), Error> {
-    let (recorder, record) = Recorder::new();
-    services.bus.add_sink(Box::new(recorder));
     let current = view::Current::default();
     let style = if std::io::stderr().is_terminal() { TerminalStyle::Human } else { TerminalStyle::Plain };
-    services.bus.add_sink(Box::new(View::new(Box::new(Terminal::new(style, true, false)), current.clone())));
-
-    let mut state = RunState::new(services.clone(), inputs, Mode::Run);
-    state.settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, &journal_root);
-    state.record = record.clone();
-    let state = Arc::new(state);
-    let engine = crate::engine::build(&state, root);
+    let view = View::new(Box::new(Terminal::new(style, true, false)), current.clone());
+    let settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, &journal_root);
+    let base::Session { state, engine, record, .. } =
+        base::Session::build(services.clone(), inputs, settings, root, |_| Box::new(view), |_| {});
     let loaded = match &args.playbook {
-        Some(path) => Some(load(&engine, path, &services.redactor)?),
+        Some(path) => Some(base::load(&engine, &services, path)?),
         None => None,
     };
     let mut session = Session::new(state.clone(), engine, journal_root, record.clone(), current);
@@ -174,20 +156,17 @@ fn session_loop(
 
     let watcher = watch_signals(&services, flags, &record);
 
-    for name in &args.guards.locks {
-        crate::primitives::guard::take(&state, name).map_err(|e| Error::script(&e, "--lock", &services.redactor))?;
-    }
+    base::take_locks(&state, &args.guards.locks, "--lock")?;
     session.hold_session_locks();
 
     if let Some(loaded) = &loaded {
-        crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
         let display = loaded.path.to_string_lossy().into_owned();
-        let sha256 = std::fs::read(&loaded.path).map(|b| format!("{:x}", Sha256::digest(b))).unwrap_or_default();
+        let sha256 = base::sha256(&loaded.path);
         flags.busy.store(true, Ordering::SeqCst);
         let loaded_ok = session.load(&display, &loaded.ast, sha256);
         flags.busy.store(false, Ordering::SeqCst);
         if let Err(e) = loaded_ok {
-            let diagnostic = crate::diagnostics::render_eval(&e, &display, &services.redactor);
+            let diagnostic = services.render_error(&e, &display);
             return Err(if services.cancel.was_signalled() {
                 Error::Failed { code: exit::INTERRUPTED, diagnostic: Some(diagnostic) }
             } else {
@@ -217,7 +196,7 @@ fn session_loop(
             continue;
         }
         // History is an output too: secrets are masked in it.
-        let _ = editor.add_history_entry(services.redactor.redact(&line).into_owned());
+        let _ = editor.add_history_entry(services.mask(&line).into_owned());
         if let Some(path) = &history {
             save_history(&mut editor, path);
         }
@@ -230,12 +209,12 @@ fn session_loop(
         }
         match reply {
             Reply::Value(v) => {
-                if let Some(text) = show(&v, &services.redactor) {
+                if let Some(text) = show(&v, &services) {
                     crate::launch::print_data(&text);
                 }
             }
             Reply::Text(t) if t.is_empty() => {}
-            Reply::Text(t) => crate::launch::print_data(&services.redactor.redact(&t)),
+            Reply::Text(t) => crate::launch::print_data(&services.mask(&t)),
             Reply::Error(e) => crate::err!("{e}"),
             Reply::Quit => break,
         }
@@ -280,14 +259,14 @@ fn banner(session: &Session) {
         text.push_str(" · dry-run on");
     }
     // Phase names are built by the playbook and may hold a secret.
-    let text = session.state.services.redactor.redact(&text).into_owned();
+    let text = session.state.services.mask(&text).into_owned();
     crate::errln!("{}", dim(text));
     crate::errln!("{}", dim(":help for commands, Tab completes, Ctrl-C cancels a command, Ctrl-D quits".into()));
 }
 
 /// A result as the user reads it: strings quoted, maps and arrays as
 /// indented JSON, nothing for `()`. Secrets are masked.
-fn show(value: &rhai::Dynamic, redactor: &Redactor) -> Option<String> {
+fn show(value: &rhai::Dynamic, services: &Services) -> Option<String> {
     if value.is_unit() {
         return None;
     }
@@ -298,5 +277,5 @@ fn show(value: &rhai::Dynamic, redactor: &Redactor) -> Option<String> {
     } else {
         value.to_string()
     };
-    Some(redactor.redact(&text).into_owned())
+    Some(services.mask(&text).into_owned())
 }

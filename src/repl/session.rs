@@ -141,7 +141,7 @@ impl Session {
                 ast.set_source(SOURCE);
                 ast
             }
-            Err(e) => return Reply::Error(crate::diagnostics::render_parse(&e, SOURCE, &self.services().redactor)),
+            Err(e) => return Reply::Error(self.services().render_parse_error(&e, SOURCE)),
         };
         self.open_journal();
         if !self.repl_phase_open {
@@ -155,7 +155,7 @@ impl Session {
             name.push('…');
         }
         // The bus masks secrets in step names; the view compares masked names.
-        let name: Arc<str> = self.services().redactor.redact(&name).into();
+        let name: Arc<str> = self.services().mask(&name).into();
         let at = Location {
             phase: Some(view::PHASE.into()),
             step: Some(name.clone()),
@@ -199,7 +199,7 @@ impl Session {
             Err(e) if status == Status::Interrupted => {
                 Reply::Error(format!("interrupted: {}\n", executor::classify::describe(&e)))
             }
-            Err(e) => Reply::Error(crate::diagnostics::render_eval(&e, SOURCE, &self.services().redactor)),
+            Err(e) => Reply::Error(self.services().render_error(&e, SOURCE)),
         }
     }
 
@@ -243,7 +243,7 @@ impl Session {
                     .scope
                     .iter_raw()
                     .map(|(name, constant, value)| {
-                        let shown = self.services().redactor.redact(&format!("{value:?}")).into_owned();
+                        let shown = self.services().mask(&format!("{value:?}")).into_owned();
                         let kind = if constant { "const" } else { "let" };
                         format!("{kind} {name} = {shown}")
                     })
@@ -308,11 +308,8 @@ impl Session {
             code => {
                 self.failures += 1;
                 let display = self.playbook.clone().unwrap_or_default();
-                let detail = outcome
-                    .error
-                    .as_deref()
-                    .map(|e| crate::diagnostics::render_eval(e, &display, &self.services().redactor))
-                    .unwrap_or_default();
+                let detail =
+                    outcome.error.as_deref().map(|e| self.services().render_error(e, &display)).unwrap_or_default();
                 let what = match code {
                     exit::INTERRUPTED => "interrupted; undo done",
                     exit::UNDO_FAILED => "failed, and an undo failed too: a person must act",

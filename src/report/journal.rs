@@ -140,10 +140,7 @@ impl Journal {
         if self.lost {
             return;
         }
-        let written = serde_json::to_writer(&mut self.events, event)
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.events.write_all(b"\n"));
-        if let Err(e) = written {
+        if let Err(e) = event.write_json_line(&mut self.events) {
             self.events_failed(&e);
         }
     }

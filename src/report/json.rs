@@ -25,9 +25,7 @@ impl Sink for JsonLines {
             return;
         }
         // A closed stdout (`| head`) must not stop the run.
-        if serde_json::to_writer(&mut self.out, event).is_ok() {
-            let _ = self.out.write_all(b"\n");
-        }
+        let _ = event.write_json_line(&mut self.out);
         if !matches!(event.kind, EventKind::Output { .. }) {
             let _ = self.out.flush();
         }

@@ -15,6 +15,10 @@ impl Observer for Services {
         frame::detached()
     }
 
+    fn starting(&self, tag: &str) {
+        self.reaper_told_of(tag);
+    }
+
     fn started(&self, group: &Tree) {
         self.track_group(group);
         frame::record_group(group);

@@ -1,6 +1,13 @@
 //! Where the script is, per thread: the phase, the step path, the deadlines
 //! of the enclosing steps and the process groups they started. `parallel`
 //! copies the stack into each branch's thread.
+//!
+//! A step sets its deadline on its frame ([`Frame::set_timeout`]); [`check`]
+//! is the one function that decides whether work must stop (Ctrl-C, the
+//! run's `--timeout`, the top level's budget, a failed sibling branch, a
+//! step's timeout). It is polled from one place per kind of wait: script
+//! operations (`engine::build`'s `on_progress`), sleeps and futures
+//! ([`super::wait`]), and children (`process::spawn` through the observer).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +40,20 @@ pub struct Frame {
     pub detach: bool,
 }
 
+impl Deadline {
+    /// `limit` from now; none when the clock cannot reach it.
+    pub fn after(limit: Duration) -> Option<Self> {
+        Instant::now().checked_add(limit).map(|at| Self { at, limit })
+    }
+}
+
 impl Frame {
+    /// A step's `timeout` for the attempt about to run. [`check`] is what
+    /// reports it, to whichever wait polls it.
+    pub fn set_timeout(&mut self, limit: Option<Duration>) {
+        self.deadline = limit.and_then(Deadline::after);
+    }
+
     pub fn new(at: Location) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self {

@@ -110,6 +110,29 @@ impl Services {
         self.bus.emit(kind);
     }
 
+    /// Text bound for an output that is not an event (a rendered error, a
+    /// REPL result, `list` and `ci` data, a prompt), masked as the bus
+    /// masks events.
+    pub fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.bus.mask(text)
+    }
+
+    /// A JSON document bound for an output (`list --json`, a webhook body), masked.
+    pub fn mask_json(&self, value: &mut serde_json::Value) {
+        self.bus.mask_json(value);
+    }
+
+    /// A script error rendered with its position and trace, masked: what
+    /// every command prints when a playbook fails.
+    pub fn render_error(&self, error: &rhai::EvalAltResult, playbook: &str) -> String {
+        self.mask(&crate::diagnostics::render_eval(error, playbook)).into_owned()
+    }
+
+    /// A compile error rendered with its position, masked.
+    pub fn render_parse_error(&self, error: &rhai::ParseError, source: &str) -> String {
+        self.mask(&crate::diagnostics::render_parse(error, source)).into_owned()
+    }
+
     /// Continue numbering after an earlier attempt's steps (`--resume`).
     pub fn start_step_seq_after(&self, seq: u32) {
         self.step_seq.store(seq, Ordering::Relaxed);
@@ -117,6 +140,13 @@ impl Services {
 
     pub fn next_step_seq(&self) -> u32 {
         self.step_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A child with this tag is about to start: the reaper (started now if
+    /// it is not running) knows it before it exists, so a SIGKILL of
+    /// capstan at any moment after leaves nothing of it behind.
+    pub fn reaper_told_of(&self, tag: &str) {
+        self.reaper.starting(tag);
     }
 
     /// A child's process group is alive; a signal to capstan must kill it.

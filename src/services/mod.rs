@@ -1,10 +1,12 @@
-//! The services handle every primitive receives: the event bus, the
-//! redactor, cancellation, and the one dry-run decision. Primitives never
-//! print; they emit through this handle.
+//! The services handle every primitive receives: the event bus (which
+//! masks), cancellation, the one dry-run decision, waiting ([`wait`]) and
+//! retrying ([`retry`]). Primitives never print; they emit through this
+//! handle.
 
 mod children;
 pub mod frame;
 mod handle;
+pub mod retry;
 pub mod wait;
 
 pub use handle::{Action, JournalHealth, Services};

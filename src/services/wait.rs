@@ -1,5 +1,6 @@
-//! Waiting on the script thread: a sleep and a `block_on` that Ctrl-C, the
-//! run's timeout and step timeouts cut short.
+//! Waiting on the script thread: the one cancellable sleep and the one
+//! "run a future until cancelled" (`block_on`). Ctrl-C, the run's timeout
+//! and step timeouts cut both short, as [`frame::check`] reports them.
 
 use std::time::{Duration, Instant};
 

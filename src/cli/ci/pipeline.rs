@@ -11,13 +11,13 @@
 
 use std::path::Path;
 
-use crate::diagnostics;
 use crate::error::Error;
 use crate::executor;
-use crate::launch::{inspection, load, playbook_root};
+use crate::launch::{load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
 use crate::secrets::Redactor;
+use crate::session::inspection;
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
@@ -49,8 +49,8 @@ pub struct Pipeline {
     pub jobs: Vec<Job>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
-    /// Knows the values of the secrets the top level read.
-    pub redactor: std::sync::Arc<Redactor>,
+    /// Knows the values of the secrets the top level read; masks the text.
+    pub services: std::sync::Arc<crate::services::Services>,
 }
 
 pub struct Job {
@@ -80,15 +80,16 @@ impl Pipeline {
     /// does; bad input is the same error.
     pub fn inspect(path: &Path) -> Result<Self, Error> {
         let (state, engine) = inspection(&playbook_root(path), crate::state::TopLevelBudget::default());
-        let redactor = state.services.redactor.clone();
-        let loaded = load(&engine, path, &redactor)?;
+        let services = state.services.clone();
+        let redactor = services.redactor.clone();
+        let loaded = load(&engine, path, &services)?;
         scan::mask_secrets_early(&loaded.ast, &redactor);
         state
             .services
             .cancel
             .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
         if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-            return Err(Error::Script { diagnostic: diagnostics::render_eval(&e, &path.to_string_lossy(), &redactor) });
+            return Err(Error::Script { diagnostic: services.render_error(&e, &path.to_string_lossy()) });
         }
         let model = state.model().clone();
         if model.phases.is_empty() {
@@ -131,7 +132,7 @@ impl Pipeline {
             .iter()
             .filter_map(|decl| Param::from_decl(decl, &redactor, from_secrets.contains(&decl.name)))
             .collect();
-        Ok(Self { playbook, stem, jobs, params, secrets, redactor })
+        Ok(Self { playbook, stem, jobs, params, secrets, services })
     }
 
     /// The `capstan run` command line of job `index`.
