@@ -1,5 +1,5 @@
 //! Cancellation: Ctrl-C / SIGTERM, the run's `--timeout`, and the reasons a
-//! script or a child is stopped, encoded so they survive a trip through Rhai.
+//! script or a child is stopped, carried through Rhai as a [`Stop`] value.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -18,52 +18,11 @@ pub enum Interrupt {
     Aborted,
     /// The top level ran past its budget (it only declares; it must end).
     TopLevelBudget,
-    /// The journal could not be written (the token carries why).
+    /// The journal could not be written (the [`Stop`] carries why).
     JournalLost,
 }
 
-const PREFIX: &str = "capstan:interrupt:";
-
 impl Interrupt {
-    /// The termination token handed to Rhai (`ErrorTerminated`).
-    pub fn token(self) -> String {
-        match self {
-            Interrupt::Signal => format!("{PREFIX}signal"),
-            Interrupt::RunTimeout => format!("{PREFIX}run-timeout"),
-            Interrupt::StepTimeout { frame, limit_ms } => format!("{PREFIX}step-timeout:{frame}:{limit_ms}"),
-            Interrupt::Aborted => format!("{PREFIX}aborted"),
-            Interrupt::TopLevelBudget => format!("{PREFIX}top-level-budget"),
-            Interrupt::JournalLost => format!("{PREFIX}journal-lost"),
-        }
-    }
-
-    /// The token of [`Interrupt::JournalLost`], with what failed.
-    pub fn journal_lost_token(detail: &str) -> String {
-        format!("{PREFIX}journal-lost:{detail}")
-    }
-
-    /// What a token says beyond its kind (why the journal was lost).
-    pub fn detail(token: &str) -> Option<&str> {
-        token.strip_prefix(PREFIX)?.strip_prefix("journal-lost:")
-    }
-
-    pub fn from_token(token: &str) -> Option<Self> {
-        let rest = token.strip_prefix(PREFIX)?;
-        Some(match rest {
-            "signal" => Interrupt::Signal,
-            "run-timeout" => Interrupt::RunTimeout,
-            "aborted" => Interrupt::Aborted,
-            "top-level-budget" => Interrupt::TopLevelBudget,
-            r if r == "journal-lost" || r.starts_with("journal-lost:") => Interrupt::JournalLost,
-            _ => {
-                let mut parts = rest.strip_prefix("step-timeout:")?.split(':');
-                let frame = parts.next()?.parse().ok()?;
-                let limit_ms = parts.next()?.parse().ok()?;
-                Interrupt::StepTimeout { frame, limit_ms }
-            }
-        })
-    }
-
     pub fn message(self) -> String {
         match self {
             Interrupt::Signal => "interrupted".into(),
@@ -79,6 +38,37 @@ impl Interrupt {
             ),
             Interrupt::JournalLost => "the journal could not be written".into(),
         }
+    }
+}
+
+/// What a stopped script carries in Rhai's `ErrorTerminated`: the reason as
+/// data, matched on where the error lands, never parsed back from text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: Interrupt,
+    /// What failed and where, for [`Interrupt::JournalLost`].
+    pub detail: Option<String>,
+}
+
+impl Stop {
+    pub fn new(reason: Interrupt) -> Self {
+        Self { reason, detail: None }
+    }
+
+    /// The journal could not be written; `detail` says what, where and why.
+    pub fn journal_lost(detail: impl Into<String>) -> Self {
+        Self { reason: Interrupt::JournalLost, detail: Some(detail.into()) }
+    }
+
+    /// The stop a termination payload holds; `None` for any other value.
+    pub fn of(payload: &rhai::Dynamic) -> Option<Self> {
+        payload.read_lock::<Stop>().map(|stop| stop.clone())
+    }
+}
+
+impl From<Stop> for rhai::Dynamic {
+    fn from(stop: Stop) -> Self {
+        rhai::Dynamic::from(stop)
     }
 }
 
@@ -165,17 +155,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip() {
+    fn stops_survive_a_trip_through_a_dynamic() {
         for i in [
             Interrupt::Signal,
             Interrupt::RunTimeout,
             Interrupt::Aborted,
             Interrupt::TopLevelBudget,
-            Interrupt::JournalLost,
             Interrupt::StepTimeout { frame: 7, limit_ms: 1500 },
         ] {
-            assert_eq!(Interrupt::from_token(&i.token()), Some(i));
+            assert_eq!(Stop::of(&Stop::new(i).into()), Some(Stop::new(i)));
         }
-        assert_eq!(Interrupt::from_token("user token"), None);
+        let lost = Stop::journal_lost("disk full");
+        assert_eq!(Stop::of(&lost.clone().into()), Some(lost));
+        assert_eq!(Stop::of(&rhai::Dynamic::from("capstan:interrupt:signal")), None);
     }
 }

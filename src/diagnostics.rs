@@ -263,9 +263,9 @@ fn eval_hint(err: &EvalAltResult) -> Option<String> {
         EvalAltResult::ErrorDataTooLarge(..) => {
             "strings are limited to 16 MiB and arrays to a million items; stream large data through files".into()
         }
-        EvalAltResult::ErrorTerminated(token, _)
-            if crate::cancel::Interrupt::from_token(&token.to_string())
-                == Some(crate::cancel::Interrupt::TopLevelBudget) =>
+        EvalAltResult::ErrorTerminated(payload, _)
+            if crate::cancel::Stop::of(payload)
+                .is_some_and(|s| s.reason == crate::cancel::Interrupt::TopLevelBudget) =>
         {
             "the top level only declares phases, params and secrets; move loops and work into a phase".into()
         }

@@ -4,7 +4,7 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-use crate::cancel::Interrupt;
+use crate::cancel::{Interrupt, Stop};
 
 pub type RhaiResultOf<T> = Result<T, Box<rhai::EvalAltResult>>;
 
@@ -55,33 +55,104 @@ impl FailureKind {
     }
 }
 
-pub fn failure(kind: FailureKind, message: impl Into<String>) -> Box<EvalAltResult> {
-    failure_map(kind, message.into(), None)
+/// A failure on the host side (a missing param, a refused gate, a tool
+/// that exited non-zero), as data. Converting it into a script error is the
+/// one way a host failure becomes the map a script catches:
+/// `#{ kind, message, hint, data }`, `hint` and `data` only when present.
+#[derive(Debug, Clone)]
+pub struct HostFailure {
+    pub kind: FailureKind,
+    /// What went wrong, in words; kept as scripts and tests know it.
+    pub message: String,
+    /// What to do next.
+    pub hint: Option<String>,
+    /// What the failure is about, for a script that looks closer (a tool's
+    /// `program`, `args`, `exit_code`, `stderr`).
+    pub data: Map,
 }
 
-pub fn failure_with_hint(kind: FailureKind, message: impl Into<String>, hint: impl Into<String>) -> Box<EvalAltResult> {
-    failure_map(kind, message.into(), Some(hint.into()))
-}
-
-fn failure_map(kind: FailureKind, message: String, hint: Option<String>) -> Box<EvalAltResult> {
-    let mut map = Map::new();
-    map.insert("kind".into(), kind.as_str().into());
-    map.insert("message".into(), message.into());
-    if let Some(h) = hint {
-        map.insert("hint".into(), h.into());
+impl HostFailure {
+    /// `message` may be text or a typed error; the script sees its words.
+    pub fn new(kind: FailureKind, message: impl std::fmt::Display) -> Self {
+        Self { kind, message: message.to_string(), hint: None, data: Map::new() }
     }
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(map), Position::NONE))
+
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_data(mut self, key: &str, value: impl Into<Dynamic>) -> Self {
+        self.data.insert(key.into(), value.into());
+        self
+    }
+
+    /// The host failure behind an error (the innermost one), if it is one:
+    /// a map whose `kind` is one of capstan's.
+    pub fn of(err: &EvalAltResult) -> Option<Self> {
+        let EvalAltResult::ErrorRuntime(value, _) = innermost(err) else { return None };
+        let map = value.read_lock::<Map>()?;
+        let text = |key: &str| map.get(key).map(ToString::to_string);
+        let kind = FailureKind::of(err)?;
+        Some(Self {
+            kind,
+            message: text("message").unwrap_or_default(),
+            hint: text("hint"),
+            data: map.get("data").and_then(|d| d.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default(),
+        })
+    }
+}
+
+impl From<HostFailure> for Box<EvalAltResult> {
+    fn from(failure: HostFailure) -> Self {
+        let mut map = Map::new();
+        map.insert("kind".into(), failure.kind.as_str().into());
+        map.insert("message".into(), failure.message.into());
+        if let Some(h) = failure.hint {
+            map.insert("hint".into(), h.into());
+        }
+        if !failure.data.is_empty() {
+            map.insert("data".into(), failure.data.into());
+        }
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(map), Position::NONE))
+    }
+}
+
+pub fn failure(kind: FailureKind, message: impl std::fmt::Display) -> Box<EvalAltResult> {
+    HostFailure::new(kind, message).into()
+}
+
+pub fn failure_with_hint(
+    kind: FailureKind,
+    message: impl std::fmt::Display,
+    hint: impl Into<String>,
+) -> Box<EvalAltResult> {
+    HostFailure::new(kind, message).with_hint(hint).into()
 }
 
 /// Stop the script: not catchable, unwinds to the step or run that owns it.
 pub fn terminated(reason: Interrupt) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(reason.token().into(), Position::NONE))
+    stopped(Stop::new(reason))
 }
 
 /// Stop the run because the journal could not be written; `detail` says
 /// what, where and why.
 pub fn journal_lost(detail: &str) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(Interrupt::journal_lost_token(detail).into(), Position::NONE))
+    stopped(Stop::journal_lost(detail))
+}
+
+fn stopped(stop: Stop) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(stop.into(), Position::NONE))
+}
+
+/// The capstan stop behind an error, if the innermost error is one.
+pub fn stop(err: &EvalAltResult) -> Option<Stop> {
+    match innermost(err) {
+        EvalAltResult::ErrorTerminated(payload, _) => Stop::of(payload),
+        _ => None,
+    }
 }
 
 /// The innermost error of a chain of function-call and module wrappers.
@@ -113,15 +184,13 @@ pub fn error_message(err: &EvalAltResult) -> String {
             }
             v.to_string()
         }
-        EvalAltResult::ErrorTerminated(token, _) => {
-            let token = token.to_string();
-            if let Some(detail) = Interrupt::detail(&token) {
-                return format!(
-                    "the journal could not be written: {detail}, as a run without its journal could not be resumed"
-                );
+        EvalAltResult::ErrorTerminated(payload, _) => match Stop::of(payload) {
+            Some(Stop { detail: Some(detail), .. }) => {
+                format!("the journal could not be written: {detail}, as a run without its journal could not be resumed")
             }
-            Interrupt::from_token(&token).map_or_else(|| format!("terminated: {token}"), Interrupt::message)
-        }
+            Some(stop) => stop.reason.message(),
+            None => format!("terminated: {payload}"),
+        },
         EvalAltResult::ErrorInModule(path, inner, _) => format!("in module \"{path}\": {}", error_message(inner)),
         other => {
             let mut text = other.to_string();
@@ -155,5 +224,20 @@ mod tests {
         assert_eq!(error_kind(&err).as_deref(), Some("missing_param"));
         assert_eq!(error_hint(&err).as_deref(), Some("pass x"));
         assert_eq!(FailureKind::of(&terminated(Interrupt::Signal)), None);
+    }
+
+    #[test]
+    fn a_host_failure_round_trips_through_its_map() {
+        let err: Box<EvalAltResult> =
+            HostFailure::new(FailureKind::Command, "exit 3").with_hint("look").with_data("exit_code", 3_i64).into();
+        let back = HostFailure::of(&err).unwrap();
+        assert_eq!(
+            (back.kind, back.message.as_str(), back.hint.as_deref()),
+            (FailureKind::Command, "exit 3", Some("look"))
+        );
+        assert_eq!(back.data.get("exit_code").and_then(|v| v.as_int().ok()), Some(3));
+        let EvalAltResult::ErrorRuntime(map, _) = *failure(FailureKind::Gate, "no") else { panic!() };
+        let keys: Vec<String> = map.cast::<Map>().keys().map(ToString::to_string).collect();
+        assert_eq!(keys, ["kind", "message"]);
     }
 }

@@ -1,13 +1,13 @@
 //! What every command does around running a playbook, shared by the command
-//! line and the REPL: read and compile it, find its folder, report a usage
-//! error, write data to the command's output.
+//! line and the REPL: read and compile it, find its folder, write data to
+//! the command's output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::engine;
-use crate::exit;
+use crate::error::Error;
 use crate::services::Services;
 
 static OUTPUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
@@ -35,15 +35,6 @@ pub(crate) fn send_output_to(file: std::fs::File) {
     let _ = OUTPUT_FILE.set(file);
 }
 
-/// Print a usage-level error (exit 2): nothing ran.
-pub fn usage_error(message: &str, hint: Option<&str>) -> i32 {
-    crate::errln!("{} {message}", console::style("error:").red().bold());
-    if let Some(h) = hint {
-        crate::errln!("   = hint: {h}");
-    }
-    exit::USAGE
-}
-
 /// A playbook read from disk and compiled.
 pub struct Loaded {
     pub path: PathBuf,
@@ -52,31 +43,28 @@ pub struct Loaded {
     pub text: String,
 }
 
-/// Read and compile a playbook; on failure print the diagnostic and return
-/// the exit code (2).
-pub fn load(engine: &rhai::Engine, path: &Path, services: &Services) -> Result<Loaded, i32> {
+/// Read and compile a playbook.
+pub fn load(engine: &rhai::Engine, path: &Path, services: &Services) -> Result<Loaded, Error> {
     let text = read_playbook(path)?;
-    compile_text(engine, path, &text, services).map_err(|diagnostic| {
-        crate::err!("{diagnostic}");
-        exit::USAGE
-    })
+    compile_text(engine, path, &text, services)
 }
 
-/// A playbook's text; on failure print the error and return the exit code (2).
-pub(crate) fn read_playbook(path: &Path) -> Result<String, i32> {
+/// A playbook's text.
+pub(crate) fn read_playbook(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path)
-        .map_err(|e| usage_error(&format!("cannot read playbook {}: {e}", path.display()), Some("check the path")))
+        .map_err(|e| Error::io("cannot read playbook", path.to_path_buf(), e).with_hint("check the path"))
 }
 
-/// Compile a playbook's text; on failure the rendered diagnostic (exit 2).
+/// Compile a playbook's text; a compile error is an [`Error::Script`] with
+/// its diagnostic, masked.
 pub(crate) fn compile_text(
     engine: &rhai::Engine,
     path: &Path,
     text: &str,
     services: &Services,
-) -> Result<Loaded, String> {
-    let ast =
-        engine::compile(engine, path, text).map_err(|e| services.render_parse_error(&e, &path.to_string_lossy()))?;
+) -> Result<Loaded, Error> {
+    let ast = engine::compile(engine, path, text)
+        .map_err(|e| Error::Script { diagnostic: services.render_parse_error(&e, &path.to_string_lossy()) })?;
     Ok(Loaded { path: path.to_path_buf(), ast, text: text.to_string() })
 }
 

@@ -7,10 +7,11 @@
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
 //! masked by [`secrets`] and consumed by the [`report`] sinks;
-//! [`diagnostics`] renders errors. [`session`] builds what `run` and the
-//! REPL share (inputs, services, sinks, state, engine, signals); [`launch`]
-//! is what every subcommand shares around a playbook; [`replay`] is what a run keeps of its
-//! steps' values for `--resume`.
+//! [`diagnostics`] renders script errors; every command fails with one
+//! [`error::Error`], rendered once in [`cli`]'s dispatch. [`session`] builds
+//! what `run` and the REPL share (inputs, services, sinks, state, engine,
+//! signals); [`launch`] is what every subcommand shares around a playbook;
+//! [`replay`] is what a run keeps of its steps' values for `--resume`.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
 //! vocabulary, [`cancel`]lation reasons, the [`lock`] file. A file never
@@ -50,6 +51,7 @@ pub mod cli;
 pub mod compliance;
 pub mod diagnostics;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod executor;
 pub mod exit;

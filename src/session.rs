@@ -12,10 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::args::InputArgs;
+use crate::error::Error;
 use crate::events::Sink;
-use crate::exit;
-use crate::failure::FailureKind;
-use crate::launch::{usage_error, Loaded};
+use crate::launch::Loaded;
 use crate::playbook::Inputs;
 use crate::report::{Recorder, RunRecord};
 use crate::secrets::Redactor;
@@ -57,32 +56,27 @@ impl Session {
 }
 
 /// Read and compile the playbook, and learn the secrets its literals name
-/// before anything can print them. On failure the diagnostic is printed and
-/// the exit code returned (2).
-pub fn load(engine: &rhai::Engine, services: &Services, path: &Path) -> Result<Loaded, i32> {
+/// before anything can print them.
+pub fn load(engine: &rhai::Engine, services: &Services, path: &Path) -> Result<Loaded, Error> {
     let loaded = crate::launch::load(engine, path, services)?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     Ok(loaded)
 }
 
-/// Take the `--lock`s for as long as the state lives. On failure the error
-/// is printed (as coming from `shown_as`) and the exit code returned: 3 when
-/// another run holds the lock, 2 otherwise.
-pub fn take_locks(state: &RunState, names: &[String], shown_as: &str) -> Result<(), i32> {
+/// Take the `--lock`s for as long as the state lives. A failure is rendered
+/// as coming from `shown_as`: [`Error::Blocked`] when another run holds the
+/// lock, [`Error::Script`] otherwise.
+pub fn take_locks(state: &RunState, names: &[String], shown_as: &str) -> Result<(), Error> {
     for name in names {
-        if let Err(e) = crate::primitives::guard::take(state, name) {
-            crate::err!("{}", state.services.render_error(&e, shown_as));
-            return Err(if FailureKind::of(&e) == Some(FailureKind::Blocked) { exit::BLOCKED } else { exit::USAGE });
-        }
+        crate::primitives::guard::take(state, name).map_err(|e| Error::script(&e, shown_as, &state.services))?;
     }
     Ok(())
 }
 
-/// `--param` and `--params-file`; on bad input the usage error is printed
-/// and the exit code returned (2).
-pub fn inputs(args: &InputArgs) -> Result<Inputs, i32> {
+/// `--param` and `--params-file`.
+pub fn inputs(args: &InputArgs) -> Result<Inputs, Error> {
     Inputs::load(args.params_file.as_deref(), &args.params)
-        .map_err(|m| usage_error(&m, Some("params are NAME=VALUE; params files hold a JSON or YAML map")))
+        .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))
 }
 
 /// The services handle of a run: its id, a redactor that knows no secret

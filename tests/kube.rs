@@ -243,3 +243,33 @@ fn kube_mutations_are_skipped_in_dry_run() {
     assert!(r.stdout.contains("would run: helm upgrade web charts/web --install"), "{}", r.stdout);
     assert!(calls(&p).is_empty(), "nothing reached the cluster");
 }
+
+#[test]
+fn a_failed_kubectl_call_carries_program_args_exit_code_and_stderr_as_data() {
+    let p = Playbook::new(
+        r#"
+        let o = #{ namespace: "shop", context: "prod" };
+        phase("do", || {
+            kubectl::apply("k8s/web.yaml", o);
+            kubectl::set_image("deployment/web", "app", "registry.local/web:broken", o);
+            try {
+                kubectl::rollout_status("deployment/web", #{ namespace: "shop", context: "prod", timeout: "1s" });
+            } catch (e) {
+                event("failed", #{ kind: e.kind, message: e.message, data: e.data });
+            }
+        });
+        "#,
+    )
+    .file("k8s/web.yaml", DEPLOY);
+    let r = run_with_standins(&p, &[]);
+    r.code(0);
+    let e = &events(&r)["failed"];
+    assert_eq!(e["kind"], "command_failed");
+    assert_eq!(e["data"]["program"], "kubectl");
+    let args: Vec<&str> = e["data"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.starts_with(&["rollout", "status", "deployment/web"]), "{args:?}");
+    assert_eq!(e["data"]["exit_code"], 1, "{e}");
+    let stderr = e["data"]["stderr"].as_str().unwrap();
+    assert!(stderr.contains("timed out waiting for the condition"), "{e}");
+    assert!(e["message"].as_str().unwrap().ends_with(stderr), "the message keeps the tool's words: {e}");
+}

@@ -9,29 +9,32 @@ use rhai::{Engine, AST};
 
 use super::args::CheckArgs;
 use crate::diagnostics::{render_finding, Site};
+use crate::error::Error;
 use crate::exit;
 use crate::launch::compile_text;
 use crate::playbook::lint::{self, plural, Finding, Severity};
 use crate::session::inspection;
 use crate::state::TopLevelBudget;
 
-pub fn check(args: &CheckArgs) -> i32 {
+pub fn check(args: &CheckArgs) -> Result<(), Error> {
     if !args.compliance.is_empty() {
         return super::compliance::run(&args.compliance, args.json, args.sarif.as_deref());
     }
     let mut worst = exit::OK;
     let mut all = Vec::new();
     for path in &args.playbooks {
+        // One playbook that cannot be read or compiled does not stop the others.
         let text = match crate::launch::read_playbook(path) {
             Ok(t) => t,
-            Err(code) => {
-                worst = worst.max(code);
+            Err(e) => {
+                worst = worst.max(e.code());
+                e.report();
                 continue;
             }
         };
         let checked = check_text(path, &text, TopLevelBudget::default());
-        if let Some(diagnostic) = &checked.diagnostic {
-            crate::err!("{diagnostic}");
+        if let Some(error) = &checked.error {
+            error.report();
         }
         worst = worst.max(checked.code);
         all.extend(checked.findings);
@@ -51,7 +54,11 @@ pub fn check(args: &CheckArgs) -> i32 {
             crate::errln!("{} {}", console::style("✗").red(), plural(all.len(), "finding"));
         }
     }
-    worst
+    if worst == exit::OK {
+        Ok(())
+    } else {
+        Err(Error::Failed { code: worst, diagnostic: None })
+    }
 }
 
 /// What checking one playbook found.
@@ -59,8 +66,8 @@ pub(crate) struct Checked {
     /// 0 clean, 1 findings, 2 does not compile or the top level never ends.
     pub code: i32,
     pub findings: Vec<Finding>,
-    /// The error that stopped the check (exit 2), rendered.
-    pub diagnostic: Option<String>,
+    /// The error that stopped the check (exit 2).
+    pub error: Option<Error>,
 }
 
 /// Check one playbook's text; `path` names it (and is its import root's child).
@@ -68,20 +75,20 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
     let (state, engine) = inspection(&crate::launch::playbook_root(path), budget);
     let loaded = match compile_text(&engine, path, text, &state.services) {
         Ok(l) => l,
-        Err(diagnostic) => return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) },
+        Err(e) => return Checked { code: e.code(), findings: Vec::new(), error: Some(e) },
     };
     // The top level runs here as it does for `list`: one that never ends
     // is a script error (exit 2). Its other failures depend on the
     // environment (params, files) and are the run's to report.
     if let Err(e) = crate::executor::declare(&state, &engine, &loaded.ast) {
         if crate::executor::classify::interruption(&e) == Some(crate::cancel::Interrupt::TopLevelBudget) {
-            let diagnostic = state.services.render_error(&e, &path.to_string_lossy());
-            return Checked { code: exit::USAGE, findings: Vec::new(), diagnostic: Some(diagnostic) };
+            let error = Error::Script { diagnostic: state.services.render_error(&e, &path.to_string_lossy()) };
+            return Checked { code: error.code(), findings: Vec::new(), error: Some(error) };
         }
     }
     let findings = lint::findings(&engine, &loaded.ast, path, text);
     let code = if findings.iter().any(|f| f.severity == Severity::Error) { exit::FAILED } else { exit::OK };
-    Checked { code, findings, diagnostic: None }
+    Checked { code, findings, error: None }
 }
 
 /// What `run` refuses before anything runs ([`lint::refusals`]), rendered;

@@ -17,14 +17,11 @@ mod pipeline;
 use std::io::Write as _;
 
 use super::args::{CiArgs, Platform};
-use crate::exit;
+use crate::error::Error;
 use pipeline::Pipeline;
 
-pub fn ci(args: &CiArgs) -> i32 {
-    let pipeline = match Pipeline::inspect(&args.playbook) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub fn ci(args: &CiArgs) -> Result<(), Error> {
+    let pipeline = Pipeline::inspect(&args.playbook)?;
     let text = match args.platform {
         Platform::Github => github::render(&pipeline),
         Platform::Gitlab => gitlab::render(&pipeline),
@@ -37,7 +34,7 @@ pub fn ci(args: &CiArgs) -> i32 {
     let mut out = crate::launch::output();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         drop(out);
-        return crate::launch::usage_error(&format!("cannot write the pipeline: {e}"), Some("check the -o path"));
+        return Err(Error::io("cannot write the pipeline", None, e).with_hint("check the -o path"));
     }
-    exit::OK
+    Ok(())
 }

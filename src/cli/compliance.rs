@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::compliance::{self, dockerfile, k8s, secrets, terraform, Finding};
+use crate::error::Error;
 use crate::exit;
 
 fn is_dockerfile(p: &Path) -> bool {
@@ -43,24 +44,16 @@ fn scan(path: &Path) -> std::io::Result<Vec<Finding>> {
     Ok(out)
 }
 
-pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
+pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> Result<(), Error> {
     let mut findings = Vec::new();
     for path in paths {
-        match scan(path) {
-            Ok(f) => findings.extend(f),
-            Err(e) => {
-                return crate::launch::usage_error(
-                    &format!("cannot scan {}: {e}", path.display()),
-                    Some("check the path"),
-                )
-            }
-        }
+        findings.extend(scan(path).map_err(|e| Error::io("cannot scan", path.clone(), e).with_hint("check the path"))?);
     }
     findings.sort_by(|a, b| (&a.file, a.line, a.rule).cmp(&(&b.file, b.line, b.rule)));
     if let Some(file) = sarif {
         let text = serde_json::to_string_pretty(&compliance::sarif::document(&findings)).unwrap_or_default();
         if let Err(e) = std::fs::write(file, text) {
-            return crate::launch::usage_error(&format!("cannot write {}: {e}", file.display()), None);
+            return Err(Error::io("cannot write", file.to_path_buf(), e));
         }
     }
     if json {
@@ -84,8 +77,8 @@ pub fn run(paths: &[PathBuf], json: bool, sarif: Option<&Path>) -> i32 {
         }
     }
     if findings.is_empty() {
-        exit::OK
+        Ok(())
     } else {
-        exit::FAILED
+        Err(Error::Failed { code: exit::FAILED, diagnostic: None })
     }
 }

@@ -6,6 +6,7 @@ use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
 use super::{check, ci, doc, list, man, new, run, runs};
+use crate::error::Error;
 use crate::{exit, launch};
 
 /// Parse the arguments and run the command; returns the exit code.
@@ -28,12 +29,10 @@ pub async fn main() -> i32 {
             Ok(file) => {
                 launch::send_output_to(file);
             }
-            Err(e) => {
-                return launch::usage_error(&format!("cannot write {}: {e}", path.display()), Some("check the -o path"))
-            }
+            Err(e) => return fail(&Error::io("cannot write", path.clone(), e).with_hint("check the -o path")),
         }
     }
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::check(&args),
         Command::List(args) => list::list(&args),
@@ -45,11 +44,20 @@ pub async fn main() -> i32 {
         Command::Man => man::man(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "capstan", &mut *launch::output());
-            exit::OK
+            Ok(())
         }
     };
     let _ = launch::output().flush();
-    code
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(&e),
+    }
+}
+
+/// The one place a command's error reaches the terminal.
+fn fail(error: &Error) -> i32 {
+    error.report();
+    error.code()
 }
 
 fn init_tracing() {

@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use super::args::DocArgs;
-use crate::exit;
-use crate::launch::usage_error;
+use crate::error::Error;
 use crate::session::inspection;
 
 #[derive(Deserialize)]
@@ -182,25 +181,22 @@ fn bundled_import(ns: &str) -> Option<String> {
     crate::engine::stdlib::source(&path).map(|_| format!("import \"{path}\" as {ns};"))
 }
 
-pub fn doc(args: &DocArgs) -> i32 {
+pub fn doc(args: &DocArgs) -> Result<(), Error> {
     let engine = reference_engine();
     if let Some(dir) = &args.definitions {
         if let Err(e) = std::fs::create_dir_all(dir)
             .and_then(|()| engine.definitions().with_headers(true).include_standard_packages(false).write_to_dir(dir))
         {
-            return usage_error(&format!("cannot write definitions to {}: {e}", dir.display()), None);
+            return Err(Error::io("cannot write definitions to", dir.clone(), e));
         }
         crate::errln!("wrote editor definitions to {}", dir.display());
-        return exit::OK;
+        return Ok(());
     }
-    let json = match engine.gen_fn_metadata_to_json(false) {
-        Ok(j) => j,
-        Err(e) => return usage_error(&format!("cannot read the API metadata: {e}"), None),
-    };
-    let meta: Metadata = match serde_json::from_str(&json) {
-        Ok(m) => m,
-        Err(e) => return usage_error(&format!("cannot read the API metadata: {e}"), None),
-    };
+    let json = engine
+        .gen_fn_metadata_to_json(false)
+        .map_err(|e| Error::usage(format!("cannot read the API metadata: {e}")))?;
+    let meta: Metadata =
+        serde_json::from_str(&json).map_err(|e| Error::usage(format!("cannot read the API metadata: {e}")))?;
     let mut all = Vec::new();
     meta.flatten("", &mut all);
     let mut functions: Vec<Function> = all.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
@@ -213,16 +209,19 @@ pub fn doc(args: &DocArgs) -> i32 {
     if let Some(name) = &args.name {
         functions.retain(|f| &f.name == name);
         if functions.is_empty() {
-            return usage_error(&format!("no function named `{name}`"), Some("`capstan doc` lists every function"));
+            return Err(Error::usage_with_hint(
+                format!("no function named `{name}`"),
+                "`capstan doc` lists every function",
+            ));
         }
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&functions).unwrap_or_default());
-        return exit::OK;
+        return Ok(());
     }
     if args.markdown {
         outln!("{}", markdown(&functions));
-        return exit::OK;
+        return Ok(());
     }
     for f in &functions {
         outln!("{}", console::style(f.signature()).bold());
@@ -236,7 +235,7 @@ pub fn doc(args: &DocArgs) -> i32 {
             outln!("    {first}");
         }
     }
-    exit::OK
+    Ok(())
 }
 
 /// One function's signatures and documentation, as `capstan doc NAME`

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::error::Error;
 use crate::events::EventKind;
 use crate::executor::{self, Selection};
 use crate::exit;
 use crate::launch::{compile_text, playbook_root};
-use crate::playbook::Inputs;
+use crate::playbook::{Inputs, ParamsError};
 use crate::report::{self, Journal, JsonLines, Recorder};
 use crate::secrets::Redactor;
 use crate::services::Services;
@@ -54,8 +55,15 @@ pub struct Finished {
 }
 
 impl Finished {
-    fn usage(output: String) -> Self {
-        Self { code: exit::USAGE, output }
+    /// What the binary prints for `result` after `output`, and its code.
+    fn after(mut output: String, result: Result<(), Error>) -> Self {
+        match result {
+            Ok(()) => Self { code: exit::OK, output },
+            Err(e) => {
+                output.push_str(&e.render(false));
+                Self { code: e.code(), output }
+            }
+        }
     }
 }
 
@@ -67,7 +75,14 @@ fn playbook_text(path: &Path, source: &[u8]) -> Result<String, Finished> {
             diagnostics::set_virtual_source(&path.to_string_lossy(), text);
             Ok(text.to_string())
         }
-        Err(e) => Err(Finished::usage(format!("error: cannot read playbook {}: {e}\n", path.display()))),
+        Err(e) => Err(Finished::after(
+            String::new(),
+            Err(Error::io(
+                "cannot read playbook",
+                path.to_path_buf(),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )),
+        )),
     }
 }
 
@@ -81,8 +96,8 @@ pub fn check(path: &Path, source: &[u8], limits: &Limits) -> Finished {
     let mut output = super::check::findings_json(&checked.findings);
     output.push('\n');
     output.push_str(&super::check::render_findings(&checked.findings));
-    if let Some(d) = &checked.diagnostic {
-        output.push_str(d);
+    if let Some(e) = &checked.error {
+        output.push_str(&e.render(false));
     }
     Finished { code: checked.code, output }
 }
@@ -95,7 +110,7 @@ pub fn list(path: &Path, source: &[u8], json: bool, limits: &Limits) -> Finished
     };
     match super::list::listing(path, &text, json, limits.top_level, limits.run_time) {
         Ok(lines) => Finished { code: exit::OK, output: lines.join("\n") },
-        Err((code, output)) => Finished { code, output },
+        Err(e) => Finished::after(String::new(), Err(e)),
     }
 }
 
@@ -120,11 +135,11 @@ pub fn dry_run(
         None => Inputs::default(),
         Some(file) => {
             let parsed = std::str::from_utf8(file.text)
-                .map_err(|e| format!("cannot read params file {}: {e}", file.path.display()))
+                .map_err(|e| ParamsError::Read { file: file.path.to_path_buf(), source: Box::new(e) })
                 .and_then(|text| Inputs::parse_params_file(file.path, text));
             match parsed {
                 Ok(i) => i,
-                Err(m) => return Finished::usage(format!("error: {m}\n")),
+                Err(e) => return Finished::after(String::new(), Err(Error::invalid(e))),
             }
         }
     };
@@ -138,11 +153,9 @@ pub fn dry_run(
     let (recorder, record) = Recorder::new();
     services.bus.add_sink(Box::new(recorder));
     services.bus.add_sink(Box::new(JsonLines::to(Box::new(lines.clone()))));
-    let finish = |code: i32, diagnostic: &str| {
+    let finish = |result: Result<(), Error>| {
         services.bus.finish();
-        let mut output = lines.text();
-        output.push_str(diagnostic);
-        Finished { code, output }
+        Finished::after(lines.text(), result)
     };
 
     let mut state = RunState::new(services.clone(), inputs, Mode::Run);
@@ -159,29 +172,33 @@ pub fn dry_run(
     let display = path.to_string_lossy().into_owned();
     let loaded = match compile_text(&engine, path, &text, &services) {
         Ok(l) => l,
-        Err(d) => return finish(exit::USAGE, &d),
+        Err(e) => return finish(Err(e)),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path, &text) {
-        return finish(exit::USAGE, &services.mask(&refusal));
+        return finish(Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() }));
     }
     let selection = Selection::default();
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Err(m) = executor::select_names(&names, &selection) {
-            return finish(exit::USAGE, &format!("error: {m}\n"));
+            return finish(Err(Error::invalid(m)));
         }
     }
 
     services.cancel.set_run_deadline(Instant::now().checked_add(limits.run_time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        let code = if executor::classify::is_interrupt(&e) { exit::FAILED } else { exit::USAGE };
-        return finish(code, &services.render_error(&e, &display));
+        let diagnostic = services.render_error(&e, &display);
+        return finish(Err(if executor::classify::is_interrupt(&e) {
+            Error::Failed { code: exit::FAILED, diagnostic: Some(diagnostic) }
+        } else {
+            Error::Script { diagnostic }
+        }));
     }
     let model = state.model().clone();
     let phases = match executor::select(&model.phases, &selection) {
         Ok(p) => p,
-        Err(m) => return finish(exit::USAGE, &format!("error: {m}\n")),
+        Err(m) => return finish(Err(Error::invalid(m))),
     };
     if let Ok(journal) = Journal::create(journal_root, &run_id, record.clone(), services.journal_health.clone()) {
         services.bus.add_sink(Box::new(journal));
@@ -199,10 +216,16 @@ pub fn dry_run(
     let outcome = executor::run(&state, &engine, &phases, None);
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let diagnostic = match &outcome.error {
-        Some(error) if outcome.status != crate::events::Status::Interrupted => services.render_error(error, &display),
-        _ => String::new(),
+        Some(error) if outcome.status != crate::events::Status::Interrupted => {
+            Some(services.render_error(error, &display))
+        }
+        _ => None,
     };
-    finish(outcome.exit_code, &diagnostic)
+    if outcome.exit_code == exit::OK && diagnostic.is_none() {
+        finish(Ok(()))
+    } else {
+        finish(Err(Error::Failed { code: outcome.exit_code, diagnostic }))
+    }
 }
 
 /// Where the JSON lines go: memory.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::args::ListArgs;
+use crate::error::Error;
 use crate::executor;
-use crate::exit;
 use crate::launch::compile_text;
 use crate::session::inspection;
 use crate::state::TopLevelBudget;
@@ -17,43 +17,32 @@ use crate::state::TopLevelBudget;
 /// How long listing may evaluate the top level.
 const LIST_TIME: Duration = Duration::from_secs(10);
 
-pub fn list(args: &ListArgs) -> i32 {
-    let text = match crate::launch::read_playbook(&args.playbook) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    match listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME) {
-        Ok(lines) => {
-            for line in lines {
-                outln!("{line}");
-            }
-            exit::OK
-        }
-        Err((code, diagnostic)) => {
-            crate::err!("{diagnostic}");
-            code
-        }
+pub fn list(args: &ListArgs) -> Result<(), Error> {
+    let text = crate::launch::read_playbook(&args.playbook)?;
+    for line in listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME)? {
+        outln!("{line}");
     }
+    Ok(())
 }
 
-/// The lines `list` prints for one playbook's text, or the exit code and
-/// the rendered error. The top level gets `budget` and at most `time`.
+/// The lines `list` prints for one playbook's text. The top level gets
+/// `budget` and at most `time`.
 pub(crate) fn listing(
     path: &Path,
     text: &str,
     as_json: bool,
     budget: TopLevelBudget,
     time: Duration,
-) -> Result<Vec<String>, (i32, String)> {
+) -> Result<Vec<String>, Error> {
     let root = crate::launch::playbook_root(path);
     let (state, engine) = inspection(&root, budget);
     let services = state.services.clone();
-    let loaded = compile_text(&engine, path, text, &services).map_err(|d| (exit::USAGE, d))?;
+    let loaded = compile_text(&engine, path, text, &services)?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
     // Listing runs the top level; one that never ends is stopped.
     state.services.cancel.set_run_deadline(std::time::Instant::now().checked_add(time));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-        return Err((exit::USAGE, services.render_error(&e, &path.to_string_lossy())));
+        return Err(Error::Script { diagnostic: services.render_error(&e, &path.to_string_lossy()) });
     }
     let model = state.model();
     if as_json {

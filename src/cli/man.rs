@@ -4,8 +4,7 @@
 use clap::CommandFactory;
 
 use super::args::Cli;
-use crate::exit;
-use crate::launch::usage_error;
+use crate::error::Error;
 
 /// The exit codes every command shares.
 const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
@@ -45,14 +44,10 @@ fn title_first(page: &str) -> String {
     out
 }
 
-pub fn man() -> i32 {
-    match page() {
-        Ok(text) => {
-            outln!("{}", text.trim_end());
-            exit::OK
-        }
-        Err(e) => usage_error(&format!("cannot render the man page: {e}"), None),
-    }
+pub fn man() -> Result<(), Error> {
+    let text = page().map_err(|e| Error::io("cannot render the man page", None, e))?;
+    outln!("{}", text.trim_end());
+    Ok(())
 }
 
 /// The main page (name, synopsis, description, options, the list of

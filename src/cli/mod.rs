@@ -1,5 +1,6 @@
-//! The command line: one file per subcommand. Each returns its exit code;
-//! errors are rendered here, at the edge.
+//! The command line: one file per subcommand. Each returns
+//! `Result<(), Error>`; `dispatch.rs` renders the error, at the edge, and
+//! exits with its code.
 
 /// `println!` to the command's output (stdout, or `-o FILE`), which does not
 /// panic when stdout is closed (`capstan doc | head`).

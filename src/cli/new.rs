@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::args::{NewArgs, Template};
-use crate::exit;
-use crate::launch::usage_error;
+use crate::error::Error;
 
 /// Where the placeholder for the service's name sits in the template files.
 const SERVICE: &str = "{{service}}";
@@ -60,7 +59,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The service's name: `--name`, else the folder's own name.
-fn service_name(args: &NewArgs) -> Result<String, i32> {
+fn service_name(args: &NewArgs) -> Result<String, Error> {
     let from_folder = args.name.is_none();
     let name = if let Some(n) = &args.name {
         n.clone()
@@ -83,71 +82,62 @@ fn service_name(args: &NewArgs) -> Result<String, i32> {
     } else {
         format!("`{name}` is not a usable service name")
     };
-    Err(usage_error(
-        &message,
-        Some("a service name is letters, digits, `-`, `_` and `.`, starting with a letter or digit; pass --name NAME"),
+    Err(Error::usage_with_hint(
+        message,
+        "a service name is letters, digits, `-`, `_` and `.`, starting with a letter or digit; pass --name NAME",
     ))
 }
 
 /// Refuse a path that is a file, or a folder with anything in it (unless `--force`).
-fn check_target(dir: &Path, force: bool) -> Result<(), i32> {
+fn check_target(dir: &Path, force: bool) -> Result<(), Error> {
     if !dir.exists() {
         return Ok(());
     }
     if !dir.is_dir() {
-        return Err(usage_error(
-            &format!("{} exists and is not a folder", dir.display()),
-            Some("choose a folder that does not exist yet"),
+        return Err(Error::usage_with_hint(
+            format!("{} exists and is not a folder", dir.display()),
+            "choose a folder that does not exist yet",
         ));
     }
     let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| usage_error(&format!("cannot read {}: {e}", dir.display()), Some("check its permissions")))?;
+        .map_err(|e| Error::io("cannot read", dir.to_path_buf(), e).with_hint("check its permissions"))?;
     if entries.next().is_some() && !force {
-        return Err(usage_error(
-            &format!("{} exists and is not empty", dir.display()),
-            Some("choose a new folder, or pass --force to write the template's files into it (same names are overwritten)"),
+        return Err(Error::usage_with_hint(
+            format!("{} exists and is not empty", dir.display()),
+            "choose a new folder, or pass --force to write the template's files into it (same names are overwritten)",
         ));
     }
     Ok(())
 }
 
-fn write(dir: &Path, rel: &str, text: &str) -> Result<(), i32> {
+fn write(dir: &Path, rel: &str, text: &str) -> Result<(), Error> {
     let path = dir.join(rel);
     let result = match path.parent() {
         Some(parent) => std::fs::create_dir_all(parent).and_then(|()| std::fs::write(&path, text)),
         None => std::fs::write(&path, text),
     };
-    result.map_err(|e| {
-        usage_error(&format!("cannot write {}: {e}", path.display()), Some("check the folder's permissions"))
-    })
+    result.map_err(|e| Error::io("cannot write", path.clone(), e).with_hint("check the folder's permissions"))
 }
 
-pub fn new(args: &NewArgs) -> i32 {
-    let name = match service_name(args) {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
+pub fn new(args: &NewArgs) -> Result<(), Error> {
+    let name = service_name(args)?;
     let provider = args.provider.as_str();
     if !provider.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
         || provider.is_empty()
     {
-        return usage_error(
-            &format!("`{provider}` is not a provider name"),
-            Some("use a Terraform provider's local name such as aws, google, azurerm, or none"),
-        );
+        return Err(Error::usage_with_hint(
+            format!("`{provider}` is not a provider name"),
+            "use a Terraform provider's local name such as aws, google, azurerm, or none",
+        ));
     }
-    if let Err(code) = check_target(&args.dir, args.force) {
-        return code;
-    }
+    check_target(&args.dir, args.force)?;
     let mut written: Vec<(String, String)> =
         files(args.template).into_iter().map(|(rel, text)| (rel.to_string(), text.replace(SERVICE, &name))).collect();
     if args.template == Template::Terraform {
         written.extend(terraform_layout(provider));
     }
     for (rel, text) in &written {
-        if let Err(code) = write(&args.dir, rel, text) {
-            return code;
-        }
+        write(&args.dir, rel, text)?;
     }
 
     let dir = args.dir.display();
@@ -177,7 +167,7 @@ pub fn new(args: &NewArgs) -> i32 {
     crate::errln!("    {real}");
     crate::errln!();
     crate::errln!("Then edit {dir}/quality_gates.yaml (the limits the playbook enforces) and {dir}/docs/ROLLBACK.md.");
-    exit::OK
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use super::args::{LogFormat, RunArgs};
 use crate::diagnostics;
+use crate::error::Error;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
-use crate::launch::usage_error;
 use crate::playbook::Inputs;
 use crate::primitives::post_json;
 use crate::replay::resume::Resume;
@@ -18,45 +18,33 @@ use crate::services::Services;
 use crate::session::{self, Session};
 use crate::state::{RunState, Settings};
 
-pub async fn run(args: RunArgs) -> i32 {
+pub async fn run(args: RunArgs) -> Result<(), Error> {
     let root = crate::launch::playbook_root(&args.playbook);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
     let resume = match &args.resume {
-        Some(id) => match Resume::load(&journal_root, id) {
-            Ok(r) => Some(r),
-            Err(m) => return usage_error(&m, Some("`capstan runs` lists the runs under the journal dir")),
-        },
+        Some(id) => Some(
+            Resume::load(&journal_root, id)
+                .map_err(|e| Error::input(e, "`capstan runs` lists the runs under the journal dir"))?,
+        ),
         None => None,
     };
     // A replayed value gets the secrets it holds as they are now: each must be set.
     if let Some((secret, step)) = resume.as_ref().and_then(|r| r.missing_secret(&|n| std::env::var(n).is_ok())) {
         let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
-        return usage_error(
-            &format!(
+        return Err(Error::usage_with_hint(
+            format!(
                 "cannot resume run {run_id}: step `{step}` returned a value that holds secret `{secret}`, \
                  which is not set now; nothing was run"
             ),
-            Some(&format!("export {secret} (its current value is put back into the step's value)")),
-        );
+            format!("export {secret} (its current value is put back into the step's value)"),
+        ));
     }
     // An undo that failed left its step's work half there: a person decides.
     if let Some((step, error)) = resume.as_ref().and_then(Resume::failed_undo) {
-        let run_id = resume.as_ref().map(|r| r.run_id.as_str()).unwrap_or_default();
-        let _ = usage_error(
-            &format!(
-                "cannot resume run {run_id}: the undo of step `{step}` failed ({error}), so what the step changed \
-                 is neither in place nor taken back; nothing was run"
-            ),
-            Some(&format!(
-                "fix by hand what `{step}` changed (finish or take it back), then start a fresh run without --resume"
-            )),
-        );
-        return exit::UNDO_FAILED;
+        let run_id = resume.as_ref().map(|r| r.run_id.clone()).unwrap_or_default();
+        return Err(Error::HalfUndone { run_id, step: step.clone(), error: error.clone() });
     }
-    let inputs = match session::inputs(&args.inputs) {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
+    let inputs = session::inputs(&args.inputs)?;
     let inputs = match &resume {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
@@ -67,13 +55,13 @@ pub async fn run(args: RunArgs) -> i32 {
     let watcher = session::watch_signals(move |_| on_signal.interrupt());
 
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
+    let result = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
         .await
-        .unwrap_or(exit::FAILED);
+        .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
     if let Some(w) = watcher {
         w.abort();
     }
-    code
+    result
 }
 
 fn log_format(args: &RunArgs) -> LogFormat {
@@ -103,7 +91,7 @@ fn run_blocking(
     resume: Option<Resume>,
     journal_root: &Path,
     services: Arc<Services>,
-) -> i32 {
+) -> Result<(), Error> {
     let mut settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
     settings.undo_timeout = args.undo_timeout;
     let root = crate::launch::playbook_root(&args.playbook);
@@ -115,15 +103,11 @@ fn run_blocking(
         |record| output_sink(args, &services, record),
         |state| resume_from(state, resume),
     );
-    let loaded = match session::load(&engine, &services, &args.playbook) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let loaded = session::load(&engine, &services, &args.playbook)?;
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
     if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
-        crate::err!("{}", services.mask(&refusal));
-        return exit::USAGE;
+        return Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() });
     }
     let display = loaded.path.to_string_lossy().into_owned();
     let sha256 = session::sha256(&loaded.path);
@@ -133,13 +117,9 @@ fn run_blocking(
     let selection = Selection { only: args.phases.clone(), from: args.from.clone(), to: args.to.clone() };
     if let Some(names) = crate::playbook::scan::phase_names(&loaded.ast) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Err(m) = executor::select_names(&names, &selection) {
-            return usage_error(&m, None);
-        }
+        executor::select_names(&names, &selection).map_err(Error::invalid)?;
     }
-    if let Err(code) = session::take_locks(&state, &args.guards.locks, &display) {
-        return code;
-    }
+    session::take_locks(&state, &args.guards.locks, &display)?;
 
     // --timeout covers the whole run, the top level included: a playbook
     // whose top level never ends must not hang the runner.
@@ -147,14 +127,13 @@ fn run_blocking(
     services.cancel.set_run_deadline(args.timeout.and_then(|t| run_start.checked_add(t)));
     if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
         if services.cancel.was_signalled() {
-            return exit::INTERRUPTED;
+            return Err(Error::Interrupted);
         }
+        let diagnostic = services.render_error(&e, &display);
         if executor::classify::is_interrupt(&e) {
             // The run's --timeout expired in the top level: it ran, and failed.
-            crate::err!("{}", services.render_error(&e, &display));
-            return exit::FAILED;
+            return Err(Error::Failed { code: exit::FAILED, diagnostic: Some(diagnostic) });
         }
-        crate::err!("{}", services.render_error(&e, &display));
         if let Some(path) = &args.junit {
             let message = services.mask(&crate::failure::error_message(&e)).into_owned();
             let at = diagnostics::innermost_location(&e);
@@ -162,7 +141,7 @@ fn run_blocking(
                 crate::errln!("warning: cannot write the JUnit report {}: {err}", path.display());
             }
         }
-        return exit::USAGE;
+        return Err(Error::Script { diagnostic });
     }
     let model = state.model().clone();
     for name in state.inputs.names() {
@@ -177,10 +156,7 @@ fn run_blocking(
             );
         }
     }
-    let phases = match executor::select(&model.phases, &selection) {
-        Ok(p) => p,
-        Err(m) => return usage_error(&m, None),
-    };
+    let phases = executor::select(&model.phases, &selection).map_err(Error::invalid)?;
 
     let journal = match &state.resume {
         Some(r) => {
@@ -263,22 +239,23 @@ fn run_blocking(
         .error
         .as_deref()
         .is_some_and(|e| executor::classify::interruption(e) == Some(crate::cancel::Interrupt::JournalLost));
-    if let Some(error) = &outcome.error {
-        if outcome.status != Status::Interrupted {
-            crate::err!("{}", services.render_error(error, &display));
-        }
-    }
-    if let Some(failure) = services.journal_health.failure().filter(|_| !journal_stopped_run) {
+    let diagnostic = outcome
+        .error
+        .as_ref()
+        .filter(|_| outcome.status != Status::Interrupted)
+        .map(|error| services.render_error(error, &display));
+    let failed = (outcome.exit_code != exit::OK || diagnostic.is_some())
+        .then(|| Error::Failed { code: outcome.exit_code, diagnostic });
+    match services.journal_health.failure().filter(|_| !journal_stopped_run) {
         // Lost after the last step boundary (or behind a failing step): the
         // run's outcome stands, but its journal is incomplete.
-        crate::errln!(
-            "{} the journal of run {} is incomplete: {}",
-            console::style("error:").red().bold(),
-            services.run_id(),
-            services.mask(&failure)
-        );
+        Some(failure) => Err(Error::JournalIncomplete {
+            run_id: services.run_id().to_string(),
+            why: services.mask(&failure).into_owned(),
+            outcome: failed.map(Box::new),
+        }),
+        None => failed.map_or(Ok(()), Err),
     }
-    outcome.exit_code
 }
 
 /// `--resume`: the step numbers, the record and the step keys go on from

@@ -7,18 +7,20 @@ use std::time::Duration;
 use console::style;
 
 use super::args::{RunsAction, RunsArgs};
-use crate::exit;
-use crate::launch::usage_error;
+use crate::error::Error;
 use crate::replay::resume::latest;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
 
-pub fn runs(args: &RunsArgs) -> i32 {
+pub fn runs(args: &RunsArgs) -> Result<(), Error> {
     let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());
     let dir = runs_dir(&root);
     let hint = if args.journal_dir.is_none() { elsewhere(&root) } else { None };
     match &args.action {
-        None | Some(RunsAction::List) => list(&dir, args.json, hint.as_deref()),
+        None | Some(RunsAction::List) => {
+            list(&dir, args.json, hint.as_deref());
+            Ok(())
+        }
         Some(RunsAction::Show { run }) => show(&dir, run, args.json, hint.as_deref()),
     }
 }
@@ -63,7 +65,7 @@ fn took(ms: Option<u64>) -> String {
     ms.map_or_else(|| "-".into(), |m| format_duration(Duration::from_millis(m)))
 }
 
-fn list(dir: &Path, json: bool, hint: Option<&str>) -> i32 {
+fn list(dir: &Path, json: bool, hint: Option<&str>) {
     let records: Vec<RunRecord> = ids(dir).iter().filter_map(|id| read(dir, id)).collect();
     if json {
         let rows: Vec<serde_json::Value> = records
@@ -76,39 +78,41 @@ fn list(dir: &Path, json: bool, hint: Option<&str>) -> i32 {
             })
             .collect();
         outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-        return exit::OK;
+        return;
     }
     if records.is_empty() {
         crate::errln!("no runs under {}", dir.display());
         if let Some(h) = hint {
             crate::errln!("   = hint: {h}");
         }
-        return exit::OK;
+        return;
     }
     outln!("{:<26} {:<12} {:>8}  PLAYBOOK", "RUN", "STATUS", "TOOK");
     for r in &records {
         let status = if r.status == "running" { "incomplete".to_string() } else { r.status.clone() };
         outln!("{:<26} {:<12} {:>8}  {}", r.run_id, status, took(r.duration_ms), r.playbook);
     }
-    exit::OK
 }
 
-fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
+fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Error> {
     let id = if id == "last" {
-        match latest(dir) {
-            Some(id) => id,
-            None => return usage_error(&format!("no runs under {}", dir.display()), hint),
-        }
+        latest(dir).ok_or_else(|| Error::Usage {
+            message: format!("no runs under {}", dir.display()),
+            hint: hint.map(str::to_string),
+        })?
     } else {
         id.to_string()
     };
     let Some(r) = read(dir, &id) else {
-        return usage_error(&format!("no run {id} under {}", dir.display()), Some("`capstan runs` lists the runs"));
+        return Err(Error::usage_with_hint(
+            format!("no run {id} under {}", dir.display()),
+            "`capstan runs` lists the runs",
+        ));
     };
     if json {
         let doc = serde_json::json!({ "run": r, "incident": crate::report::files::incident(&r) });
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return exit::OK;
+        return Ok(());
     }
     // Statuses read as words (`dry run`), as the live output says them.
     let status = if r.status == "running" {
@@ -230,7 +234,7 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> i32 {
     if let Some(e) = r.error.as_deref().filter(|e| !told(&told_errors, e)) {
         outln!("error: {e}");
     }
-    exit::OK
+    Ok(())
 }
 
 /// Whether `error` was already shown, perhaps without the ` (file:line:col)`

@@ -27,18 +27,44 @@ pub const SIZE_KEYS: &[&str] = &[
     "allocated_storage",
 ];
 
+/// A configuration file that cannot be read or parsed.
+#[derive(Debug)]
+pub enum LoadError {
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Not JSON or YAML; the parser's words.
+    Syntax {
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            LoadError::Syntax { path, message } => write!(f, "{}: {message}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 /// One configuration as a flat map of `a.b.c` to value.
-pub fn load(path: &Path) -> Result<BTreeMap<String, Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn load(path: &Path) -> Result<BTreeMap<String, Value>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let syntax = |e: &dyn std::fmt::Display| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() };
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let value = match ext.as_str() {
-        "json" => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        "json" => serde_json::from_str(&text).map_err(|e| syntax(&e))?,
         "tfvars" | "tf" | "hcl" => tfvars(&text),
         _ => {
             // YAML, possibly several documents (manifests): keyed by kind/name.
             let mut docs = Vec::new();
             for d in serde_yaml_ng::Deserializer::from_str(&text) {
-                let v: Value = serde::Deserialize::deserialize(d).map_err(|e| format!("{}: {e}", path.display()))?;
+                let v: Value = serde::Deserialize::deserialize(d).map_err(|e| syntax(&e))?;
                 if !v.is_null() {
                     docs.push(v);
                 }

@@ -48,7 +48,7 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
             frame::check(&services.cancel)
         };
         STOPPING.set(stop.is_some());
-        stop.map(|i| i.token().into())
+        stop.map(|i| crate::cancel::Stop::new(i).into())
     });
     primitives::register(&mut engine, state);
     let folder = root.to_string_lossy().into_owned();

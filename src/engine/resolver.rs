@@ -22,9 +22,10 @@ impl SandboxResolver {
     }
 
     /// The file an import names, checked against the sandbox.
-    pub fn locate(&self, importer: Option<&str>, path: &str) -> Result<PathBuf, String> {
+    pub fn locate(&self, importer: Option<&str>, path: &str) -> Result<PathBuf, ImportError> {
+        let import = path.to_string();
         if Path::new(path).is_absolute() {
-            return Err(format!("import \"{path}\": absolute paths are not allowed; import relative to the playbook"));
+            return Err(ImportError::Absolute { import });
         }
         let base = importer
             .filter(|s| !s.starts_with("capstan/"))
@@ -37,21 +38,56 @@ impl SandboxResolver {
         }
         let lexical = normalize(&file);
         if !lexical.starts_with(&self.root) {
-            return Err(format!(
-                "import \"{path}\" leaves the playbook's folder {}; keep modules inside it",
-                self.root.display()
-            ));
+            return Err(ImportError::LeavesFolder { import, root: self.root.clone() });
         }
-        let real = file.canonicalize().map_err(|_| format!("module file {} not found", lexical.display()))?;
+        let Ok(real) = file.canonicalize() else { return Err(ImportError::NotFound { file: lexical }) };
         if !real.starts_with(&self.root) {
-            return Err(format!(
-                "import \"{path}\" resolves outside the playbook's folder (symlink to {})",
-                real.display()
-            ));
+            return Err(ImportError::SymlinkOut { import, target: real });
         }
         Ok(real)
     }
 }
+
+/// An import the sandbox refuses or cannot find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    Absolute {
+        import: String,
+    },
+    LeavesFolder {
+        import: String,
+        root: PathBuf,
+    },
+    NotFound {
+        file: PathBuf,
+    },
+    /// Inside the folder by name, outside through a symlink to `target`.
+    SymlinkOut {
+        import: String,
+        target: PathBuf,
+    },
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::Absolute { import } => {
+                write!(f, "import \"{import}\": absolute paths are not allowed; import relative to the playbook")
+            }
+            ImportError::LeavesFolder { import, root } => {
+                write!(f, "import \"{import}\" leaves the playbook's folder {}; keep modules inside it", root.display())
+            }
+            ImportError::NotFound { file } => write!(f, "module file {} not found", file.display()),
+            ImportError::SymlinkOut { import, target } => write!(
+                f,
+                "import \"{import}\" resolves outside the playbook's folder (symlink to {})",
+                target.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
 
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -84,7 +120,7 @@ impl ModuleResolver for SandboxResolver {
                 format!("no bundled module \"{path}\"; the standard library has: {}", known.join(", ")).into(),
             ));
         } else {
-            let file = self.locate(source, path).map_err(|m| in_module(m.into()))?;
+            let file = self.locate(source, path).map_err(|e| in_module(e.to_string().into()))?;
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| in_module(format!("cannot read {}: {e}", file.display()).into()))?;
             let origin = file.to_string_lossy().into_owned();

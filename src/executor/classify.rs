@@ -27,8 +27,5 @@ pub fn is_usage(err: &EvalAltResult) -> bool {
 
 /// The capstan interruption behind an error, if it is one.
 pub fn interruption(err: &EvalAltResult) -> Option<Interrupt> {
-    match crate::failure::innermost(err) {
-        EvalAltResult::ErrorTerminated(token, _) => Interrupt::from_token(&token.to_string()),
-        _ => None,
-    }
+    crate::failure::stop(err).map(|stop| stop.reason)
 }

@@ -9,4 +9,5 @@ mod undo;
 
 pub use phases::{
     cleanup_deadline, declare, run, run_phases, select, select_names, stop_leftovers, Outcome, Selection,
+    SelectionError,
 };

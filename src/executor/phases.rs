@@ -41,24 +41,48 @@ pub fn declare(state: &RunState, engine: &Engine, ast: &AST) -> Result<(), Box<E
     result
 }
 
+/// A `--phase/--from/--to` selection the playbook's phases cannot satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectionError {
+    /// `flag` (`--phase`, `--from`, `--to`) names a phase that is not there.
+    NoSuchPhase { flag: &'static str, name: String, phases: Vec<String> },
+    /// `--from` names a phase after the one `--to` names.
+    Backwards { from: String, to: String },
+}
+
+impl std::fmt::Display for SelectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectionError::NoSuchPhase { flag, name, phases } => {
+                write!(f, "{flag} {name}: the playbook has no such phase; its phases are: {}", phases.join(", "))
+            }
+            SelectionError::Backwards { from, to } => write!(f, "--from {from} comes after --to {to}"),
+        }
+    }
+}
+
+impl std::error::Error for SelectionError {}
+
 /// The phases a selection picks, in declaration order.
-pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDecl>, String> {
+pub fn select(phases: &[PhaseDecl], selection: &Selection) -> Result<Vec<PhaseDecl>, SelectionError> {
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
     let picked = select_names(&names, selection)?;
     Ok(phases.iter().enumerate().filter(|(i, _)| picked.contains(i)).map(|(_, p)| p.clone()).collect())
 }
 
 /// The indexes of the phases a selection picks among `names`.
-pub fn select_names(names: &[&str], selection: &Selection) -> Result<Vec<usize>, String> {
-    let index = |name: &str, flag: &str| {
-        names.iter().position(|n| *n == name).ok_or_else(|| {
-            format!("{flag} {name}: the playbook has no such phase; its phases are: {}", names.join(", "))
+pub fn select_names(names: &[&str], selection: &Selection) -> Result<Vec<usize>, SelectionError> {
+    let index = |name: &str, flag: &'static str| {
+        names.iter().position(|n| *n == name).ok_or_else(|| SelectionError::NoSuchPhase {
+            flag,
+            name: name.to_string(),
+            phases: names.iter().map(|n| (*n).to_string()).collect(),
         })
     };
     let first = selection.from.as_deref().map(|n| index(n, "--from")).transpose()?.unwrap_or(0);
     let last = selection.to.as_deref().map(|n| index(n, "--to")).transpose()?.unwrap_or(names.len().saturating_sub(1));
     if first > last && !names.is_empty() {
-        return Err(format!("--from {} comes after --to {}", names[first], names[last]));
+        return Err(SelectionError::Backwards { from: names[first].to_string(), to: names[last].to_string() });
     }
     for name in &selection.only {
         index(name, "--phase")?;

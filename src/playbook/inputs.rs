@@ -2,7 +2,8 @@
 //! playbook declares.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use rhai::Dynamic;
 use serde::Serialize;
@@ -15,6 +16,46 @@ pub struct ParamDecl {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
 }
+
+/// Params that cannot be read, or a value that does not fit its param.
+#[derive(Debug)]
+pub enum ParamsError {
+    /// The params file cannot be read (or is not text).
+    Read { file: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
+    /// The params file is not JSON or YAML; the parser's words.
+    Syntax { file: PathBuf, message: String },
+    /// The params file holds something other than a map.
+    NotAMap { file: PathBuf },
+    /// A `--param` without `=`.
+    NotAPair { pair: String },
+    /// A `--param` with nothing before `=`.
+    EmptyName { pair: String },
+    /// A value that is not of its default's type: `expected` is `an
+    /// integer`..., `given` the value as said in the message, `source` the
+    /// params file (or resumed run) it came from.
+    Mismatch { name: String, source: Option<String>, expected: &'static str, default: String, given: String },
+    /// A params file's value that has no script form.
+    Value { name: String, source: String, message: String },
+}
+
+impl fmt::Display for ParamsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamsError::Read { file, source } => write!(f, "cannot read params file {}: {source}", file.display()),
+            ParamsError::Syntax { file, message } => write!(f, "{}: {message}", file.display()),
+            ParamsError::NotAMap { file } => write!(f, "params file {} must hold a map of name: value", file.display()),
+            ParamsError::NotAPair { pair } => write!(f, "--param {pair}: expected NAME=VALUE"),
+            ParamsError::EmptyName { pair } => write!(f, "--param {pair}: the name is empty"),
+            ParamsError::Mismatch { name, source, expected, default, given } => {
+                let from = source.as_ref().map(|s| format!(" in {s}")).unwrap_or_default();
+                write!(f, "param `{name}`{from} expects {expected} (its default is {default}), got {given}")
+            }
+            ParamsError::Value { name, source, message } => write!(f, "param `{name}` in {source}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ParamsError {}
 
 /// Values for params: `--params-file` first, `--param K=V` on top.
 #[derive(Debug, Default, Clone)]
@@ -32,17 +73,17 @@ enum Given {
 }
 
 impl Inputs {
-    pub fn load(file: Option<&Path>, pairs: &[String]) -> Result<Self, String> {
+    pub fn load(file: Option<&Path>, pairs: &[String]) -> Result<Self, ParamsError> {
         let mut values = BTreeMap::new();
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read params file {}: {e}", file.display()))?;
+                .map_err(|e| ParamsError::Read { file: file.to_path_buf(), source: Box::new(e) })?;
             values = Self::parse_params_file(file, &text)?.values;
         }
         for pair in pairs {
-            let (k, v) = pair.split_once('=').ok_or_else(|| format!("--param {pair}: expected NAME=VALUE"))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| ParamsError::NotAPair { pair: pair.clone() })?;
             if k.is_empty() {
-                return Err(format!("--param {pair}: the name is empty"));
+                return Err(ParamsError::EmptyName { pair: pair.clone() });
             }
             values.insert(k.to_string(), Given::Text(v.to_string()));
         }
@@ -51,14 +92,15 @@ impl Inputs {
 
     /// The params a params file holds: JSON when `file` ends in `.json`,
     /// YAML (a superset of JSON) otherwise. `file` names it in errors.
-    pub fn parse_params_file(file: &Path, text: &str) -> Result<Self, String> {
+    pub fn parse_params_file(file: &Path, text: &str) -> Result<Self, ParamsError> {
+        let syntax = |message: String| ParamsError::Syntax { file: file.to_path_buf(), message };
         let doc: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?
+            serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?
+            serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))?
         };
         let serde_json::Value::Object(map) = doc else {
-            return Err(format!("params file {} must hold a map of name: value", file.display()));
+            return Err(ParamsError::NotAMap { file: file.to_path_buf() });
         };
         let source: std::sync::Arc<str> = file.display().to_string().into();
         Ok(Self { values: map.into_iter().map(|(k, v)| (k, Given::Typed(v, source.clone()))).collect() })
@@ -100,7 +142,7 @@ impl Inputs {
     }
 
     /// The value for `name`, shaped like `default` when one is given.
-    pub fn get(&self, name: &str, default: Option<&Dynamic>) -> Result<Option<Dynamic>, String> {
+    pub fn get(&self, name: &str, default: Option<&Dynamic>) -> Result<Option<Dynamic>, ParamsError> {
         let Some(given) = self.values.get(name) else { return Ok(None) };
         match given {
             Given::Typed(v, source) => typed(name, v, source, default).map(Some),
@@ -113,9 +155,20 @@ impl Inputs {
 /// text is: an integer where a number is expected is fine; a string where an
 /// integer is expected is not (`"3" + 1` would be `"31"`). A string default
 /// takes any scalar, as its text (`version: 1.2` in YAML).
-fn typed(name: &str, value: &serde_json::Value, source: &str, default: Option<&Dynamic>) -> Result<Dynamic, String> {
+fn typed(
+    name: &str,
+    value: &serde_json::Value,
+    source: &str,
+    default: Option<&Dynamic>,
+) -> Result<Dynamic, ParamsError> {
     use serde_json::Value as J;
-    let to_dynamic = |v: &J| rhai::serde::to_dynamic(v).map_err(|e| format!("param `{name}` in {source}: {e}"));
+    let to_dynamic = |v: &J| {
+        rhai::serde::to_dynamic(v).map_err(|e| ParamsError::Value {
+            name: name.into(),
+            source: source.into(),
+            message: e.to_string(),
+        })
+    };
     let Some(default) = default.filter(|d| !d.is_unit()) else { return to_dynamic(value) };
     let given = match value {
         J::Null => "null".to_string(),
@@ -126,7 +179,13 @@ fn typed(name: &str, value: &serde_json::Value, source: &str, default: Option<&D
         J::Array(_) => "a list".to_string(),
         J::Object(_) => "a map".to_string(),
     };
-    let bad = |what: &str| format!("param `{name}` in {source} expects {what} (its default is {default}), got {given}");
+    let bad = |expected: &'static str| ParamsError::Mismatch {
+        name: name.into(),
+        source: Some(source.into()),
+        expected,
+        default: default.to_string(),
+        given: given.clone(),
+    };
     if default.is_int() {
         value.as_i64().map(Dynamic::from).ok_or_else(|| bad("an integer"))
     } else if default.is_float() {
@@ -156,9 +215,15 @@ fn typed(name: &str, value: &serde_json::Value, source: &str, default: Option<&D
     }
 }
 
-fn convert(name: &str, text: &str, default: Option<&Dynamic>) -> Result<Dynamic, String> {
+fn convert(name: &str, text: &str, default: Option<&Dynamic>) -> Result<Dynamic, ParamsError> {
     let Some(default) = default else { return Ok(text.into()) };
-    let bad = |what: &str| format!("param `{name}` expects {what} (its default is {default}), got \"{text}\"");
+    let bad = |expected: &'static str| ParamsError::Mismatch {
+        name: name.into(),
+        source: None,
+        expected,
+        default: default.to_string(),
+        given: format!("\"{text}\""),
+    };
     if default.is_int() {
         text.trim().parse::<i64>().map(Dynamic::from).map_err(|_| bad("an integer"))
     } else if default.is_float() {
@@ -196,13 +261,17 @@ mod tests {
             "replicas: \"3\"\nratio: 2\nhalf: 3.5\nflag: \"yes\"\nversion: 1.2\nlist: [1]\n",
         )
         .unwrap();
-        let err = inputs.get("replicas", Some(&Dynamic::from(2_i64))).unwrap_err();
+        let err = inputs.get("replicas", Some(&Dynamic::from(2_i64))).unwrap_err().to_string();
         assert_eq!(err, "param `replicas` in params.yaml expects an integer (its default is 2), got the string \"3\"");
-        assert!(inputs.get("half", Some(&Dynamic::from(2_i64))).unwrap_err().contains("got the number 3.5"));
-        assert!(inputs.get("flag", Some(&Dynamic::FALSE)).unwrap_err().contains("expects true or false"));
+        assert!(inputs
+            .get("half", Some(&Dynamic::from(2_i64)))
+            .unwrap_err()
+            .to_string()
+            .contains("got the number 3.5"));
+        assert!(inputs.get("flag", Some(&Dynamic::FALSE)).unwrap_err().to_string().contains("expects true or false"));
         assert_eq!(inputs.get("ratio", Some(&Dynamic::from(0.5_f64))).unwrap().unwrap().as_float(), Ok(2.0));
         assert_eq!(inputs.get("version", Some(&Dynamic::from("1.0"))).unwrap().unwrap().into_string().unwrap(), "1.2");
-        assert!(inputs.get("list", Some(&Dynamic::from("x"))).unwrap_err().contains("expects a string"));
+        assert!(inputs.get("list", Some(&Dynamic::from("x"))).unwrap_err().to_string().contains("expects a string"));
         assert!(inputs.get("list", None).unwrap().unwrap().is_array());
     }
 }

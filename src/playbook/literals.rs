@@ -226,7 +226,7 @@ fn duration(prefix: &str, value: &Expr, pos: Position, found: &mut Vec<BadLitera
         Some(text) => humantime::parse_duration(text.trim())
             .err()
             .map(|e| format!("\"{}\" is not a duration ({e})", text.as_str())),
-        None => super::parse_duration(&literal).err(),
+        None => super::parse_duration(&literal).err().map(|e| e.to_string()),
     };
     if let Some(problem) = problem {
         found.push(BadLiteral {

@@ -10,8 +10,8 @@ mod options;
 pub mod scan;
 pub mod shadows;
 mod top_level;
-pub use inputs::{Inputs, ParamDecl};
-pub use options::{parse_duration, StepOptions, STEP_OPTION_KEYS};
+pub use inputs::{Inputs, ParamDecl, ParamsError};
+pub use options::{parse_duration, DurationError, StepOptionError, StepOptions, STEP_OPTION_KEYS};
 pub use top_level::{mutations as top_level_mutations, TopLevelMutation};
 
 pub use model::{DeferredCall, Model, PhaseDecl};

@@ -1,6 +1,7 @@
 //! Step options from the script's `#{ ... }` map, checked strictly: an
 //! unknown key is an error naming the keys that exist.
 
+use std::fmt;
 use std::time::Duration;
 
 use rhai::{Dynamic, FnPtr, Map};
@@ -34,15 +35,72 @@ impl Default for StepOptions {
 
 pub const STEP_OPTION_KEYS: &[&str] = &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo", "detach"];
 
+/// A step option a step cannot take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOptionError {
+    /// `option` is not `expected`: it `got` a value of another type or range.
+    Expected { option: &'static str, expected: &'static str, got: String },
+    /// `option` is not a duration.
+    Duration { option: &'static str, source: DurationError },
+    /// No step option has this name.
+    Unknown { option: String },
+}
+
+impl fmt::Display for StepOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepOptionError::Expected { option, expected, got } => {
+                write!(f, "step option `{option}` must be {expected}, not {got}")
+            }
+            StepOptionError::Duration { option, source } => write!(f, "step option `{option}`: {source}"),
+            StepOptionError::Unknown { option } => {
+                write!(f, "unknown step option `{option}`; the options are: {}", STEP_OPTION_KEYS.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for StepOptionError {}
+
+/// A script value that is not a duration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationError {
+    Negative(i64),
+    NotSeconds(f64),
+    /// Text humantime cannot read, and why.
+    Unreadable {
+        text: String,
+        reason: String,
+    },
+    /// A value of another type (its type name).
+    NotADuration(&'static str),
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurationError::Negative(secs) => write!(f, "{secs} is negative"),
+            DurationError::NotSeconds(secs) => write!(f, "{secs} is not a valid number of seconds"),
+            DurationError::Unreadable { text, reason } => {
+                write!(f, "\"{text}\" is not a duration ({reason}); write it like \"30s\", \"5m\" or \"500ms\"")
+            }
+            DurationError::NotADuration(type_name) => write!(f, "expected a duration like \"30s\", not {type_name}"),
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
+
 impl StepOptions {
-    pub fn from_map(map: &Map) -> Result<Self, String> {
+    pub fn from_map(map: &Map) -> Result<Self, StepOptionError> {
         let mut o = Self::default();
         for (key, value) in map {
             match key.as_str() {
                 "retries" => {
-                    let n = value.as_int().map_err(|t| format!("step option `retries` must be an integer, not {t}"))?;
-                    o.retries =
-                        u32::try_from(n).map_err(|_| format!("step option `retries` must be 0 or more, not {n}"))?;
+                    let expected =
+                        |expected, got: String| StepOptionError::Expected { option: "retries", expected, got };
+                    let n = value.as_int().map_err(|t| expected("an integer", t.to_string()))?;
+                    o.retries = u32::try_from(n).map_err(|_| expected("0 or more", n.to_string()))?;
                 }
                 "retry_delay" => o.retry_delay = duration_option("retry_delay", value)?,
                 "timeout" => o.timeout = Some(duration_option("timeout", value)?),
@@ -50,44 +108,40 @@ impl StepOptions {
                 "when" => o.when = bool_option("when", value)?,
                 "detach" => o.detach = bool_option("detach", value)?,
                 "undo" => {
-                    o.undo = Some(value.clone().try_cast::<FnPtr>().ok_or_else(|| {
-                        format!("step option `undo` must be a closure like `|| ...`, not {}", value.type_name())
+                    o.undo = Some(value.clone().try_cast::<FnPtr>().ok_or_else(|| StepOptionError::Expected {
+                        option: "undo",
+                        expected: "a closure like `|| ...`",
+                        got: value.type_name().to_string(),
                     })?);
                 }
-                other => {
-                    return Err(format!(
-                        "unknown step option `{other}`; the options are: {}",
-                        STEP_OPTION_KEYS.join(", ")
-                    ))
-                }
+                other => return Err(StepOptionError::Unknown { option: other.to_string() }),
             }
         }
         Ok(o)
     }
 }
 
-fn bool_option(name: &str, value: &Dynamic) -> Result<bool, String> {
-    value.as_bool().map_err(|t| format!("step option `{name}` must be true or false, not {t}"))
+fn bool_option(option: &'static str, value: &Dynamic) -> Result<bool, StepOptionError> {
+    value.as_bool().map_err(|t| StepOptionError::Expected { option, expected: "true or false", got: t.to_string() })
 }
 
-fn duration_option(name: &str, value: &Dynamic) -> Result<Duration, String> {
-    parse_duration(value).map_err(|e| format!("step option `{name}`: {e}"))
+fn duration_option(option: &'static str, value: &Dynamic) -> Result<Duration, StepOptionError> {
+    parse_duration(value).map_err(|source| StepOptionError::Duration { option, source })
 }
 
 /// A duration from a script value: `"1m30s"`, `"500ms"`, or a number of seconds.
-pub fn parse_duration(value: &Dynamic) -> Result<Duration, String> {
+pub fn parse_duration(value: &Dynamic) -> Result<Duration, DurationError> {
     if let Ok(secs) = value.as_int() {
-        return u64::try_from(secs).map(Duration::from_secs).map_err(|_| format!("{secs} is negative"));
+        return u64::try_from(secs).map(Duration::from_secs).map_err(|_| DurationError::Negative(secs));
     }
     if let Ok(secs) = value.as_float() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{secs} is not a valid number of seconds"));
+        return Duration::try_from_secs_f64(secs).map_err(|_| DurationError::NotSeconds(secs));
     }
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
-        return humantime::parse_duration(text.trim()).map_err(|e| {
-            format!("\"{}\" is not a duration ({e}); write it like \"30s\", \"5m\" or \"500ms\"", text.as_str())
-        });
+        return humantime::parse_duration(text.trim())
+            .map_err(|e| DurationError::Unreadable { text: text.to_string(), reason: e.to_string() });
     }
-    Err(format!("expected a duration like \"30s\", not {}", value.type_name()))
+    Err(DurationError::NotADuration(value.type_name()))
 }
 
 #[cfg(test)]
@@ -99,14 +153,14 @@ mod tests {
         assert_eq!(parse_duration(&Dynamic::from("1m30s")), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration(&Dynamic::from(2_i64)), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration(&Dynamic::from(0.5_f64)), Ok(Duration::from_millis(500)));
-        assert!(parse_duration(&Dynamic::from("soon")).unwrap_err().contains("not a duration"));
+        assert!(parse_duration(&Dynamic::from("soon")).unwrap_err().to_string().contains("not a duration"));
     }
 
     #[test]
     fn rejects_unknown_option() {
         let mut m = Map::new();
         m.insert("retry".into(), Dynamic::from(1_i64));
-        let err = StepOptions::from_map(&m).err().unwrap();
+        let err = StepOptions::from_map(&m).err().unwrap().to_string();
         assert!(err.contains("unknown step option `retry`"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! primitive: through the one dry-run decision and the one process runner,
 //! with failures turned into script errors that keep the tool's own words.
 
-use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
+use crate::failure::{failure, failure_with_hint, terminated, FailureKind, HostFailure, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
 use crate::services::Action;
 use crate::state::RunState;
@@ -87,9 +87,12 @@ pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> 
     )
 }
 
-/// The error for a tool that exited non-zero: its own words, trimmed.
+/// The error for a tool that exited non-zero: its own words, trimmed, and
+/// as `data` the `program`, its `args`, the `exit_code` (`()` when a signal
+/// ended it) and the `stderr` tail.
 pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<rhai::EvalAltResult> {
-    let words = last_lines(&outcome.stderr, 12).or_else(|| last_lines(&outcome.stdout, 12)).unwrap_or_default();
+    let stderr = last_lines(&outcome.stderr, 12);
+    let words = stderr.clone().or_else(|| last_lines(&outcome.stdout, 12)).unwrap_or_default();
     // No redactor here: the error is masked where it is shown, and the
     // redactor knows the quoted form of a secret (`it'\''s`) too.
     let mut message = format!("`{}` failed with {}", call.spec.display(), outcome.describe(call.timeout));
@@ -97,11 +100,14 @@ pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<r
         message.push_str(":\n");
         message.push_str(&words);
     }
-    failure_with_hint(
-        FailureKind::Command,
-        message,
-        hint.unwrap_or_else(|| "the tool's own message is above; the step log has its full output".into()),
-    )
+    let args: rhai::Array = call.spec.args.iter().map(|a| a.clone().into()).collect();
+    HostFailure::new(FailureKind::Command, message)
+        .with_hint(hint.unwrap_or_else(|| "the tool's own message is above; the step log has its full output".into()))
+        .with_data("program", call.spec.program.clone())
+        .with_data("args", args)
+        .with_data("exit_code", outcome.code.map_or(rhai::Dynamic::UNIT, |c| i64::from(c).into()))
+        .with_data("stderr", stderr.unwrap_or_default())
+        .into()
 }
 
 /// The last `n` non-empty lines of a text, or `None` if it has none.

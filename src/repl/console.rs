@@ -15,33 +15,30 @@ use super::editor::{self, ReplHelper};
 use super::session::{Reply, Session};
 use super::view::{self, View};
 use crate::cli::args::ReplArgs;
+use crate::error::Error;
 use crate::events::{EventKind, Status};
 use crate::exit;
-use crate::launch::{playbook_root, usage_error};
+use crate::launch::playbook_root;
 use crate::playbook::Inputs;
 use crate::report::{self, Terminal, TerminalStyle};
 use crate::services::Services;
 use crate::session::{self as base, Signal};
 use crate::state::Settings;
 
-pub async fn repl(args: ReplArgs) -> i32 {
+pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let root = args.playbook.as_deref().map_or_else(|| PathBuf::from("."), playbook_root);
     let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
-    let inputs = match base::inputs(&args.inputs) {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
+    let inputs = base::inputs(&args.inputs)?;
     let services = base::services(report::format::new_run_id().into(), args.dry_run);
 
     let busy = Arc::new(AtomicBool::new(false));
     let quit = Arc::new(AtomicBool::new(false));
     let blocking = services.clone();
-    let code = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         session_loop(&args, inputs, &root, journal_root, blocking, &Flags { busy, quit })
     })
     .await
-    .unwrap_or(exit::FAILED);
-    code
+    .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }))
 }
 
 /// Ctrl-C reaches capstan as SIGINT only while a command runs (the line
@@ -123,7 +120,7 @@ fn session_loop(
     journal_root: PathBuf,
     services: Arc<Services>,
     flags: &Flags,
-) -> i32 {
+) -> Result<(), Error> {
     let current = view::Current::default();
     let style = if std::io::stderr().is_terminal() { TerminalStyle::Human } else { TerminalStyle::Plain };
     let view = View::new(Box::new(Terminal::new(style, true, false)), current.clone());
@@ -131,10 +128,7 @@ fn session_loop(
     let base::Session { state, engine, record, .. } =
         base::Session::build(services.clone(), inputs, settings, root, |_| Box::new(view), |_| {});
     let loaded = match &args.playbook {
-        Some(path) => match base::load(&engine, &services, path) {
-            Ok(l) => Some(l),
-            Err(code) => return code,
-        },
+        Some(path) => Some(base::load(&engine, &services, path)?),
         None => None,
     };
     let mut session = Session::new(state.clone(), engine, journal_root, record.clone(), current);
@@ -153,7 +147,7 @@ fn session_loop(
     });
     let mut editor = match editor {
         Ok(e) => e,
-        Err(m) => return usage_error(&format!("cannot start the line editor: {m}"), None),
+        Err(m) => return Err(Error::usage(format!("cannot start the line editor: {m}"))),
     };
     let history = editor::history_path(root);
     if let Some(path) = &history {
@@ -162,9 +156,7 @@ fn session_loop(
 
     let watcher = watch_signals(&services, flags, &record);
 
-    if let Err(code) = base::take_locks(&state, &args.guards.locks, "--lock") {
-        return code;
-    }
+    base::take_locks(&state, &args.guards.locks, "--lock")?;
     session.hold_session_locks();
 
     if let Some(loaded) = &loaded {
@@ -174,8 +166,12 @@ fn session_loop(
         let loaded_ok = session.load(&display, &loaded.ast, sha256);
         flags.busy.store(false, Ordering::SeqCst);
         if let Err(e) = loaded_ok {
-            crate::err!("{}", services.render_error(&e, &display));
-            return if services.cancel.was_signalled() { exit::INTERRUPTED } else { exit::USAGE };
+            let diagnostic = services.render_error(&e, &display);
+            return Err(if services.cancel.was_signalled() {
+                Error::Failed { code: exit::INTERRUPTED, diagnostic: Some(diagnostic) }
+            } else {
+                Error::Script { diagnostic }
+            });
         }
         // The playbook's imports complete too.
         *functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = editor::Catalog::of(&session.engine);
@@ -234,9 +230,9 @@ fn session_loop(
         crate::errln!("{}", console::style(format!("session journaled as run {run} (capstan runs show {run})")).dim());
     }
     if flags.quit.load(Ordering::SeqCst) {
-        exit::INTERRUPTED
+        Err(Error::Interrupted)
     } else {
-        exit::OK
+        Ok(())
     }
 }
 

@@ -294,7 +294,7 @@ impl Session {
                     "error: no playbook is loaded\n   = hint: start with `capstan repl PLAYBOOK`\n".into(),
                 )
             }
-            Err(m) => return Reply::Error(format!("error: {}\n", m.replace("--phase ", ""))),
+            Err(e) => return Reply::Error(format!("error: {}\n", e.to_string().replace("--phase ", ""))),
         };
         self.services().cancel.reset();
         self.open_journal();

@@ -20,7 +20,7 @@ use rhai::Dynamic;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::secret_ref::{Part, SecretRef};
+use super::secret_ref::{Part, SecretRef, UnsetSecret};
 use crate::events::RecordedValue;
 use crate::secrets::{FormKind, Piece, Redactor};
 
@@ -36,7 +36,7 @@ pub fn substitute(
     value: &mut Value,
     refs: &[SecretRef],
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), UnsetSecret> {
     for r in refs {
         let text = r.render(lookup)?;
         if let Some(slot) = value.pointer_mut(&r.path) {
@@ -227,7 +227,7 @@ mod tests {
         let mut v = serde_json::json!({"h": "Bearer ***!", "n": [1, "***"]});
         substitute(&mut v, &refs, &|n| (n == "TOKEN").then(|| "new-67890".to_string())).unwrap();
         assert_eq!(v, serde_json::json!({"h": "Bearer new-67890!", "n": [1, "new-67890"]}));
-        assert_eq!(substitute(&mut v, &refs, &|_| None), Err("TOKEN".to_string()));
+        assert_eq!(substitute(&mut v, &refs, &|_| None), Err(UnsetSecret("TOKEN".to_string())));
     }
 
     #[test]

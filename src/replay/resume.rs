@@ -47,18 +47,42 @@ pub struct Resume {
     undo_failed: HashMap<String, (String, String)>,
 }
 
+/// Why a run cannot be loaded for `--resume`.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `--resume last` and the journal root has no runs.
+    NoRuns { runs: std::path::PathBuf },
+    /// The run's journal cannot be read.
+    Unreadable { run_id: String, dir: std::path::PathBuf, source: std::io::Error },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::NoRuns { runs } => write!(f, "no runs to resume under {}", runs.display()),
+            LoadError::Unreadable { run_id, dir, source } => {
+                write!(f, "cannot read the journal of run {run_id} in {}: {source}", dir.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 impl Resume {
     /// Load run `id` (or the newest run for `last`) under a journal root.
-    pub fn load(root: &Path, id: &str) -> Result<Self, String> {
+    pub fn load(root: &Path, id: &str) -> Result<Self, LoadError> {
         let runs = runs_dir(root);
         let run_id = if id == "last" {
-            latest(&runs).ok_or_else(|| format!("no runs to resume under {}", runs.display()))?
+            latest(&runs).ok_or_else(|| LoadError::NoRuns { runs: runs.clone() })?
         } else {
             id.to_string()
         };
         let dir = runs.join(&run_id);
-        let bytes = std::fs::read(dir.join("journal.jsonl"))
-            .map_err(|e| format!("cannot read the journal of run {run_id} in {}: {e}", dir.display()))?;
+        let bytes = match std::fs::read(dir.join("journal.jsonl")) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(LoadError::Unreadable { run_id, dir, source }),
+        };
         let mut resume = Self {
             run_id,
             dir,

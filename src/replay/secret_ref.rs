@@ -5,6 +5,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::secrets::Redactor;
 
+/// A secret a recorded value names that has no value now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsetSecret(pub String);
+
+impl std::fmt::Display for UnsetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "secret `{}` is not set", self.0)
+    }
+}
+
+impl std::error::Error for UnsetSecret {}
+
 /// A string of a recorded value that holds secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretRef {
@@ -23,15 +35,15 @@ impl SecretRef {
         })
     }
 
-    /// The string with each secret's value from `lookup`; `Err(name)` for
-    /// the first secret `lookup` does not know.
-    pub fn render(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    /// The string with each secret's value from `lookup`; the first secret
+    /// `lookup` does not know is an error.
+    pub fn render(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, UnsetSecret> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Secret { secret, trimmed } => {
-                    let value = lookup(secret).ok_or_else(|| secret.clone())?;
+                    let value = lookup(secret).ok_or_else(|| UnsetSecret(secret.clone()))?;
                     out.push_str(if *trimmed { value.trim() } else { &value });
                 }
             }

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub struct Terminal {
     child: Child,
     input: File,
     screen: Arc<Mutex<Vec<u8>>>,
+    /// Set once the reader has seen the terminal close: all output is in `screen`.
+    drained: Arc<AtomicBool>,
     /// How much of the screen the last `expect` consumed.
     seen: usize,
     columns: u16,
@@ -63,6 +66,8 @@ impl Terminal {
         let mut reader = master.try_clone().expect("dup master");
         let screen = Arc::new(Mutex::new(Vec::new()));
         let sink = screen.clone();
+        let drained = Arc::new(AtomicBool::new(false));
+        let done = drained.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // EIO once the last holder of the terminal has exited.
@@ -72,19 +77,26 @@ impl Terminal {
                 }
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.store(true, Ordering::SeqCst);
         });
-        Self { child, input: master, screen, seen: 0, columns }
+        Self { child, input: master, screen, drained, seen: 0, columns }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Wait for capstan to exit; its exit code.
+    /// Wait for capstan to exit; its exit code. What it wrote just before
+    /// exiting may still be in the terminal: wait (a little) until the
+    /// reader has it all, so `screen` shows the whole run.
     pub fn wait(&mut self, timeout: Duration) -> i32 {
         let end = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                let drain_end = Instant::now() + Duration::from_secs(3);
+                while !self.drained.load(Ordering::SeqCst) && Instant::now() < drain_end {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status.code().unwrap_or(-1);
             }
             assert!(Instant::now() < end, "capstan did not exit within {timeout:?}:\n{}", self.text());

@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
+use crate::error::Error;
 use crate::executor;
-use crate::exit;
 use crate::launch::{load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
@@ -77,8 +77,8 @@ pub struct Param {
 
 impl Pipeline {
     /// Compile the playbook and evaluate its top level the way `capstan list`
-    /// does; on bad input print the same diagnostics and return exit code 2.
-    pub fn inspect(path: &Path) -> Result<Self, i32> {
+    /// does; bad input is the same error.
+    pub fn inspect(path: &Path) -> Result<Self, Error> {
         let (state, engine) = inspection(&playbook_root(path), crate::state::TopLevelBudget::default());
         let services = state.services.clone();
         let redactor = services.redactor.clone();
@@ -89,24 +89,23 @@ impl Pipeline {
             .cancel
             .set_run_deadline(std::time::Instant::now().checked_add(std::time::Duration::from_secs(10)));
         if let Err(e) = executor::declare(&state, &engine, &loaded.ast) {
-            crate::err!("{}", services.render_error(&e, &path.to_string_lossy()));
-            return Err(exit::USAGE);
+            return Err(Error::Script { diagnostic: services.render_error(&e, &path.to_string_lossy()) });
         }
         let model = state.model().clone();
         if model.phases.is_empty() {
-            return Err(crate::launch::usage_error(
-                &format!("{} declares no phases: there is nothing to run in CI", path.display()),
-                Some("declare phases with phase(\"name\", || { ... })"),
+            return Err(Error::usage_with_hint(
+                format!("{} declares no phases: there is nothing to run in CI", path.display()),
+                "declare phases with phase(\"name\", || { ... })",
             ));
         }
         if let Some(index) = model.phases.iter().position(|p| redactor.redact_owned(&p.name).is_some()) {
-            return Err(crate::launch::usage_error(
-                &format!(
+            return Err(Error::usage_with_hint(
+                format!(
                     "the name of phase {} holds the value of a secret: a job cannot select that phase without \
                      writing the secret into the pipeline file",
                     index + 1
                 ),
-                Some("build the phase's name without the secret"),
+                "build the phase's name without the secret",
             ));
         }
         let mut ids: Vec<String> = Vec::new();
