@@ -31,7 +31,7 @@ fn docker(
     let mut call = ToolCall::new("docker", args);
     call.read_only = read_only;
     call.quiet = quiet;
-    match tool::call(state, &call)? {
+    match tool::call(&state.services, &call)? {
         Some(out) if !out.success() => {
             Err(tool::failed(&call, &out, Some("docker's message is above; is the daemon up (DOCKER_HOST)?".into())))
         }

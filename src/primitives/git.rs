@@ -3,29 +3,26 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine};
+use serde::Deserialize;
 
-use super::registration::module_func;
+use super::registration::{docs, Api};
 use crate::failure::{failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::state::RunState;
+use crate::services::Services;
 
-fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct GitOptions {
+    /// The repository to ask (the current folder by default).
+    dir: Option<String>,
+}
+
+fn git(services: &Services, args: &[&str], options: &GitOptions) -> RhaiResultOf<String> {
     let mut spec = CommandSpec::new("git", args.iter().map(|s| (*s).to_string()).collect());
     spec.quiet = true;
-    for (k, v) in options {
-        match k.as_str() {
-            "dir" => spec.cwd = Some(v.to_string().into()),
-            other => {
-                return Err(failure_with_hint(
-                    FailureKind::Usage,
-                    format!("unknown git option `{other}`"),
-                    "the option is: dir",
-                ))
-            }
-        }
-    }
-    let outcome = match process::execute(state.services.as_ref(), &spec) {
+    spec.cwd = options.dir.clone().map(Into::into);
+    let outcome = match process::execute(services, &spec) {
         Ok(o) => o,
         Err(ProcessError::Interrupted(reason)) => return Err(terminated(reason)),
         Err(e) => {
@@ -39,55 +36,62 @@ fn git(state: &RunState, args: &[&str], options: &Map) -> RhaiResultOf<String> {
     if !outcome.success() {
         return Err(failure_with_hint(
             FailureKind::Command,
-            format!("`{}` failed: {}", spec.display_masked(&state.services.redactor), outcome.stderr.trim()),
+            format!("`{}` failed: {}", spec.display_masked(&services.redactor), outcome.stderr.trim()),
             "run it inside a git repository (or pass `#{ dir: ... }`)",
         ));
     }
     Ok(outcome.stdout.trim_end().to_string())
 }
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut m = Module::new();
-    for (with_options, params) in [(false, vec!["String"]), (true, vec!["options: Map", "String"])] {
-        let s = state.clone();
-        let doc = "The commit checked out (`git rev-parse HEAD`). Option: `dir`.\n```rhai\nlet sha = git::sha();\n```";
-        if with_options {
-            module_func(&mut m, "sha", &params, doc, move |o: Map| git(&s, &["rev-parse", "HEAD"], &o));
-        } else {
-            module_func(&mut m, "sha", &params, doc, move || git(&s, &["rev-parse", "HEAD"], &Map::new()));
-        }
-        let s = state.clone();
-        let doc = "The branch checked out (`HEAD` when detached). Option: `dir`.\n```rhai\nif git::branch() != \"main\" { fail(\"deploy from main\"); }\n```";
-        if with_options {
-            module_func(&mut m, "branch", &params, doc, move |o: Map| {
-                git(&s, &["rev-parse", "--abbrev-ref", "HEAD"], &o)
-            });
-        } else {
-            module_func(&mut m, "branch", &params, doc, move || {
-                git(&s, &["rev-parse", "--abbrev-ref", "HEAD"], &Map::new())
-            });
-        }
-    }
-    let s = state.clone();
-    module_func(
-        &mut m,
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "git", services.clone());
+    api.opts0(
+        "sha",
+        &["String"],
+        docs! {
+            /// The commit checked out (`git rev-parse HEAD`). Option: `dir`.
+            /// ```rhai
+            /// let sha = git::sha();
+            /// ```
+        },
+        |svc, o: GitOptions| git(svc, &["rev-parse", "HEAD"], &o),
+    );
+    api.opts0(
+        "branch",
+        &["String"],
+        docs! {
+            /// The branch checked out (`HEAD` when detached). Option: `dir`.
+            /// ```rhai
+            /// if git::branch() != "main" { fail("deploy from main"); }
+            /// ```
+        },
+        |svc, o: GitOptions| git(svc, &["rev-parse", "--abbrev-ref", "HEAD"], &o),
+    );
+    api.func0(
         "dirty",
         &["bool"],
-        "True when the work tree has uncommitted changes.\n```rhai\ngate(\"clean work tree\", !git::dirty());\n```",
-        move || git(&s, &["status", "--porcelain"], &Map::new()).map(|o| !o.is_empty()),
+        docs! {
+            /// True when the work tree has uncommitted changes.
+            /// ```rhai
+            /// gate("clean work tree", !git::dirty());
+            /// ```
+        },
+        |svc| git(svc, &["status", "--porcelain"], &GitOptions::default()).map(|o| !o.is_empty()),
     );
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.func1(
         "changed_files",
         &["base: &str", "Array"],
-        "Files changed between `base` and HEAD (`git diff --name-only base...HEAD`).\n\
-         ```rhai\nlet infra = git::changed_files(\"origin/main\").filter(|f| f.starts_with(\"infra/\"));\n```",
-        move |base: &str| -> RhaiResultOf<Array> {
+        docs! {
+            /// Files changed between `base` and HEAD (`git diff --name-only base...HEAD`).
+            /// ```rhai
+            /// let infra = git::changed_files("origin/main").filter(|f| f.starts_with("infra/"));
+            /// ```
+        },
+        |svc, base: rhai::ImmutableString| -> RhaiResultOf<Array> {
             let range = format!("{base}...HEAD");
-            let out = git(&s, &["diff", "--name-only", &range], &Map::new())?;
+            let out = git(svc, &["diff", "--name-only", &range], &GitOptions::default())?;
             Ok(out.lines().filter(|l| !l.is_empty()).map(|l| Dynamic::from(l.to_string())).collect())
         },
     );
-    engine.register_static_module("git", m.into());
+    api.finish();
 }

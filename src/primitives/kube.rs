@@ -68,7 +68,7 @@ fn exec(
     let mut call = ToolCall::new(program, args);
     call.read_only = read_only;
     call.quiet = quiet;
-    match tool::call(state, &call)? {
+    match tool::call(&state.services, &call)? {
         Some(out) if !out.success() => Err(tool::failed(&call, &out, None)),
         other => Ok(other),
     }

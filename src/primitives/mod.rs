@@ -14,6 +14,7 @@ mod kube;
 mod metrics;
 mod namespaces;
 mod notify;
+mod options;
 mod process;
 pub mod registration;
 mod report;

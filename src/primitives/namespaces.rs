@@ -12,12 +12,12 @@ use crate::state::RunState;
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     builtins::register(engine, state);
-    process::register(engine, state);
+    process::register(engine, &state.services);
     guard::register(engine, state);
     report::register(engine, state);
     notify::register(engine, state);
     data::register(engine, state);
-    git::register(engine, state);
+    git::register(engine, &state.services);
     health::register(engine, state);
     terraform::register(engine, state);
     metrics::register(engine, state);

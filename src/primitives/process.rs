@@ -1,49 +1,88 @@
 //! `run(argv, opts)` and `sh(script, opts)`: children through the one
 //! process runner, dry-run through the one decision.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Engine, ImmutableString, Map};
+use serde::{Deserialize, Serialize};
 
-use super::registration::func;
-
+use super::options::{Seconds, Text};
+use super::registration::{docs, Api};
 use super::tool;
+use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::playbook::parse_duration;
 use crate::process::{self, CommandSpec};
-use crate::state::RunState;
+use crate::services::Services;
 
-const RUN_OPTIONS: &[&str] = &["cwd", "env", "stdin", "timeout", "check", "read_only", "quiet"];
-
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RunOptions {
+    cwd: Option<Text>,
+    env: BTreeMap<String, Text>,
+    stdin: Option<Text>,
+    timeout: Option<Seconds>,
     check: bool,
     read_only: bool,
+    quiet: bool,
 }
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    const RUN_DOC: &str = "Run a program with arguments (no shell). Output streams to the step log as it\n\
-        comes. Returns `#{ code, stdout, stderr, duration_ms, dry_run }`; a non-zero exit\n\
-        fails the step unless `check: false`. Options: `cwd`, `env` (map), `stdin`,\n\
-        `timeout`, `check`, `read_only` (runs under --dry-run too), `quiet`.\n\
-        ```rhai\nlet r = run([\"git\", \"rev-parse\", \"HEAD\"], #{ read_only: true });\n```";
-    const SH_DOC: &str = "Run a script with `/bin/sh -c`. Same options and result as `run`.\n\
-        ```rhai\nsh(\"make build && make test\", #{ cwd: \"app\", timeout: \"10m\" });\n```";
-    let s = state.clone();
-    func(engine, "run", &["argv: Array", "Map"], RUN_DOC, move |argv: Array| run(&s, argv, &Map::new()));
-    let s = state.clone();
-    func(engine, "run", &["argv: Array", "options: Map", "Map"], RUN_DOC, move |argv: Array, opts: Map| {
-        run(&s, argv, &opts)
-    });
-    let s = state.clone();
-    func(engine, "sh", &["script: &str", "Map"], SH_DOC, move |script: &str| sh(&s, script, &Map::new()));
-    let s = state.clone();
-    func(engine, "sh", &["script: &str", "options: Map", "Map"], SH_DOC, move |script: &str, opts: Map| {
-        sh(&s, script, &opts)
-    });
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            cwd: None,
+            env: BTreeMap::new(),
+            stdin: None,
+            timeout: None,
+            check: true,
+            read_only: false,
+            quiet: false,
+        }
+    }
 }
 
-fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
+impl RunOptions {
+    fn apply(&self, spec: &mut CommandSpec) {
+        spec.cwd = self.cwd.as_ref().map(|t| t.0.clone().into());
+        spec.stdin = self.stdin.as_ref().map(|t| t.0.clone());
+        spec.env = self.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        spec.timeout = self.timeout.map(|t| t.0);
+        spec.quiet = self.quiet;
+    }
+}
+
+/// What `run` and `sh` return.
+#[derive(Serialize, Default)]
+struct RunResult {
+    code: i64,
+    stdout: String,
+    stderr: String,
+    duration_ms: i64,
+    dry_run: bool,
+}
+
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    const RUN_DOC: &str = docs! {
+        /// Run a program with arguments (no shell). Output streams to the step log as it
+        /// comes. Returns `#{ code, stdout, stderr, duration_ms, dry_run }`; a non-zero exit
+        /// fails the step unless `check: false`. Options: `cwd`, `env` (map), `stdin`,
+        /// `timeout`, `check`, `read_only` (runs under --dry-run too), `quiet`.
+        /// ```rhai
+        /// let r = run(["git", "rev-parse", "HEAD"], #{ read_only: true });
+        /// ```
+    };
+    const SH_DOC: &str = docs! {
+        /// Run a script with `/bin/sh -c`. Same options and result as `run`.
+        /// ```rhai
+        /// sh("make build && make test", #{ cwd: "app", timeout: "10m" });
+        /// ```
+    };
+    let mut api = Api::global(engine, services.clone());
+    api.opts1("run", &["argv: Array", "Map"], RUN_DOC, run);
+    api.opts1("sh", &["script: &str", "Map"], SH_DOC, sh);
+}
+
+fn run(services: &Arc<Services>, argv: Array, options: RunOptions) -> RhaiResultOf<Map> {
     let argv: Vec<String> =
         argv.into_iter().map(|a| a.into_immutable_string().map(|s| s.to_string())).collect::<Result<_, _>>().map_err(
             |t| {
@@ -58,54 +97,21 @@ fn run(state: &RunState, argv: Array, opts: &Map) -> RhaiResultOf<Map> {
         return Err(failure(FailureKind::Usage, "run: argv is empty; give the program and its arguments"));
     };
     let mut spec = CommandSpec::new(program.clone(), arguments.to_vec());
-    let options = apply_options(&mut spec, opts, "run")?;
-    execute(state, &spec, &options, &spec.display_masked(&state.services.redactor))
+    options.apply(&mut spec);
+    execute(services, &spec, &options, &spec.display_masked(&services.redactor))
 }
 
-fn sh(state: &RunState, script: &str, opts: &Map) -> RhaiResultOf<Map> {
+fn sh(services: &Arc<Services>, script: ImmutableString, options: RunOptions) -> RhaiResultOf<Map> {
     let mut spec = CommandSpec::new("/bin/sh", vec!["-c".into(), script.to_string()]);
-    let options = apply_options(&mut spec, opts, "sh")?;
-    let shown = format!("sh -c {}", process::quote(&state.services.redactor.redact(script)));
-    execute(state, &spec, &options, &shown)
+    options.apply(&mut spec);
+    let shown = format!("sh -c {}", process::quote(&services.redactor.redact(&script)));
+    execute(services, &spec, &options, &shown)
 }
 
-fn apply_options(spec: &mut CommandSpec, opts: &Map, what: &str) -> RhaiResultOf<RunOptions> {
-    let mut o = RunOptions { check: true, read_only: false };
-    let bad = |key: &str, expected: &str, v: &Dynamic| {
-        failure(FailureKind::Usage, format!("{what} option `{key}` must be {expected}, not {}", v.type_name()))
-    };
-    for (key, value) in opts {
-        match key.as_str() {
-            "cwd" => spec.cwd = Some(value.to_string().into()),
-            "stdin" => spec.stdin = Some(value.to_string()),
-            "env" => {
-                let map = value.read_lock::<Map>().ok_or_else(|| bad(key, "a map", value))?;
-                spec.env = map.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            }
-            "timeout" => {
-                spec.timeout = Some(
-                    parse_duration(value)
-                        .map_err(|m| failure(FailureKind::Usage, format!("{what} option `timeout`: {m}")))?,
-                );
-            }
-            "check" => o.check = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
-            "read_only" => o.read_only = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
-            "quiet" => spec.quiet = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
-            other => {
-                return Err(failure(
-                    FailureKind::Usage,
-                    format!("unknown {what} option `{other}`; the options are: {}", RUN_OPTIONS.join(", ")),
-                ))
-            }
-        }
-    }
-    Ok(o)
-}
-
-fn execute(state: &RunState, spec: &CommandSpec, options: &RunOptions, display: &str) -> RhaiResultOf<Map> {
+fn execute(services: &Services, spec: &CommandSpec, options: &RunOptions, display: &str) -> RhaiResultOf<Map> {
     let hints = tool::Hints { spawn: "check the program name, PATH and `cwd`", other: None };
-    let Some(outcome) = tool::act(state, spec, display, options.read_only, &hints)? else {
-        return Ok(result(0, String::new(), String::new(), Duration::ZERO, true));
+    let Some(outcome) = tool::act(services, spec, display, options.read_only, &hints)? else {
+        return to_map(&RunResult { dry_run: true, ..RunResult::default() });
     };
     if options.check && !outcome.success() {
         let what = outcome.describe(spec.timeout);
@@ -119,7 +125,13 @@ fn execute(state: &RunState, spec: &CommandSpec, options: &RunOptions, display: 
         ));
     }
     let code = outcome.code.map_or_else(|| i64::from(-outcome.signal.unwrap_or(1)), i64::from);
-    Ok(result(code, outcome.stdout, outcome.stderr, outcome.duration, false))
+    to_map(&RunResult {
+        code,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        duration_ms: outcome.duration.as_millis() as i64,
+        dry_run: false,
+    })
 }
 
 fn short(display: &str) -> String {
@@ -129,14 +141,4 @@ fn short(display: &str) -> String {
     } else {
         format!("{}…", display.chars().take(MAX).collect::<String>())
     }
-}
-
-fn result(code: i64, stdout: String, stderr: String, duration: Duration, dry_run: bool) -> Map {
-    let mut m = Map::new();
-    m.insert("code".into(), code.into());
-    m.insert("stdout".into(), stdout.into());
-    m.insert("stderr".into(), stderr.into());
-    m.insert("duration_ms".into(), (duration.as_millis() as i64).into());
-    m.insert("dry_run".into(), dry_run.into());
-    m
 }

@@ -169,7 +169,7 @@ fn run(state: &RunState, host: &str, argv: Array, map: &Map) -> RhaiResultOf<Map
     call.read_only = o.read_only;
     call.quiet = o.quiet;
     call.stdin.clone_from(&o.stdin);
-    let out = tool::call(state, &call)?;
+    let out = tool::call(&state.services, &call)?;
     if let Some(out) = &out {
         // 255 is ssh's own failure (connection, auth), not the remote command's.
         if o.check && !out.success() {
@@ -194,7 +194,7 @@ fn copy(state: &RunState, host: &str, src: &str, dst: &str, map: &Map) -> RhaiRe
     let mut call = ToolCall::new("scp", args);
     call.timeout = o.timeout;
     call.quiet = o.quiet;
-    let out = tool::call(state, &call)?;
+    let out = tool::call(&state.services, &call)?;
     if let Some(out) = &out {
         if !out.success() {
             return Err(tool::failed(&call, out, None));

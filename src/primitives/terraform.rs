@@ -138,7 +138,7 @@ fn tf_failed(call: &ToolCall, out: &crate::process::Outcome) -> Box<rhai::EvalAl
 }
 
 fn run_tf(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<crate::process::Outcome>> {
-    match tool::call(state, call)? {
+    match tool::call(&state.services, call)? {
         Some(out) if out.success() => Ok(Some(out)),
         Some(out) => Err(tf_failed(call, &out)),
         None => Ok(None),
@@ -168,7 +168,7 @@ fn validate(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     let o = options(map)?;
     let mut call = terraform(dir, vec!["validate".into(), "-json".into(), "-no-color".into()], &o, true);
     call.quiet = true;
-    let Some(out) = tool::call(state, &call)? else { return Ok(Map::new()) };
+    let Some(out) = tool::call(&state.services, &call)? else { return Ok(Map::new()) };
     let v: Value = serde_json::from_str(&out.stdout).map_err(|_| tf_failed(&call, &out))?;
     let d = rhai::serde::to_dynamic(&v)?;
     let m = d.try_cast::<Map>().unwrap_or_default();
@@ -182,12 +182,12 @@ fn fmt(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
         args.push("-check".into());
     }
     let call = terraform(dir, args, &o, !o.write);
-    let Some(out) = tool::call(state, &call)? else {
+    let Some(out) = tool::call(&state.services, &call)? else {
         // `write: true` under --dry-run: list the files it would format.
         let mut check =
             terraform(dir, vec!["fmt".into(), "-recursive".into(), "-list=true".into(), "-check".into()], &o, true);
         check.quiet = true;
-        let out = tool::call(state, &check)?;
+        let out = tool::call(&state.services, &check)?;
         if let Some(out) = out.as_ref().filter(|o| !(o.success() || o.code == Some(3))) {
             return Err(tf_failed(&check, out));
         }
@@ -256,7 +256,7 @@ fn plan(state: &RunState, dir: &str, map: &Map) -> RhaiResultOf<Map> {
     args.push(format!("-out={plan_file}"));
     args.extend(o.plan_args());
     let call = terraform(dir, args, &o, true);
-    let Some(out) = tool::call(state, &call)? else { return Ok(Map::new()) };
+    let Some(out) = tool::call(&state.services, &call)? else { return Ok(Map::new()) };
     let exit_code = out.code.unwrap_or(1);
     if exit_code != 0 && exit_code != 2 {
         return Err(tf_failed(&call, &out));

@@ -254,7 +254,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     let mut test = ToolCall::new("nginx", nginx_args.iter().cloned().chain(["-t".to_string()]));
     test.read_only = true;
     test.quiet = true;
-    let tested = tool::call(state, &test)?.filter(|o| !o.success());
+    let tested = tool::call(&state.services, &test)?.filter(|o| !o.success());
     if let Some(out) = tested {
         // Put the working file back so the next reload does not pick up a broken one.
         match &previous {
@@ -269,7 +269,7 @@ fn nginx(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     }
     if reload {
         let call = ToolCall::new("nginx", nginx_args.into_iter().chain(["-s".to_string(), "reload".to_string()]));
-        if let Some(out) = tool::call(state, &call)? {
+        if let Some(out) = tool::call(&state.services, &call)? {
             if !out.success() {
                 return Err(tool::failed(&call, &out, None));
             }
@@ -311,7 +311,7 @@ fn ingress_nginx(state: &RunState, ingress: &str, weight: i64, map: &Map) -> Rha
         }
     }
     let call = ToolCall::new("kubectl", args);
-    let out = tool::call(state, &call)?;
+    let out = tool::call(&state.services, &call)?;
     if let Some(o) = &out {
         if !o.success() {
             return Err(tool::failed(&call, o, None));

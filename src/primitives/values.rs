@@ -1,5 +1,5 @@
-//! Reading option values from script maps: the shapes several namespaces
-//! share. Each caller words its own error.
+//! Values between scripts and Rust: the option shapes several namespaces
+//! share, and result structs turned into maps.
 
 use rhai::{Array, Dynamic, Map};
 
@@ -14,4 +14,11 @@ pub fn list(v: &Dynamic, single_ok: bool) -> Option<Vec<String>> {
 /// A map as `(key, value)` pairs, each value rendered by `render`.
 pub fn pairs(v: &Dynamic, render: impl Fn(&Dynamic) -> String) -> Option<Vec<(String, String)>> {
     v.read_lock::<Map>().map(|m| m.iter().map(|(k, v)| (k.to_string(), render(v))).collect())
+}
+
+/// A result struct as the object map a script reads (`r.code`, `r.stdout`).
+pub fn to_map(value: &impl serde::Serialize) -> crate::failure::RhaiResultOf<Map> {
+    let value = rhai::serde::to_dynamic(value)?;
+    let found = value.type_name();
+    value.try_cast::<Map>().ok_or_else(|| format!("a result must be a map, not {found}").into())
 }
