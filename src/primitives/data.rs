@@ -4,152 +4,203 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use serde::Serialize;
 
-use super::registration::module_func;
+use super::registration::{docs, Api};
+use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::services::Action;
 use crate::state::RunState;
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    engine.register_static_module("fs", fs_module(state).into());
-    engine.register_static_module("json", json_module().into());
-    engine.register_static_module("yaml", yaml_module().into());
+    fs(engine, state);
+    json(engine);
+    yaml(engine);
 }
 
 fn io_error(what: &str, path: &str, e: &std::io::Error) -> Box<rhai::EvalAltResult> {
     failure_with_hint(FailureKind::Fail, format!("{what} {path}: {e}"), "check the path and its permissions")
 }
 
-fn fs_module(state: &Arc<RunState>) -> Module {
-    let mut m = Module::new();
-    module_func(&mut m, "exists", &["path: &str", "bool"], "True when the file or folder exists.\n```rhai\nif fs::exists(\"docs/ROLLBACK.md\") { info(\"documented\"); }\n```", |path: &str| Path::new(path).exists());
-    module_func(
-        &mut m,
+/// What `fs::write` returns.
+#[derive(Serialize)]
+struct Written<'a> {
+    path: &'a str,
+    bytes: i64,
+    dry_run: bool,
+}
+
+/// `fs::` keeps the run state: its temporary folders live until the run ends.
+fn fs(engine: &mut Engine, state: &Arc<RunState>) {
+    let mut api = Api::namespace(engine, "fs", state.clone());
+    api.func1(
+        "exists",
+        &["path: &str", "bool"],
+        docs! {
+            /// True when the file or folder exists.
+            /// ```rhai
+            /// if fs::exists("docs/ROLLBACK.md") { info("documented"); }
+            /// ```
+        },
+        |_, path: Str| Ok(Path::new(path.as_str()).exists()),
+    );
+    api.func1(
         "read",
         &["path: &str", "String"],
-        "The text of a file.\n```rhai\nlet version = fs::read(\"VERSION\");\nversion.trim();  // trims in place\n```",
-        |path: &str| -> RhaiResultOf<String> {
-            std::fs::read_to_string(path).map_err(|e| io_error("cannot read", path, &e))
+        docs! {
+            /// The text of a file.
+            /// ```rhai
+            /// let version = fs::read("VERSION");
+            /// version.trim();  // trims in place
+            /// ```
         },
+        |_, path: Str| std::fs::read_to_string(path.as_str()).map_err(|e| io_error("cannot read", &path, &e)),
     );
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.func2(
         "write",
         &["path: &str", "text: &str", "Map"],
-        "Write text to a file, creating its folder: `#{ path, bytes, dry_run }`. Not done\n\
-         under `--dry-run`.\n\
-         ```rhai\nfs::write(\"out/version.txt\", version);\n```",
-        move |path: &str, text: &str| -> RhaiResultOf<Map> {
+        docs! {
+            /// Write text to a file, creating its folder: `#{ path, bytes, dry_run }`. Not done
+            /// under `--dry-run`.
+            /// ```rhai
+            /// fs::write("out/version.txt", version);
+            /// ```
+        },
+        |state, path: Str, text: Str| -> RhaiResultOf<Map> {
             let description = format!("write {} bytes to {path}", text.len());
-            let mut result = Map::new();
-            result.insert("path".into(), path.into());
-            result.insert("bytes".into(), (text.len() as i64).into());
-            if !s.services.should_act(&Action { description: &description, read_only: false }) {
-                result.insert("dry_run".into(), true.into());
-                return Ok(result);
+            let mut written = Written { path: &path, bytes: text.len() as i64, dry_run: true };
+            if !state.services.should_act(&Action { description: &description, read_only: false }) {
+                return to_map(&written);
             }
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path.as_str()).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", &dir.to_string_lossy(), &e))?;
             }
-            std::fs::write(path, text).map_err(|e| io_error("cannot write", path, &e))?;
-            result.insert("dry_run".into(), false.into());
-            Ok(result)
+            std::fs::write(path.as_str(), text.as_str()).map_err(|e| io_error("cannot write", &path, &e))?;
+            written.dry_run = false;
+            to_map(&written)
         },
     );
-    module_func(
-        &mut m,
+    api.func1(
         "glob",
         &["pattern: &str", "Array"],
-        "Paths matching a pattern (`*`, `**`, `?`, `[..]`), sorted.\n```rhai\nfor f in fs::glob(\"k8s/**/*.yaml\") { info(f); }\n```",
-        |pattern: &str| -> RhaiResultOf<Array> {
-            let paths = glob::glob(pattern).map_err(|e| failure(FailureKind::Usage, format!("bad glob pattern \"{pattern}\": {e}")))?;
+        docs! {
+            /// Paths matching a pattern (`*`, `**`, `?`, `[..]`), sorted.
+            /// ```rhai
+            /// for f in fs::glob("k8s/**/*.yaml") { info(f); }
+            /// ```
+        },
+        |_, pattern: Str| -> RhaiResultOf<Array> {
+            let paths = glob::glob(&pattern)
+                .map_err(|e| failure(FailureKind::Usage, format!("bad glob pattern \"{pattern}\": {e}")))?;
             let mut out: Vec<String> = paths.flatten().map(|p| p.to_string_lossy().into_owned()).collect();
             out.sort();
             Ok(out.into_iter().map(Dynamic::from).collect())
         },
     );
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.func0(
         "temp_dir",
         &["String"],
-        "A fresh temporary folder, removed when the run ends.\n```rhai\nlet work = fs::temp_dir();\n```",
-        move || -> RhaiResultOf<String> {
+        docs! {
+            /// A fresh temporary folder, removed when the run ends.
+            /// ```rhai
+            /// let work = fs::temp_dir();
+            /// ```
+        },
+        |state| -> RhaiResultOf<String> {
             let dir = tempfile::Builder::new()
                 .prefix("capstan-")
                 .tempdir()
                 .map_err(|e| failure(FailureKind::Fail, format!("cannot create a temporary folder: {e}")))?;
             let path = dir.path().to_string_lossy().into_owned();
-            s.keep_until_end(dir);
+            state.keep_until_end(dir);
             Ok(path)
         },
     );
-    m
+    api.finish();
 }
 
-fn json_module() -> Module {
-    let mut m = Module::new();
-    module_func(
-        &mut m,
+/// A parsed document as script values.
+fn parsed(value: Result<serde_json::Value, impl std::fmt::Display>, format: &str) -> RhaiResultOf<Dynamic> {
+    let value = value.map_err(|e| failure(FailureKind::Fail, format!("not valid {format}: {e}")))?;
+    rhai::serde::to_dynamic(value)
+}
+
+/// A script value written out, or why it cannot be.
+fn written(text: Result<String, impl std::fmt::Display>, format: &str) -> RhaiResultOf<String> {
+    text.map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as {format}: {e}")))
+}
+
+fn json(engine: &mut Engine) {
+    let mut api = Api::namespace(engine, "json", ());
+    api.func1(
         "parse",
         &["text: &str", "?"],
-        "Parse JSON into maps, arrays and values.\n```rhai\nlet out = json::parse(run([\"terraform\", \"output\", \"-json\"]).stdout);\n```",
-        |text: &str| -> RhaiResultOf<Dynamic> {
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| failure(FailureKind::Fail, format!("not valid JSON: {e}")))?;
-            rhai::serde::to_dynamic(v)
+        docs! {
+            /// Parse JSON into maps, arrays and values.
+            /// ```rhai
+            /// let out = json::parse(run(["terraform", "output", "-json"]).stdout);
+            /// ```
         },
+        |(), text: Str| parsed(serde_json::from_str(&text), "JSON"),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "to_string",
         &["value: ?", "String"],
-        "A value as pretty JSON.\n```rhai\nfs::write(\"out/plan.json\", json::to_string(plan));\n```",
-        |value: Dynamic| -> RhaiResultOf<String> {
-            serde_json::to_string_pretty(&value)
-                .map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as JSON: {e}")))
+        docs! {
+            /// A value as pretty JSON.
+            /// ```rhai
+            /// fs::write("out/plan.json", json::to_string(plan));
+            /// ```
         },
+        |(), value: Dynamic| written(serde_json::to_string_pretty(&value), "JSON"),
     );
-    m
+    api.finish();
 }
 
-fn yaml_module() -> Module {
-    let mut m = Module::new();
-    module_func(
-        &mut m,
+fn yaml(engine: &mut Engine) {
+    let mut api = Api::namespace(engine, "yaml", ());
+    api.func1(
         "parse",
         &["text: &str", "?"],
-        "Parse YAML (one document) into maps, arrays and values.\n```rhai\nlet values = yaml::parse(fs::read(\"values.yaml\"));\n```",
-        |text: &str| -> RhaiResultOf<Dynamic> {
-            let v: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| failure(FailureKind::Fail, format!("not valid YAML: {e}")))?;
-            rhai::serde::to_dynamic(v)
+        docs! {
+            /// Parse YAML (one document) into maps, arrays and values.
+            /// ```rhai
+            /// let values = yaml::parse(fs::read("values.yaml"));
+            /// ```
         },
+        |(), text: Str| parsed(serde_yaml_ng::from_str(&text), "YAML"),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "parse_all",
         &["text: &str", "Array"],
-        "Parse every document of a multi-document YAML stream.\n```rhai\nlet docs = yaml::parse_all(fs::read(\"k8s/all.yaml\"));\n```",
-        |text: &str| -> RhaiResultOf<Array> {
+        docs! {
+            /// Parse every document of a multi-document YAML stream.
+            /// ```rhai
+            /// let docs = yaml::parse_all(fs::read("k8s/all.yaml"));
+            /// ```
+        },
+        |(), text: Str| -> RhaiResultOf<Array> {
             let mut out = Array::new();
-            for doc in serde_yaml_ng::Deserializer::from_str(text) {
-                let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| failure(FailureKind::Fail, format!("not valid YAML: {e}")))?;
-                if !v.is_null() {
-                    out.push(rhai::serde::to_dynamic(v)?);
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = parsed(serde::Deserialize::deserialize(doc), "YAML")?;
+                if !value.is_unit() {
+                    out.push(value);
                 }
             }
             Ok(out)
         },
     );
-    module_func(
-        &mut m,
+    api.func1(
         "to_string",
         &["value: ?", "String"],
-        "A value as YAML.\n```rhai\nfs::write(\"values.generated.yaml\", yaml::to_string(#{ image: #{ tag: v } }));\n```",
-        |value: Dynamic| -> RhaiResultOf<String> {
-            serde_yaml_ng::to_string(&value).map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as YAML: {e}")))
+        docs! {
+            /// A value as YAML.
+            /// ```rhai
+            /// fs::write("values.generated.yaml", yaml::to_string(#{ image: #{ tag: v } }));
+            /// ```
         },
+        |(), value: Dynamic| written(serde_yaml_ng::to_string(&value), "YAML"),
     );
-    m
+    api.finish();
 }

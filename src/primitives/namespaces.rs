@@ -15,7 +15,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     process::register(engine, &state.services);
     guard::register(engine, state);
     report::register(engine, state);
-    notify::register(engine, state);
+    notify::register(engine, &state.services);
     data::register(engine, state);
     git::register(engine, &state.services);
     health::register(engine, state);

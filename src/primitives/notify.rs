@@ -2,68 +2,39 @@
 //! retries. A failed notification warns and the run goes on, unless the
 //! call says `required: true`. Payloads are masked before they leave.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, Map, Module};
+use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use serde::{Deserialize, Serialize};
 
-use super::registration::module_func;
+use super::options::{Seconds, Text};
+use super::registration::{docs, Api};
+use super::values::to_map;
 use crate::events::{redact_json, Level};
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::playbook::parse_duration;
 use crate::services::{frame, Action, Services};
-use crate::state::RunState;
 
-const OPTIONS: &[&str] = &["timeout", "retries", "retry_delay", "required", "headers"];
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PostOptions {
-    pub timeout: Duration,
+    pub timeout: Seconds,
     pub retries: u32,
-    pub retry_delay: Duration,
+    pub retry_delay: Seconds,
     pub required: bool,
-    pub headers: Vec<(String, String)>,
+    pub headers: BTreeMap<String, Text>,
 }
 
 impl Default for PostOptions {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(10),
+            timeout: Seconds(Duration::from_secs(10)),
             retries: 2,
-            retry_delay: Duration::from_millis(500),
+            retry_delay: Seconds(Duration::from_millis(500)),
             required: false,
-            headers: Vec::new(),
+            headers: BTreeMap::new(),
         }
-    }
-}
-
-impl PostOptions {
-    fn from_map(map: &Map) -> Result<Self, String> {
-        let mut o = Self::default();
-        for (k, v) in map {
-            match k.as_str() {
-                "timeout" => o.timeout = parse_duration(v).map_err(|e| format!("notify option `timeout`: {e}"))?,
-                "retry_delay" => {
-                    o.retry_delay = parse_duration(v).map_err(|e| format!("notify option `retry_delay`: {e}"))?;
-                }
-                "retries" => {
-                    o.retries = v
-                        .as_int()
-                        .ok()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or("notify option `retries` must be 0 or more")?;
-                }
-                "required" => o.required = v.as_bool().map_err(|_| "notify option `required` must be true or false")?,
-                "headers" => {
-                    let h = v.read_lock::<Map>().ok_or("notify option `headers` must be a map")?;
-                    o.headers = h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                }
-                other => {
-                    return Err(format!("unknown notify option `{other}`; the options are: {}", OPTIONS.join(", ")))
-                }
-            }
-        }
-        Ok(o)
     }
 }
 
@@ -94,14 +65,14 @@ pub fn post_json(
     let mut body = body.clone();
     redact_json(&mut body, &services.redactor);
     let runtime = services.runtime.clone().ok_or("no async runtime for HTTP")?;
-    let client = reqwest::Client::builder().timeout(options.timeout).build().map_err(|e| e.to_string())?;
-    let mut delay = options.retry_delay;
+    let client = reqwest::Client::builder().timeout(options.timeout.0).build().map_err(|e| e.to_string())?;
+    let mut delay = options.retry_delay.0;
     let attempts = options.retries + 1;
     let mut last_error = String::new();
     for attempt in 1..=attempts {
         let mut request = client.post(parsed.clone()).json(&body);
         for (k, v) in &options.headers {
-            request = request.header(k, v);
+            request = request.header(k, &v.0);
         }
         let outcome = runtime.block_on(async {
             tokio::select! {
@@ -162,70 +133,68 @@ async fn cancelled(services: &Services) {
     }
 }
 
-fn deliver(state: &RunState, url: &str, body: &serde_json::Value, options: &Map) -> RhaiResultOf<Map> {
-    let options = PostOptions::from_map(options).map_err(|m| failure(FailureKind::Usage, m))?;
-    let mut result = Map::new();
-    match post_json(&state.services, url, body, &options) {
-        Ok(d) => {
-            result.insert("ok".into(), true.into());
-            result.insert("status".into(), d.status.map_or(Dynamic::UNIT, |s| i64::from(s).into()));
-            result.insert("attempts".into(), i64::from(d.attempts).into());
-            result.insert("dry_run".into(), d.dry_run.into());
-            Ok(result)
-        }
+/// What a notification call returns when it was delivered (or skipped).
+#[derive(Serialize)]
+struct Sent {
+    ok: bool,
+    status: Option<u16>,
+    attempts: u32,
+    dry_run: bool,
+}
+
+/// What it returns when delivery failed and the run goes on.
+#[derive(Serialize)]
+struct NotSent {
+    ok: bool,
+    error: String,
+    dry_run: bool,
+}
+
+fn deliver(services: &Services, url: &str, body: &serde_json::Value, options: &PostOptions) -> RhaiResultOf<Map> {
+    match post_json(services, url, body, options) {
+        Ok(d) => to_map(&Sent { ok: true, status: d.status, attempts: d.attempts, dry_run: d.dry_run }),
         Err(message) if options.required => Err(failure_with_hint(
             FailureKind::Fail,
             format!("notification failed: {message}"),
             "check the URL and that the receiver is up",
         )),
         Err(message) => {
-            state.services.log(Level::Warn, format!("notification not delivered: {message}"));
-            result.insert("ok".into(), false.into());
-            result.insert("error".into(), message.into());
-            result.insert("dry_run".into(), false.into());
-            Ok(result)
+            services.log(Level::Warn, format!("notification not delivered: {message}"));
+            to_map(&NotSent { ok: false, error: message, dry_run: false })
         }
     }
 }
 
-const WEBHOOK_DOC: &str = "POST a map as JSON to `url`, with a timeout and retries (transport errors, 429,\n\
-    5xx). A failure warns and the run goes on unless `required: true`. Options:\n\
-    `timeout` (10s), `retries` (2), `retry_delay` (500ms, doubled), `required`, `headers`.\n\
-    Returns `#{ ok, status, attempts, dry_run }`.\n\
-    ```rhai\nnotify::webhook(\"https://hooks.example.com/deploy\", #{ service: \"api\", version: v });\n```";
-const SLACK_DOC: &str = "Post `text` to a Slack incoming webhook (`{\"text\": ...}`); like `webhook`.\n\
-    ```rhai\nnotify::slack(secret(\"SLACK_WEBHOOK\"), `:rocket: ${version} is live`);\n```";
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut module = Module::new();
-    let s = state.clone();
-    module_func(
-        &mut module,
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "notify", services.clone());
+    api.opts2(
         "webhook",
         &["url: &str", "payload: Map", "Map"],
-        WEBHOOK_DOC,
-        move |url: &str, payload: Map| deliver(&s, url, &to_json(payload)?, &Map::new()),
+        docs! {
+            /// POST a map as JSON to `url`, with a timeout and retries (transport errors, 429,
+            /// 5xx). A failure warns and the run goes on unless `required: true`. Options:
+            /// `timeout` (10s), `retries` (2), `retry_delay` (500ms, doubled), `required`, `headers`.
+            /// Returns `#{ ok, status, attempts, dry_run }`.
+            /// ```rhai
+            /// notify::webhook("https://hooks.example.com/deploy", #{ service: "api", version: v });
+            /// ```
+        },
+        |svc, url: Str, payload: Map, options: PostOptions| deliver(svc, &url, &to_json(payload)?, &options),
     );
-    let s = state.clone();
-    module_func(
-        &mut module,
-        "webhook",
-        &["url: &str", "payload: Map", "options: Map", "Map"],
-        WEBHOOK_DOC,
-        move |url: &str, payload: Map, options: Map| deliver(&s, url, &to_json(payload)?, &options),
-    );
-    let s = state.clone();
-    module_func(&mut module, "slack", &["url: &str", "text: &str", "Map"], SLACK_DOC, move |url: &str, text: &str| {
-        deliver(&s, url, &serde_json::json!({ "text": text }), &Map::new())
-    });
-    let s = state.clone();
-    module_func(
-        &mut module,
+    api.opts2(
         "slack",
-        &["url: &str", "text: &str", "options: Map", "Map"],
-        SLACK_DOC,
-        move |url: &str, text: &str, options: Map| deliver(&s, url, &serde_json::json!({ "text": text }), &options),
+        &["url: &str", "text: &str", "Map"],
+        docs! {
+            /// Post `text` to a Slack incoming webhook (`{"text": ...}`); like `webhook`.
+            /// ```rhai
+            /// notify::slack(secret("SLACK_WEBHOOK"), `:rocket: ${version} is live`);
+            /// ```
+        },
+        |svc, url: Str, text: Str, options: PostOptions| {
+            deliver(svc, &url, &serde_json::json!({ "text": text.as_str() }), &options)
+        },
     );
-    engine.register_static_module("notify", module.into());
+    api.finish();
 }
 
 fn to_json(map: Map) -> RhaiResultOf<serde_json::Value> {
