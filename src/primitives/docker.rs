@@ -193,7 +193,7 @@ fn run(state: &RunState, image: &str, map: &Map) -> RhaiResultOf<Map> {
             m.insert("code".into(), 0_i64.into());
         }
         if let Some((target, opts)) = health {
-            m.insert("health".into(), super::health::wait(state, &target, &opts)?.into());
+            m.insert("health".into(), super::health::wait(&state.services, &target, &opts)?.into());
         }
         return Ok(m);
     };
@@ -204,7 +204,7 @@ fn run(state: &RunState, image: &str, map: &Map) -> RhaiResultOf<Map> {
         m.insert("code".into(), out.code.map_or(Dynamic::UNIT, |c| Dynamic::from(i64::from(c))));
     }
     if let Some((target, opts)) = health {
-        let h = super::health::wait(state, &target, &opts)?;
+        let h = super::health::wait(&state.services, &target, &opts)?;
         state.services.log(Level::Info, format!("container from {image} is healthy"));
         m.insert("health".into(), h.into());
     }

@@ -18,7 +18,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     notify::register(engine, &state.services);
     data::register(engine, state);
     git::register(engine, &state.services);
-    health::register(engine, state);
+    health::register(engine, &state.services);
     terraform::register(engine, state);
     metrics::register(engine, state);
     metrics::register_slo(engine, state);
