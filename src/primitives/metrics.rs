@@ -1,66 +1,60 @@
 //! `metrics::`: Prometheus's HTTP query API. `query` returns every series;
 //! `value` insists on exactly one number and says why when there is not.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::registration::module_func;
+use super::options::{self, Seconds, Text};
+use super::registration::{docs, Api};
+use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, terminated, FailureKind, RhaiResultOf};
-use crate::playbook::parse_duration;
-use crate::services::frame;
-use crate::state::RunState;
+use crate::services::{frame, Services};
 
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct QueryOptions {
+    #[serde(deserialize_with = "timestamp")]
     time: Option<String>,
-    timeout: Duration,
+    timeout: Seconds,
 }
 
-fn options(map: &Map) -> RhaiResultOf<QueryOptions> {
-    let mut o = QueryOptions { time: None, timeout: Duration::from_secs(10) };
-    for (k, v) in map {
-        match k.as_str() {
-            "time" => {
-                o.time = Some(if let Ok(n) = v.as_int() {
-                    n.to_string()
-                } else if let Ok(f) = v.as_float() {
-                    f.to_string()
-                } else {
-                    v.to_string()
-                });
-            }
-            "timeout" => {
-                o.timeout = parse_duration(v)
-                    .map_err(|e| failure(FailureKind::Usage, format!("metrics option `timeout`: {e}")))?;
-            }
-            other => {
-                return Err(failure(
-                    FailureKind::Usage,
-                    format!("unknown metrics option `{other}`; the options are: time, timeout"),
-                ))
-            }
-        }
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self { time: None, timeout: Seconds(Duration::from_secs(10)) }
     }
-    Ok(o)
+}
+
+/// An evaluation time as Prometheus takes it: RFC 3339 or Unix seconds.
+fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let v = Dynamic::deserialize(deserializer)?;
+    Ok(Some(if let Ok(n) = v.as_int() {
+        n.to_string()
+    } else if let Ok(f) = v.as_float() {
+        f.to_string()
+    } else {
+        v.to_string()
+    }))
 }
 
 /// One series: its labels and its value (the last one for a range).
-fn series(labels: &Value, sample: &Value) -> Result<Map, String> {
-    let mut m = Map::new();
-    let labels: Map = labels
+#[derive(Serialize)]
+struct Series {
+    labels: BTreeMap<String, String>,
+    value: f64,
+    time: f64,
+}
+
+fn series(labels: &Value, sample: &Value) -> Result<Series, String> {
+    let labels = labels
         .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.as_str().unwrap_or_default().to_string())))
-                .collect()
-        })
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
         .unwrap_or_default();
-    m.insert("labels".into(), labels.into());
-    m.insert("value".into(), number(sample)?.into());
-    m.insert("time".into(), sample[0].as_f64().unwrap_or_default().into());
-    Ok(m)
+    Ok(Series { labels, value: number(sample)?, time: sample[0].as_f64().unwrap_or_default() })
 }
 
 /// Prometheus sends `[time, "value"]`; the value may be NaN or ±Inf.
@@ -74,7 +68,7 @@ fn number(sample: &Value) -> Result<f64, String> {
     }
 }
 
-fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> RhaiResultOf<Array> {
+fn query_raw(services: &Services, url: &str, promql: &str, o: &QueryOptions) -> RhaiResultOf<Vec<Series>> {
     let base = url.trim_end_matches('/');
     let endpoint = reqwest::Url::parse(&format!("{base}/api/v1/query"))
         .map_err(|e| failure(FailureKind::Usage, format!("bad Prometheus URL \"{url}\": {e}")))?;
@@ -82,10 +76,11 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
     if let Some(t) = &o.time {
         form.push(("time", t.clone()));
     }
-    let services = &state.services;
     let rt = services.runtime.clone().ok_or_else(|| failure(FailureKind::Fail, "no async runtime for HTTP"))?;
-    let client =
-        reqwest::Client::builder().timeout(o.timeout).build().map_err(|e| failure(FailureKind::Fail, e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .timeout(o.timeout.0)
+        .build()
+        .map_err(|e| failure(FailureKind::Fail, e.to_string()))?;
     let request = client.post(endpoint).form(&form);
     let result = rt.block_on(async {
         tokio::select! {
@@ -134,16 +129,16 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
             .as_array()
             .into_iter()
             .flatten()
-            .map(|s| series(&s["metric"], &s["value"]).map(Dynamic::from).map_err(bad))
+            .map(|s| series(&s["metric"], &s["value"]).map_err(bad))
             .collect(),
         Some("matrix") => data["result"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|s| s["values"].as_array().and_then(|v| v.last()).map(|last| series(&s["metric"], last)))
-            .map(|r| r.map(Dynamic::from).map_err(bad))
+            .map(|r| r.map_err(bad))
             .collect(),
-        Some("scalar") => Ok(vec![series(&Value::Null, &data["result"]).map(Dynamic::from).map_err(bad)?]),
+        Some("scalar") => Ok(vec![series(&Value::Null, &data["result"]).map_err(bad)?]),
         other => Err(failure(
             FailureKind::Command,
             format!("`{promql}` returned a {} result; expected a number", other.unwrap_or("missing")),
@@ -151,22 +146,21 @@ fn query_raw(state: &RunState, url: &str, promql: &str, o: &QueryOptions) -> Rha
     }
 }
 
-fn value(state: &RunState, url: &str, promql: &str, map: &Map) -> RhaiResultOf<f64> {
-    let o = options(map)?;
-    let series = query_raw(state, url, promql, &o)?;
+fn value(services: &Services, url: &str, promql: &str, o: &QueryOptions) -> RhaiResultOf<f64> {
+    let series = query_raw(services, url, promql, o)?;
     match series.len() {
         0 => Err(failure_with_hint(
             FailureKind::Fail,
             format!("`{promql}` returned no data"),
             "the series may not exist yet, or the time or label filters match nothing",
         )),
-        1 => Ok(series[0]
-            .read_lock::<Map>()
-            .and_then(|m| m.get("value").and_then(|v| v.as_float().ok()))
-            .unwrap_or(f64::NAN)),
+        1 => Ok(series[0].value),
         n => {
-            let first: Vec<String> =
-                series.iter().take(3).filter_map(|s| s.read_lock::<Map>().map(|m| m["labels"].to_string())).collect();
+            let first: Vec<String> = series
+                .iter()
+                .take(3)
+                .map(|s| rhai::serde::to_dynamic(&s.labels).map(|l| l.to_string()))
+                .collect::<Result<_, _>>()?;
             Err(failure_with_hint(
                 FailureKind::Fail,
                 format!(
@@ -180,75 +174,84 @@ fn value(state: &RunState, url: &str, promql: &str, map: &Map) -> RhaiResultOf<f
     }
 }
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut m = Module::new();
-    const QUERY_DOC: &str = "Run an instant PromQL query: an array of `#{ labels, value, time }`.\n\
-        Options: `time` (RFC 3339 or Unix seconds; default now), `timeout` (10s).\n\
-        ```rhai\nfor s in metrics::query(prom, \"up{job=\\\"api\\\"}\") { info(`${s.labels.instance}: ${s.value}`); }\n```";
-    const VALUE_DOC: &str = "One number from PromQL; fails clearly on no data or on several series.\n\
-        ```rhai\nlet rate = metrics::value(prom, \"sum(rate(http_requests_total{code=~\\\"5..\\\"}[5m]))\");\n```";
-    let s = state.clone();
-    module_func(&mut m, "query", &["prometheus: &str", "promql: &str", "Array"], QUERY_DOC, move |u: &str, q: &str| {
-        query_raw(&s, u, q, &options(&Map::new())?)
-    });
-    let s = state.clone();
-    module_func(
-        &mut m,
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "metrics", services.clone());
+    api.opts2(
         "query",
-        &["prometheus: &str", "promql: &str", "options: Map", "Array"],
-        QUERY_DOC,
-        move |u: &str, q: &str, o: Map| query_raw(&s, u, q, &options(&o)?),
+        &["prometheus: &str", "promql: &str", "Array"],
+        docs! {
+            /// Run an instant PromQL query: an array of `#{ labels, value, time }`.
+            /// Options: `time` (RFC 3339 or Unix seconds; default now), `timeout` (10s).
+            /// ```rhai
+            /// for s in metrics::query(prom, "up{job=\"api\"}") { info(`${s.labels.instance}: ${s.value}`); }
+            /// ```
+        },
+        |svc, url: Str, promql: Str, o: QueryOptions| -> RhaiResultOf<Array> {
+            query_raw(svc, &url, &promql, &o)?.iter().map(|s| to_map(s).map(Dynamic::from)).collect()
+        },
     );
-    let s = state.clone();
-    module_func(&mut m, "value", &["prometheus: &str", "promql: &str", "f64"], VALUE_DOC, move |u: &str, q: &str| {
-        value(&s, u, q, &Map::new())
-    });
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.opts2(
         "value",
-        &["prometheus: &str", "promql: &str", "options: Map", "f64"],
-        VALUE_DOC,
-        move |u: &str, q: &str, o: Map| value(&s, u, q, &o),
+        &["prometheus: &str", "promql: &str", "f64"],
+        docs! {
+            /// One number from PromQL; fails clearly on no data or on several series.
+            /// ```rhai
+            /// let rate = metrics::value(prom, "sum(rate(http_requests_total{code=~\"5..\"}[5m]))");
+            /// ```
+        },
+        |svc, url: Str, promql: Str, o: QueryOptions| value(svc, &url, &promql, &o),
     );
-    engine.register_static_module("metrics", m.into());
+    api.finish();
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct BudgetOptions {
+    prometheus: Option<Text>,
+    objective: Option<f64>,
+    window: Option<Text>,
+    query_good: Option<Text>,
+    query_total: Option<Text>,
+    #[serde(deserialize_with = "timestamp")]
+    time: Option<String>,
+    timeout: Option<Seconds>,
+}
+
+/// What `slo::budget` returns.
+#[derive(Serialize)]
+struct ErrorBudget {
+    objective: f64,
+    window: String,
+    good: f64,
+    total: f64,
+    error_ratio: f64,
+    budget: f64,
+    consumed: f64,
+    remaining: f64,
+    exhausted: bool,
 }
 
 /// `slo::budget`: how much of the error budget is left over a window.
-fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
-    let text = |k: &str| {
-        map.get(k)
-            .map(ToString::to_string)
-            .ok_or_else(|| failure(FailureKind::Usage, format!("slo::budget needs `{k}`")))
+fn budget(services: &Services, map: &Map) -> RhaiResultOf<Map> {
+    let options: BudgetOptions = options::read(map, "slo::budget")?;
+    let needed = |v: &Option<Text>, k: &str| {
+        v.as_ref().map(|t| t.0.clone()).ok_or_else(|| failure(FailureKind::Usage, format!("slo::budget needs `{k}`")))
     };
-    for k in map.keys() {
-        if !["prometheus", "objective", "window", "query_good", "query_total", "time", "timeout"].contains(&k.as_str())
-        {
-            return Err(failure(FailureKind::Usage, format!("unknown slo::budget option `{k}`; the options are: prometheus, objective, window, query_good, query_total, time, timeout")));
-        }
-    }
-    let prometheus = text("prometheus")?;
-    let objective = map
-        .get("objective")
-        .and_then(|v| v.as_float().ok())
-        .ok_or_else(|| failure(FailureKind::Usage, "slo::budget needs `objective`, e.g. 0.999"))?;
+    let prometheus = needed(&options.prometheus, "prometheus")?;
+    let objective =
+        options.objective.ok_or_else(|| failure(FailureKind::Usage, "slo::budget needs `objective`, e.g. 0.999"))?;
     if !(0.0..1.0).contains(&objective) {
         return Err(failure(
             FailureKind::Usage,
             format!("slo::budget: objective must be between 0 and 1, like 0.999, not {objective}"),
         ));
     }
-    let window = map.get("window").map_or_else(|| "30d".to_string(), ToString::to_string);
-    let mut o = Map::new();
-    for k in ["time", "timeout"] {
-        if let Some(v) = map.get(k) {
-            o.insert(k.into(), v.clone());
-        }
-    }
+    let window = options.window.map_or_else(|| "30d".to_string(), |w| w.0);
+    let o = QueryOptions { time: options.time, timeout: options.timeout.unwrap_or(QueryOptions::default().timeout) };
     // A selector is counted over the window; a query with its own range is used as written.
     let over = |q: String| if q.contains('[') { q } else { format!("sum(increase({q}[{window}]))") };
-    let good = value(state, &prometheus, &over(text("query_good")?), &o)?;
-    let total = value(state, &prometheus, &over(text("query_total")?), &o)?;
+    let good = value(services, &prometheus, &over(needed(&options.query_good, "query_good")?), &o)?;
+    let total = value(services, &prometheus, &over(needed(&options.query_total, "query_total")?), &o)?;
     if total <= 0.0 {
         return Err(failure_with_hint(
             FailureKind::Fail,
@@ -260,7 +263,7 @@ fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
     let allowed = 1.0 - objective;
     let consumed = error_ratio / allowed;
     let remaining = 1.0 - consumed;
-    state.services.log(
+    services.log(
         crate::events::Level::Info,
         format!(
             "error budget over {window}: {:.1}% left (error ratio {:.5}, objective {objective})",
@@ -268,32 +271,36 @@ fn budget(state: &RunState, map: &Map) -> RhaiResultOf<Map> {
             error_ratio
         ),
     );
-    let mut m = Map::new();
-    m.insert("objective".into(), objective.into());
-    m.insert("window".into(), window.into());
-    m.insert("good".into(), good.into());
-    m.insert("total".into(), total.into());
-    m.insert("error_ratio".into(), error_ratio.into());
-    m.insert("budget".into(), allowed.into());
-    m.insert("consumed".into(), consumed.into());
-    m.insert("remaining".into(), remaining.into());
-    m.insert("exhausted".into(), (remaining <= 0.0).into());
-    Ok(m)
+    to_map(&ErrorBudget {
+        objective,
+        window,
+        good,
+        total,
+        error_ratio,
+        budget: allowed,
+        consumed,
+        remaining,
+        exhausted: remaining <= 0.0,
+    })
 }
 
-pub fn register_slo(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut m = Module::new();
-    let s = state.clone();
-    module_func(
-        &mut m,
+pub fn register_slo(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "slo", services.clone());
+    api.func1(
         "budget",
         &["options: Map", "Map"],
-        "The error budget left over a window, from Prometheus: `#{ prometheus, objective: 0.999,\n\
-         window: \"30d\", query_good, query_total }` (selectors of counters; they are counted with\n\
-         `increase(...[window])`). Returns `#{ objective, good, total, error_ratio, budget,\n\
-         consumed, remaining, exhausted }`; `remaining` is the share of the budget left.\n\
-         ```rhai\nlet b = slo::budget(#{ prometheus: prom, objective: 0.999, window: \"30d\",\n    query_good: \"http_requests_total{code!~\\\"5..\\\"}\", query_total: \"http_requests_total\" });\ngate(\"error budget left\", !b.exhausted, \"freeze deploys until the budget recovers\");\n```",
-        move |o: Map| budget(&s, &o),
+        docs! {
+            /// The error budget left over a window, from Prometheus: `#{ prometheus, objective: 0.999,
+            /// window: "30d", query_good, query_total }` (selectors of counters; they are counted with
+            /// `increase(...[window])`). Returns `#{ objective, good, total, error_ratio, budget,
+            /// consumed, remaining, exhausted }`; `remaining` is the share of the budget left.
+            /// ```rhai
+            /// let b = slo::budget(#{ prometheus: prom, objective: 0.999, window: "30d",
+            ///     query_good: "http_requests_total{code!~\"5..\"}", query_total: "http_requests_total" });
+            /// gate("error budget left", !b.exhausted, "freeze deploys until the budget recovers");
+            /// ```
+        },
+        |svc, o: Map| budget(svc, &o),
     );
-    engine.register_static_module("slo", m.into());
+    api.finish();
 }

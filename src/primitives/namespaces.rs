@@ -20,8 +20,8 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     git::register(engine, &state.services);
     health::register(engine, &state.services);
     terraform::register(engine, state);
-    metrics::register(engine, state);
-    metrics::register_slo(engine, state);
+    metrics::register(engine, &state.services);
+    metrics::register_slo(engine, &state.services);
     traffic::register(engine, state);
     ssh::register(engine, state);
     docker::register(engine, state);
