@@ -3,6 +3,7 @@
 
 mod analysis;
 mod builtins;
+mod cluster;
 mod compliance;
 mod data;
 mod docker;
@@ -10,7 +11,8 @@ pub mod effects;
 mod git;
 pub mod guard;
 mod health;
-mod kube;
+mod helm;
+mod kubectl;
 mod metrics;
 mod namespaces;
 mod notify;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use rhai::Engine;
 
 use super::{
-    analysis, builtins, compliance, data, docker, git, guard, health, kube, metrics, notify, process, report, ssh,
-    terraform, traffic,
+    analysis, builtins, compliance, data, docker, git, guard, health, helm, kubectl, metrics, notify, process, report,
+    ssh, terraform, traffic,
 };
 use crate::state::RunState;
 
@@ -24,8 +24,9 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     metrics::register_slo(engine, &state.services);
     traffic::register(engine, state);
     ssh::register(engine, state);
-    docker::register(engine, state);
-    kube::register(engine, state);
+    docker::register(engine, &state.services);
+    helm::register(engine, &state.services);
+    kubectl::register(engine, &state.services);
     analysis::register(engine, state);
     compliance::register(engine, state);
 }

@@ -111,6 +111,24 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+/// A list option: an array of values as text, or one string as a list of one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct List(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Dynamic::deserialize(deserializer)?;
+        super::values::list(&value, true).map(List).ok_or_else(|| de::Error::custom("must be an array"))
+    }
+}
+
+/// A text option passed on to a tool as `--flag value`, when it is set.
+pub fn flag(args: &mut Vec<String>, name: &str, value: Option<&Text>) {
+    if let Some(v) = value {
+        args.extend([name.to_string(), v.0.clone()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

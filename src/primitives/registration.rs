@@ -80,7 +80,7 @@ fn with_options(params: &[&str]) -> Vec<String> {
 }
 
 macro_rules! arities {
-    ($($plain:ident, $opts:ident: ($($arg:ident: $ty:ident),*);)*) => {$(
+    ($($plain:ident, $opts:ident, $only:ident: ($($arg:ident: $ty:ident),*);)*) => {$(
         /// A function of this arity, given the handle.
         pub fn $plain<$($ty,)* R>(
             &mut self,
@@ -114,6 +114,23 @@ macro_rules! arities {
             let f = std::sync::Arc::new(f);
             let (plain, handle) = (f.clone(), self.handle.clone());
             self.register(name, params, doc, move |$($arg: $ty),*| plain(&handle, $($arg,)* O::default()));
+            self.$only(name, params, doc, move |handle: &S, $($arg: $ty,)* options: O| f(handle, $($arg,)* options))
+        }
+
+        /// A function of this arity whose trailing options map is required
+        /// (`kubectl::apply(path, #{})`), read as `O`.
+        pub fn $only<$($ty,)* O, R>(
+            &mut self,
+            name: &str,
+            params: &[&str],
+            doc: &str,
+            f: impl Fn(&S, $($ty,)* O) -> RhaiResultOf<R> + Send + Sync + 'static,
+        ) -> &mut Self
+        where
+            $($ty: Variant + Clone,)*
+            O: DeserializeOwned + 'static,
+            R: Variant + Clone,
+        {
             let (what, handle) = (self.qualified(name), self.handle.clone());
             let params = with_options(params);
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
@@ -163,10 +180,10 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
     }
 
     arities! {
-        func0, opts0: ();
-        func1, opts1: (a: A);
-        func2, opts2: (a: A, b: B);
-        func3, opts3: (a: A, b: B, c: C);
+        func0, opts0, opts_only0: ();
+        func1, opts1, opts_only1: (a: A);
+        func2, opts2, opts_only2: (a: A, b: B);
+        func3, opts3, opts_only3: (a: A, b: B, c: C);
     }
 
     /// Adds the namespace to the engine.

@@ -87,6 +87,15 @@ pub fn call(services: &Services, call: &ToolCall) -> RhaiResultOf<Option<Outcome
     )
 }
 
+/// A tool call through [`call`] whose non-zero exit is an error carrying
+/// the tool's own words and `hint`. `None` when dry-run skipped it.
+pub fn checked(services: &Services, call: &ToolCall, hint: Option<&str>) -> RhaiResultOf<Option<Outcome>> {
+    match self::call(services, call)? {
+        Some(out) if !out.success() => Err(failed(call, &out, hint.map(Into::into))),
+        other => Ok(other),
+    }
+}
+
 /// The error for a tool that exited non-zero: its own words, trimmed.
 pub fn failed(call: &ToolCall, outcome: &Outcome, hint: Option<String>) -> Box<rhai::EvalAltResult> {
     let words = last_lines(&outcome.stderr, 12).or_else(|| last_lines(&outcome.stdout, 12)).unwrap_or_default();
