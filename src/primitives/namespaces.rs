@@ -22,7 +22,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     terraform::register(engine, state);
     metrics::register(engine, &state.services);
     metrics::register_slo(engine, &state.services);
-    traffic::register(engine, state);
+    traffic::register(engine, &state.services);
     ssh::register(engine, state);
     docker::register(engine, &state.services);
     helm::register(engine, &state.services);
