@@ -12,7 +12,8 @@
 //! steps' values for `--resume`.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
-//! vocabulary, [`cancel`]lation reasons, the [`lock`] file. A file never
+//! vocabulary, [`cancel`]lation reasons, the [`lock`] file, the [`templates`]
+//! `capstan new` and `terraform::scaffold` write. A file never
 //! imports one that imports it back (`tests/architecture.rs` checks it).
 
 // rhai marks its `internals` APIs (NativeCallContextStore, the AST) as
@@ -64,3 +65,4 @@ pub mod report;
 pub mod secrets;
 pub mod services;
 pub mod state;
+pub mod templates;

@@ -28,6 +28,5 @@ mod values;
 pub use builtins::text;
 pub use effects::{effect, Effect, MUTATING};
 pub use notify::{post_json, PostOptions};
-pub(crate) use terraform::scaffold_files as terraform_scaffold_files;
 
 pub use namespaces::register;

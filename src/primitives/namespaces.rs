@@ -19,7 +19,7 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     data::register(engine, state);
     git::register(engine, &state.services);
     health::register(engine, &state.services);
-    terraform::register(engine, state);
+    terraform::register(engine, &state.services);
     metrics::register(engine, &state.services);
     metrics::register_slo(engine, &state.services);
     traffic::register(engine, &state.services);

@@ -11,11 +11,6 @@ pub fn list(v: &Dynamic, single_ok: bool) -> Option<Vec<String>> {
     v.read_lock::<Array>().map(|a| a.iter().map(ToString::to_string).collect())
 }
 
-/// A map as `(key, value)` pairs, each value rendered by `render`.
-pub fn pairs(v: &Dynamic, render: impl Fn(&Dynamic) -> String) -> Option<Vec<(String, String)>> {
-    v.read_lock::<Map>().map(|m| m.iter().map(|(k, v)| (k.to_string(), render(v))).collect())
-}
-
 /// A result struct as the object map a script reads (`r.code`, `r.stdout`).
 pub fn to_map(value: &impl serde::Serialize) -> crate::failure::RhaiResultOf<Map> {
     let value = rhai::serde::to_dynamic(value)?;
