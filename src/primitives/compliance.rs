@@ -4,12 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use serde::{Deserialize, Serialize};
 
-use super::registration::module_func;
+use super::options::List;
+use super::registration::{docs, Api};
+use super::values::to_map;
 use crate::compliance::{self, Finding, Severity};
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::state::RunState;
+use crate::services::Services;
 
 fn to_array(findings: Vec<Finding>) -> Array {
     findings.iter().map(|f| Dynamic::from_map(f.to_map())).collect()
@@ -46,150 +49,161 @@ fn from_array(items: &Array) -> RhaiResultOf<Vec<Finding>> {
         .collect()
 }
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut m = Module::new();
-    module_func(
-        &mut m,
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "compliance", services.clone());
+    api.func1(
         "secrets",
         &["path: &str", "Array"],
-        "Scan a file or folder for credentials (respecting .gitignore, skipping binaries):\n\
-         findings `#{ rule, severity, file, line, message }`, the secret itself masked. Lines with\n\
-         `capstan:allow-secret` and entries in `.capstan-secrets-allow` are skipped.\n\
-         ```rhai\ngate(\"no hardcoded secrets\", compliance::secrets(\".\").len() == 0);\n```",
-        |path: &str| -> RhaiResultOf<Array> {
-            compliance::secrets::scan(Path::new(path)).map(to_array).map_err(|e| io("cannot scan", path, &e))
+        docs! {
+            /// Scan a file or folder for credentials (respecting .gitignore, skipping binaries):
+            /// findings `#{ rule, severity, file, line, message }`, the secret itself masked. Lines with
+            /// `capstan:allow-secret` and entries in `.capstan-secrets-allow` are skipped.
+            /// ```rhai
+            /// gate("no hardcoded secrets", compliance::secrets(".").len() == 0);
+            /// ```
         },
+        |_, path: Str| scan(compliance::secrets::scan, "cannot scan", &path),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "dockerfile",
         &["path: &str", "Array"],
-        "Check a Dockerfile: pinned bases, non-root USER, HEALTHCHECK, no secrets in ENV/ARG,\n\
-         multi-stage builds for compiled apps, dependency manifests before the source, no caches left.\n\
-         ```rhai\nlet f = compliance::dockerfile(\"Dockerfile\");\n```",
-        |path: &str| -> RhaiResultOf<Array> {
-            compliance::dockerfile::scan(Path::new(path)).map(to_array).map_err(|e| io("cannot read", path, &e))
+        docs! {
+            /// Check a Dockerfile: pinned bases, non-root USER, HEALTHCHECK, no secrets in ENV/ARG,
+            /// multi-stage builds for compiled apps, dependency manifests before the source, no caches left.
+            /// ```rhai
+            /// let f = compliance::dockerfile("Dockerfile");
+            /// ```
         },
+        |_, path: Str| scan(compliance::dockerfile::scan, "cannot read", &path),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "k8s",
         &["path: &str", "Array"],
-        "Check Kubernetes manifests (a YAML file or a folder; multi-document, kustomize and\n\
-         helm template output): requests and limits, probes, pinned images, no privileged or\n\
-         root containers, read-only root filesystems, no host networking.\n\
-         ```rhai\nlet f = compliance::k8s(\"k8s/production\");\n```",
-        |path: &str| -> RhaiResultOf<Array> {
-            compliance::k8s::scan(Path::new(path)).map(to_array).map_err(|e| io("cannot read", path, &e))
+        docs! {
+            /// Check Kubernetes manifests (a YAML file or a folder; multi-document, kustomize and
+            /// helm template output): requests and limits, probes, pinned images, no privileged or
+            /// root containers, read-only root filesystems, no host networking.
+            /// ```rhai
+            /// let f = compliance::k8s("k8s/production");
+            /// ```
         },
+        |_, path: Str| scan(compliance::k8s::scan, "cannot read", &path),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "k8s_text",
         &["manifests: &str", "Array"],
-        "Check manifests given as text, such as `helm::template` output.\n\
-         ```rhai\nlet f = compliance::k8s_text(helm::template(\"app\", \"charts/app\", #{}));\n```",
-        |text: &str| -> Array { to_array(compliance::k8s::scan_text(text, "(text)")) },
+        docs! {
+            /// Check manifests given as text, such as `helm::template` output.
+            /// ```rhai
+            /// let f = compliance::k8s_text(helm::template("app", "charts/app", #{}));
+            /// ```
+        },
+        |_, text: Str| Ok(to_array(compliance::k8s::scan_text(&text, "(text)"))),
     );
-    module_func(
-        &mut m,
+    api.func1(
         "terraform",
         &["dir: &str", "Array"],
-        "Check Terraform code: a remote backend for every non-dev environment, no state files\n\
-         in the repository, no credentials in provider blocks, no admin port open to 0.0.0.0/0,\n\
-         no IAM wildcards.\n```rhai\nlet f = compliance::terraform(\"infra\");\n```",
-        |dir: &str| -> RhaiResultOf<Array> {
-            compliance::terraform::scan(Path::new(dir)).map(to_array).map_err(|e| io("cannot scan", dir, &e))
+        docs! {
+            /// Check Terraform code: a remote backend for every non-dev environment, no state files
+            /// in the repository, no credentials in provider blocks, no admin port open to 0.0.0.0/0,
+            /// no IAM wildcards.
+            /// ```rhai
+            /// let f = compliance::terraform("infra");
+            /// ```
         },
+        |_, dir: Str| scan(compliance::terraform::scan, "cannot scan", &dir),
     );
-    for with_options in [false, true] {
-        let doc = "Compare two environments' configuration (tfvars, helm values, manifests): flattened\n\
-             to dotted paths, differences reported except declared size keys (`replicas`,\n\
-             `instance_type`, `*.resources.*`... plus `ignore: [...]`). Returns `#{ same,\n\
-             differences: [#{ path, a, b }], ignored: [#{ path, a, b }] }`; `same` ignores sizes.\n\
-             ```rhai\nlet p = compliance::parity(\"env/staging.tfvars\", \"env/production.tfvars\");\ngate(\"staging mirrors production\", p.same);\n```";
-        if with_options {
-            module_func(
-                &mut m,
-                "parity",
-                &["a: &str", "b: &str", "options: Map", "Map"],
-                doc,
-                |a: &str, b: &str, o: Map| parity(a, b, &o),
-            );
-        } else {
-            module_func(&mut m, "parity", &["a: &str", "b: &str", "Map"], doc, |a: &str, b: &str| {
-                parity(a, b, &Map::new())
-            });
-        }
-    }
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.opts2(
+        "parity",
+        &["a: &str", "b: &str", "Map"],
+        docs! {
+            /// Compare two environments' configuration (tfvars, helm values, manifests): flattened
+            /// to dotted paths, differences reported except declared size keys (`replicas`,
+            /// `instance_type`, `*.resources.*`... plus `ignore: [...]`). Returns `#{ same,
+            /// differences: [#{ path, a, b }], ignored: [#{ path, a, b }] }`; `same` ignores sizes.
+            /// ```rhai
+            /// let p = compliance::parity("env/staging.tfvars", "env/production.tfvars");
+            /// gate("staging mirrors production", p.same);
+            /// ```
+        },
+        |_, a: Str, b: Str, o: ParityOptions| parity(&a, &b, &o),
+    );
+    api.func2(
         "sarif",
         &["findings: Array", "file: &str", "String"],
-        "Write findings as SARIF 2.1.0 (GitHub code scanning reads it); returns the path.\n\
-         ```rhai\ncompliance::sarif(compliance::secrets(\".\") + compliance::dockerfile(\"Dockerfile\"), \"reports/capstan.sarif\");\n```",
-        move |findings: Array, file: &str| -> RhaiResultOf<String> {
+        docs! {
+            /// Write findings as SARIF 2.1.0 (GitHub code scanning reads it); returns the path.
+            /// ```rhai
+            /// compliance::sarif(compliance::secrets(".") + compliance::dockerfile("Dockerfile"), "reports/capstan.sarif");
+            /// ```
+        },
+        |svc, findings: Array, file: Str| -> RhaiResultOf<String> {
             let findings = from_array(&findings)?;
             let description = format!("write {} findings as SARIF to {file}", findings.len());
-            if !s.services.should_act(&crate::services::Action { description: &description, read_only: false }) {
+            if !svc.should_act(&crate::services::Action { description: &description, read_only: false }) {
                 return Ok(file.to_string());
             }
-            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(file.as_str()).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| io("cannot create", &dir.to_string_lossy(), &e))?;
             }
             let text = serde_json::to_string_pretty(&compliance::sarif::document(&findings)).unwrap_or_default();
-            std::fs::write(file, text).map_err(|e| io("cannot write", file, &e))?;
+            std::fs::write(file.as_str(), text).map_err(|e| io("cannot write", &file, &e))?;
             Ok(file.to_string())
         },
     );
-    engine.register_static_module("compliance", m.into());
+    api.finish();
 }
 
-fn parity(a: &str, b: &str, options: &Map) -> RhaiResultOf<Map> {
-    let mut ignore: Vec<String> = compliance::parity::SIZE_KEYS.iter().map(|s| (*s).to_string()).collect();
-    for (k, v) in options {
-        match k.as_str() {
-            "ignore" => ignore.extend(
-                v.read_lock::<Array>()
-                    .map(|a| a.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    .unwrap_or_default(),
-            ),
-            "sizes" => {
-                if !v.as_bool().unwrap_or(true) {
-                    ignore.clear();
-                }
-            }
-            other => {
-                return Err(failure(
-                    FailureKind::Usage,
-                    format!("unknown parity option `{other}`; the options are: ignore, sizes"),
-                ))
-            }
-        }
+/// A scanner's findings for a path, as script maps.
+fn scan(scanner: fn(&Path) -> std::io::Result<Vec<Finding>>, what: &str, path: &str) -> RhaiResultOf<Array> {
+    scanner(Path::new(path)).map(to_array).map_err(|e| io(what, path, &e))
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ParityOptions {
+    ignore: List,
+    sizes: bool,
+}
+
+impl Default for ParityOptions {
+    fn default() -> Self {
+        Self { ignore: List::default(), sizes: true }
     }
+}
+
+/// One difference between the two configurations.
+#[derive(Serialize)]
+struct Difference {
+    path: String,
+    a: Option<serde_json::Value>,
+    b: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct Parity {
+    same: bool,
+    differences: Vec<Difference>,
+    ignored: Vec<Difference>,
+}
+
+fn parity(a: &str, b: &str, o: &ParityOptions) -> RhaiResultOf<Map> {
+    let mut ignore: Vec<String> =
+        if o.sizes { compliance::parity::SIZE_KEYS.iter().map(|s| (*s).to_string()).collect() } else { Vec::new() };
+    ignore.extend(o.ignore.0.iter().cloned());
     let load = |p: &str| {
         compliance::parity::load(Path::new(p))
             .map_err(|m| failure_with_hint(FailureKind::Fail, m, "give two configuration files (tfvars, YAML or JSON)"))
     };
     let (left, right) = (load(a)?, load(b)?);
-    let json = |v: Option<serde_json::Value>| v.map_or(Ok(Dynamic::UNIT), rhai::serde::to_dynamic);
-    let mut differences = Array::new();
-    let mut ignored = Array::new();
+    let (mut differences, mut ignored) = (Vec::new(), Vec::new());
     for d in compliance::parity::compare(&left, &right, &ignore) {
-        let mut m = Map::new();
-        m.insert("path".into(), d.path.into());
-        m.insert("a".into(), json(d.a)?);
-        m.insert("b".into(), json(d.b)?);
+        let difference = Difference { path: d.path, a: d.a, b: d.b };
         if d.ignored {
-            ignored.push(m.into());
+            ignored.push(difference);
         } else {
-            differences.push(m.into());
+            differences.push(difference);
         }
     }
-    let mut out = Map::new();
-    out.insert("same".into(), differences.is_empty().into());
-    out.insert("differences".into(), differences.into());
-    out.insert("ignored".into(), ignored.into());
-    Ok(out)
+    to_map(&Parity { same: differences.is_empty(), differences, ignored })
 }

@@ -23,10 +23,10 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     metrics::register(engine, &state.services);
     metrics::register_slo(engine, &state.services);
     traffic::register(engine, &state.services);
-    ssh::register(engine, state);
+    ssh::register(engine, &state.services);
     docker::register(engine, &state.services);
     helm::register(engine, &state.services);
     kubectl::register(engine, &state.services);
     analysis::register(engine, state);
-    compliance::register(engine, state);
+    compliance::register(engine, &state.services);
 }

@@ -12,7 +12,7 @@ use super::registration::{docs, Api};
 use super::tool;
 use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::process::{self, CommandSpec};
+use crate::process::{self, CommandSpec, Outcome};
 use crate::services::Services;
 
 #[derive(Deserialize)]
@@ -51,14 +51,29 @@ impl RunOptions {
     }
 }
 
-/// What `run` and `sh` return.
+/// What `run`, `sh` and `ssh::run` return.
 #[derive(Serialize, Default)]
-struct RunResult {
+pub(super) struct RunResult {
     code: i64,
     stdout: String,
     stderr: String,
     duration_ms: i64,
     dry_run: bool,
+}
+
+impl RunResult {
+    /// A finished process's result; `None` (skipped by --dry-run) is a
+    /// success with no output.
+    pub(super) fn of(outcome: Option<Outcome>) -> Self {
+        let Some(outcome) = outcome else { return Self { dry_run: true, ..Self::default() } };
+        Self {
+            code: outcome.code.map_or_else(|| i64::from(-outcome.signal.unwrap_or(1)), i64::from),
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            duration_ms: outcome.duration.as_millis() as i64,
+            dry_run: false,
+        }
+    }
 }
 
 pub fn register(engine: &mut Engine, services: &Arc<Services>) {
@@ -111,7 +126,7 @@ fn sh(services: &Arc<Services>, script: ImmutableString, options: RunOptions) ->
 fn execute(services: &Services, spec: &CommandSpec, options: &RunOptions, display: &str) -> RhaiResultOf<Map> {
     let hints = tool::Hints { spawn: "check the program name, PATH and `cwd`", other: None };
     let Some(outcome) = tool::act(services, spec, display, options.read_only, &hints)? else {
-        return to_map(&RunResult { dry_run: true, ..RunResult::default() });
+        return to_map(&RunResult::of(None));
     };
     if options.check && !outcome.success() {
         let what = outcome.describe(spec.timeout);
@@ -124,14 +139,7 @@ fn execute(services: &Services, spec: &CommandSpec, options: &RunOptions, displa
             "see the step's output above, or pass `check: false` to handle the result yourself",
         ));
     }
-    let code = outcome.code.map_or_else(|| i64::from(-outcome.signal.unwrap_or(1)), i64::from);
-    to_map(&RunResult {
-        code,
-        stdout: outcome.stdout,
-        stderr: outcome.stderr,
-        duration_ms: outcome.duration.as_millis() as i64,
-        dry_run: false,
-    })
+    to_map(&RunResult::of(Some(outcome)))
 }
 
 fn short(display: &str) -> String {
