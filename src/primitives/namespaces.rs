@@ -27,6 +27,6 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     docker::register(engine, &state.services);
     helm::register(engine, &state.services);
     kubectl::register(engine, &state.services);
-    analysis::register(engine, state);
+    analysis::register(engine, &state.services);
     compliance::register(engine, &state.services);
 }
