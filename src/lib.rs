@@ -2,7 +2,7 @@
 //!
 //! The pipeline, in the order a run goes through it:
 //! [`cli`] parses the command line; [`engine`] builds the sandboxed Rhai
-//! engine with the [`primitives`]; evaluating the playbook's top level fills
+//! engine with the script [`api`]; evaluating the playbook's top level fills
 //! the declared model ([`playbook`], held in [`state`]); the [`executor`]
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
@@ -45,6 +45,7 @@ macro_rules! err {
     }};
 }
 
+pub mod api;
 pub mod cancel;
 pub mod cli;
 pub mod compliance;
@@ -57,7 +58,6 @@ pub mod failure;
 pub mod launch;
 pub mod lock;
 pub mod playbook;
-pub mod primitives;
 pub mod process;
 pub mod repl;
 pub mod replay;

@@ -8,13 +8,13 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::args::{LogFormat, RunArgs};
+use crate::api::guard::take as take_lock;
+use crate::api::post_json;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
 use crate::launch::{load, usage_error};
 use crate::playbook::Inputs;
-use crate::primitives::guard::take as take_lock;
-use crate::primitives::post_json;
 use crate::replay::resume::Resume;
 use crate::report::{self, record, Github, Journal, JsonLines, Recorder, RunRecord, Terminal, TerminalStyle};
 use crate::secrets::Redactor;
@@ -328,7 +328,7 @@ fn run_blocking(
 /// `--notify URL`: post an event; a failure warns and the run goes on.
 fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value) {
     for url in urls {
-        if let Err(message) = post_json(services, url, payload, &crate::primitives::PostOptions::default()) {
+        if let Err(message) = post_json(services, url, payload, &crate::api::PostOptions::default()) {
             services.log(Level::Warn, format!("--notify: not delivered: {message}"));
         }
     }

@@ -180,7 +180,7 @@ fn session_loop(
     let watcher = watch_signals(&services, flags, &record);
 
     for name in &args.guards.locks {
-        if let Err(e) = crate::primitives::guard::take(&state, name) {
+        if let Err(e) = crate::api::guard::take(&state, name) {
             let blocked = crate::failure::FailureKind::of(&e) == Some(crate::failure::FailureKind::Blocked);
             crate::err!("{}", crate::diagnostics::render_eval(&e, "--lock", &services.redactor));
             return if blocked { exit::BLOCKED } else { exit::USAGE };

@@ -7,10 +7,10 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 use super::target::{check_once, target, CheckOptions, Checked};
+use crate::api::options;
+use crate::api::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::primitives::options;
-use crate::primitives::values::to_map;
 use crate::services::{wait, Services};
 
 /// What `check` and `wait` return.

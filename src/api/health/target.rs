@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rhai::{Array, Dynamic};
 use serde::Deserialize;
 
+use crate::api::options::{Seconds, Text};
 use crate::failure::{failure, terminated, FailureKind, RhaiResultOf};
-use crate::primitives::options::{Seconds, Text};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::services::{wait, Services};
 

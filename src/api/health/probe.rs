@@ -11,10 +11,10 @@ use rhai::Map;
 use serde::{Deserialize, Serialize};
 
 use super::target::{check_once, client, CheckOptions, StatusSet, Target};
+use crate::api::options::{Seconds, Text};
+use crate::api::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::primitives::options::{Seconds, Text};
-use crate::primitives::values::to_map;
 use crate::services::{frame, wait, Services};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,6 @@
-//! The script API. One file per namespace; each has `register`. Primitives
-//! return values, raise errors and emit events through the services handle.
+//! The script API. One file or folder per namespace; each has `register`.
+//! Functions return values, raise errors and emit events through the
+//! services handle; `registration` and `options` are how they are declared.
 
 mod analysis;
 mod builtins;

@@ -7,7 +7,7 @@ use rhai::{Engine, ImmutableString as Str};
 use super::haproxy::{sample, server_stats, set_weights, SampleOptions, StatsOptions, WeightOptions};
 use super::ingress_nginx::{set_weight, IngressOptions};
 use super::nginx::{nginx, NginxOptions};
-use crate::primitives::registration::{docs, Api};
+use crate::api::registration::{docs, Api};
 use crate::services::Services;
 
 pub fn register(engine: &mut Engine, services: &Arc<Services>) {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use rhai::Map;
 use serde::Serialize;
 
+use crate::api::cluster::{cluster_options, exec};
+use crate::api::values::to_map;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::primitives::cluster::{cluster_options, exec};
-use crate::primitives::values::to_map;
 use crate::services::Services;
 
 cluster_options! {

@@ -10,10 +10,10 @@ use rhai::{Dynamic, Map};
 use serde::{Deserialize, Serialize};
 
 use super::weights::{required, weights};
+use crate::api::options::Text;
+use crate::api::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::primitives::options::Text;
-use crate::primitives::values::to_map;
 use crate::services::{Action, Services};
 
 /// One command on `HAProxy`'s admin socket; the answer as text.

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use rhai::Dynamic;
 
+use crate::api::options::Text;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::primitives::options::Text;
 
 /// A required text option.
 pub(super) fn required(value: Option<Text>, key: &str, what: &str) -> RhaiResultOf<String> {

@@ -21,15 +21,15 @@ macro_rules! cluster_options {
         #[derive(serde::Deserialize, Default)]
         #[serde(default, deny_unknown_fields)]
         pub(super) struct $name {
-            namespace: Option<$crate::primitives::options::Text>,
-            context: Option<$crate::primitives::options::Text>,
-            kubeconfig: Option<$crate::primitives::options::Text>,
+            namespace: Option<$crate::api::options::Text>,
+            context: Option<$crate::api::options::Text>,
+            kubeconfig: Option<$crate::api::options::Text>,
             $($field: $ty,)*
         }
 
         impl $name {
-            fn cluster(&self) -> $crate::primitives::cluster::Cluster<'_> {
-                $crate::primitives::cluster::Cluster {
+            fn cluster(&self) -> $crate::api::cluster::Cluster<'_> {
+                $crate::api::cluster::Cluster {
                     namespace: self.namespace.as_ref(),
                     context: self.context.as_ref(),
                     kubeconfig: self.kubeconfig.as_ref(),

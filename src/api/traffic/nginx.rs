@@ -8,10 +8,10 @@ use rhai::{Dynamic, Map};
 use serde::{Deserialize, Serialize};
 
 use super::weights::{required, weights};
+use crate::api::options::{List, Text};
+use crate::api::tool::{self, ToolCall};
+use crate::api::values::to_map;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::primitives::options::{List, Text};
-use crate::primitives::tool::{self, ToolCall};
-use crate::primitives::values::to_map;
 use crate::services::{Action, Services};
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use rhai::{Dynamic, Engine, ImmutableString as Str};
 use super::check::{check, until_healthy};
 use super::probe::{probe, ProbeOptions};
 use super::target::CheckOptions;
-use crate::primitives::registration::{docs, Api};
+use crate::api::registration::{docs, Api};
 use crate::services::Services;
 
 pub fn register(engine: &mut Engine, services: &Arc<Services>) {
