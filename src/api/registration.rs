@@ -112,8 +112,8 @@ macro_rules! arities {
             R: Variant + Clone,
         {
             let f = std::sync::Arc::new(f);
-            let (plain, handle) = (f.clone(), self.handle.clone());
-            self.register(name, params, doc, move |$($arg: $ty),*| plain(&handle, $($arg,)* O::default()));
+            let plain = f.clone();
+            self.$plain(name, params, doc, move |handle: &S, $($arg: $ty),*| plain(handle, $($arg,)* O::default()));
             self.$only(name, params, doc, move |handle: &S, $($arg: $ty,)* options: O| f(handle, $($arg,)* options))
         }
 
