@@ -2,7 +2,7 @@
 //!
 //! The pipeline, in the order a run goes through it:
 //! [`cli`] parses the command line; [`engine`] builds the sandboxed Rhai
-//! engine with the [`primitives`]; evaluating the playbook's top level fills
+//! engine with the script [`api`]; evaluating the playbook's top level fills
 //! the declared model ([`playbook`], held in [`state`]); the [`executor`]
 //! runs the phases, steps, retries, timeouts and the undo stack; children
 //! go through [`process`]; everything that happens is an [`events`] event,
@@ -14,7 +14,8 @@
 //! [`replay`] is what a run keeps of its steps' values for `--resume`.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
-//! vocabulary, [`cancel`]lation reasons, the [`lock`] file. A file never
+//! vocabulary, [`cancel`]lation reasons, the [`lock`] file, the [`templates`]
+//! `capstan new` and `terraform::scaffold` write. A file never
 //! imports one that imports it back (`tests/architecture.rs` checks it).
 
 // rhai marks its `internals` APIs (NativeCallContextStore, the AST) as
@@ -46,6 +47,7 @@ macro_rules! err {
     }};
 }
 
+pub mod api;
 pub mod cancel;
 pub mod cli;
 pub mod compliance;
@@ -59,7 +61,6 @@ pub mod failure;
 pub mod launch;
 pub mod lock;
 pub mod playbook;
-pub mod primitives;
 pub mod process;
 pub mod repl;
 pub mod replay;
@@ -68,3 +69,4 @@ pub mod secrets;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod templates;

@@ -68,7 +68,7 @@ pub fn load(engine: &rhai::Engine, services: &Services, path: &Path) -> Result<L
 /// lock, [`Error::Script`] otherwise.
 pub fn take_locks(state: &RunState, names: &[String], shown_as: &str) -> Result<(), Error> {
     for name in names {
-        crate::primitives::guard::take(state, name).map_err(|e| Error::script(&e, shown_as, &state.services))?;
+        crate::api::guard::take(state, name).map_err(|e| Error::script(&e, shown_as, &state.services))?;
     }
     Ok(())
 }

@@ -203,7 +203,7 @@ pub fn doc(args: &DocArgs) -> Result<(), Error> {
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     for f in &mut functions {
         if bundled_import(namespace_of(&f.name)).is_none() {
-            f.effect = Some(crate::primitives::effects::effect(&f.name).describe());
+            f.effect = Some(crate::api::effects::effect(&f.name).describe());
         }
     }
     if let Some(name) = &args.name {
@@ -269,7 +269,7 @@ mod tests {
         let meta: Metadata = serde_json::from_str(&reference_engine().gen_fn_metadata_to_json(false).unwrap()).unwrap();
         let mut all = Vec::new();
         meta.flatten("", &mut all);
-        for (name, _) in crate::primitives::effects::MUTATING {
+        for (name, _) in crate::api::effects::MUTATING {
             assert!(all.iter().any(|f| f.name == *name), "{name} is listed as mutating but not registered");
         }
     }

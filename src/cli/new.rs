@@ -11,31 +11,31 @@ use crate::error::Error;
 /// Where the placeholder for the service's name sits in the template files.
 const SERVICE: &str = "{{service}}";
 
-const GITIGNORE: &str = include_str!("new/gitignore");
+const GITIGNORE: &str = include_str!("../templates/gitignore");
 
 /// The files of one template, as (path in the new folder, text with placeholders).
 fn files(template: Template) -> Vec<(&'static str, &'static str)> {
     let mut files = match template {
         Template::Basic => vec![
-            ("deploy.rhai", include_str!("new/basic.rhai")),
-            ("quality_gates.yaml", include_str!("new/basic_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("new/basic_rollback.md")),
+            ("deploy.rhai", include_str!("../templates/basic.rhai")),
+            ("quality_gates.yaml", include_str!("../templates/basic_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("../templates/basic_rollback.md")),
         ],
         Template::Canary => vec![
-            ("deploy.rhai", include_str!("new/canary.rhai")),
-            ("quality_gates.yaml", include_str!("new/canary_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("new/canary_rollback.md")),
+            ("deploy.rhai", include_str!("../templates/canary.rhai")),
+            ("quality_gates.yaml", include_str!("../templates/canary_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("../templates/canary_rollback.md")),
         ],
         Template::Terraform => vec![
-            ("deploy.rhai", include_str!("new/terraform.rhai")),
-            ("quality_gates.yaml", include_str!("new/terraform_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("new/terraform_rollback.md")),
+            ("deploy.rhai", include_str!("../templates/terraform.rhai")),
+            ("quality_gates.yaml", include_str!("../templates/terraform_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("../templates/terraform_rollback.md")),
         ],
         Template::Container => vec![
-            ("deploy.rhai", include_str!("new/container.rhai")),
-            ("quality_gates.yaml", include_str!("new/basic_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("new/container_rollback.md")),
-            ("Dockerfile", include_str!("new/Dockerfile")),
+            ("deploy.rhai", include_str!("../templates/container.rhai")),
+            ("quality_gates.yaml", include_str!("../templates/basic_gates.yaml")),
+            ("docs/ROLLBACK.md", include_str!("../templates/container_rollback.md")),
+            ("Dockerfile", include_str!("../templates/Dockerfile")),
         ],
     };
     files.push((".gitignore", GITIGNORE));
@@ -46,7 +46,7 @@ fn files(template: Template) -> Vec<(&'static str, &'static str)> {
 /// `terraform::scaffold`: two environments with their own state, one module.
 fn terraform_layout(provider: &str) -> Vec<(String, String)> {
     let envs = ["staging".to_string(), "production".to_string()];
-    crate::primitives::terraform_scaffold_files(provider, &envs, &["app".to_string()])
+    crate::templates::terraform::files(provider, &envs, &["app".to_string()])
         .into_iter()
         .map(|(rel, text)| (format!("infrastructure/{rel}"), text))
         .collect()

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::args::{LogFormat, RunArgs};
+use crate::api::post_json;
 use crate::diagnostics;
 use crate::error::Error;
 use crate::events::{EventKind, Level, Sink, Status};
 use crate::executor::{self, Selection};
 use crate::exit;
 use crate::playbook::Inputs;
-use crate::primitives::post_json;
 use crate::replay::resume::Resume;
 use crate::report::{self, record, Github, Journal, JsonLines, RunRecord, Terminal, TerminalStyle};
 use crate::services::Services;
@@ -287,7 +287,7 @@ fn resume_from(state: &mut RunState, resume: Option<Resume>) {
 /// `--notify URL`: post an event; a failure warns and the run goes on.
 fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value) {
     for url in urls {
-        if let Err(message) = post_json(services, url, payload, &crate::primitives::PostOptions::default()) {
+        if let Err(message) = post_json(services, url, payload, &crate::api::PostOptions::default()) {
             services.log(Level::Warn, format!("--notify: not delivered: {message}"));
         }
     }

@@ -9,8 +9,8 @@ use rhai::{Engine, AST};
 
 use super::limits;
 use super::resolver::SandboxResolver;
+use crate::api;
 use crate::events::Level;
-use crate::primitives;
 use crate::services::frame;
 use crate::state::RunState;
 
@@ -50,9 +50,9 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         STOPPING.set(stop.is_some());
         stop.map(|i| crate::cancel::Stop::new(i).into())
     });
-    primitives::register(&mut engine, state);
+    api::register(&mut engine, state);
     let folder = root.to_string_lossy().into_owned();
-    primitives::registration::func(
+    api::registration::func(
         &mut engine,
         "playbook_dir",
         &["String"],

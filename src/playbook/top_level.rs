@@ -10,7 +10,7 @@
 //! playbook's folder (a module's statements run at import). Closures
 //! (phases, steps, undo, `on_failure`) and functions nobody calls there run
 //! later and are not looked at. Whether a primitive changes the world comes
-//! from [`crate::primitives::effects::effect`].
+//! from [`crate::api::effects::effect`].
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rhai::{ASTNode, Engine, Expr, FnCallExpr, Position, Stmt, AST};
 
+use crate::api::effects::{effect, Effect};
 use crate::engine::resolver::SandboxResolver;
-use crate::primitives::effects::{effect, Effect};
 
 /// One call that changes the world at the top level.
 #[derive(Debug, Clone)]

@@ -4,69 +4,83 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, FnPtr, ImmutableString as Str, Map, NativeCallContext};
 
-use super::registration::func;
+use super::registration::{docs, func, Api};
 use crate::events::{EventKind, Level};
 use crate::executor;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
-use crate::services::{frame, wait};
+use crate::services::{frame, wait, Services};
 use crate::state::{Mode, RunState};
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     register_inputs(engine, state);
     register_structure(engine, state);
-    register_logging(engine, state);
-    register_misc(engine, state);
+    register_logging(engine, &state.services);
+    register_misc(engine, &state.services);
 }
 
 fn register_inputs(engine: &mut Engine, state: &Arc<RunState>) {
-    let s = state.clone();
-    func(
-        engine,
+    let mut api = Api::global(engine, state.clone());
+    api.func1(
         "param",
         &["name: &str", "?"],
-        "A required parameter, from `--param NAME=VALUE` or `--params-file`.\n\
-         The run stops with exit 2 before anything runs when it is missing.\n\
-         ```rhai\nlet version = param(\"version\");\n```",
-        move |name: &str| param(&s, name, None),
+        docs! {
+            /// A required parameter, from `--param NAME=VALUE` or `--params-file`.
+            /// The run stops with exit 2 before anything runs when it is missing.
+            /// ```rhai
+            /// let version = param("version");
+            /// ```
+        },
+        |s, name: Str| param(s, &name, None),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func2(
         "param",
         &["name: &str", "default: ?", "?"],
-        "A parameter with a default. `--param` text is converted to the default's type\n\
-         (integer, float, bool); `--params-file` values keep their own type.\n\
-         ```rhai\nlet replicas = param(\"replicas\", 2);\n```",
-        move |name: &str, default: Dynamic| param(&s, name, Some(default)),
+        docs! {
+            /// A parameter with a default. `--param` text is converted to the default's type
+            /// (integer, float, bool); `--params-file` values keep their own type.
+            /// ```rhai
+            /// let replicas = param("replicas", 2);
+            /// ```
+        },
+        |s, name: Str, default: Dynamic| param(s, &name, Some(default)),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func1(
         "secret",
         &["name: &str", "String"],
-        "A secret from the environment variable `name`. Its value (trimmed, line by line,\n\
-         and its base64, hex, URL and JSON-escaped forms) is replaced by `***` in every\n\
-         output; forms under 4 characters are not, with a warning. Exit 2 when unset.\n\
-         ```rhai\nlet token = secret(\"REGISTRY_TOKEN\");\n```",
-        move |name: &str| secret(&s, name),
+        docs! {
+            /// A secret from the environment variable `name`. Its value (trimmed, line by line,
+            /// and its base64, hex, URL and JSON-escaped forms) is replaced by `***` in every
+            /// output; forms under 4 characters are not, with a warning. Exit 2 when unset.
+            /// ```rhai
+            /// let token = secret("REGISTRY_TOKEN");
+            /// ```
+        },
+        |s, name: Str| secret(s, &name),
     );
-    func(
-        engine,
+    api.func1(
         "env",
         &["name: &str", "?"],
-        "An environment variable, or `()` when it is not set.\n```rhai\nlet home = env(\"HOME\");\n```",
-        |name: &str| std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from),
+        docs! {
+            /// An environment variable, or `()` when it is not set.
+            /// ```rhai
+            /// let home = env("HOME");
+            /// ```
+        },
+        |_, name: Str| Ok(std::env::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from)),
     );
-    func(
-        engine,
+    api.func2(
         "env",
         &["name: &str", "default: ?", "?"],
-        "An environment variable, or `default` when it is not set.\n\
-         ```rhai\nlet region = env(\"AWS_REGION\", \"eu-west-1\");\n```",
-        |name: &str, default: Dynamic| std::env::var(name).map_or(default, Dynamic::from),
+        docs! {
+            /// An environment variable, or `default` when it is not set.
+            /// ```rhai
+            /// let region = env("AWS_REGION", "eu-west-1");
+            /// ```
+        },
+        |_, name: Str, default: Dynamic| Ok(std::env::var(name.as_str()).map_or(default, Dynamic::from)),
     );
 }
 
@@ -287,44 +301,83 @@ fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> Rha
     })
 }
 
-fn register_logging(engine: &mut Engine, state: &Arc<RunState>) {
-    for (name, level, doc) in [
-        ("info", Level::Info, "Log a message.\n```rhai\ninfo(`deploying ${version}`);\n```"),
-        ("warn", Level::Warn, "Log a warning.\n```rhai\nwarn(\"cache is cold\");\n```"),
-        (
-            "error",
-            Level::Error,
-            "Log an error (the step goes on; use `fail` to stop it).\n```rhai\nerror(\"replica 3 is lagging\");\n```",
-        ),
-    ] {
-        let s = state.clone();
-        func(engine, name, &["message: ?", "()"], doc, move |message: Dynamic| {
-            s.services.log(level, text(&message));
-        });
-    }
-    let s = state.clone();
-    func(
-        engine,
+fn register_logging(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::global(engine, services.clone());
+    let log = |level: Level| {
+        move |s: &Arc<Services>, message: Dynamic| {
+            s.log(level, text(&message));
+            Ok(())
+        }
+    };
+    api.func1(
+        "info",
+        &["message: ?", "()"],
+        docs! {
+            /// Log a message.
+            /// ```rhai
+            /// info(`deploying ${version}`);
+            /// ```
+        },
+        log(Level::Info),
+    );
+    api.func1(
+        "warn",
+        &["message: ?", "()"],
+        docs! {
+            /// Log a warning.
+            /// ```rhai
+            /// warn("cache is cold");
+            /// ```
+        },
+        log(Level::Warn),
+    );
+    api.func1(
+        "error",
+        &["message: ?", "()"],
+        docs! {
+            /// Log an error (the step goes on; use `fail` to stop it).
+            /// ```rhai
+            /// error("replica 3 is lagging");
+            /// ```
+        },
+        log(Level::Error),
+    );
+    api.func2(
         "event",
         &["type: &str", "data: Map", "()"],
-        "Emit a user event into every output (JSON lines, journal, reports).\n\
-         ```rhai\nevent(\"deployed\", #{ version: version, replicas: 3 });\n```",
-        move |kind: &str, data: Map| -> RhaiResultOf<()> {
+        docs! {
+            /// Emit a user event into every output (JSON lines, journal, reports).
+            /// ```rhai
+            /// event("deployed", #{ version: version, replicas: 3 });
+            /// ```
+        },
+        |s, kind: Str, data: Map| {
             let data = serde_json::to_value(Dynamic::from_map(data))
                 .map_err(|e| failure(FailureKind::Usage, format!("event data cannot be recorded: {e}")))?;
-            s.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: false });
+            s.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: false });
             Ok(())
         },
     );
 }
 
-fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
-    func(
-        engine,
+/// `sleep` for any duration a script writes; Ctrl-C and timeouts interrupt it.
+fn sleep(services: &Services, duration: &Dynamic) -> RhaiResultOf<()> {
+    let d = parse_duration(duration).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
+    wait::sleep(services, d)
+}
+
+fn register_misc(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::global(engine, services.clone());
+    api.func1(
         "require_tools",
         &["tools: Array", "()"],
-        "Fail unless every program is on PATH.\n```rhai\nrequire_tools([\"terraform\", \"helm\"]);\n```",
-        |tools: Array| -> RhaiResultOf<()> {
+        docs! {
+            /// Fail unless every program is on PATH.
+            /// ```rhai
+            /// require_tools(["terraform", "helm"]);
+            /// ```
+        },
+        |_, tools: Array| {
             let missing: Vec<String> =
                 tools.iter().map(ToString::to_string).filter(|t| find_on_path(t).is_none()).collect();
             if missing.is_empty() {
@@ -338,89 +391,105 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
             }
         },
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func1(
         "sleep",
         &["duration: ?", "()"],
-        "Wait, e.g. `sleep(\"2s\")` or `sleep(2)`. Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(\"10s\");\n```",
-        move |duration: Dynamic| -> RhaiResultOf<()> {
-            let d = parse_duration(&duration).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
-            wait::sleep(&s.services, d)
+        docs! {
+            /// Wait, e.g. `sleep("2s")` or `sleep(2)`. Ctrl-C and timeouts interrupt it.
+            /// ```rhai
+            /// sleep("10s");
+            /// ```
         },
+        |s, duration: Dynamic| sleep(s, &duration),
     );
     // The standard package has its own sleep(INT|FLOAT) that nothing can
     // interrupt; these exact signatures replace it.
-    let s = state.clone();
-    func(
-        engine,
+    api.func1(
         "sleep",
         &["seconds: i64", "()"],
-        "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(2);\n```",
-        move |secs: i64| -> RhaiResultOf<()> {
-            let d =
-                parse_duration(&Dynamic::from(secs)).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
-            wait::sleep(&s.services, d)
+        docs! {
+            /// Wait this many seconds; Ctrl-C and timeouts interrupt it.
+            /// ```rhai
+            /// sleep(2);
+            /// ```
         },
+        |s, secs: i64| sleep(s, &Dynamic::from(secs)),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func1(
         "sleep",
         &["seconds: f64", "()"],
-        "Wait this many seconds; Ctrl-C and timeouts interrupt it.\n```rhai\nsleep(0.5);\n```",
-        move |secs: f64| -> RhaiResultOf<()> {
-            let d =
-                parse_duration(&Dynamic::from(secs)).map_err(|m| failure(FailureKind::Usage, format!("sleep: {m}")))?;
-            wait::sleep(&s.services, d)
+        docs! {
+            /// Wait this many seconds; Ctrl-C and timeouts interrupt it.
+            /// ```rhai
+            /// sleep(0.5);
+            /// ```
         },
+        |s, secs: f64| sleep(s, &Dynamic::from(secs)),
     );
-    func(
-        engine,
+    api.func0(
         "now",
         &["String"],
-        "The current time, RFC 3339 in UTC.\n```rhai\ninfo(`started at ${now()}`);\n```",
-        || crate::events::timestamp(SystemTime::now()),
+        docs! {
+            /// The current time, RFC 3339 in UTC.
+            /// ```rhai
+            /// info(`started at ${now()}`);
+            /// ```
+        },
+        |_| Ok(crate::events::timestamp(SystemTime::now())),
     );
-    func(
-        engine,
+    api.func0(
         "now_ms",
         &["i64"],
-        "Milliseconds since the Unix epoch, for measuring.\n```rhai\nlet t0 = now_ms();\n```",
-        || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        docs! {
+            /// Milliseconds since the Unix epoch, for measuring.
+            /// ```rhai
+            /// let t0 = now_ms();
+            /// ```
+        },
+        |_| Ok(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
     );
-    {
-        let s = state.clone();
-        func(
-            engine,
-            "progress",
-            &["label: String", "done: i64", "total: i64"],
-            "Show how far a long piece of work has come: on a terminal the running step's\n\
-             spinner becomes a progress bar with `label`. Other outputs do not record it.\n\
-             ```rhai\nfor (host, i) in hosts { progress(`upgrading ${host}`, i, hosts.len()); upgrade(host); }\n```",
-            move |label: &str, done: i64, total: i64| {
-                s.services.progress(label, done.max(0) as u64, total.max(0) as u64);
-            },
-        );
-    }
-    func(
-        engine,
-        "duration_ms",
-        &["duration: ?", "i64"],
-        "A duration (`\"1m30s\"`, `\"500ms\"` or seconds) in milliseconds.\n```rhai\nlet hold = duration_ms(\"10m\");\n```",
-        |duration: Dynamic| -> RhaiResultOf<i64> {
-            parse_duration(&duration).map(|d| d.as_millis() as i64).map_err(|m| failure(FailureKind::Usage, format!("duration_ms: {m}")))
+    api.func3(
+        "progress",
+        &["label: String", "done: i64", "total: i64"],
+        docs! {
+            /// Show how far a long piece of work has come: on a terminal the running step's
+            /// spinner becomes a progress bar with `label`. Other outputs do not record it.
+            /// ```rhai
+            /// for (host, i) in hosts { progress(`upgrading ${host}`, i, hosts.len()); upgrade(host); }
+            /// ```
+        },
+        |s, label: Str, done: i64, total: i64| {
+            s.progress(label.as_str(), done.max(0) as u64, total.max(0) as u64);
+            Ok(())
         },
     );
-    func(
-        engine,
+    api.func1(
+        "duration_ms",
+        &["duration: ?", "i64"],
+        docs! {
+            /// A duration (`"1m30s"`, `"500ms"` or seconds) in milliseconds.
+            /// ```rhai
+            /// let hold = duration_ms("10m");
+            /// ```
+        },
+        |_, duration: Dynamic| {
+            parse_duration(&duration)
+                .map(|d| d.as_millis() as i64)
+                .map_err(|m| failure(FailureKind::Usage, format!("duration_ms: {m}")))
+        },
+    );
+    api.register(
         "callback",
         &["closure: FnPtr", "args: Array", "?"],
-        "Call a closure the playbook passed in, in the playbook's own function namespace.\n\
-         Library modules (the bundled strategies) use it for the closures you give them, so\n\
-         a library's own functions (such as `canary::run`) never shadow the ones the\n\
-         closure calls (such as `run`).\n\
-         ```rhai\nfn apply(opts) { callback(opts.set_weight, [25]) }\n```",
+        docs! {
+            /// Call a closure the playbook passed in, in the playbook's own function namespace.
+            /// Library modules (the bundled strategies) use it for the closures you give them, so
+            /// a library's own functions (such as `canary::run`) never shadow the ones the
+            /// closure calls (such as `run`).
+            /// ```rhai
+            /// fn apply(opts) { callback(opts.set_weight, [25]) }
+            /// ```
+        },
         |ctx: NativeCallContext, closure: FnPtr, args: Array| -> RhaiResultOf<Dynamic> {
             let mut store = ctx.store_data();
             // Layer 0 is the playbook's library; the layers above it belong to
@@ -430,13 +499,16 @@ fn register_misc(engine: &mut Engine, state: &Arc<RunState>) {
             closure.call_within_context(&outer, args)
         },
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func0(
         "dry_run",
         &["bool"],
-        "True under `--dry-run`.\n```rhai\nif !dry_run() { info(\"for real\"); }\n```",
-        move || s.services.dry_run(),
+        docs! {
+            /// True under `--dry-run`.
+            /// ```rhai
+            /// if !dry_run() { info("for real"); }
+            /// ```
+        },
+        |s| Ok(s.dry_run()),
     );
 }
 

@@ -7,13 +7,12 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
 
-use super::registration::module_func;
+use super::registration::{docs, Api};
 use crate::events::{EventKind, Level};
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::services::frame;
-use crate::state::RunState;
+use crate::services::{frame, Services};
 
 /// A number from a sample value; `None` for missing, unit or NaN.
 fn number(v: Option<&Dynamic>) -> Option<f64> {
@@ -177,7 +176,7 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
 }
 
 /// Record a decision: one journal event, one human line.
-fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiResultOf<Map> {
+fn record(services: &Services, kind: &str, context: &Map, decision: &Map) -> RhaiResultOf<Map> {
     let mut full = context.clone();
     for (k, v) in decision {
         full.insert(k.clone(), v.clone());
@@ -201,37 +200,42 @@ fn record(state: &RunState, kind: &str, context: &Map, decision: &Map) -> RhaiRe
         "inconclusive" => Level::Warn,
         _ => Level::Error,
     };
-    state.services.log(level, line);
+    services.log(level, line);
     let data = serde_json::to_value(Dynamic::from_map(full.clone()))
         .map_err(|e| failure(FailureKind::Usage, format!("the decision cannot be recorded: {e}")))?;
-    state.services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: true });
+    services.emit(EventKind::User { at: frame::location(), kind: kind.to_string(), data, quiet: true });
     Ok(full)
 }
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut m = Module::new();
-    module_func(
-        &mut m,
+pub fn register(engine: &mut Engine, services: &Arc<Services>) {
+    let mut api = Api::namespace(engine, "analysis", services.clone());
+    api.func2(
         "decide",
         &["sample: Map", "options: Map", "Map"],
-        "Judge one analysis sample: `thresholds` (metric: maximum), `baseline` (a sample),\n\
-         `max_ratio_to_baseline` (metric: ratio), `no_data` (\"fail\", \"inconclusive\", \"pass\"),\n\
-         `min_requests`. Returns the decision record `#{ verdict, reason, checks, sample,\n\
-         baseline, no_data, summary }`; a sample with `requests` below `min_requests` has no data.\n\
-         ```rhai\nlet d = analysis::decide(health::probe(url, #{ duration: \"10s\" }), #{ thresholds: #{ error_rate: 0.001 } });\n```",
-        |sample: Map, options: Map| decide(&sample, &options),
+        docs! {
+            /// Judge one analysis sample: `thresholds` (metric: maximum), `baseline` (a sample),
+            /// `max_ratio_to_baseline` (metric: ratio), `no_data` ("fail", "inconclusive", "pass"),
+            /// `min_requests`. Returns the decision record `#{ verdict, reason, checks, sample,
+            /// baseline, no_data, summary }`; a sample with `requests` below `min_requests` has no data.
+            /// ```rhai
+            /// let d = analysis::decide(health::probe(url, #{ duration: "10s" }), #{ thresholds: #{ error_rate: 0.001 } });
+            /// ```
+        },
+        |_, sample: Map, options: Map| decide(&sample, &options),
     );
-    let s = state.clone();
-    module_func(
-        &mut m,
+    api.func3(
         "record",
         &["kind: &str", "context: Map", "decision: Map", "Map"],
-        "Record a decision as one event of type `kind` (with `context`, e.g. `#{ title, rung }`)\n\
-         and one log line. Returns the full record.\n\
-         ```rhai\nanalysis::record(\"canary_decision\", #{ title: \"canary 25%\", rung: 25 }, d);\n```",
-        move |kind: &str, context: Map, decision: Map| record(&s, kind, &context, &decision),
+        docs! {
+            /// Record a decision as one event of type `kind` (with `context`, e.g. `#{ title, rung }`)
+            /// and one log line. Returns the full record.
+            /// ```rhai
+            /// analysis::record("canary_decision", #{ title: "canary 25%", rung: 25 }, d);
+            /// ```
+        },
+        |svc, kind: Str, context: Map, decision: Map| record(svc, &kind, &context, &decision),
     );
-    engine.register_static_module("analysis", m.into());
+    api.finish();
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! The script API. One file per namespace; each has `register`. Primitives
-//! return values, raise errors and emit events through the services handle.
+//! The script API. One file or folder per namespace; each has `register`.
+//! Functions return values, raise errors and emit events through the
+//! services handle; `registration` and `options` are how they are declared.
 
 mod analysis;
 mod builtins;
+mod cluster;
 mod compliance;
 mod data;
 mod docker;
@@ -10,10 +12,12 @@ pub mod effects;
 mod git;
 pub mod guard;
 mod health;
-mod kube;
+mod helm;
+mod kubectl;
 mod metrics;
 mod namespaces;
 mod notify;
+mod options;
 mod process;
 pub mod registration;
 mod report;
@@ -25,6 +29,5 @@ mod values;
 pub use builtins::text;
 pub use effects::{effect, Effect, MUTATING};
 pub use notify::{post_json, PostOptions};
-pub(crate) use terraform::scaffold_files as terraform_scaffold_files;
 
 pub use namespaces::register;

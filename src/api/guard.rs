@@ -4,9 +4,9 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use rhai::Engine;
+use rhai::{Engine, ImmutableString as Str};
 
-use super::registration::func;
+use super::registration::{docs, Api};
 use crate::events::{EventKind, Level};
 use crate::failure::{failure_with_hint, FailureKind, RhaiResultOf};
 use crate::lock::{acquire, LockError};
@@ -119,24 +119,30 @@ fn local_user() -> String {
 }
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let s = state.clone();
-    func(
-        engine,
+    let mut api = Api::global(engine, state.clone());
+    api.func1(
         "lock",
         &["name: &str", "()"],
-        "Take an exclusive lock for the rest of the run (like `--lock NAME`). Another run\n\
-         holding it stops this one with exit 3, naming the holder; a lock whose process\n\
-         died is taken over with a warning.\n```rhai\nlock(`deploy-${env}`);\n```",
-        move |name: &str| take(&s, name),
+        docs! {
+            /// Take an exclusive lock for the rest of the run (like `--lock NAME`). Another run
+            /// holding it stops this one with exit 3, naming the holder; a lock whose process
+            /// died is taken over with a warning.
+            /// ```rhai
+            /// lock(`deploy-${env}`);
+            /// ```
+        },
+        |s, name: Str| take(s, &name),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func2(
         "approve",
         &["name: &str", "message: &str", "bool"],
-        "Ask a person to approve. On a terminal capstan asks y/N; otherwise the approval\n\
-         must be given with `--approve NAME` or `--yes`, or the run stops with exit 3.\n\
-         ```rhai\napprove(\"prod\", `deploy ${version} to production?`);\n```",
-        move |name: &str, message: &str| approve(&s, name, message),
+        docs! {
+            /// Ask a person to approve. On a terminal capstan asks y/N; otherwise the approval
+            /// must be given with `--approve NAME` or `--yes`, or the run stops with exit 3.
+            /// ```rhai
+            /// approve("prod", `deploy ${version} to production?`);
+            /// ```
+        },
+        |s, name: Str, message: Str| approve(s, &name, &message),
     );
 }

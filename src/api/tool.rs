@@ -4,8 +4,7 @@
 
 use crate::failure::{failure, failure_with_hint, terminated, FailureKind, HostFailure, RhaiResultOf};
 use crate::process::{self, CommandSpec, Outcome, ProcessError};
-use crate::services::Action;
-use crate::state::RunState;
+use crate::services::{Action, Services};
 
 /// One invocation of a tool: the command as the process runner takes it,
 /// and whether it may run under `--dry-run`.
@@ -55,16 +54,16 @@ pub struct Hints<'a> {
 /// process runner, with its failures as script errors. `None` when dry-run
 /// skipped it; otherwise the finished process, whatever its exit status.
 pub fn act(
-    state: &RunState,
+    services: &Services,
     spec: &CommandSpec,
     description: &str,
     read_only: bool,
     hints: &Hints<'_>,
 ) -> RhaiResultOf<Option<Outcome>> {
-    if !state.services.should_act(&Action { description, read_only }) {
+    if !services.should_act(&Action { description, read_only }) {
         return Ok(None);
     }
-    match process::execute(state.services.as_ref(), spec) {
+    match process::execute(services, spec) {
         Ok(outcome) => Ok(Some(outcome)),
         Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
         Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(FailureKind::Command, e.to_string(), hints.spawn)),
@@ -76,15 +75,24 @@ pub fn act(
 }
 
 /// A tool call through [`act`].
-pub fn call(state: &RunState, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> {
+pub fn call(services: &Services, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> {
     let spawn = format!("install `{}` or put it on PATH", call.program);
     act(
-        state,
+        services,
         &call.spec,
         &call.display(),
         call.read_only,
         &Hints { spawn: &spawn, other: Some("see the step's output") },
     )
+}
+
+/// A tool call through [`call`] whose non-zero exit is an error carrying
+/// the tool's own words and `hint`. `None` when dry-run skipped it.
+pub fn checked(services: &Services, call: &ToolCall, hint: Option<&str>) -> RhaiResultOf<Option<Outcome>> {
+    match self::call(services, call)? {
+        Some(out) if !out.success() => Err(failed(call, &out, hint.map(Into::into))),
+        other => Ok(other),
+    }
 }
 
 /// The error for a tool that exited non-zero: its own words, trimmed, and
