@@ -93,8 +93,8 @@ pub(crate) fn check_text(path: &Path, text: &str, budget: TopLevelBudget) -> Che
 
 /// What `run` refuses before anything runs ([`lint::refusals`]), rendered;
 /// `None` when nothing is refused.
-pub(crate) fn refusal(engine: &Engine, ast: &AST, path: &Path, text: &str) -> Option<String> {
-    let findings = lint::refusals(engine, ast, path, text);
+pub(crate) fn refusal(engine: &Engine, ast: &AST, path: &Path) -> Option<String> {
+    let findings = lint::refusals(engine, ast, path);
     (!findings.is_empty()).then(|| render_findings(&findings))
 }
 

@@ -175,7 +175,7 @@ pub fn dry_run(
         Err(e) => return finish(Err(e)),
     };
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
-    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path, &text) {
+    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, path) {
         return finish(Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() }));
     }
     let selection = Selection::default();

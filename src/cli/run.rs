@@ -106,7 +106,7 @@ fn run_blocking(
     let loaded = session::load(&engine, &services, &args.playbook)?;
     // A literal a step would reject, or a call at the top level that would
     // change the world before any phase, stops the run before anything runs.
-    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path, &loaded.text) {
+    if let Some(refusal) = super::check::refusal(&engine, &loaded.ast, &loaded.path) {
         return Err(Error::Script { diagnostic: services.mask(&refusal).into_owned() });
     }
     let display = loaded.path.to_string_lossy().into_owned();

@@ -23,6 +23,12 @@ thread_local! {
 /// `root` is the playbook's folder: imports may not leave it.
 pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
     let mut engine = bare();
+    // Playbooks are compiled as written: the optimizer folds a map of
+    // constants into one value and loses where each entry stands, which
+    // `check` and `run` read (step options, durations, top-level calls)
+    // before anything runs. One compile serves both; folding constants
+    // gains a deploy script nothing measurable.
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
     engine.set_module_resolver(SandboxResolver::new(root));
     let services = state.services.clone();
     engine.on_print({

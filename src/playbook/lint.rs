@@ -51,13 +51,14 @@ pub struct Finding {
 /// functions and namespaces it defines are known), `text` is its source.
 pub fn findings(engine: &Engine, ast: &AST, path: &Path, text: &str) -> Vec<Finding> {
     let mut findings = lint(engine, ast, path);
-    let written = crate::engine::compile_as_written(path, text).unwrap_or_else(|_| ast.clone());
-    findings.extend(literal_findings(&written, path));
+    // The engine compiles as written ([`crate::engine::build`]).
+    let written = ast;
+    findings.extend(literal_findings(written, path));
     findings.extend(top_level_mutations(engine, ast, path));
     let resolver = crate::engine::resolver::SandboxResolver::new(&crate::launch::playbook_root(path));
     let primitives = crate::playbook::shadows::primitives(engine);
     let is_primitive = |name: &str, arity: usize| primitives.contains_key(&(name.to_string(), arity));
-    for shadow in crate::playbook::shadows::shadows(path, text, &written, &resolver, is_primitive) {
+    for shadow in crate::playbook::shadows::shadows(path, text, written, &resolver, is_primitive) {
         let hides = primitives.get(&(shadow.name.clone(), shadow.arity)).cloned().unwrap_or_default();
         findings.push(Finding {
             file: crate::diagnostics::shorten(&shadow.file),
@@ -83,10 +84,8 @@ pub fn findings(engine: &Engine, ast: &AST, path: &Path, text: &str) -> Vec<Find
 /// as errors that the run would otherwise fail on midway, after earlier
 /// steps changed things, and calls at the top level that would change the
 /// world before any phase (on every dry run too).
-pub fn refusals(engine: &Engine, ast: &AST, path: &Path, text: &str) -> Vec<Finding> {
-    let mut findings = crate::engine::compile_as_written(path, text)
-        .map(|written| literal_findings(&written, path))
-        .unwrap_or_default();
+pub fn refusals(engine: &Engine, ast: &AST, path: &Path) -> Vec<Finding> {
+    let mut findings = literal_findings(ast, path);
     findings.extend(top_level_mutations(engine, ast, path));
     findings
 }
