@@ -215,7 +215,7 @@ fn session_loop(
             }
             Reply::Text(t) if t.is_empty() => {}
             Reply::Text(t) => crate::launch::print_data(&services.mask(&t)),
-            Reply::Error(e) => crate::err!("{e}"),
+            Reply::Error(e) => crate::err!("{}", services.mask(&e.render(false))),
             Reply::Quit => break,
         }
         let _ = std::io::Write::flush(&mut *crate::launch::output());

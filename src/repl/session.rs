@@ -10,6 +10,7 @@ use rhai::{Caches, GlobalRuntimeState};
 use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 
 use super::view::{self, Current};
+use crate::error::Error;
 use crate::events::{EventKind, Location, Status};
 use crate::executor;
 use crate::exit;
@@ -26,8 +27,9 @@ pub enum Reply {
     Value(Dynamic),
     /// Text for the user (meta-commands).
     Text(String),
-    /// An error, already rendered as a diagnostic.
-    Error(String),
+    /// An error; the console prints it as every command's errors are
+    /// printed ([`Error::render`]).
+    Error(Error),
     Quit,
 }
 
@@ -141,7 +143,9 @@ impl Session {
                 ast.set_source(SOURCE);
                 ast
             }
-            Err(e) => return Reply::Error(self.services().render_parse_error(&e, SOURCE)),
+            Err(e) => {
+                return Reply::Error(Error::Script { diagnostic: self.services().render_parse_error(&e, SOURCE) })
+            }
         };
         self.open_journal();
         if !self.repl_phase_open {
@@ -197,9 +201,10 @@ impl Session {
         match result {
             Ok(v) => Reply::Value(v),
             Err(e) if status == Status::Interrupted => {
-                Reply::Error(format!("interrupted: {}\n", executor::classify::describe(&e)))
+                let diagnostic = format!("interrupted: {}\n", executor::classify::describe(&e));
+                Reply::Error(Error::Failed { code: exit::INTERRUPTED, diagnostic: Some(diagnostic) })
             }
-            Err(e) => Reply::Error(self.services().render_error(&e, SOURCE)),
+            Err(e) => Reply::Error(Error::Script { diagnostic: self.services().render_error(&e, SOURCE) }),
         }
     }
 
@@ -262,27 +267,31 @@ impl Session {
                     Reply::Text("dry-run off: commands change the world".into())
                 }
                 None => Reply::Text(format!("dry-run is {}", if self.services().dry_run() { "on" } else { "off" })),
-                Some(other) => Reply::Error(format!("error: `:dry-run {other}`: say `on` or `off`\n")),
+                Some(other) => Reply::Error(Error::usage(format!("`:dry-run {other}`: say `on` or `off`"))),
             },
             "doc" => match rest.first() {
                 Some(name) => match crate::cli::doc::function_doc(name) {
                     Some(text) => Reply::Text(text),
-                    None => Reply::Error(format!(
-                        "error: no function named `{name}`\n   = hint: Tab after a prefix lists the names (`health::` Tab)\n"
+                    None => Reply::Error(Error::usage_with_hint(
+                        format!("no function named `{name}`"),
+                        "Tab after a prefix lists the names (`health::` Tab)",
                     )),
                 },
-                None => Reply::Error("error: `:doc NAME`, e.g. `:doc step`\n".into()),
+                None => Reply::Error(Error::usage("`:doc NAME`, e.g. `:doc step`")),
             },
             "run" => self.run_phases(&rest),
             "" => Reply::Text(String::new()),
-            other => Reply::Error(format!("error: unknown command `:{other}`\n   = hint: `:help` lists the commands\n")),
+            other => Reply::Error(Error::usage_with_hint(
+                format!("unknown command `:{other}`"),
+                "`:help` lists the commands",
+            )),
         }
     }
 
     /// `:run PHASE...`: the playbook's phases, as `capstan run --phase` runs them.
     fn run_phases(&mut self, names: &[&str]) -> Reply {
         if names.is_empty() {
-            return Reply::Error("error: `:run PHASE...`, e.g. `:run plan`\n   = hint: `:phases` lists them\n".into());
+            return Reply::Error(Error::usage_with_hint("`:run PHASE...`, e.g. `:run plan`", "`:phases` lists them"));
         }
         let declared = self.state.model().phases.clone();
         let selection =
@@ -290,11 +299,12 @@ impl Session {
         let phases = match executor::select(&declared, &selection) {
             Ok(p) if !declared.is_empty() => p,
             Ok(_) => {
-                return Reply::Error(
-                    "error: no playbook is loaded\n   = hint: start with `capstan repl PLAYBOOK`\n".into(),
-                )
+                return Reply::Error(Error::usage_with_hint(
+                    "no playbook is loaded",
+                    "start with `capstan repl PLAYBOOK`",
+                ))
             }
-            Err(e) => return Reply::Error(format!("error: {}\n", e.to_string().replace("--phase ", ""))),
+            Err(e) => return Reply::Error(Error::usage(e.to_string().replace("--phase ", ""))),
         };
         self.services().cancel.reset();
         self.open_journal();
@@ -316,7 +326,7 @@ impl Session {
                     exit::BLOCKED => "blocked",
                     _ => "failed; undo done",
                 };
-                Reply::Error(format!("{detail}{names}: {what}\n"))
+                Reply::Error(Error::Failed { code, diagnostic: Some(format!("{detail}{names}: {what}\n")) })
             }
         }
     }
