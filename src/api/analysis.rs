@@ -7,9 +7,11 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use serde::Serialize;
 
 use super::registration::{docs, Api};
+use super::values::to_map;
 use crate::events::{EventKind, Level};
 use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::services::{frame, Services};
@@ -37,6 +39,42 @@ fn label(metric: &str) -> &str {
     metric.strip_suffix("_ms").or_else(|| metric.strip_suffix("_seconds")).unwrap_or(metric)
 }
 
+/// The decision record `decide` returns, without the sample and baseline
+/// it was given (those are added as they came).
+#[derive(Serialize)]
+struct Decision {
+    verdict: &'static str,
+    reason: String,
+    checks: Vec<Check>,
+    no_data: String,
+    summary: String,
+}
+
+/// One check of a decision. A missing value, or an outcome that could not
+/// be judged, is `()` to the script and `null` in the journal.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Check {
+    /// A metric against its threshold: `value <= threshold`.
+    Threshold { metric: String, threshold: f64, op: &'static str, value: Option<f64>, ok: Option<bool> },
+    /// A metric against the baseline's times `max_ratio`; `limit` and
+    /// `ratio` only when both sides have data (`ratio` is `()` for a
+    /// baseline of 0).
+    Ratio {
+        metric: String,
+        max_ratio: f64,
+        baseline: Option<f64>,
+        value: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<f64>,
+        // Absent without data; `Some(None)`, `()`, against a baseline of 0.
+        #[allow(clippy::option_option)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ratio: Option<Option<f64>>,
+        ok: Option<bool>,
+    },
+}
+
 /// Decide on one sample. `options`: `thresholds` (metric: max), `baseline`
 /// (a sample or `()`), `max_ratio_to_baseline` (metric: ratio), `no_data`
 /// ("fail", "inconclusive", "pass"), `min_requests` (1).
@@ -55,7 +93,7 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     }
     let min_requests = options.get("min_requests").and_then(|v| v.as_int().ok()).unwrap_or(1);
 
-    let mut checks = Array::new();
+    let mut checks = Vec::new();
     let mut failed = Vec::new();
     let mut missing = Vec::new();
     let mut parts = Vec::new();
@@ -65,15 +103,9 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
         let limit = number(Some(limit))
             .ok_or_else(|| failure(FailureKind::Usage, format!("threshold `{metric}` must be a number")))?;
         let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
-        let mut check = Map::new();
-        check.insert("metric".into(), metric.clone().into());
-        check.insert("threshold".into(), limit.into());
-        check.insert("op".into(), "<=".into());
-        match value {
-            Some(v) => {
-                let ok = v <= limit;
-                check.insert("value".into(), v.into());
-                check.insert("ok".into(), ok.into());
+        let ok = value.map(|v| v <= limit);
+        match (value, ok) {
+            (Some(v), Some(ok)) => {
                 // The line states what holds: `<=` and ok, or `>` and BREACH.
                 parts.push(format!(
                     "{} {} {} {} {}",
@@ -87,14 +119,12 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                     failed.push(format!("{} {} > {}", label(metric), show(metric, v), show(metric, limit)));
                 }
             }
-            None => {
-                check.insert("value".into(), Dynamic::UNIT);
-                check.insert("ok".into(), Dynamic::UNIT);
+            _ => {
                 parts.push(format!("{} no data", label(metric)));
                 missing.push(metric.to_string());
             }
         }
-        checks.push(check.into());
+        checks.push(Check::Threshold { metric: metric.to_string(), threshold: limit, op: "<=", value, ok });
     }
     for (metric, max_ratio) in &ratios {
         let max_ratio = number(Some(max_ratio))
@@ -107,20 +137,12 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
         // or lacks the metric says nothing about the canary.
         let base_quiet = number(base.get("requests")).is_some_and(|r| r < min_requests as f64);
         let base_value = if base_quiet { None } else { number(base.get(metric.as_str())) };
-        let mut check = Map::new();
-        check.insert("metric".into(), metric.clone().into());
-        check.insert("max_ratio".into(), max_ratio.into());
-        check.insert("baseline".into(), base_value.map_or(Dynamic::UNIT, Dynamic::from));
-        check.insert("value".into(), value.map_or(Dynamic::UNIT, Dynamic::from));
-        match (value, base_value) {
+        let (limit, ratio, ok) = match (value, base_value) {
             (Some(v), Some(b)) => {
                 // Allowed: the baseline times the ratio; a perfect baseline (0)
                 // allows nothing above 0.
                 let allowed = b * max_ratio;
                 let ok = v <= allowed;
-                check.insert("limit".into(), allowed.into());
-                check.insert("ratio".into(), if b > 0.0 { Dynamic::from(v / b) } else { Dynamic::UNIT });
-                check.insert("ok".into(), ok.into());
                 let against = format!("(x{max_ratio} baseline {})", show(metric, b));
                 parts.push(format!(
                     "{} {} {} {} {against} {}",
@@ -133,19 +155,28 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                 if !ok {
                     failed.push(format!("{} {} > {} {against}", label(metric), show(metric, v), show(metric, allowed)));
                 }
+                (Some(allowed), Some((b > 0.0).then(|| v / b)), Some(ok))
             }
             (_, None) => {
-                check.insert("ok".into(), Dynamic::UNIT);
                 parts.push(format!("{} vs baseline: no baseline traffic", label(metric)));
                 missing.push(format!("{metric} (no baseline traffic)"));
+                (None, None, None)
             }
             (None, Some(_)) => {
-                check.insert("ok".into(), Dynamic::UNIT);
                 parts.push(format!("{} vs baseline: no data", label(metric)));
                 missing.push(metric.to_string());
+                (None, None, None)
             }
-        }
-        checks.push(check.into());
+        };
+        checks.push(Check::Ratio {
+            metric: metric.to_string(),
+            max_ratio,
+            baseline: base_value,
+            value,
+            limit,
+            ratio,
+            ok,
+        });
     }
 
     let (verdict, reason) = if !failed.is_empty() {
@@ -164,14 +195,11 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     } else {
         ("pass", "every check passed".to_string())
     };
-    let mut record = Map::new();
-    record.insert("verdict".into(), verdict.into());
-    record.insert("reason".into(), reason.into());
-    record.insert("checks".into(), checks.into());
+    let mut record = to_map(&Decision { verdict, reason, checks, no_data: policy, summary: parts.join("; ") })?;
+    // The caller's samples go back as they came, not through serde (which
+    // would turn a closure or a timestamp in them into a string).
     record.insert("sample".into(), Dynamic::from_map(sample.clone()));
     record.insert("baseline".into(), baseline.map_or(Dynamic::UNIT, Dynamic::from_map));
-    record.insert("no_data".into(), policy.into());
-    record.insert("summary".into(), parts.join("; ").into());
     Ok(record)
 }
 

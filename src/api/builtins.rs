@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use rhai::{Array, Dynamic, Engine, FnPtr, ImmutableString as Str, Map, NativeCallContext};
 
-use super::registration::{docs, func, Api};
+use super::registration::{docs, Api};
 use crate::events::{EventKind, Level};
 use crate::executor;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
@@ -136,120 +136,147 @@ fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
 }
 
 fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
-    let s = state.clone();
-    func(
-        engine,
+    let mut api = Api::global(engine, state.clone());
+    api.ctx2(
         "phase",
         &["name: &str", "body: FnPtr", "()"],
-        "Declare a phase. Phases run after the top level, in declaration order;\n\
-         `--phase`, `--from` and `--to` select them.\n\
-         ```rhai\nphase(\"build\", || {\n    step(\"compile\", || run([\"make\"]));\n});\n```",
-        move |ctx: NativeCallContext, name: &str, body: FnPtr| declare_phase(&s, &ctx, name, body),
+        docs! {
+            /// Declare a phase. Phases run after the top level, in declaration order;
+            /// `--phase`, `--from` and `--to` select them.
+            /// ```rhai
+            /// phase("build", || {
+            ///     step("compile", || run(["make"]));
+            /// });
+            /// ```
+        },
+        |s, ctx, name: Str, body: FnPtr| declare_phase(s, ctx, &name, body),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.ctx2(
         "step",
         &["name: &str", "body: FnPtr", "?"],
-        "Run a logged step and return the closure's value. Steps nest (`outer/inner`).\n\
-         ```rhai\nlet out = step(\"build\", || run([\"make\"]));\n```",
-        move |ctx: NativeCallContext, name: &str, body: FnPtr| {
-            executor::step::run(&s, &ctx, name, StepOptions::default(), body)
+        docs! {
+            /// Run a logged step and return the closure's value. Steps nest (`outer/inner`).
+            /// ```rhai
+            /// let out = step("build", || run(["make"]));
+            /// ```
         },
+        |s, ctx, name: Str, body: FnPtr| executor::step::run(s, ctx, &name, StepOptions::default(), body),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.ctx3(
         "step",
         &["name: &str", "options: Map", "body: FnPtr", "?"],
-        "A step with options: `retries`, `retry_delay` (doubled each attempt), `timeout`\n\
-         (kills the step's processes), `allow_failure`, `when`, `undo` (a closure run,\n\
-         newest first, when a later failure aborts the run), `detach` (what its commands\n\
-         leave running in the background outlives the run; otherwise it is killed when the\n\
-         run ends).\n\
-         ```rhai\nstep(\"deploy\", #{ retries: 2, timeout: \"5m\", undo: || run([\"./rollback\"]) },\n    || run([\"./deploy\"]));\n```",
-        move |ctx: NativeCallContext, name: &str, options: Map, body: FnPtr| {
+        docs! {
+            /// A step with options: `retries`, `retry_delay` (doubled each attempt), `timeout`
+            /// (kills the step's processes), `allow_failure`, `when`, `undo` (a closure run,
+            /// newest first, when a later failure aborts the run), `detach` (what its commands
+            /// leave running in the background outlives the run; otherwise it is killed when the
+            /// run ends).
+            /// ```rhai
+            /// step("deploy", #{ retries: 2, timeout: "5m", undo: || run(["./rollback"]) },
+            ///     || run(["./deploy"]));
+            /// ```
+        },
+        |s, ctx, name: Str, options: Map, body: FnPtr| {
             let options = StepOptions::from_map(&options)
                 .map_err(|m| failure_with_hint(FailureKind::Usage, m, "see `capstan doc step`"))?;
-            executor::step::run(&s, &ctx, name, options, body)
+            executor::step::run(s, ctx, &name, options, body)
         },
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.ctx1(
         "parallel",
         &["branches: Array", "Array"],
-        "Run closures at the same time and return their results in order. When one\n\
-         fails the others are stopped and the failure is raised.\n\
-         ```rhai\nlet r = parallel([|| run([\"make\", \"a\"]), || run([\"make\", \"b\"])]);\n```",
-        move |ctx: NativeCallContext, branches: Array| executor::parallel::run(&s, &ctx, branches, 0),
+        docs! {
+            /// Run closures at the same time and return their results in order. When one
+            /// fails the others are stopped and the failure is raised.
+            /// ```rhai
+            /// let r = parallel([|| run(["make", "a"]), || run(["make", "b"])]);
+            /// ```
+        },
+        |s, ctx, branches: Array| executor::parallel::run(s, ctx, branches, 0),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.ctx2(
         "parallel",
         &["branches: Array", "options: Map", "Array"],
-        "`parallel` with `#{ max: N }`: at most N branches at once.\n\
-         ```rhai\nparallel(hosts.map(|h| || ssh_deploy(h)), #{ max: 4 });\n```",
-        move |ctx: NativeCallContext, branches: Array, options: Map| {
-            let mut max = 0;
-            for (k, v) in &options {
-                match k.as_str() {
-                    "max" => {
-                        max = v.as_int().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                            failure(FailureKind::Usage, "parallel option `max` must be a positive integer")
-                        })?;
-                    }
-                    other => {
-                        return Err(failure(
-                            FailureKind::Usage,
-                            format!("unknown parallel option `{other}`; the option is: max"),
-                        ))
-                    }
-                }
-            }
-            executor::parallel::run(&s, &ctx, branches, max)
+        docs! {
+            /// `parallel` with `#{ max: N }`: at most N branches at once.
+            /// ```rhai
+            /// parallel(hosts.map(|h| || ssh_deploy(h)), #{ max: 4 });
+            /// ```
         },
+        |s, ctx, branches: Array, options: Map| executor::parallel::run(s, ctx, branches, parallel_max(&options)?),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.ctx1(
         "on_failure",
         &["handler: FnPtr", "()"],
-        "Register a handler run when the run fails, after the undo closures.\n\
-         It receives `#{ message, phase, step, kind }`.\n\
-         ```rhai\non_failure(|err| warn(`deploy failed: ${err.message}`));\n```",
-        move |ctx: NativeCallContext, handler: FnPtr| {
+        docs! {
+            /// Register a handler run when the run fails, after the undo closures.
+            /// It receives `#{ message, phase, step, kind }`.
+            /// ```rhai
+            /// on_failure(|err| warn(`deploy failed: ${err.message}`));
+            /// ```
+        },
+        |s, ctx, handler: FnPtr| {
             let mut context = ctx.store_data();
             context.global.level = 0;
             s.model().failure_handlers.push(DeferredCall { body: handler, context });
+            Ok(())
         },
     );
-    func(
-        engine,
+    api.func1(
         "fail",
         &["message: ?", "()"],
-        "Fail the current step with a message.\n```rhai\nif !ok { fail(\"smoke test did not pass\"); }\n```",
-        |message: Dynamic| -> RhaiResultOf<()> { Err(failure(FailureKind::Fail, text(&message))) },
+        docs! {
+            /// Fail the current step with a message.
+            /// ```rhai
+            /// if !ok { fail("smoke test did not pass"); }
+            /// ```
+        },
+        |_, message: Dynamic| -> RhaiResultOf<()> { Err(failure(FailureKind::Fail, text(&message))) },
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func2(
         "gate",
         &["name: &str", "passed: bool", "()"],
-        "Record a gate; fail the current step when `passed` is false.\n\
-         ```rhai\ngate(\"tests passed\", r.code == 0);\n```",
-        move |name: &str, passed: bool| gate(&s, name, passed, None),
+        docs! {
+            /// Record a gate; fail the current step when `passed` is false.
+            /// ```rhai
+            /// gate("tests passed", r.code == 0);
+            /// ```
+        },
+        |s, name: Str, passed: bool| gate(s, &name, passed, None),
     );
-    let s = state.clone();
-    func(
-        engine,
+    api.func3(
         "gate",
         &["name: &str", "passed: bool", "hint: &str", "()"],
-        "A gate with a hint saying what to do when it fails.\n\
-         ```rhai\ngate(\"no infra change\", !plan.changed, \"run the infra playbook first\");\n```",
-        move |name: &str, passed: bool, hint: &str| gate(&s, name, passed, Some(hint.to_string())),
+        docs! {
+            /// A gate with a hint saying what to do when it fails.
+            /// ```rhai
+            /// gate("no infra change", !plan.changed, "run the infra playbook first");
+            /// ```
+        },
+        |s, name: Str, passed: bool, hint: Str| gate(s, &name, passed, Some(hint.to_string())),
     );
+}
+
+/// `parallel`'s `#{ max: N }`; 0 (no limit) without it.
+fn parallel_max(options: &Map) -> RhaiResultOf<usize> {
+    let mut max = 0;
+    for (k, v) in options {
+        match k.as_str() {
+            "max" => {
+                max =
+                    v.as_int().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                        failure(FailureKind::Usage, "parallel option `max` must be a positive integer")
+                    })?;
+            }
+            other => {
+                return Err(failure(
+                    FailureKind::Usage,
+                    format!("unknown parallel option `{other}`; the option is: max"),
+                ))
+            }
+        }
+    }
+    Ok(max)
 }
 
 fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: FnPtr) -> RhaiResultOf<()> {

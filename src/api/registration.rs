@@ -4,7 +4,7 @@
 //! captures the namespace's handle once and, for a function that takes
 //! options, registers both the plain and the trailing `#{...}` arity.
 
-use rhai::{Engine, FnNamespace, FuncRegistration, Map, Module, RhaiNativeFunc, Variant};
+use rhai::{Engine, FnNamespace, FuncRegistration, Map, Module, NativeCallContext, RhaiNativeFunc, Variant};
 use serde::de::DeserializeOwned;
 
 use super::options;
@@ -21,7 +21,7 @@ pub(crate) use docs;
 
 /// Registers a documented function: `capstan doc` and the editor
 /// definitions read these comments.
-pub(crate) fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
+fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
     engine: &mut Engine,
     name: &str,
     params: &[&str],
@@ -35,7 +35,7 @@ pub(crate) fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, 
 }
 
 /// Like [`func`], for a function of a namespace module (`report::write`).
-pub(crate) fn module_func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
+fn module_func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
     module: &mut Module,
     name: &str,
     params: &[&str],
@@ -80,7 +80,7 @@ fn with_options(params: &[&str]) -> Vec<String> {
 }
 
 macro_rules! arities {
-    ($($plain:ident, $opts:ident, $only:ident: ($($arg:ident: $ty:ident),*);)*) => {$(
+    ($($plain:ident, $opts:ident, $only:ident, $ctx:ident: ($($arg:ident: $ty:ident),*);)*) => {$(
         /// A function of this arity, given the handle.
         pub fn $plain<$($ty,)* R>(
             &mut self,
@@ -138,6 +138,24 @@ macro_rules! arities {
                 f(&handle, $($arg,)* options::read(&options, &what)?)
             })
         }
+
+        /// A function of this arity that also gets the call's
+        /// [`NativeCallContext`]: for what calls back into the script or
+        /// keeps its context for later (`step`, `phase`, `parallel`).
+        pub fn $ctx<$($ty,)* R>(
+            &mut self,
+            name: &str,
+            params: &[&str],
+            doc: &str,
+            f: impl Fn(&S, &NativeCallContext, $($ty),*) -> RhaiResultOf<R> + Send + Sync + 'static,
+        ) -> &mut Self
+        where
+            $($ty: Variant + Clone,)*
+            R: Variant + Clone,
+        {
+            let handle = self.handle.clone();
+            self.register(name, params, doc, move |ctx: NativeCallContext, $($arg: $ty),*| f(&handle, &ctx, $($arg),*))
+        }
     )*};
 }
 
@@ -180,10 +198,10 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
     }
 
     arities! {
-        func0, opts0, opts_only0: ();
-        func1, opts1, opts_only1: (a: A);
-        func2, opts2, opts_only2: (a: A, b: B);
-        func3, opts3, opts_only3: (a: A, b: B, c: C);
+        func0, opts0, opts_only0, ctx0: ();
+        func1, opts1, opts_only1, ctx1: (a: A);
+        func2, opts2, opts_only2, ctx2: (a: A, b: B);
+        func3, opts3, opts_only3, ctx3: (a: A, b: B, c: C);
     }
 
     /// Adds the namespace to the engine.

@@ -10,6 +10,7 @@ use rhai::{Engine, AST};
 use super::limits;
 use super::resolver::SandboxResolver;
 use crate::api;
+use crate::api::registration::{docs, Api};
 use crate::events::Level;
 use crate::services::frame;
 use crate::state::RunState;
@@ -58,15 +59,18 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
     });
     api::register(&mut engine, state);
     let folder = root.to_string_lossy().into_owned();
-    api::registration::func(
-        &mut engine,
+    Api::global(&mut engine, folder).func0(
         "playbook_dir",
         &["String"],
-        "The folder of the playbook being run, as given on the command line (`.` when run\n\
-         from it). Relative paths in primitives are resolved against the folder capstan was\n\
-         started from; join this to reach files that live next to the playbook.\n\
-         ```rhai\nlet gates = yaml::parse(fs::read(`${playbook_dir()}/quality_gates.yaml`));\n```",
-        move || folder.clone(),
+        docs! {
+            /// The folder of the playbook being run, as given on the command line (`.` when run
+            /// from it). Relative paths in primitives are resolved against the folder capstan was
+            /// started from; join this to reach files that live next to the playbook.
+            /// ```rhai
+            /// let gates = yaml::parse(fs::read(`${playbook_dir()}/quality_gates.yaml`));
+            /// ```
+        },
+        |folder| Ok(folder.clone()),
     );
     engine
 }
