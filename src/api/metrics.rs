@@ -2,6 +2,7 @@
 //! `value` insists on exactly one number and says why when there is not.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use super::options::{self, Seconds, Text};
 use super::registration::{docs, Api};
 use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::services::{wait, Services};
+use crate::services::http::{self, HttpError, Url};
+use crate::services::Services;
 
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,7 +51,7 @@ struct Series {
     time: f64,
 }
 
-fn series(labels: &Value, sample: &Value) -> Result<Series, String> {
+fn series(labels: &Value, sample: &Value) -> Result<Series, SampleError> {
     let labels = labels
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
@@ -57,43 +59,57 @@ fn series(labels: &Value, sample: &Value) -> Result<Series, String> {
     Ok(Series { labels, value: number(sample)?, time: sample[0].as_f64().unwrap_or_default() })
 }
 
+/// A sample in Prometheus's answer that is not `[time, "value"]`.
+#[derive(Debug)]
+enum SampleError {
+    Malformed,
+    NotANumber(String),
+}
+
+impl fmt::Display for SampleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleError::Malformed => f.write_str("malformed sample in the response"),
+            SampleError::NotANumber(t) => write!(f, "not a number in the response: {t}"),
+        }
+    }
+}
+
 /// Prometheus sends `[time, "value"]`; the value may be NaN or ±Inf.
-fn number(sample: &Value) -> Result<f64, String> {
-    let text = sample[1].as_str().ok_or("malformed sample in the response")?;
+fn number(sample: &Value) -> Result<f64, SampleError> {
+    let text = sample[1].as_str().ok_or(SampleError::Malformed)?;
     match text {
         "NaN" => Ok(f64::NAN),
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        t => t.parse().map_err(|_| format!("not a number in the response: {t}")),
+        t => t.parse().map_err(|_| SampleError::NotANumber(t.to_string())),
     }
 }
 
 fn query_raw(services: &Services, url: &str, promql: &str, o: &QueryOptions) -> RhaiResultOf<Vec<Series>> {
     let base = url.trim_end_matches('/');
-    let endpoint = reqwest::Url::parse(&format!("{base}/api/v1/query"))
+    let endpoint = Url::parse(&format!("{base}/api/v1/query"))
         .map_err(|e| failure(FailureKind::Usage, format!("bad Prometheus URL \"{url}\": {e}")))?;
     let mut form = vec![("query", promql.to_string())];
     if let Some(t) = &o.time {
         form.push(("time", t.clone()));
     }
-    let client = reqwest::Client::builder()
-        .timeout(o.timeout.0)
-        .build()
-        .map_err(|e| failure(FailureKind::Fail, e.to_string()))?;
-    let request = client.post(endpoint).form(&form);
-    let result = wait::block_on(services, async {
-        let response = request.send().await?;
+    let request = http::client(services)?.post(endpoint).form(&form).timeout(o.timeout.0);
+    let answer = http::send(services, request).and_then(|response| {
         let status = response.status();
-        let body = response.text().await?;
-        Ok::<_, reqwest::Error>((status, body))
-    })?;
-    let (status, body) = result.map_err(|e| {
-        failure_with_hint(
-            FailureKind::Command,
-            format!("cannot reach Prometheus at {url}: {e}"),
-            "check the URL and that Prometheus is up",
-        )
-    })?;
+        http::text(services, response).map(|body| (status, body))
+    });
+    let (status, body) = match answer {
+        Ok(answer) => answer,
+        Err(HttpError::Transport(e)) => {
+            return Err(failure_with_hint(
+                FailureKind::Command,
+                format!("cannot reach Prometheus at {url}: {e}"),
+                "check the URL and that Prometheus is up",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let doc: Value = serde_json::from_str(&body).map_err(|_| {
         failure(
             FailureKind::Command,
@@ -111,7 +127,7 @@ fn query_raw(services: &Services, url: &str, promql: &str, o: &QueryOptions) -> 
         ));
     }
     let data = &doc["data"];
-    let bad = |e: String| failure(FailureKind::Command, e);
+    let bad = |e: SampleError| failure(FailureKind::Command, e);
     match data["resultType"].as_str() {
         Some("vector") => data["result"]
             .as_array()

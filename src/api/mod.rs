@@ -28,6 +28,6 @@ mod traffic;
 mod values;
 pub use builtins::text;
 pub use effects::{effect, Effect, MUTATING};
-pub use notify::{post_json, PostOptions};
+pub use notify::{post_json, NotifyError, PostOptions};
 
 pub use namespaces::register;

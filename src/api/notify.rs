@@ -3,6 +3,7 @@
 //! call says `required: true`. Payloads are masked before they leave.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::registration::{docs, Api};
 use super::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
+use crate::services::http::{self, HttpError, StatusCode, Url};
 use crate::services::retry::RetryPolicy;
 use crate::services::{wait, Action, Services};
 
@@ -47,6 +49,43 @@ pub struct Delivery {
     pub dry_run: bool,
 }
 
+/// Why a notification was not delivered.
+#[derive(Debug)]
+pub enum NotifyError {
+    BadUrl(String),
+    Scheme(String),
+    NoRuntime,
+    Client(HttpError),
+    Interrupted,
+    /// The receiver answered, with a status that is not success.
+    Answered {
+        url: String,
+        status: StatusCode,
+    },
+    /// No answer: the transport's error and its causes, without the URL.
+    Unreachable {
+        url: String,
+        error: String,
+    },
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifyError::BadUrl(reason) => write!(f, "bad webhook URL: {reason}"),
+            NotifyError::Scheme(scheme) => write!(f, "webhook URL must be http or https, not {scheme}"),
+            NotifyError::NoRuntime => f.write_str("no async runtime for HTTP"),
+            NotifyError::Client(HttpError::Client(e)) => write!(f, "{e}"),
+            NotifyError::Client(e) => write!(f, "{e}"),
+            NotifyError::Interrupted => f.write_str("interrupted"),
+            NotifyError::Answered { url, status } => write!(f, "{url} answered {status}"),
+            NotifyError::Unreachable { url, error } => write!(f, "{url}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
 /// POST `body` as JSON, retrying transport errors, 429 and 5xx with a
 /// doubling delay. The body is masked first. Honours dry-run and Ctrl-C.
 pub fn post_json(
@@ -54,10 +93,10 @@ pub fn post_json(
     url: &str,
     body: &serde_json::Value,
     options: &PostOptions,
-) -> Result<Delivery, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad webhook URL: {e}"))?;
+) -> Result<Delivery, NotifyError> {
+    let parsed = Url::parse(url).map_err(|e| NotifyError::BadUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("webhook URL must be http or https, not {}", parsed.scheme()));
+        return Err(NotifyError::Scheme(parsed.scheme().to_string()));
     }
     let description = format!("POST {url}");
     if !services.should_act(&Action { description: &description, read_only: false }) {
@@ -65,34 +104,40 @@ pub fn post_json(
     }
     let mut body = body.clone();
     services.mask_json(&mut body);
-    wait::runtime(services).map_err(|_| "no async runtime for HTTP")?;
-    let client = reqwest::Client::builder().timeout(options.timeout.0).build().map_err(|e| e.to_string())?;
+    if services.runtime.is_none() {
+        return Err(NotifyError::NoRuntime);
+    }
+    let client = http::client(services).map_err(NotifyError::Client)?;
     let policy = RetryPolicy::doubling(options.retries, options.retry_delay.0).capped_at(Duration::from_secs(30));
     let mut backoff = policy.backoff();
-    let mut last_error = String::new();
+    let mut last_error = None;
     for attempt in 1..=policy.attempts() {
-        let mut request = client.post(parsed.clone()).json(&body);
+        let mut request = client.post(parsed.clone()).json(&body).timeout(options.timeout.0);
         for (k, v) in &options.headers {
             request = request.header(k, &v.0);
         }
-        match wait::block_on(services, request.send()).map_err(|_| "interrupted")? {
+        match http::send(services, request) {
             Ok(response) if response.status().is_success() => {
                 return Ok(Delivery { status: Some(response.status().as_u16()), attempts: attempt, dry_run: false });
             }
             Ok(response) => {
                 let status = response.status();
-                last_error = format!("{url} answered {status}");
+                last_error = Some(NotifyError::Answered { url: url.to_string(), status });
                 if status.is_client_error() && status.as_u16() != 429 {
                     break;
                 }
             }
-            Err(e) => last_error = format!("{url}: {}", without_url(&e)),
+            Err(HttpError::Transport(e)) => {
+                last_error = Some(NotifyError::Unreachable { url: url.to_string(), error: without_url(&e) });
+            }
+            Err(_) => return Err(NotifyError::Interrupted),
         }
         if let Some(delay) = backoff.next() {
-            wait::sleep(services, delay).map_err(|_| "interrupted")?;
+            wait::sleep(services, delay).map_err(|_| NotifyError::Interrupted)?;
         }
     }
-    Err(last_error)
+    // At least one attempt is always made.
+    Err(last_error.unwrap_or(NotifyError::Interrupted))
 }
 
 /// The error and its causes, without repeating the URL.
@@ -136,7 +181,7 @@ fn deliver(services: &Services, url: &str, body: &serde_json::Value, options: &P
         )),
         Err(message) => {
             services.log(Level::Warn, format!("notification not delivered: {message}"));
-            to_map(&NotSent { ok: false, error: message, dry_run: false })
+            to_map(&NotSent { ok: false, error: message.to_string(), dry_run: false })
         }
     }
 }

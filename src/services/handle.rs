@@ -51,6 +51,8 @@ pub struct Services {
     step_seq: AtomicU32,
     /// Whether the journal could be written so far.
     pub journal_health: Arc<JournalHealth>,
+    /// The run's HTTP client, built on first use ([`super::http::client`]).
+    pub(super) http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Services {
@@ -65,6 +67,7 @@ impl Services {
             reaper: crate::process::reaper::Reaper::default(),
             step_seq: AtomicU32::new(0),
             journal_health: Arc::default(),
+            http: std::sync::OnceLock::new(),
         }
     }
 

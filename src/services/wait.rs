@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{frame, Services};
+use crate::cancel::Interrupt;
 use crate::failure::{failure, terminated, FailureKind, RhaiResultOf};
 
 /// A sleep that Ctrl-C, the run's timeout and step timeouts cut short.
@@ -36,13 +37,23 @@ pub fn runtime(services: &Services) -> RhaiResultOf<tokio::runtime::Handle> {
 /// Run a future on the runtime, stopping when the step or run is interrupted.
 pub fn block_on<T>(services: &Services, fut: impl std::future::Future<Output = T>) -> RhaiResultOf<T> {
     let rt = runtime(services)?;
+    until_interrupted(&rt, services, fut).map_err(terminated)
+}
+
+/// [`block_on`] on a runtime already in hand, with the reason it was cut
+/// short kept as it is (for callers with typed errors, as [`super::http`]).
+pub fn until_interrupted<T>(
+    rt: &tokio::runtime::Handle,
+    services: &Services,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Interrupt> {
     rt.block_on(async {
         tokio::select! {
             v = fut => Ok(v),
             () = interrupted(services) => Err(()),
         }
     })
-    .map_err(|()| terminated(frame::check(&services.cancel).unwrap_or(crate::cancel::Interrupt::Signal)))
+    .map_err(|()| frame::check(&services.cancel).unwrap_or(Interrupt::Signal))
 }
 
 async fn interrupted(services: &Services) {

@@ -10,11 +10,12 @@ use hdrhistogram::Histogram;
 use rhai::Map;
 use serde::{Deserialize, Serialize};
 
-use super::target::{check_once, client, CheckOptions, StatusSet, Target};
+use super::target::{check_once, CheckOptions, StatusSet, Target};
 use crate::api::options::{Seconds, Text};
 use crate::api::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
+use crate::services::http::{self, Client, Url};
 use crate::services::{frame, wait, Services};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,12 +86,12 @@ pub(super) fn probe(services: &Arc<Services>, url: &str, o: &ProbeOptions) -> Rh
     if !(1..=1024).contains(&o.concurrency) {
         return Err(failure(FailureKind::Usage, "health::probe option `concurrency` must be 1 to 1024"));
     }
-    let target =
-        reqwest::Url::parse(url).map_err(|e| failure(FailureKind::Usage, format!("bad URL \"{url}\": {e}")))?;
+    let target = Url::parse(url).map_err(|e| failure(FailureKind::Usage, format!("bad URL \"{url}\": {e}")))?;
     if services.dry_run() {
         return probe_once(services, url, target, o);
     }
-    let client = client(o.timeout.0, o.concurrency)?;
+    // Its own pool, as big as its workers: each keeps one connection alive.
+    let client = http::build(http::builder().pool_max_idle_per_host(o.concurrency))?;
     let tally = Arc::new(Mutex::new(Tally {
         latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .map_err(|e| failure(FailureKind::Fail, e.to_string()))?,
@@ -135,7 +136,7 @@ pub(super) fn probe(services: &Arc<Services>, url: &str, o: &ProbeOptions) -> Rh
                             break;
                         }
                         let sent = Instant::now();
-                        let outcome = send(&client, &url, &o.headers).await;
+                        let outcome = send(&client, &url, o.timeout.0, &o.headers).await;
                         let took = sent.elapsed();
                         let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         t.requests += 1;
@@ -187,7 +188,7 @@ pub(super) fn probe(services: &Arc<Services>, url: &str, o: &ProbeOptions) -> Rh
 }
 
 /// A dry run's probe: one request, in the shape of a probe's result.
-fn probe_once(services: &Services, url: &str, target: reqwest::Url, o: &ProbeOptions) -> RhaiResultOf<Map> {
+fn probe_once(services: &Services, url: &str, target: Url, o: &ProbeOptions) -> RhaiResultOf<Map> {
     let check = CheckOptions {
         expect_status: o.expect_status.clone(),
         timeout: o.timeout,
@@ -220,9 +221,9 @@ fn probe_once(services: &Services, url: &str, target: reqwest::Url, o: &ProbeOpt
 
 /// One request; a failure on a pooled connection the server closed (nginx
 /// does on reload) is retried once on a fresh one.
-async fn send(client: &reqwest::Client, url: &reqwest::Url, headers: &BTreeMap<String, Text>) -> Result<u16, ()> {
+async fn send(client: &Client, url: &Url, timeout: Duration, headers: &BTreeMap<String, Text>) -> Result<u16, ()> {
     for attempt in 0..2 {
-        let mut request = client.get(url.clone());
+        let mut request = client.get(url.clone()).timeout(timeout);
         for (k, v) in headers {
             request = request.header(k, &v.0);
         }

@@ -2,14 +2,16 @@
 //! argv array), which statuses count as healthy, and one look at a target.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic};
 use serde::Deserialize;
 
 use crate::api::options::{Seconds, Text};
-use crate::failure::{failure, terminated, FailureKind, RhaiResultOf};
+use crate::failure::{terminated, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
+use crate::services::http::{self, HttpError, Url};
 use crate::services::{wait, Services};
 
 /// Which statuses count as healthy: `200-399` unless told otherwise.
@@ -27,26 +29,44 @@ impl StatusSet {
         self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
     }
 
-    fn parse(value: &Dynamic) -> Result<Self, String> {
-        let one = |v: &Dynamic| -> Result<(u16, u16), String> {
+    fn parse(value: &Dynamic) -> Result<Self, StatusError> {
+        let one = |v: &Dynamic| -> Result<(u16, u16), StatusError> {
             if let Ok(n) = v.as_int() {
-                let n = u16::try_from(n).map_err(|_| format!("{n} is not an HTTP status"))?;
+                let n = u16::try_from(n).map_err(|_| StatusError::NotAStatus(n))?;
                 return Ok((n, n));
             }
             let text = v.to_string();
             if let Some((a, b)) = text.split_once('-') {
-                Ok((
-                    a.trim().parse().map_err(|_| format!("bad status range \"{text}\""))?,
-                    b.trim().parse().map_err(|_| format!("bad status range \"{text}\""))?,
-                ))
+                match (a.trim().parse(), b.trim().parse()) {
+                    (Ok(a), Ok(b)) => Ok((a, b)),
+                    _ => Err(StatusError::BadRange(text)),
+                }
             } else {
-                let n = text.trim().parse().map_err(|_| format!("bad status \"{text}\""))?;
+                let n = text.trim().parse().map_err(|_| StatusError::BadStatus(text))?;
                 Ok((n, n))
             }
         };
         match value.read_lock::<Array>() {
             Some(items) => items.iter().map(one).collect::<Result<_, _>>().map(Self),
             None => one(value).map(|r| Self(vec![r])),
+        }
+    }
+}
+
+/// An `expect_status` that is not a status, a range or a list of them.
+#[derive(Debug)]
+enum StatusError {
+    NotAStatus(i64),
+    BadRange(String),
+    BadStatus(String),
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusError::NotAStatus(n) => write!(f, "{n} is not an HTTP status"),
+            StatusError::BadRange(text) => write!(f, "bad status range \"{text}\""),
+            StatusError::BadStatus(text) => write!(f, "bad status \"{text}\""),
         }
     }
 }
@@ -117,16 +137,36 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 pub(super) enum Target {
-    Http(reqwest::Url),
+    Http(Url),
     Tcp(String),
     Command(Vec<String>),
 }
 
-pub(super) fn target(value: &Dynamic) -> Result<Target, String> {
+/// A health target that is none of the three kinds.
+#[derive(Debug)]
+pub(super) enum TargetError {
+    EmptyArgv,
+    BadUrl { text: String, reason: String },
+    Unsupported(String),
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::EmptyArgv => f.write_str("the argv target is empty"),
+            TargetError::BadUrl { text, reason } => write!(f, "bad URL \"{text}\": {reason}"),
+            TargetError::Unsupported(text) => {
+                write!(f, "health target \"{text}\" must be an http(s):// URL, tcp://host:port, or an argv array")
+            }
+        }
+    }
+}
+
+pub(super) fn target(value: &Dynamic) -> Result<Target, TargetError> {
     if let Some(items) = value.read_lock::<Array>() {
         let argv: Vec<String> = items.iter().map(ToString::to_string).collect();
         if argv.is_empty() {
-            return Err("the argv target is empty".into());
+            return Err(TargetError::EmptyArgv);
         }
         return Ok(Target::Command(argv));
     }
@@ -135,34 +175,35 @@ pub(super) fn target(value: &Dynamic) -> Result<Target, String> {
         return Ok(Target::Tcp(addr.trim_end_matches('/').to_string()));
     }
     if text.starts_with("http://") || text.starts_with("https://") {
-        return reqwest::Url::parse(&text).map(Target::Http).map_err(|e| format!("bad URL \"{text}\": {e}"));
+        return match Url::parse(&text) {
+            Ok(url) => Ok(Target::Http(url)),
+            Err(e) => Err(TargetError::BadUrl { reason: e.to_string(), text }),
+        };
     }
-    Err(format!("health target \"{text}\" must be an http(s):// URL, tcp://host:port, or an argv array"))
-}
-
-pub(super) fn client(timeout: Duration, pool: usize) -> RhaiResultOf<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(pool)
-        .build()
-        .map_err(|e| failure(FailureKind::Fail, format!("cannot build the HTTP client: {e}")))
+    Err(TargetError::Unsupported(text))
 }
 
 pub(super) fn check_once(services: &Services, target: &Target, o: &CheckOptions) -> RhaiResultOf<Checked> {
     let start = Instant::now();
     match target {
         Target::Http(url) => {
-            let client = client(o.timeout.0, 1)?;
-            let mut request = client.get(url.clone());
+            let mut request = http::client(services)?.get(url.clone()).timeout(o.timeout.0);
             for (k, v) in &o.headers {
                 request = request.header(k, &v.0);
             }
-            let result = wait::block_on(services, async move {
-                let response = request.send().await?;
-                let status = response.status().as_u16();
-                let body = response.text().await.unwrap_or_default();
-                Ok::<_, reqwest::Error>((status, body))
-            })?;
+            let result = match http::send(services, request) {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = match http::text(services, response) {
+                        Ok(body) => body,
+                        Err(HttpError::Transport(_)) => String::new(),
+                        Err(e) => return Err(e.into()),
+                    };
+                    Ok((status, body))
+                }
+                Err(HttpError::Transport(e)) => Err(e),
+                Err(e) => return Err(e.into()),
+            };
             let latency = start.elapsed();
             Ok(match result {
                 Ok((status, body)) => {

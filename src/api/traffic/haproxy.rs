@@ -2,6 +2,7 @@
 //! read per-server counters, and sample one server's traffic.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -16,15 +17,42 @@ use crate::events::Level;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
 use crate::services::{Action, Services};
 
+/// The admin socket could not be reached, written or read.
+#[derive(Debug)]
+pub enum HaproxyError {
+    Connect { socket: String, source: std::io::Error },
+    Io { socket: String, source: std::io::Error },
+}
+
+impl fmt::Display for HaproxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HaproxyError::Connect { socket, source } => {
+                write!(f, "cannot connect to the HAProxy socket {socket}: {source}")
+            }
+            HaproxyError::Io { socket, source } => write!(f, "HAProxy socket {socket}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for HaproxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HaproxyError::Connect { source, .. } | HaproxyError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
 /// One command on `HAProxy`'s admin socket; the answer as text.
-pub fn haproxy_command(socket: &str, command: &str) -> Result<String, String> {
+pub fn haproxy_command(socket: &str, command: &str) -> Result<String, HaproxyError> {
+    let io = |source| HaproxyError::Io { socket: socket.to_string(), source };
     let mut stream =
-        UnixStream::connect(socket).map_err(|e| format!("cannot connect to the HAProxy socket {socket}: {e}"))?;
+        UnixStream::connect(socket).map_err(|source| HaproxyError::Connect { socket: socket.to_string(), source })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    stream.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("HAProxy socket {socket}: {e}"))?;
+    stream.write_all(format!("{command}\n").as_bytes()).map_err(io)?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(|e| format!("HAProxy socket {socket}: {e}"))?;
+    stream.read_to_string(&mut answer).map_err(io)?;
     Ok(answer)
 }
 
@@ -52,26 +80,27 @@ pub(super) fn set_weights(services: &Services, o: WeightOptions) -> RhaiResultOf
     if !services.should_act(&Action { description: &description, read_only: false }) {
         return to_map(&Weights { weights: wanted, dry_run: true });
     }
-    let fail = |m: String| {
+    let fail = |m: &dyn fmt::Display| {
         failure_with_hint(
             FailureKind::Command,
-            m,
+            m.to_string(),
             "check the socket path, the backend and server names (`show servers state`)",
         )
     };
     for (server, weight) in &wanted {
-        let answer = haproxy_command(&socket, &format!("set weight {backend}/{server} {weight}")).map_err(fail)?;
+        let answer =
+            haproxy_command(&socket, &format!("set weight {backend}/{server} {weight}")).map_err(|e| fail(&e))?;
         if !answer.trim().is_empty() {
-            return Err(fail(format!("HAProxy refused `set weight {backend}/{server} {weight}`: {}", answer.trim())));
+            return Err(fail(&format!("HAProxy refused `set weight {backend}/{server} {weight}`: {}", answer.trim())));
         }
     }
     let mut read_back = BTreeMap::new();
     for server in wanted.keys() {
-        let answer = haproxy_command(&socket, &format!("get weight {backend}/{server}")).map_err(fail)?;
+        let answer = haproxy_command(&socket, &format!("get weight {backend}/{server}")).map_err(|e| fail(&e))?;
         // "95 (initial 1)"
         let current =
             answer.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()).ok_or_else(|| {
-                fail(format!("HAProxy answered `{}` for get weight {backend}/{server}", answer.trim()))
+                fail(&format!("HAProxy answered `{}` for get weight {backend}/{server}", answer.trim()))
             })?;
         read_back.insert(server.clone(), current);
     }
