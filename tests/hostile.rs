@@ -46,6 +46,25 @@ fn deep_arrays_and_maps_do_not_overflow_the_stack() {
     assert_undone_and_complete(&p, &run);
 }
 
+/// The issue's exact repro with no step timeout: capstan used to abort
+/// (SIGABRT, exit 134, no undo) after about 5 s; the 20,000-deep array is
+/// now built (about 15 s, the copies are quadratic), the run goes on to the
+/// next step, its failure runs the undo and the journal is complete.
+#[test]
+fn a_20000_deep_array_without_a_timeout_is_built_and_the_run_goes_on() {
+    let p = Playbook::new(
+        r#"phase("do", || {
+  step("prep", #{ undo: || fs::write("undone.txt", "yes") }, || 1);
+  step("deep", || { let a = [1]; for i in 0..20000 { a = [a]; } 1 });
+  step("after", || fail("boom"));
+});"#,
+    );
+    let run = p.run();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("boom"), "the step after the deep one ran: {}", run.stderr);
+    assert_undone_and_complete(&p, &run);
+}
+
 /// The issue's exact repro: 20,000 levels cost quadratic time to build
 /// (each `[a]` copies `a`), so what bounds it is the step's timeout, with
 /// the step's position, the undo and a complete journal.
