@@ -7,7 +7,11 @@
 //! so that `keyboard` or `monkey` say nothing, and a key whose last word
 //! names metadata (`secretName`, `token_url`, `key_id`, `password_file`)
 //! points at a secret rather than holding one. Unquoted values count only
-//! outside program source, where a bare word is a variable.
+//! outside program source, where a bare word is a variable. The word lists
+//! are data, in `names.tsv`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -27,203 +31,28 @@ pub(super) struct Hit {
     pub end: usize,
 }
 
-/// Words that make a key hold a secret whatever its value looks like.
-const STRONG: &[&str] = &[
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "credential",
-    "credentials",
-    "pwd",
-    "contrasena",
-];
-/// Words that make a key hold a secret only if its value is random.
-const WEAK: &[&str] = &["key", "auth", "cred", "creds", "private", "pass"];
-/// `<word> key` pairs that name a secret as surely as `password` does.
-const STRONG_KEYS: &[&str] = &["api", "auth", "service", "account", "db", "database", "priv", "private", "client"];
-/// Words ending in a keyword that are not one.
-const FALSE_ENDINGS: &[&str] = &[
-    "monkey", "turkey", "donkey", "hockey", "jockey", "whiskey", "lackey", "bypass", "compass", "surpass", "overpass",
-];
-/// Words that make the key about something else: a hash or digest of a
-/// secret, a public key, a database or cache key, a library name.
-const DENY: &[&str] = &[
-    "hash",
-    "hashed",
-    "digest",
-    "checksum",
-    "sha",
-    "sha1",
-    "sha256",
-    "sha512",
-    "md5",
-    "fingerprint",
-    "public",
-    "pub",
-    "pubkey",
-    "publickey",
-    "csrf",
-    "xsrf",
-    "csrftoken",
-    "xsrftoken",
-    "foreign",
-    "primary",
-    "sequence",
-    "schema",
-    "bucket",
-    "natural",
-    "idx",
-    "cache",
-    "sort",
-    "partition",
-    "row",
-    "range",
-    "lookup",
-    "jsonwebtoken",
-    "example",
-];
-/// A key ending in one of these names or describes a secret; it does not hold one.
-const META: &[&str] = &[
-    "name",
-    "names",
-    "namespace",
-    "ns",
-    "ref",
-    "refs",
-    "reference",
-    "file",
-    "filename",
-    "files",
-    "path",
-    "paths",
-    "dir",
-    "directory",
-    "folder",
-    "id",
-    "ids",
-    "identifier",
-    "length",
-    "len",
-    "size",
-    "type",
-    "kind",
-    "url",
-    "uri",
-    "urls",
-    "endpoint",
-    "host",
-    "hostname",
-    "port",
-    "env",
-    "var",
-    "vars",
-    "variable",
-    "field",
-    "header",
-    "param",
-    "params",
-    "parameter",
-    "prefix",
-    "suffix",
-    "format",
-    "mode",
-    "enabled",
-    "enable",
-    "disabled",
-    "required",
-    "policy",
-    "version",
-    "count",
-    "min",
-    "max",
-    "minimum",
-    "maximum",
-    "ttl",
-    "expiry",
-    "expires",
-    "expiration",
-    "expire",
-    "lifetime",
-    "duration",
-    "timeout",
-    "algorithm",
-    "alg",
-    "algo",
-    "label",
-    "description",
-    "desc",
-    "hint",
-    "regex",
-    "pattern",
-    "chars",
-    "charset",
-    "selector",
-    "provider",
-    "source",
-    "location",
-    "manager",
-    "backend",
-    "engine",
-    "class",
-    "method",
-    "strategy",
-    "rotation",
-    "schedule",
-    "index",
-    "position",
-    "slot",
-    "column",
-    "table",
-    "pair",
-    "code",
-    "press",
-    "pressed",
-    "up",
-    "down",
-    "left",
-    "right",
-    "board",
-    "frame",
-    "store",
-    "usage",
-    "help",
-    "title",
-    "text",
-    "message",
-    "msg",
-    "error",
-    "prompt",
-    "validation",
-    "rule",
-    "rules",
-    "status",
-    "state",
-    "strength",
-    "complexity",
-    "placeholder",
-    "template",
-    "input",
-    "button",
-    "icon",
-    "secrets",
-    "tokens",
-    "keys",
-    "passwords",
-];
-/// File endings of program source, where an unquoted value is a variable.
-const CODE: &[&str] = &[
-    "py", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "rb", "java", "kt", "kts", "scala", "rs", "c", "h", "cc",
-    "cpp", "hpp", "cs", "php", "swift", "m", "mm", "tf", "hcl", "lua", "pl", "groovy", "dart", "ex", "exs", "erl",
-    "clj", "r", "jl", "vb", "fs", "rhai", "sql",
-];
+/// The word lists of `names.tsv`, by list name.
+static NAMES: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock::new(|| {
+    include_str!("names.tsv")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(name, words)| (name, words.split_whitespace().collect()))
+        .collect()
+});
+
+fn list(name: &str) -> &'static [&'static str] {
+    NAMES.get(name).map_or(&[], Vec::as_slice)
+}
+
+fn listed(name: &str, word: &str) -> bool {
+    list(name).contains(&word)
+}
 
 /// Is this file program source (unquoted values are variables there)?
 pub(super) fn is_code(file: &str) -> bool {
     let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    name.rsplit_once('.').is_some_and(|(_, ext)| CODE.contains(&ext.to_ascii_lowercase().as_str()))
+    name.rsplit_once('.').is_some_and(|(_, ext)| listed("code", &ext.to_ascii_lowercase()))
 }
 
 /// Every secret assigned by name in `line`. `key_op` is the rule table's
@@ -243,7 +72,7 @@ pub(super) fn scan(line: &str, key_op: &Regex, code: bool) -> Vec<Hit> {
         let Some(kind) = kind_of(key.as_str()) else { continue };
         let Some((start, end, quoted)) = value_at(line, whole.end()) else { continue };
         at = at.max(end);
-        if (op.as_str() == "," && !quoted) || (!quoted && code) {
+        if !quoted && (op.as_str() == "," || code) {
             continue;
         }
         let value = &line[start..end];
@@ -282,22 +111,22 @@ fn words(key: &str) -> Vec<String> {
     out
 }
 
-fn ends_with_any(word: &str, list: &[&str]) -> bool {
-    !FALSE_ENDINGS.contains(&word) && list.iter().any(|k| word.ends_with(k))
+fn ends_with_any(word: &str, keywords: &str) -> bool {
+    !listed("false-endings", word) && list(keywords).iter().any(|k| word.ends_with(k))
 }
 
 /// What a key says about its value, if anything.
 fn kind_of(key: &str) -> Option<Kind> {
     let words = words(key);
     let last = words.last()?;
-    if META.contains(&last.as_str()) || words.iter().any(|w| DENY.contains(&w.as_str())) {
+    if listed("meta", last) || words.iter().any(|w| listed("deny", w)) {
         return None;
     }
-    let strong_pair = words.windows(2).any(|w| STRONG_KEYS.contains(&w[0].as_str()) && w[1] == "key");
-    if strong_pair || words.iter().any(|w| ends_with_any(w, STRONG)) {
+    let strong_pair = words.windows(2).any(|w| listed("strong-before-key", &w[0]) && w[1] == "key");
+    if strong_pair || words.iter().any(|w| ends_with_any(w, "strong")) {
         return Some(Kind::Password);
     }
-    words.iter().any(|w| ends_with_any(w, WEAK)).then_some(Kind::HighEntropy)
+    words.iter().any(|w| ends_with_any(w, "weak")).then_some(Kind::HighEntropy)
 }
 
 /// The value after an operator: a quoted string (without its quotes) or a
@@ -388,6 +217,14 @@ mod tests {
     fn found(line: &str, code: bool) -> Vec<(Kind, String)> {
         let re = &table().spec("secret/password-assignment").patterns[0];
         scan(line, re, code).into_iter().map(|h| (h.kind, line[h.start..h.end].to_string())).collect()
+    }
+
+    #[test]
+    fn every_word_list_is_there() {
+        for name in ["strong", "weak", "strong-before-key", "false-endings", "deny", "meta", "code"] {
+            assert!(!list(name).is_empty(), "{name}");
+        }
+        assert!(is_code("src/app.py") && !is_code("config/app.yaml"));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! secret-looking names. Honours `.gitignore`, skips binary files, and never
 //! reports the secret itself: findings show a masked preview.
 //!
-//! The rules are data (`rules.tsv`, read by `rules`); placeholders, published
-//! example keys and values that point elsewhere are not findings
-//! (`placeholder`, `checks`, `assignment`). What a user allows is in `allow`.
+//! The rules are data (`rules.tsv`, read by `rules`), and so are the words
+//! that make a key name a secret (`names.tsv`) and the example keys vendors
+//! publish (`examples.txt`). Placeholders, published examples and values
+//! that point elsewhere are not findings (`placeholder`, `checks`,
+//! `assignment`). What a user allows is in `allow`.
 
 mod allow;
 mod assignment;

@@ -224,7 +224,7 @@ mod tests {
         assert!(rules_in("AIzaTesb6Tscfcni8vIpWZqNCXFDFslJtVSvFDqabcd123", "k.txt").is_empty());
         assert!(rules_in("apiKey: \"AIzaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", "k.txt").is_empty());
         assert!(rules_in("AIzaSyA8vmApnrHNFE0bApF4hoZ11srVL_n0nvY", "k.txt").is_empty(), "a published SDK test key");
-        assert_eq!(rules_in("{\n  \"type\": \"service_account\",\n", "sa.json"), ["secret/gcp-service-account-key"]);
+        assert_eq!(rules_in("{\n  \"type\": \"service_account\",\n", "sa.json"), ["secret/gcp-service-account"]);
     }
 
     #[test]
