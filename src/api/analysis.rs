@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::Serialize;
 
 use super::registration::{docs, Api};
@@ -235,8 +235,7 @@ fn record(services: &Services, kind: &str, context: &Map, decision: &Map) -> Rha
     Ok(full)
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "analysis", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.func2(
         "decide",
         &["sample: Map", "options: Map", "Map"],
@@ -263,7 +262,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, kind: Str, context: Map, decision: Map| record(svc, &kind, &context, &decision),
     );
-    api.finish();
 }
 
 #[cfg(test)]

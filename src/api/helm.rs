@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::Serialize;
 
 use super::cluster::{cluster_options, done, exec, json_result};
@@ -183,8 +183,7 @@ fn push(services: &Arc<Services>, package: &str, remote: &str, o: &PushOptions) 
     to_map(&ChartPush { dry_run, pushed: find("Pushed:"), digest: find("Digest:") })
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "helm", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "upgrade",
         &["release: &str", "chart: &str", "Map"],
@@ -291,5 +290,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, package: Str, remote: Str, o: PushOptions| push(svc, &package, &remote, &o),
     );
-    api.finish();
 }

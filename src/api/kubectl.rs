@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 
 use super::cluster::{cluster_options, done, exec, json_result};
 use super::options::Text;
@@ -102,8 +102,7 @@ fn annotate(
     done(kubectl(services, args, &o.cluster(), false, false)?)
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "kubectl", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts_only1(
         "apply",
         &["path: &str", "Map"],
@@ -213,5 +212,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, kind: Str, name: Str, annotations: Map, o: AnnotateOptions| annotate(svc, &kind, &name, &annotations, &o),
     );
-    api.finish();
 }

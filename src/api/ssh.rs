@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rhai::{Array, Engine, ImmutableString as Str, Map};
+use rhai::{Array, ImmutableString as Str, Map};
 use serde::Deserialize;
 
 use super::options::{List, Seconds, Text};
@@ -149,8 +149,7 @@ fn copy(services: &Services, host: &str, src: &str, dst: &str, o: &SshOptions) -
     to_map(&RunResult::of(out))
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "ssh", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "run",
         &["host: &str", "argv: Array", "Map"],
@@ -176,5 +175,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, host: Str, src: Str, dst: Str, o: SshOptions| copy(svc, &host, &src, &dst, &o),
     );
-    api.finish();
 }
