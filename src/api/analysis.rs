@@ -279,18 +279,14 @@ mod tests {
     #[test]
     fn thresholds_pass_and_fail() {
         let opts = map(&[("thresholds", map(&[("error_rate", 0.001.into()), ("p99_ms", 200.0.into())]).into())]);
-        let ok = decide(
-            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 181.0.into())]),
-            &opts,
-        )
-        .unwrap();
+        let with_p99 = |p99: f64| {
+            let sample = map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", p99.into())]);
+            decide(&sample, &opts).unwrap()
+        };
+        let ok = with_p99(181.0);
         assert_eq!(ok["verdict"].to_string(), "pass");
         assert_eq!(ok["summary"].to_string(), "error_rate 0.0004 <= 0.001 ok; p99 181ms <= 200ms ok");
-        let bad = decide(
-            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 300.0.into())]),
-            &opts,
-        )
-        .unwrap();
+        let bad = with_p99(300.0);
         assert_eq!(bad["verdict"].to_string(), "fail");
         assert_eq!(bad["reason"].to_string(), "p99 300ms > 200ms");
     }

@@ -40,8 +40,6 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     report::register(engine, state);
     data::register(engine, state);
     for (name, functions) in WITH_SERVICES {
-        let mut api = Api::namespace(engine, name, state.services.clone());
-        functions(&mut api);
-        api.finish();
+        Api::add_namespace(engine, name, state.services.clone(), functions);
     }
 }

@@ -127,9 +127,14 @@ macro_rules! arities {
 }
 
 impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
-    /// Functions called as `name::f(..)`; registered by [`Api::finish`].
-    pub fn namespace(engine: &'e mut Engine, name: &'static str, handle: S) -> Self {
-        Self { engine, namespace: Some((name, Module::new())), handle }
+    /// Adds the namespace `name` (functions called as `name::f(..)`) with
+    /// the functions `functions` registers, each given `handle`.
+    pub fn add_namespace(engine: &'e mut Engine, name: &'static str, handle: S, functions: impl FnOnce(&mut Self)) {
+        let mut api = Self { engine, namespace: Some((name, Module::new())), handle };
+        functions(&mut api);
+        if let Some((name, module)) = api.namespace {
+            api.engine.register_static_module(name, module.into());
+        }
     }
 
     /// Functions called without a namespace.
@@ -180,13 +185,6 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
         func1, opts1, opts_only1, ctx1: (a: A);
         func2, opts2, opts_only2, ctx2: (a: A, b: B);
         func3, opts3, opts_only3, ctx3: (a: A, b: B, c: C);
-    }
-
-    /// Adds the namespace to the engine.
-    pub fn finish(self) {
-        if let Some((name, module)) = self.namespace {
-            self.engine.register_static_module(name, module.into());
-        }
     }
 }
 
