@@ -34,6 +34,13 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding of `rule`, with the severity `rules` gives it (medium for a
+    /// rule the table does not name).
+    pub fn of(rules: &[Rule], rule: &'static str, file: &str, line: usize, message: String) -> Finding {
+        let severity = rules.iter().find(|r| r.id == rule).map_or(Severity::Medium, |r| r.severity);
+        Finding { rule, severity, file: file.to_string(), line, message }
+    }
+
     pub fn to_map(&self) -> rhai::Map {
         let mut m = rhai::Map::new();
         m.insert("rule".into(), self.rule.into());

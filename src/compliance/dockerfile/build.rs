@@ -2,11 +2,12 @@
 //! the image that ships it, dependencies installed after the whole source is
 //! copied (every source change then reinstalls them).
 
-use super::finding;
-use super::parse::{pairs, Instruction};
+use super::parse::Instruction;
+use super::rules::finding;
 use super::shell;
+use super::shell::pairs;
 use super::stages::Stage;
-use crate::compliance::Finding;
+use crate::compliance::finding::Finding;
 
 const COMPILE: &[&str] = &[
     "go build",

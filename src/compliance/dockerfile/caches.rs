@@ -11,11 +11,12 @@
 
 use std::collections::HashMap;
 
-use super::finding;
-use super::parse::{pairs, Instruction};
+use super::parse::Instruction;
+use super::rules::finding;
+use super::shell::pairs;
 use super::shell::{self, Command};
 use super::stages::{lineage, Stage};
-use crate::compliance::Finding;
+use crate::compliance::finding::Finding;
 
 const APT_LISTS: &str = "/var/lib/apt/lists";
 const APK_CACHE: &str = "/var/cache/apk";

@@ -3,9 +3,9 @@
 //! checkov `CKV_DOCKER_7`). Every stage counts: a build stage's base changes
 //! what gets built just as much.
 
-use super::finding;
+use super::rules::finding;
 use super::stages::Stage;
-use crate::compliance::Finding;
+use crate::compliance::finding::Finding;
 
 pub fn check(stages: &[Stage<'_>], file: &str, out: &mut Vec<Finding>) {
     for stage in stages {

@@ -183,26 +183,6 @@ fn heredoc_markers(args: &str) -> Vec<(String, bool)> {
     out
 }
 
-/// `ENV`/`ARG`/`LABEL` pairs: `KEY=value KEY2="v 2"`, or the legacy `ENV KEY value`.
-pub fn pairs(args: &str) -> Vec<(String, String)> {
-    let words = super::shell::words(args);
-    let first = words.first().map(String::as_str).unwrap_or_default();
-    if !first.contains('=') {
-        // Legacy form: the value is the rest of the line, as written.
-        let mut it = args.trim().splitn(2, char::is_whitespace);
-        let key = it.next().unwrap_or_default().to_string();
-        let value = it.next().unwrap_or_default().trim().trim_matches('"').to_string();
-        return if key.is_empty() { Vec::new() } else { vec![(key, value)] };
-    }
-    words
-        .iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (w.clone(), String::new()),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,11 +273,5 @@ mod tests {
     fn a_continuation_written_on_one_line_still_separates_flags() {
         let ins = parse("RUN --mount=type=cache,target=/var/lib/apt \\    --mount=type=cache,target=/var/cache/apt \\    apt-get update\n");
         assert_eq!(ins[0].mounts().len(), 2);
-    }
-
-    #[test]
-    fn env_pairs_in_both_forms() {
-        assert_eq!(pairs("A=1 B=\"two words\""), [("A".into(), "1".into()), ("B".into(), "two words".into())]);
-        assert_eq!(pairs("PIP_NO_CACHE_DIR off"), [("PIP_NO_CACHE_DIR".into(), "off".into())]);
     }
 }

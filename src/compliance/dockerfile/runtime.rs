@@ -2,10 +2,10 @@
 //! including those it inherits from the stages it is built on. A USER or
 //! HEALTHCHECK in a discarded build stage does not reach the image.
 
-use super::finding;
 use super::parse::Instruction;
+use super::rules::finding;
 use super::stages::{lineage, Stage};
-use crate::compliance::Finding;
+use crate::compliance::finding::Finding;
 
 /// The last `keyword` instruction in effect for the final image.
 fn last_in_effect<'a>(stages: &[Stage<'a>], keyword: &str) -> Option<&'a Instruction> {

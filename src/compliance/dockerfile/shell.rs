@@ -75,6 +75,26 @@ pub fn words(text: &str) -> Vec<String> {
     Lexer { keep_separators: true, ..Lexer::default() }.run(text).concat()
 }
 
+/// `ENV`/`ARG`/`LABEL` pairs: `KEY=value KEY2="v 2"`, or the legacy `ENV KEY value`.
+pub fn pairs(args: &str) -> Vec<(String, String)> {
+    let words = words(args);
+    let first = words.first().map(String::as_str).unwrap_or_default();
+    if !first.contains('=') {
+        // Legacy form: the value is the rest of the line, as written.
+        let mut it = args.trim().splitn(2, char::is_whitespace);
+        let key = it.next().unwrap_or_default().to_string();
+        let value = it.next().unwrap_or_default().trim().trim_matches('"').to_string();
+        return if key.is_empty() { Vec::new() } else { vec![(key, value)] };
+    }
+    words
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (w.clone(), String::new()),
+        })
+        .collect()
+}
+
 fn basename(word: &str) -> &str {
     word.rsplit('/').next().unwrap_or(word)
 }
@@ -290,5 +310,11 @@ mod tests {
     #[test]
     fn words_keep_assignments_whole() {
         assert_eq!(words(r#"A=1 B="two words" C=x&&y"#), ["A=1", "B=two words", "C=x&&y"]);
+    }
+
+    #[test]
+    fn env_pairs_in_both_forms() {
+        assert_eq!(pairs("A=1 B=\"two words\""), [("A".into(), "1".into()), ("B".into(), "two words".into())]);
+        assert_eq!(pairs("PIP_NO_CACHE_DIR off"), [("PIP_NO_CACHE_DIR".into(), "off".into())]);
     }
 }

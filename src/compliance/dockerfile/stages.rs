@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::parse::{pairs, Instruction};
+use super::parse::Instruction;
+use super::shell::pairs;
 
 /// One build stage.
 #[derive(Debug)]
