@@ -200,7 +200,9 @@ pub fn doc(args: &DocArgs) -> Result<(), Error> {
     let mut all = Vec::new();
     meta.flatten("", &mut all);
     let mut functions: Vec<Function> = all.into_iter().filter(|f| !f.doc_comments.is_empty()).collect();
-    functions.sort_by(|a, b| a.name.cmp(&b.name));
+    // By name, then signature: rhai lists overloads in hash order, which
+    // changes from run to run.
+    functions.sort_by_cached_key(|f| (f.name.clone(), f.signature()));
     for f in &mut functions {
         if bundled_import(namespace_of(&f.name)).is_none() {
             f.effect = Some(crate::api::effects::effect(&f.name).describe());
