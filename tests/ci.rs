@@ -126,8 +126,9 @@ for f in sys.argv[2:]:
 
 /// Every kind of report capstan writes passes the XSD Jenkins xUnit checks
 /// `JUnit` files with: a success, a failure with undo, skipped and dry-run
-/// steps, a resumed run whose earlier steps are skipped, and a run stopped at
-/// the top level by a missing secret.
+/// steps, a resumed run whose earlier steps are skipped, a run stopped at
+/// the top level by a missing secret, and a compliance phase whose gate fails
+/// on the scanners' findings.
 #[test]
 fn junit_matches_the_jenkins_xunit_schema() {
     let mut reports = Vec::new();
@@ -190,6 +191,21 @@ phase("test", || { step("unit", || 3); });
     )
     .code(2);
     reports.push(secret.path("junit.xml"));
+
+    // A compliance phase whose scan finds a secret and fails its gate.
+    let scanned = Playbook::new(
+        r#"phase("compliance", || {
+            let found = step("scan", || compliance::secrets("src") + compliance::dockerfile("Dockerfile"));
+            gate("no hardcoded secrets", found.len() == 0, "move them to the secret store");
+        });"#,
+    )
+    .file("src/config.py", "db_password = \"hunter2-prod-9f3k\"\n")
+    .file("Dockerfile", "FROM python:latest\nRUN pip install flask\n");
+    let r = Run::from(scanned.command("run").args(["--junit", "junit.xml"]).output().unwrap());
+    r.code(1);
+    let xml = std::fs::read_to_string(scanned.path("junit.xml")).unwrap();
+    assert!(xml.contains("no hardcoded secrets") && !xml.contains("hunter2-prod-9f3k"), "{xml}");
+    reports.push(scanned.path("junit.xml"));
 
     let errors = schema_errors(&junit_xsd(), &reports);
     let shown: Vec<String> = reports.iter().map(|r| std::fs::read_to_string(r).unwrap()).collect();

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use crate::support::{capstan_bin, repo_root};
 
+mod corpus;
+
 fn fixtures() -> PathBuf {
     repo_root().join("tests/fixtures/compliance")
 }
