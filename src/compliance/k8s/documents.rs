@@ -137,9 +137,11 @@ impl<'t> Locator<'t> {
     }
 }
 
+/// Whether a line (indentation and list dash left out) is `key:` or `"key":`.
 fn is_key(text: &str, key: &str) -> bool {
+    let quoted = text.strip_prefix('"').and_then(|t| t.strip_prefix(key)).and_then(|t| t.strip_prefix('"'));
     text.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'))
-        || text.strip_prefix(&format!("\"{key}\"")).is_some_and(|rest| rest.trim_start().starts_with(':'))
+        || quoted.is_some_and(|rest| rest.trim_start().starts_with(':'))
 }
 
 #[cfg(test)]

@@ -171,3 +171,57 @@ pub fn scan(path: &Path) -> std::io::Result<Vec<Finding>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (line, rule) of every finding.
+    fn found(text: &str) -> Vec<(usize, &'static str)> {
+        scan_text(text, "m.yaml").into_iter().map(|f| (f.line, f.rule)).collect()
+    }
+
+    /// A container with everything set but what a test leaves out.
+    const GOOD: &str = "image: app:1.0\n    resources: {requests: {cpu: 1, memory: 1Mi}, limits: {cpu: 1, memory: 1Mi}}\n    securityContext: {runAsNonRoot: true, readOnlyRootFilesystem: true}";
+
+    #[test]
+    fn init_containers_are_checked_but_not_asked_for_probes() {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  initContainers:\n  - name: setup\n    {}\n  containers:\n  - name: web\n    {GOOD}\n    livenessProbe: {{exec: {{command: [true]}}}}\n    readinessProbe: {{exec: {{command: [true]}}}}\n",
+            GOOD.replace("image: app:1.0", "image: busybox").replace("runAsNonRoot: true, ", "privileged: true, runAsNonRoot: true, ")
+        );
+        assert_eq!(found(&text), vec![(6, "k8s/latest-image"), (6, "k8s/privileged")]);
+    }
+
+    #[test]
+    fn jobs_and_cronjobs_are_not_asked_for_probes_but_deployments_are() {
+        let pod = format!("spec:\n  containers:\n  - name: c\n    {GOOD}\n");
+        let indent = |s: &str, n: usize| {
+            let pad = " ".repeat(n);
+            s.lines().flat_map(|l| [pad.as_str(), l, "\n"]).collect::<String>()
+        };
+        let job = format!("kind: Job\nmetadata: {{name: j}}\nspec:\n  template:\n{}", indent(&pod, 4));
+        let cron = format!(
+            "kind: CronJob\nmetadata: {{name: c}}\nspec:\n  jobTemplate:\n    spec:\n      template:\n{}",
+            indent(&pod, 8)
+        );
+        let deployment = format!("kind: Deployment\nmetadata: {{name: d}}\nspec:\n  template:\n{}", indent(&pod, 4));
+        assert_eq!(found(&job), vec![]);
+        assert_eq!(found(&cron), vec![]);
+        assert_eq!(found(&cron.replace("image: app:1.0", "image: app")), vec![(9, "k8s/latest-image")]);
+        assert_eq!(found(&deployment), vec![(7, "k8s/no-liveness-probe"), (7, "k8s/no-readiness-probe")]);
+    }
+
+    #[test]
+    fn each_finding_is_on_a_line_of_its_own_document() {
+        let text = "# first\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  hostNetwork: true\n  containers: []\n---\n# second, same container name\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  ephemeralContainers:\n  - name: debug\n    image: busybox:1.36\n    securityContext: {privileged: true, runAsNonRoot: true, readOnlyRootFilesystem: true}\n";
+        // Ephemeral containers can have neither resources nor probes.
+        assert_eq!(found(text), vec![(6, "k8s/host-network"), (15, "k8s/privileged")]);
+    }
+
+    #[test]
+    fn a_pod_spec_that_is_not_a_mapping_may_run_as_root() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  - containers:\n  - name: main\n";
+        assert_eq!(found(text), vec![(4, "k8s/root-container")]);
+    }
+}

@@ -57,8 +57,8 @@ pub(super) fn serves(kind: ContainerKind, container: &Value) -> bool {
     kind == ContainerKind::Regular || (kind == ContainerKind::Init && container["restartPolicy"] == "Always")
 }
 
-/// Whether the pod runs to completion (a Job's, directly or through a
-/// CronJob or an owner reference): such pods are not probed.
+/// Whether the pod runs to completion (a Job's, directly, through a
+/// `CronJob` or through an owner reference): such pods are not probed.
 pub(super) fn runs_to_completion(object: &Value) -> bool {
     matches!(object["kind"].as_str(), Some("Job" | "CronJob"))
         || object["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|r| r["kind"] == "Job")

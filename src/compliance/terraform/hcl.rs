@@ -170,7 +170,7 @@ fn key(k: &ObjectKey) -> Option<String> {
 /// when it has a directive (`%{ if }`), whose text depends on evaluation.
 fn render(template: &Template) -> Option<String> {
     let mut out = String::new();
-    for element in template.iter() {
+    for element in template {
         match element {
             Element::Literal(l) => out.push_str(l.value()),
             Element::Interpolation(_) => out.push_str(UNKNOWN),

@@ -2,8 +2,9 @@
 //! or every resource for actions that could be scoped to one: the
 //! `aws_iam_policy_document` data source's `statement` blocks and the JSON
 //! policies (`jsonencode(...)`, heredoc, string) of the IAM policy
-//! resources. A `Deny` statement is never a finding. checkov CKV_AWS_1,
-//! CKV_AWS_49 (data source), CKV_AWS_62, CKV_AWS_63, CKV_AWS_355 (resources).
+//! resources. A `Deny` statement is never a finding. checkov `CKV_AWS_1`,
+//! `CKV_AWS_49` (data source), `CKV_AWS_62`, `CKV_AWS_63`, `CKV_AWS_355`
+//! (resources).
 
 use hcl_edit::expr::Expression;
 use serde_json::Value;

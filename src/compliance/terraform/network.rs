@@ -2,7 +2,7 @@
 //! on an admin port or on every port: inline `ingress` blocks and
 //! `ingress = [...]` lists of `aws_security_group`, and the standalone
 //! `aws_security_group_rule` and `aws_vpc_security_group_ingress_rule`.
-//! checkov CKV_AWS_24 (22), CKV_AWS_25 (3389) and CKV_AWS_277 (all ports).
+//! checkov `CKV_AWS_24` (22), `CKV_AWS_25` (3389) and `CKV_AWS_277` (all ports).
 
 use serde_json::{Map, Value};
 
@@ -35,7 +35,7 @@ pub(super) fn check(file: &File, path: &str, out: &mut Vec<Finding>) {
             }
             if let Some(hcl_edit::expr::Expression::Array(list)) = block.body.get_attribute("ingress").map(|a| &a.value)
             {
-                for item in list.iter() {
+                for item in list {
                     if let Value::Object(rule) = hcl::value(item) {
                         rules.push((rule, at.line(item)));
                     }

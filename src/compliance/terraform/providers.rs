@@ -1,7 +1,7 @@
 //! Credentials written into provider blocks, directly or through a
 //! variable whose default is the credential (`api_key = var.key` with
 //! `variable "key" { default = "..." }` in the same module): either way the
-//! secret is in the repository. checkov CKV_AWS_41, CKV_PAN_1 and the
+//! secret is in the repository. checkov `CKV_AWS_41`, `CKV_PAN_1` and the
 //! like. Findings never show the value.
 
 use std::collections::BTreeMap;
