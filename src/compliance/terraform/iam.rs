@@ -166,12 +166,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<usize> {
-        let mut out = Vec::new();
-        check(&File::parse(text), "main.tf", &mut out);
-        out.iter().map(|f| f.line).collect()
-    }
+    use crate::compliance::terraform::lines_found as found;
 
     #[test]
     fn a_star_anywhere_in_the_action_list_is_found() {
@@ -191,7 +186,7 @@ resource "aws_iam_policy" "p" {
 POLICY
 }
 "#;
-        assert_eq!(lines(text), vec![2, 10]);
+        assert_eq!(found(check, text), vec![2, 10]);
     }
 
     #[test]
@@ -209,7 +204,7 @@ resource "aws_iam_role_policy" "p" {
   })
 }
 "#;
-        assert!(lines(text).is_empty());
+        assert!(found(check, text).is_empty());
     }
 
     #[test]
@@ -229,7 +224,7 @@ resource "aws_iam_role_policy" "p" {
   })
 }
 "#;
-        assert_eq!(lines(text), vec![6]);
+        assert_eq!(found(check, text), vec![6]);
     }
 
     #[test]
@@ -242,6 +237,6 @@ resource "aws_iam_role_policy" "p" {
   }
 }
 "#;
-        assert_eq!(lines(text), vec![5]);
+        assert_eq!(found(check, text), vec![5]);
     }
 }

@@ -154,6 +154,14 @@ fn backend(root: &Path, dir: &Path, files: &[(PathBuf, File)], out: &mut Vec<Fin
     }
 }
 
+/// The lines of what one check finds in a file's text, for the checks' tests.
+#[cfg(test)]
+fn lines_found(check: fn(&File, &str, &mut Vec<Finding>), text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    check(&File::parse(text), "main.tf", &mut out);
+    out.iter().map(|f| f.line).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

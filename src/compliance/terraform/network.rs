@@ -103,12 +103,7 @@ fn exposure(rule: &Map<String, Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<usize> {
-        let mut out = Vec::new();
-        check(&File::parse(text), "main.tf", &mut out);
-        out.iter().map(|f| f.line).collect()
-    }
+    use crate::compliance::terraform::lines_found as found;
 
     #[test]
     fn every_spelling_of_all_protocols_is_found_whatever_the_spacing() {
@@ -122,14 +117,14 @@ mod tests {
             let text = format!(
                 "resource \"aws_security_group_rule\" \"r\" {{\n  type = \"ingress\"\n  from_port = 0\n  to_port = 0\n  {protocol}\n  cidr_blocks = [\"0.0.0.0/0\"]\n}}\n"
             );
-            assert_eq!(lines(&text), vec![1], "{protocol}");
+            assert_eq!(found(check, &text), vec![1], "{protocol}");
         }
     }
 
     #[test]
     fn the_line_is_the_ingress_block_inside_its_group() {
         let text = "\n\nresource \"aws_security_group\" \"g\" {\n  name = \"g\"\n\n  ingress {\n    from_port = 22\n    to_port = 22\n    protocol = \"tcp\"\n    cidr_blocks = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n  }\n  ingress {\n    from_port = 443\n    to_port = 443\n    protocol = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n  egress {\n    from_port = 0\n    to_port = 0\n    protocol = \"-1\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n";
-        assert_eq!(lines(text), vec![6]);
+        assert_eq!(found(check, text), vec![6]);
     }
 
     #[test]
@@ -156,7 +151,7 @@ resource "aws_security_group_rule" "egress_is_not_ingress" {
   cidr_blocks = ["0.0.0.0/0"]
 }
 "#;
-        assert_eq!(lines(text), vec![2, 9]);
+        assert_eq!(found(check, text), vec![2, 9]);
     }
 
     #[test]
@@ -195,6 +190,6 @@ resource "aws_security_group_rule" "egress_is_not_ingress" {
   }
 }
 "#;
-        assert!(lines(text).is_empty());
+        assert!(found(check, text).is_empty());
     }
 }
