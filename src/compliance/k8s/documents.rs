@@ -80,8 +80,8 @@ fn item_lines(lines: &[&str], object: RangeInclusive<usize>, count: usize) -> Op
     let indent = lines[first].len() - lines[first].trim_start().len();
     let starts: Vec<usize> = (first..within.end)
         .filter(|&i| {
-            let l = lines[i];
-            l.len() > indent && l[..indent].trim().is_empty() && l[indent..].starts_with('-')
+            let l = lines[i].as_bytes();
+            l.len() > indent && l[..indent].iter().all(u8::is_ascii_whitespace) && l[indent] == b'-'
         })
         .collect();
     if starts.len() != count {
@@ -156,6 +156,10 @@ mod tests {
             .map(|o| (o.value["metadata"]["name"].as_str().unwrap().to_string(), o.lines))
             .collect();
         assert_eq!(found, vec![("a".into(), 3..=5), ("b".into(), 11..=12), ("c".into(), 13..=14)]);
+        // A comment may start at any column: a character across the items'
+        // indentation is no problem.
+        let text = "kind: List\nitems:\n  - kind: Pod\n#é\n    metadata: {name: a}\n";
+        assert_eq!(objects(text)[0].lines, 3..=5);
     }
 
     #[test]
