@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::Serialize;
 
 use super::registration::{docs, Api};
@@ -75,6 +75,37 @@ enum Check {
     },
 }
 
+/// What the checks found, as they are made: a part of the summary line for
+/// each, the reasons of those that failed, the metrics without data.
+#[derive(Default)]
+struct Findings {
+    parts: Vec<String>,
+    failed: Vec<String>,
+    missing: Vec<String>,
+}
+
+impl Findings {
+    /// `value <= limit`; `against` says where the limit came from
+    /// (` (x2 baseline 0.01)`), or is empty. Whether it held.
+    fn compare(&mut self, metric: &str, value: f64, limit: f64, against: &str) -> bool {
+        let ok = value <= limit;
+        let (label, value, limit) = (label(metric), show(metric, value), show(metric, limit));
+        // The line states what holds: `<=` and ok, or `>` and BREACH.
+        let (op, outcome) = if ok { ("<=", "ok") } else { (">", "BREACH") };
+        self.parts.push(format!("{label} {value} {op} {limit}{against} {outcome}"));
+        if !ok {
+            self.failed.push(format!("{label} {value} > {limit}{against}"));
+        }
+        ok
+    }
+
+    /// A check without data: `part` for the summary, `what` for the reason.
+    fn no_data(&mut self, part: String, what: String) {
+        self.parts.push(part);
+        self.missing.push(what);
+    }
+}
+
 /// Decide on one sample. `options`: `thresholds` (metric: max), `baseline`
 /// (a sample or `()`), `max_ratio_to_baseline` (metric: ratio), `no_data`
 /// ("fail", "inconclusive", "pass"), `min_requests` (1).
@@ -94,36 +125,20 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
     let min_requests = options.get("min_requests").and_then(|v| v.as_int().ok()).unwrap_or(1);
 
     let mut checks = Vec::new();
-    let mut failed = Vec::new();
-    let mut missing = Vec::new();
-    let mut parts = Vec::new();
+    let mut found = Findings::default();
     let requests = number(sample.get("requests"));
     let no_traffic = requests.is_some_and(|r| r < min_requests as f64);
     for (metric, limit) in &thresholds {
         let limit = number(Some(limit))
             .ok_or_else(|| failure(FailureKind::Usage, format!("threshold `{metric}` must be a number")))?;
         let value = if no_traffic { None } else { number(sample.get(metric.as_str())) };
-        let ok = value.map(|v| v <= limit);
-        match (value, ok) {
-            (Some(v), Some(ok)) => {
-                // The line states what holds: `<=` and ok, or `>` and BREACH.
-                parts.push(format!(
-                    "{} {} {} {} {}",
-                    label(metric),
-                    show(metric, v),
-                    if ok { "<=" } else { ">" },
-                    show(metric, limit),
-                    if ok { "ok" } else { "BREACH" }
-                ));
-                if !ok {
-                    failed.push(format!("{} {} > {}", label(metric), show(metric, v), show(metric, limit)));
-                }
+        let ok = match value {
+            Some(v) => Some(found.compare(metric, v, limit, "")),
+            None => {
+                found.no_data(format!("{} no data", label(metric)), metric.to_string());
+                None
             }
-            _ => {
-                parts.push(format!("{} no data", label(metric)));
-                missing.push(metric.to_string());
-            }
-        }
+        };
         checks.push(Check::Threshold { metric: metric.to_string(), threshold: limit, op: "<=", value, ok });
     }
     for (metric, max_ratio) in &ratios {
@@ -142,29 +157,17 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
                 // Allowed: the baseline times the ratio; a perfect baseline (0)
                 // allows nothing above 0.
                 let allowed = b * max_ratio;
-                let ok = v <= allowed;
-                let against = format!("(x{max_ratio} baseline {})", show(metric, b));
-                parts.push(format!(
-                    "{} {} {} {} {against} {}",
-                    label(metric),
-                    show(metric, v),
-                    if ok { "<=" } else { ">" },
-                    show(metric, allowed),
-                    if ok { "ok" } else { "BREACH" }
-                ));
-                if !ok {
-                    failed.push(format!("{} {} > {} {against}", label(metric), show(metric, v), show(metric, allowed)));
-                }
+                let against = format!(" (x{max_ratio} baseline {})", show(metric, b));
+                let ok = found.compare(metric, v, allowed, &against);
                 (Some(allowed), Some((b > 0.0).then(|| v / b)), Some(ok))
             }
             (_, None) => {
-                parts.push(format!("{} vs baseline: no baseline traffic", label(metric)));
-                missing.push(format!("{metric} (no baseline traffic)"));
+                let part = format!("{} vs baseline: no baseline traffic", label(metric));
+                found.no_data(part, format!("{metric} (no baseline traffic)"));
                 (None, None, None)
             }
             (None, Some(_)) => {
-                parts.push(format!("{} vs baseline: no data", label(metric)));
-                missing.push(metric.to_string());
+                found.no_data(format!("{} vs baseline: no data", label(metric)), metric.to_string());
                 (None, None, None)
             }
         };
@@ -178,6 +181,7 @@ pub fn decide(sample: &Map, options: &Map) -> RhaiResultOf<Map> {
             ok,
         });
     }
+    let Findings { parts, failed, missing } = found;
 
     let (verdict, reason) = if !failed.is_empty() {
         ("fail", failed.join("; "))
@@ -235,8 +239,7 @@ fn record(services: &Services, kind: &str, context: &Map, decision: &Map) -> Rha
     Ok(full)
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "analysis", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.func2(
         "decide",
         &["sample: Map", "options: Map", "Map"],
@@ -263,7 +266,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, kind: Str, context: Map, decision: Map| record(svc, &kind, &context, &decision),
     );
-    api.finish();
 }
 
 #[cfg(test)]
@@ -277,18 +279,14 @@ mod tests {
     #[test]
     fn thresholds_pass_and_fail() {
         let opts = map(&[("thresholds", map(&[("error_rate", 0.001.into()), ("p99_ms", 200.0.into())]).into())]);
-        let ok = decide(
-            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 181.0.into())]),
-            &opts,
-        )
-        .unwrap();
+        let with_p99 = |p99: f64| {
+            let sample = map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", p99.into())]);
+            decide(&sample, &opts).unwrap()
+        };
+        let ok = with_p99(181.0);
         assert_eq!(ok["verdict"].to_string(), "pass");
         assert_eq!(ok["summary"].to_string(), "error_rate 0.0004 <= 0.001 ok; p99 181ms <= 200ms ok");
-        let bad = decide(
-            &map(&[("requests", 100_i64.into()), ("error_rate", 0.0004.into()), ("p99_ms", 300.0.into())]),
-            &opts,
-        )
-        .unwrap();
+        let bad = with_p99(300.0);
         assert_eq!(bad["verdict"].to_string(), "fail");
         assert_eq!(bad["reason"].to_string(), "p99 300ms > 200ms");
     }

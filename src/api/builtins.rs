@@ -15,14 +15,15 @@ use crate::services::{frame, wait, Services};
 use crate::state::{Mode, RunState};
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    register_inputs(engine, state);
-    register_structure(engine, state);
-    register_logging(engine, &state.services);
-    register_misc(engine, &state.services);
+    let mut api = Api::global(engine, state.clone());
+    inputs(&mut api);
+    structure(&mut api);
+    let mut api = Api::global(engine, state.services.clone());
+    logging(&mut api);
+    misc(&mut api);
 }
 
-fn register_inputs(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut api = Api::global(engine, state.clone());
+fn inputs(api: &mut Api<'_, Arc<RunState>>) {
     api.func1(
         "param",
         &["name: &str", "?"],
@@ -135,8 +136,7 @@ fn secret(state: &RunState, name: &str) -> RhaiResultOf<String> {
     }
 }
 
-fn register_structure(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut api = Api::global(engine, state.clone());
+fn structure(api: &mut Api<'_, Arc<RunState>>) {
     api.ctx2(
         "phase",
         &["name: &str", "body: FnPtr", "()"],
@@ -328,8 +328,7 @@ fn gate(state: &RunState, name: &str, passed: bool, hint: Option<String>) -> Rha
     })
 }
 
-fn register_logging(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::global(engine, services.clone());
+fn logging(api: &mut Api<'_, Arc<Services>>) {
     let log = |level: Level| {
         move |s: &Arc<Services>, message: Dynamic| {
             s.log(level, text(&message));
@@ -393,8 +392,7 @@ fn sleep(services: &Services, duration: &Dynamic) -> RhaiResultOf<()> {
     wait::sleep(services, d)
 }
 
-fn register_misc(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::global(engine, services.clone());
+fn misc(api: &mut Api<'_, Arc<Services>>) {
     api.func1(
         "require_tools",
         &["tools: Array", "()"],

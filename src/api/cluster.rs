@@ -62,6 +62,30 @@ impl Cluster<'_> {
     }
 }
 
+/// A CLI that talks to a cluster, and its name for the context flag.
+pub struct ClusterTool {
+    program: &'static str,
+    context_flag: &'static str,
+}
+
+pub const KUBECTL: ClusterTool = ClusterTool { program: "kubectl", context_flag: "--context" };
+pub const HELM: ClusterTool = ClusterTool { program: "helm", context_flag: "--kube-context" };
+
+impl ClusterTool {
+    /// Run it with `args` and then the cluster's flags, as [`exec`] does.
+    pub fn exec(
+        &self,
+        services: &Arc<Services>,
+        mut args: Vec<String>,
+        cluster: &Cluster<'_>,
+        read_only: bool,
+        quiet: bool,
+    ) -> RhaiResultOf<Option<Outcome>> {
+        args.extend(cluster.args(self.context_flag));
+        exec(services, self.program, args, read_only, quiet)
+    }
+}
+
 /// Run the tool; `None` in dry-run; a non-zero exit is an error with its words.
 pub fn exec(
     services: &Arc<Services>,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Array, Dynamic, ImmutableString as Str, Map};
 use serde::{Deserialize, Serialize};
 
 use super::options::List;
@@ -49,8 +49,7 @@ fn from_array(items: &Array) -> RhaiResultOf<Vec<Finding>> {
         .collect()
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "compliance", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.func1(
         "secrets",
         &["path: &str", "Array"],
@@ -151,7 +150,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             Ok(file.to_string())
         },
     );
-    api.finish();
 }
 
 /// A scanner's findings for a path, as script maps.

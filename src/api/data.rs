@@ -14,9 +14,9 @@ use crate::services::Action;
 use crate::state::RunState;
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    fs(engine, state);
-    json(engine);
-    yaml(engine);
+    Api::add_namespace(engine, "fs", state.clone(), fs);
+    Api::add_namespace(engine, "json", (), json);
+    Api::add_namespace(engine, "yaml", (), yaml);
 }
 
 fn io_error(what: &str, path: &str, e: &std::io::Error) -> Box<rhai::EvalAltResult> {
@@ -32,8 +32,7 @@ struct Written<'a> {
 }
 
 /// `fs::` keeps the run state: its temporary folders live until the run ends.
-fn fs(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut api = Api::namespace(engine, "fs", state.clone());
+fn fs(api: &mut Api<'_, Arc<RunState>>) {
     api.func1(
         "exists",
         &["path: &str", "bool"],
@@ -117,7 +116,6 @@ fn fs(engine: &mut Engine, state: &Arc<RunState>) {
             Ok(path)
         },
     );
-    api.finish();
 }
 
 /// A parsed document as script values.
@@ -131,8 +129,7 @@ fn written(text: Result<String, impl std::fmt::Display>, format: &str) -> RhaiRe
     text.map_err(|e| failure(FailureKind::Usage, format!("cannot write this value as {format}: {e}")))
 }
 
-fn json(engine: &mut Engine) {
-    let mut api = Api::namespace(engine, "json", ());
+fn json(api: &mut Api<'_, ()>) {
     api.func1(
         "parse",
         &["text: &str", "?"],
@@ -155,11 +152,9 @@ fn json(engine: &mut Engine) {
         },
         |(), value: Dynamic| written(serde_json::to_string_pretty(&value), "JSON"),
     );
-    api.finish();
 }
 
-fn yaml(engine: &mut Engine) {
-    let mut api = Api::namespace(engine, "yaml", ());
+fn yaml(api: &mut Api<'_, ()>) {
     api.func1(
         "parse",
         &["text: &str", "?"],
@@ -202,5 +197,4 @@ fn yaml(engine: &mut Engine) {
         },
         |(), value: Dynamic| written(serde_yaml_ng::to_string(&value), "YAML"),
     );
-    api.finish();
 }

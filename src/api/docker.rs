@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::{Deserialize, Serialize};
 
 use super::options::{flag, List, Text};
@@ -231,8 +231,7 @@ fn container(services: &Services, verb: &str, name: &str, extra: &[&str]) -> Rha
     to_map(&Container { name, dry_run: out.is_none() })
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "docker", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts_only1(
         "build",
         &["context: &str", "Map"],
@@ -321,5 +320,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, name: Str| container(svc, "rm", &name, &["--force"]),
     );
-    api.finish();
 }

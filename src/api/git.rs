@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine};
+use rhai::{Array, Dynamic};
 use serde::Deserialize;
 
 use super::registration::{docs, Api};
@@ -43,8 +43,7 @@ fn git(services: &Services, args: &[&str], options: &GitOptions) -> RhaiResultOf
     Ok(outcome.stdout.trim_end().to_string())
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "git", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts0(
         "sha",
         &["String"],
@@ -93,5 +92,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             Ok(out.lines().filter(|l| !l.is_empty()).map(|l| Dynamic::from(l.to_string())).collect())
         },
     );
-    api.finish();
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::Serialize;
 
-use super::cluster::{cluster_options, done, exec, json_result};
+use super::cluster::{cluster_options, done, exec, json_result, Cluster, HELM};
 use super::options::{flag, List, Text};
 use super::registration::{docs, Api};
 use super::values::to_map;
@@ -53,7 +53,7 @@ cluster_options! {
     }
 }
 
-fn upgrade(services: &Arc<Services>, release: &str, chart: &str, o: &UpgradeOptions) -> RhaiResultOf<Map> {
+fn upgrade(services: &Arc<Services>, release: Str, chart: Str, o: UpgradeOptions) -> RhaiResultOf<Map> {
     let mut args = vec!["upgrade".to_string(), release.to_string(), chart.to_string()];
     for (on, name) in [
         (o.install.unwrap_or(true), "--install"),
@@ -68,8 +68,7 @@ fn upgrade(services: &Arc<Services>, release: &str, chart: &str, o: &UpgradeOpti
     flag(&mut args, "--timeout", o.timeout.as_ref());
     flag(&mut args, "--version", o.version.as_ref());
     values_args(&o.values, o.set.as_ref(), &mut args);
-    args.extend(o.cluster().args("--kube-context"));
-    done(exec(services, "helm", args, false, false)?)
+    done(HELM.exec(services, args, &o.cluster(), false, false)?)
 }
 
 cluster_options! {
@@ -88,8 +87,7 @@ fn rollback(services: &Arc<Services>, release: &str, revision: Option<i64>, o: &
         args.push("--wait".into());
     }
     flag(&mut args, "--timeout", o.timeout.as_ref());
-    args.extend(o.cluster().args("--kube-context"));
-    done(exec(services, "helm", args, false, false)?)
+    done(HELM.exec(services, args, &o.cluster(), false, false)?)
 }
 
 cluster_options! {
@@ -97,9 +95,8 @@ cluster_options! {
 }
 
 fn read(services: &Arc<Services>, verb: &str, release: &str, o: &ReadOptions) -> RhaiResultOf<Dynamic> {
-    let mut args = vec![verb.to_string(), release.to_string(), "--output".into(), "json".into()];
-    args.extend(o.cluster().args("--kube-context"));
-    json_result(exec(services, "helm", args, true, true)?)
+    let args = vec![verb.to_string(), release.to_string(), "--output".into(), "json".into()];
+    json_result(HELM.exec(services, args, &o.cluster(), true, true)?)
 }
 
 cluster_options! {
@@ -110,14 +107,13 @@ cluster_options! {
     }
 }
 
-fn template(services: &Arc<Services>, release: &str, chart: &str, o: &TemplateOptions) -> RhaiResultOf<String> {
+fn template(services: &Arc<Services>, release: Str, chart: Str, o: TemplateOptions) -> RhaiResultOf<String> {
     let mut args = vec!["template".to_string(), release.to_string(), chart.to_string()];
     values_args(&o.values, o.set.as_ref(), &mut args);
     flag(&mut args, "--version", o.version.as_ref());
     // Rendering talks to no cluster: the context is not passed on.
-    let cluster = super::cluster::Cluster { context: None, ..o.cluster() };
-    args.extend(cluster.args("--kube-context"));
-    Ok(exec(services, "helm", args, true, true)?.map(|o| o.stdout).unwrap_or_default())
+    let cluster = Cluster { context: None, ..o.cluster() };
+    Ok(HELM.exec(services, args, &cluster, true, true)?.map(|o| o.stdout).unwrap_or_default())
 }
 
 #[derive(Serialize)]
@@ -140,7 +136,7 @@ struct Packaged {
     path: String,
 }
 
-fn package(services: &Arc<Services>, chart: &str, o: &PackageOptions) -> RhaiResultOf<Map> {
+fn package(services: &Arc<Services>, chart: Str, o: PackageOptions) -> RhaiResultOf<Map> {
     let mut args = vec!["package".to_string(), chart.to_string()];
     flag(&mut args, "--app-version", o.app_version.as_ref());
     flag(&mut args, "--destination", o.destination.as_ref());
@@ -168,7 +164,7 @@ struct ChartPush {
     digest: String,
 }
 
-fn push(services: &Arc<Services>, package: &str, remote: &str, o: &PushOptions) -> RhaiResultOf<Map> {
+fn push(services: &Arc<Services>, package: Str, remote: Str, o: PushOptions) -> RhaiResultOf<Map> {
     let mut args = vec!["push".to_string(), package.to_string(), remote.to_string()];
     if o.plain_http {
         args.push("--plain-http".into());
@@ -183,8 +179,7 @@ fn push(services: &Arc<Services>, package: &str, remote: &str, o: &PushOptions) 
     to_map(&ChartPush { dry_run, pushed: find("Pushed:"), digest: find("Digest:") })
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "helm", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "upgrade",
         &["release: &str", "chart: &str", "Map"],
@@ -196,7 +191,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// helm::upgrade("checkout", "charts/checkout", #{ set: #{ image: #{ tag: v } }, wait: true, atomic: true });
             /// ```
         },
-        |svc, release: Str, chart: Str, o: UpgradeOptions| upgrade(svc, &release, &chart, &o),
+        upgrade,
     );
     api.func1(
         "rollback",
@@ -252,7 +247,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// let manifests = helm::template("checkout", "charts/checkout", #{ set: #{ replicas: 3 } });
             /// ```
         },
-        |svc, release: Str, chart: Str, o: TemplateOptions| template(svc, &release, &chart, &o),
+        template,
     );
     api.func1(
         "lint",
@@ -278,7 +273,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// let pkg = helm::package_chart("charts/checkout", #{ destination: "dist" });
             /// ```
         },
-        |svc, chart: Str, o: PackageOptions| package(svc, &chart, &o),
+        package,
     );
     api.opts_only2(
         "push",
@@ -289,7 +284,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// helm::push(pkg.path, "oci://registry.local/charts", #{});
             /// ```
         },
-        |svc, package: Str, remote: Str, o: PushOptions| push(svc, &package, &remote, &o),
+        push,
     );
-    api.finish();
 }

@@ -3,25 +3,13 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 
-use super::cluster::{cluster_options, done, exec, json_result};
+use super::cluster::{cluster_options, done, json_result, Cluster, KUBECTL};
 use super::options::Text;
 use super::registration::{docs, Api};
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::process::Outcome;
 use crate::services::Services;
-
-fn kubectl(
-    services: &Arc<Services>,
-    mut args: Vec<String>,
-    cluster: &super::cluster::Cluster<'_>,
-    read_only: bool,
-    quiet: bool,
-) -> RhaiResultOf<Option<Outcome>> {
-    args.extend(cluster.args("--context"));
-    exec(services, "kubectl", args, read_only, quiet)
-}
 
 cluster_options! {
     struct ApplyOptions {
@@ -42,7 +30,7 @@ fn get(services: &Arc<Services>, kind: &str, name: Option<&str>, o: &GetOptions)
     }
     super::options::flag(&mut args, "--selector", o.selector.as_ref());
     args.extend(["--output".to_string(), "json".into()]);
-    json_result(kubectl(services, args, &o.cluster(), true, true)?)
+    json_result(KUBECTL.exec(services, args, &o.cluster(), true, true)?)
 }
 
 cluster_options! {
@@ -55,6 +43,30 @@ cluster_options! {
     struct UndoOptions {
         to_revision: Option<Text>,
     }
+}
+
+/// `kubectl rollout VERB TARGET`, with the one flag the verb takes when it is given.
+fn rollout(
+    services: &Arc<Services>,
+    verb: &str,
+    target: &str,
+    flag: Option<String>,
+    cluster: &Cluster<'_>,
+    read_only: bool,
+) -> RhaiResultOf<Map> {
+    let mut args = vec!["rollout".to_string(), verb.to_string(), target.to_string()];
+    args.extend(flag);
+    done(KUBECTL.exec(services, args, cluster, read_only, false)?)
+}
+
+fn rollout_status(services: &Arc<Services>, target: Str, o: StatusOptions) -> RhaiResultOf<Map> {
+    let timeout = o.timeout.as_ref().map(|t| format!("--timeout={}", t.0));
+    rollout(services, "status", &target, timeout, &o.cluster(), true)
+}
+
+fn rollout_undo(services: &Arc<Services>, target: Str, o: UndoOptions) -> RhaiResultOf<Map> {
+    let revision = o.to_revision.as_ref().map(|r| format!("--to-revision={}", r.0));
+    rollout(services, "undo", &target, revision, &o.cluster(), false)
 }
 
 cluster_options! {
@@ -72,7 +84,7 @@ fn patch(services: &Arc<Services>, kind: &str, name: &str, patch: &Map, o: &Patc
         .map_err(|e| failure(FailureKind::Usage, format!("the patch cannot be sent as JSON: {e}")))?;
     let kind_of_patch = o.r#type.as_ref().map_or_else(|| "merge".to_string(), |t| t.0.clone());
     let args = vec!["patch".into(), kind.into(), name.into(), "--type".into(), kind_of_patch, "--patch".into(), body];
-    done(kubectl(services, args, &o.cluster(), false, false)?)
+    done(KUBECTL.exec(services, args, &o.cluster(), false, false)?)
 }
 
 cluster_options! {
@@ -99,11 +111,10 @@ fn annotate(
     if o.overwrite.unwrap_or(true) {
         args.push("--overwrite".into());
     }
-    done(kubectl(services, args, &o.cluster(), false, false)?)
+    done(KUBECTL.exec(services, args, &o.cluster(), false, false)?)
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "kubectl", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts_only1(
         "apply",
         &["path: &str", "Map"],
@@ -118,7 +129,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             if o.server_side {
                 args.push("--server-side".into());
             }
-            done(kubectl(svc, args, &o.cluster(), false, false)?)
+            done(KUBECTL.exec(svc, args, &o.cluster(), false, false)?)
         },
     );
     api.opts_only2(
@@ -152,13 +163,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// kubectl::rollout_status("deployment/checkout", #{ timeout: "5m" });
             /// ```
         },
-        |svc, target: Str, o: StatusOptions| {
-            let mut args = vec!["rollout".to_string(), "status".into(), target.to_string()];
-            if let Some(t) = &o.timeout {
-                args.push(format!("--timeout={}", t.0));
-            }
-            done(kubectl(svc, args, &o.cluster(), true, false)?)
-        },
+        rollout_status,
     );
     api.opts_only1(
         "rollout_undo",
@@ -169,13 +174,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// kubectl::rollout_undo("deployment/checkout", #{});
             /// ```
         },
-        |svc, target: Str, o: UndoOptions| {
-            let mut args = vec!["rollout".to_string(), "undo".into(), target.to_string()];
-            if let Some(r) = &o.to_revision {
-                args.push(format!("--to-revision={}", r.0));
-            }
-            done(kubectl(svc, args, &o.cluster(), false, false)?)
-        },
+        rollout_undo,
     );
     api.opts_only3(
         "set_image",
@@ -188,7 +187,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, target: Str, container: Str, image: Str, o: SetImageOptions| {
             let args = vec!["set".into(), "image".into(), target.to_string(), format!("{container}={image}")];
-            done(kubectl(svc, args, &o.cluster(), false, false)?)
+            done(KUBECTL.exec(svc, args, &o.cluster(), false, false)?)
         },
     );
     api.opts_only3(
@@ -213,5 +212,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, kind: Str, name: Str, annotations: Map, o: AnnotateOptions| annotate(svc, &kind, &name, &annotations, &o),
     );
-    api.finish();
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Array, Dynamic, ImmutableString as Str, Map};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -178,8 +178,7 @@ fn value(services: &Services, url: &str, promql: &str, o: &QueryOptions) -> Rhai
     }
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "metrics", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "query",
         &["prometheus: &str", "promql: &str", "Array"],
@@ -205,7 +204,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, url: Str, promql: Str, o: QueryOptions| value(svc, &url, &promql, &o),
     );
-    api.finish();
 }
 
 #[derive(Deserialize, Default)]
@@ -288,8 +286,7 @@ fn budget(services: &Services, map: &Map) -> RhaiResultOf<Map> {
     })
 }
 
-pub fn register_slo(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "slo", services.clone());
+pub fn register_slo(api: &mut Api<'_, Arc<Services>>) {
     api.func1(
         "budget",
         &["options: Map", "Map"],
@@ -306,5 +303,4 @@ pub fn register_slo(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, o: Map| budget(svc, &o),
     );
-    api.finish();
 }

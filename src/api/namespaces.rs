@@ -4,29 +4,42 @@ use std::sync::Arc;
 
 use rhai::Engine;
 
+use super::registration::Api;
 use super::{
     analysis, builtins, compliance, data, docker, git, guard, health, helm, kubectl, metrics, notify, process, report,
     ssh, terraform, traffic,
 };
+use crate::services::Services;
 use crate::state::RunState;
+
+/// Adds a namespace's functions to the namespace it is given.
+type Functions = fn(&mut Api<'_, Arc<Services>>);
+
+/// The namespaces whose functions work with the run's services: one list,
+/// so every namespace is opened and added to the engine the same way.
+const WITH_SERVICES: &[(&str, Functions)] = &[
+    ("notify", notify::register),
+    ("git", git::register),
+    ("health", health::register),
+    ("terraform", terraform::register),
+    ("metrics", metrics::register),
+    ("slo", metrics::register_slo),
+    ("traffic", traffic::register),
+    ("ssh", ssh::register),
+    ("docker", docker::register),
+    ("helm", helm::register),
+    ("kubectl", kubectl::register),
+    ("analysis", analysis::register),
+    ("compliance", compliance::register),
+];
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
     builtins::register(engine, state);
     process::register(engine, &state.services);
     guard::register(engine, state);
     report::register(engine, state);
-    notify::register(engine, &state.services);
     data::register(engine, state);
-    git::register(engine, &state.services);
-    health::register(engine, &state.services);
-    terraform::register(engine, &state.services);
-    metrics::register(engine, &state.services);
-    metrics::register_slo(engine, &state.services);
-    traffic::register(engine, &state.services);
-    ssh::register(engine, &state.services);
-    docker::register(engine, &state.services);
-    helm::register(engine, &state.services);
-    kubectl::register(engine, &state.services);
-    analysis::register(engine, &state.services);
-    compliance::register(engine, &state.services);
+    for (name, functions) in WITH_SERVICES {
+        Api::add_namespace(engine, name, state.services.clone(), functions);
+    }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::{Deserialize, Serialize};
 
 use super::options::{Seconds, Text};
@@ -186,8 +186,7 @@ fn deliver(services: &Services, url: &str, body: &serde_json::Value, options: &P
     }
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "notify", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "webhook",
         &["url: &str", "payload: Map", "Map"],
@@ -215,7 +214,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             deliver(svc, &url, &serde_json::json!({ "text": text.as_str() }), &options)
         },
     );
-    api.finish();
 }
 
 fn to_json(map: Map) -> RhaiResultOf<serde_json::Value> {

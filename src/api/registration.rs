@@ -19,39 +19,6 @@ macro_rules! docs {
 }
 pub(crate) use docs;
 
-/// Registers a documented function: `capstan doc` and the editor
-/// definitions read these comments.
-fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
-    engine: &mut Engine,
-    name: &str,
-    params: &[&str],
-    doc: &str,
-    f: FUNC,
-) where
-    R: Variant + Clone,
-    FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
-{
-    FuncRegistration::new(name).with_params_info(params).with_comments(comments(doc)).register_into_engine(engine, f);
-}
-
-/// Like [`func`], for a function of a namespace module (`report::write`).
-fn module_func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
-    module: &mut Module,
-    name: &str,
-    params: &[&str],
-    doc: &str,
-    f: FUNC,
-) where
-    R: Variant + Clone,
-    FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
-{
-    FuncRegistration::new(name)
-        .with_namespace(FnNamespace::Internal)
-        .with_params_info(params)
-        .with_comments(comments(doc))
-        .set_into_module_raw(module, FUNC::param_types(), at_call_site(f.into_rhai_function(true, false)));
-}
-
 /// Doc text (plain, or the `docs!` form with a space after each `///`) as
 /// the `///` comment lines rhai's metadata keeps.
 fn comments(doc: &str) -> Vec<String> {
@@ -160,9 +127,14 @@ macro_rules! arities {
 }
 
 impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
-    /// Functions called as `name::f(..)`; registered by [`Api::finish`].
-    pub fn namespace(engine: &'e mut Engine, name: &'static str, handle: S) -> Self {
-        Self { engine, namespace: Some((name, Module::new())), handle }
+    /// Adds the namespace `name` (functions called as `name::f(..)`) with
+    /// the functions `functions` registers, each given `handle`.
+    pub fn add_namespace(engine: &'e mut Engine, name: &'static str, handle: S, functions: impl FnOnce(&mut Self)) {
+        let mut api = Self { engine, namespace: Some((name, Module::new())), handle };
+        functions(&mut api);
+        if let Some((name, module)) = api.namespace {
+            api.engine.register_static_module(name, module.into());
+        }
     }
 
     /// Functions called without a namespace.
@@ -178,7 +150,8 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
         }
     }
 
-    /// Any native function, as is.
+    /// Any native function, as is: a global one, or one of the namespace
+    /// (`report::write`).
     pub fn register<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
         &mut self,
         name: &str,
@@ -190,9 +163,19 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
+        // `capstan doc` and the editor definitions read these comments.
+        let registration = FuncRegistration::new(name).with_params_info(params).with_comments(comments(doc));
         match &mut self.namespace {
-            Some((_, module)) => module_func(module, name, params, doc, f),
-            None => func(self.engine, name, params, doc, f),
+            Some((_, module)) => {
+                registration.with_namespace(FnNamespace::Internal).set_into_module_raw(
+                    module,
+                    FUNC::param_types(),
+                    at_call_site(f.into_rhai_function(true, false)),
+                );
+            }
+            None => {
+                registration.register_into_engine(self.engine, f);
+            }
         }
         self
     }
@@ -202,13 +185,6 @@ impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
         func1, opts1, opts_only1, ctx1: (a: A);
         func2, opts2, opts_only2, ctx2: (a: A, b: B);
         func3, opts3, opts_only3, ctx3: (a: A, b: B, c: C);
-    }
-
-    /// Adds the namespace to the engine.
-    pub fn finish(self) {
-        if let Some((name, module)) = self.namespace {
-            self.engine.register_static_module(name, module.into());
-        }
     }
 }
 

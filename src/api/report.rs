@@ -24,7 +24,10 @@ struct Written {
 
 /// `report::` reads the run's record, so it keeps the run state.
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
-    let mut api = Api::namespace(engine, "report", state.clone());
+    Api::add_namespace(engine, "report", state.clone(), functions);
+}
+
+fn functions(api: &mut Api<'_, Arc<RunState>>) {
     api.func1(
         "write",
         &["dir: &str", "Map"],
@@ -39,7 +42,6 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
         },
         |state, dir: Str| write(state, &dir),
     );
-    api.finish();
 }
 
 fn write(state: &RunState, dir: &str) -> RhaiResultOf<Map> {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rhai::{Array, Engine, ImmutableString as Str, Map};
+use rhai::{Array, ImmutableString as Str, Map};
 use serde::Deserialize;
 
 use super::options::{List, Seconds, Text};
@@ -95,7 +95,7 @@ fn destination(host: &str, o: &SshOptions) -> String {
     }
 }
 
-fn run(services: &Services, host: &str, argv: Array, o: &SshOptions) -> RhaiResultOf<Map> {
+fn run(services: &Arc<Services>, host: Str, argv: Array, o: SshOptions) -> RhaiResultOf<Map> {
     let argv: Vec<String> = argv.iter().map(ToString::to_string).collect();
     if argv.is_empty() {
         return Err(failure(FailureKind::Usage, "ssh::run: argv is empty"));
@@ -111,11 +111,11 @@ fn run(services: &Services, host: &str, argv: Array, o: &SshOptions) -> RhaiResu
         }
     }
     remote.push_str(&argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
-    let mut args = common(o);
+    let mut args = common(&o);
     if let Some(p) = o.port {
         args.extend(["-p".to_string(), p.to_string()]);
     }
-    args.extend([destination(host, o), "--".into(), remote]);
+    args.extend([destination(&host, &o), "--".into(), remote]);
     let mut call = ToolCall::new("ssh", args);
     call.timeout = o.timeout.map(|t| t.0);
     call.read_only = o.read_only;
@@ -133,15 +133,15 @@ fn run(services: &Services, host: &str, argv: Array, o: &SshOptions) -> RhaiResu
     to_map(&RunResult::of(out))
 }
 
-fn copy(services: &Services, host: &str, src: &str, dst: &str, o: &SshOptions) -> RhaiResultOf<Map> {
-    let mut args = common(o);
+fn copy(services: &Arc<Services>, host: Str, src: Str, dst: Str, o: SshOptions) -> RhaiResultOf<Map> {
+    let mut args = common(&o);
     if let Some(p) = o.port {
         args.extend(["-P".to_string(), p.to_string()]);
     }
-    if std::path::Path::new(src).is_dir() {
+    if std::path::Path::new(src.as_str()).is_dir() {
         args.push("-r".into());
     }
-    args.extend([src.to_string(), format!("{}:{dst}", destination(host, o))]);
+    args.extend([src.to_string(), format!("{}:{dst}", destination(&host, &o))]);
     let mut call = ToolCall::new("scp", args);
     call.timeout = o.timeout.map(|t| t.0);
     call.quiet = o.quiet;
@@ -149,8 +149,7 @@ fn copy(services: &Services, host: &str, src: &str, dst: &str, o: &SshOptions) -
     to_map(&RunResult::of(out))
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "ssh", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts2(
         "run",
         &["host: &str", "argv: Array", "Map"],
@@ -163,7 +162,7 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// ssh::run("web1.internal", ["systemctl", "restart", "app"], #{ user: "deploy" });
             /// ```
         },
-        |svc, host: Str, argv: Array, o: SshOptions| run(svc, &host, argv, &o),
+        run,
     );
     api.opts3(
         "copy",
@@ -174,7 +173,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// ssh::copy("web1.internal", "build/app.tar.gz", "/srv/releases/", #{ user: "deploy" });
             /// ```
         },
-        |svc, host: Str, src: Str, dst: Str, o: SshOptions| copy(svc, &host, &src, &dst, &o),
+        copy,
     );
-    api.finish();
 }

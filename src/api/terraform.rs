@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str, Map};
+use rhai::{Dynamic, ImmutableString as Str, Map};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -364,11 +364,19 @@ fn scaffold(services: &Services, dir: &str, o: &ScaffoldOptions) -> RhaiResultOf
     to_map(&Scaffolded { files: written, dry_run: !act })
 }
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "terraform", services.clone());
-    api.opts1(
+/// `terraform::plan`: the plan as a map, empty under --dry-run.
+fn planned(services: &Services, dir: &str, o: &TfOptions) -> RhaiResultOf<Map> {
+    plan(services, dir, o)?.map_or_else(|| Ok(Map::new()), |p| to_map(&p))
+}
+
+/// A `terraform::` command: the folder it runs in and the options every command takes.
+type Command = fn(&Services, &str, &TfOptions) -> RhaiResultOf<Map>;
+
+/// The commands, by name, with their docs: they all take `(dir, #{...})`.
+const COMMANDS: [(&str, Command, &str); 7] = [
+    (
         "init",
-        &["dir: &str", "Map"],
+        init,
         docs! {
             /// `terraform init` in `dir` (runs under --dry-run: it only prepares the folder).
             /// Option `backend_config` (map).
@@ -376,22 +384,20 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// terraform::init("infra/production");
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| init(svc, &dir, &o),
-    );
-    api.opts1(
+    ),
+    (
         "validate",
-        &["dir: &str", "Map"],
+        validate,
         docs! {
             /// `terraform validate -json`: `#{ valid, error_count, warning_count, diagnostics }`.
             /// ```rhai
             /// gate("terraform valid", terraform::validate("infra").valid);
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| validate(svc, &dir, &o),
-    );
-    api.opts1(
+    ),
+    (
         "fmt",
-        &["dir: &str", "Map"],
+        fmt,
         docs! {
             /// `terraform fmt -check -recursive`: `#{ ok, files }` (files needing formatting);
             /// `write: true` formats them (not under --dry-run).
@@ -399,11 +405,10 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// gate("formatted", terraform::fmt("infra").ok);
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| fmt(svc, &dir, &o),
-    );
-    api.opts1(
+    ),
+    (
         "plan",
-        &["dir: &str", "Map"],
+        planned,
         docs! {
             /// `terraform plan -detailed-exitcode` into a saved plan, read back with `show -json`:
             /// `#{ changed, add, change, destroy, replace, resources: [#{ address, actions }], plan_file, exit_code }`.
@@ -412,44 +417,43 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
             /// let p = terraform::plan("infra/production", #{ vars: #{ image_tag: v } });
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| match plan(svc, &dir, &o)? {
-            Some(plan) => to_map(&plan),
-            None => Ok(Map::new()),
-        },
-    );
-    api.opts1(
+    ),
+    (
         "drift",
-        &["dir: &str", "Map"],
+        drift,
         docs! {
             /// A plan whose changes mean drift: the plan's map plus `drift`.
             /// ```rhai
             /// gate("no drift", !terraform::drift("infra/production").drift);
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| drift(svc, &dir, &o),
-    );
-    api.opts1(
+    ),
+    (
         "apply",
-        &["dir: &str", "Map"],
+        apply,
         docs! {
             /// `terraform apply -auto-approve`, from `plan_file` when given (not under --dry-run).
             /// ```rhai
             /// terraform::apply("infra", #{ plan_file: p.plan_file });
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| apply(svc, &dir, &o),
-    );
-    api.opts1(
+    ),
+    (
         "output",
-        &["dir: &str", "Map"],
+        output,
         docs! {
             /// `terraform output -json` as a map of name to value.
             /// ```rhai
             /// let url = terraform::output("infra").endpoint;
             /// ```
         },
-        |svc, dir: Str, o: TfOptions| output(svc, &dir, &o),
-    );
+    ),
+];
+
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
+    for (name, command, doc) in COMMANDS {
+        api.opts1(name, &["dir: &str", "Map"], doc, move |svc, dir: Str, o: TfOptions| command(svc, &dir, &o));
+    }
     api.opts_only1(
         "scaffold",
         &["dir: &str", "Map"],
@@ -465,7 +469,6 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, dir: Str, o: ScaffoldOptions| scaffold(svc, &dir, &o),
     );
-    api.finish();
 }
 
 #[cfg(test)]

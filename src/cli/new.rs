@@ -13,31 +13,36 @@ const SERVICE: &str = "{{service}}";
 
 const GITIGNORE: &str = include_str!("../templates/gitignore");
 
-/// The files of one template, as (path in the new folder, text with placeholders).
+/// The files of one template, as (path in the new folder, text with
+/// placeholders): every template has a playbook, its quality gates and a
+/// rollback runbook; the container template adds a Dockerfile.
 fn files(template: Template) -> Vec<(&'static str, &'static str)> {
-    let mut files = match template {
-        Template::Basic => vec![
-            ("deploy.rhai", include_str!("../templates/basic.rhai")),
-            ("quality_gates.yaml", include_str!("../templates/basic_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("../templates/basic_rollback.md")),
-        ],
-        Template::Canary => vec![
-            ("deploy.rhai", include_str!("../templates/canary.rhai")),
-            ("quality_gates.yaml", include_str!("../templates/canary_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("../templates/canary_rollback.md")),
-        ],
-        Template::Terraform => vec![
-            ("deploy.rhai", include_str!("../templates/terraform.rhai")),
-            ("quality_gates.yaml", include_str!("../templates/terraform_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("../templates/terraform_rollback.md")),
-        ],
-        Template::Container => vec![
-            ("deploy.rhai", include_str!("../templates/container.rhai")),
-            ("quality_gates.yaml", include_str!("../templates/basic_gates.yaml")),
-            ("docs/ROLLBACK.md", include_str!("../templates/container_rollback.md")),
-            ("Dockerfile", include_str!("../templates/Dockerfile")),
-        ],
+    let (playbook, gates, rollback) = match template {
+        Template::Basic => (
+            include_str!("../templates/basic.rhai"),
+            include_str!("../templates/basic_gates.yaml"),
+            include_str!("../templates/basic_rollback.md"),
+        ),
+        Template::Canary => (
+            include_str!("../templates/canary.rhai"),
+            include_str!("../templates/canary_gates.yaml"),
+            include_str!("../templates/canary_rollback.md"),
+        ),
+        Template::Terraform => (
+            include_str!("../templates/terraform.rhai"),
+            include_str!("../templates/terraform_gates.yaml"),
+            include_str!("../templates/terraform_rollback.md"),
+        ),
+        Template::Container => (
+            include_str!("../templates/container.rhai"),
+            include_str!("../templates/basic_gates.yaml"),
+            include_str!("../templates/container_rollback.md"),
+        ),
     };
+    let mut files = vec![("deploy.rhai", playbook), ("quality_gates.yaml", gates), ("docs/ROLLBACK.md", rollback)];
+    if template == Template::Container {
+        files.push(("Dockerfile", include_str!("../templates/Dockerfile")));
+    }
     files.push((".gitignore", GITIGNORE));
     files
 }
@@ -176,11 +181,10 @@ mod tests {
 
     #[test]
     fn service_names() {
-        assert!(valid_name("checkout"));
-        assert!(valid_name("shop-api_v2.1"));
-        assert!(!valid_name(""));
-        assert!(!valid_name("-x"));
-        assert!(!valid_name("a b"));
-        assert!(!valid_name("a\"b"));
+        for (name, valid) in
+            [("checkout", true), ("shop-api_v2.1", true), ("", false), ("-x", false), ("a b", false), ("a\"b", false)]
+        {
+            assert_eq!(valid_name(name), valid, "{name:?}");
+        }
     }
 }

@@ -200,26 +200,14 @@ fn run_blocking(
         resumed: state.resume.is_some(),
         step_key_salt: state.step_key_salt.clone(),
     });
-    notify_all(
-        &services,
-        &args.notify,
-        &serde_json::json!({
-            "event": "run_started",
-            "run_id": services.run_id().as_ref(),
-            "playbook": display,
-            "dry_run": services.dry_run(),
-        }),
-    );
+    let notify = |event: &str, fields: serde_json::Value| notify_all(&services, &args.notify, event, &display, fields);
+    notify("run_started", serde_json::json!({ "dry_run": services.dry_run() }));
     let outcome = executor::run(&state, &engine, &phases, None);
     {
         let r = record::lock(&record).clone();
-        notify_all(
-            &services,
-            &args.notify,
-            &serde_json::json!({
-                "event": "run_finished",
-                "run_id": services.run_id().as_ref(),
-                "playbook": display,
+        notify(
+            "run_finished",
+            serde_json::json!({
                 "status": r.status,
                 "exit_code": outcome.exit_code,
                 "duration_ms": r.duration_ms,
@@ -285,9 +273,15 @@ fn resume_from(state: &mut RunState, resume: Option<Resume>) {
 }
 
 /// `--notify URL`: post an event; a failure warns and the run goes on.
-fn notify_all(services: &Services, urls: &[String], payload: &serde_json::Value) {
+/// Posts `event` to every `--notify` URL: its name, the run and the
+/// playbook, then the event's own `fields`.
+fn notify_all(services: &Services, urls: &[String], event: &str, playbook: &str, fields: serde_json::Value) {
+    let mut payload = serde_json::json!({ "event": event, "run_id": services.run_id().as_ref(), "playbook": playbook });
+    if let (Some(payload), serde_json::Value::Object(fields)) = (payload.as_object_mut(), fields) {
+        payload.extend(fields);
+    }
     for url in urls {
-        if let Err(message) = post_json(services, url, payload, &crate::api::PostOptions::default()) {
+        if let Err(message) = post_json(services, url, &payload, &crate::api::PostOptions::default()) {
             services.log(Level::Warn, format!("--notify: not delivered: {message}"));
         }
     }

@@ -28,6 +28,11 @@ impl EventKind {
                 *s = masked.into();
             }
         };
+        // Why a step, phase or run failed, and where.
+        let mask_failure = |error: &mut Option<String>, error_at: &mut Option<String>| {
+            mask_opt(error);
+            mask_opt(error_at);
+        };
         let mask_at = |at: &mut Location| {
             if let Some(p) = &mut at.phase {
                 mask_name(p);
@@ -37,13 +42,11 @@ impl EventKind {
             }
         };
         match self {
-            EventKind::Output { at, line, .. } => {
+            EventKind::Output { at, line: text, .. }
+            | EventKind::Log { at, message: text, .. }
+            | EventKind::Progress { at, label: text, .. } => {
                 mask_at(at);
-                mask(line);
-            }
-            EventKind::Log { at, message, .. } => {
-                mask_at(at);
-                mask(message);
+                mask(text);
             }
             EventKind::Gate { at, name, hint, by, .. } => {
                 mask_at(at);
@@ -53,8 +56,7 @@ impl EventKind {
             }
             EventKind::StepFinished { at, error, error_at, recorded, .. } => {
                 mask_at(at);
-                mask_opt(error);
-                mask_opt(error_at);
+                mask_failure(error, error_at);
                 if let Some(v) = &mut recorded.value {
                     redact_json(v, redactor);
                 }
@@ -72,13 +74,9 @@ impl EventKind {
             }
             EventKind::PhaseFinished { phase, error, error_at, .. } => {
                 mask_name(phase);
-                mask_opt(error);
-                mask_opt(error_at);
+                mask_failure(error, error_at);
             }
-            EventKind::RunFinished { error, error_at, .. } => {
-                mask_opt(error);
-                mask_opt(error_at);
-            }
+            EventKind::RunFinished { error, error_at, .. } => mask_failure(error, error_at),
             EventKind::User { at, kind, data, .. } => {
                 mask_at(at);
                 mask(kind);
@@ -90,10 +88,6 @@ impl EventKind {
                     mask(p);
                 }
                 mask(playbook);
-            }
-            EventKind::Progress { at, label, .. } => {
-                mask_at(at);
-                mask(label);
             }
             EventKind::PhaseStarted { phase } => mask_name(phase),
             EventKind::StepStarted { at, .. } | EventKind::UndoStarted { at } => mask_at(at),

@@ -293,8 +293,8 @@ mod tests {
 
     #[test]
     fn typos_are_close() {
-        assert!(close("sh", "shh"));
-        assert!(close("info", "inf"));
-        assert!(!close("run", "phase"));
+        for (a, b, typo) in [("sh", "shh", true), ("info", "inf", true), ("run", "phase", false)] {
+            assert_eq!(close(a, b), typo, "{a} ~ {b}");
+        }
     }
 }

@@ -128,6 +128,8 @@ mod tests {
     fn display_quotes_only_when_needed() {
         let spec = CommandSpec::new("echo", vec!["a b".into(), "it's".into(), "x=1".into()]);
         assert_eq!(spec.display(), r"echo 'a b' 'it'\''s' x=1");
+        assert_eq!(quote("deploy.rhai"), "deploy.rhai");
+        assert_eq!(quote(""), "''");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, ImmutableString as Str};
+use rhai::{Dynamic, ImmutableString as Str};
 
 use super::check::{check, until_healthy};
 use super::probe::{probe, ProbeOptions};
@@ -10,8 +10,7 @@ use super::target::CheckOptions;
 use crate::api::registration::{docs, Api};
 use crate::services::Services;
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "health", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts1(
         "check",
         &["target: ?", "Map"],
@@ -55,5 +54,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, url: Str, o: ProbeOptions| probe(svc, &url, &o),
     );
-    api.finish();
 }

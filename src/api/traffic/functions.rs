@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Engine, ImmutableString as Str};
+use rhai::ImmutableString as Str;
 
 use super::haproxy::{sample, server_stats, set_weights, SampleOptions, StatsOptions, WeightOptions};
 use super::ingress_nginx::{set_weight, IngressOptions};
@@ -10,8 +10,7 @@ use super::nginx::{nginx, NginxOptions};
 use crate::api::registration::{docs, Api};
 use crate::services::Services;
 
-pub fn register(engine: &mut Engine, services: &Arc<Services>) {
-    let mut api = Api::namespace(engine, "traffic", services.clone());
+pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts_only0(
         "haproxy",
         &["Map"],
@@ -88,5 +87,4 @@ pub fn register(engine: &mut Engine, services: &Arc<Services>) {
         },
         |svc, ingress: Str, weight: i64| set_weight(svc, &ingress, weight, &IngressOptions::default()),
     );
-    api.finish();
 }

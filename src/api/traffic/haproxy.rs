@@ -121,16 +121,23 @@ pub(super) struct StatsOptions {
     backend: Option<Text>,
 }
 
-/// One server's counters.
+/// Responses by status class, under the names scripts read.
 #[derive(Serialize, Default, Clone)]
-struct ServerStats {
-    requests: i64,
+struct Responses {
     #[serde(rename = "2xx")]
     ok: i64,
     #[serde(rename = "4xx")]
     client_errors: i64,
     #[serde(rename = "5xx")]
     server_errors: i64,
+}
+
+/// One server's counters.
+#[derive(Serialize, Default, Clone)]
+struct ServerStats {
+    requests: i64,
+    #[serde(flatten)]
+    responses: Responses,
     weight: i64,
     status: String,
 }
@@ -158,9 +165,11 @@ fn stats(socket: Option<Text>, backend: Option<Text>, what: &str) -> RhaiResultO
         let requests = if num("req_tot") > 0 { num("req_tot") } else { num("stot") };
         let stats = ServerStats {
             requests,
-            ok: num("hrsp_2xx"),
-            client_errors: num("hrsp_4xx"),
-            server_errors: num("hrsp_5xx"),
+            responses: Responses {
+                ok: num("hrsp_2xx"),
+                client_errors: num("hrsp_4xx"),
+                server_errors: num("hrsp_5xx"),
+            },
             weight: num("weight"),
             status: col("status").and_then(|i| f.get(i)).copied().unwrap_or_default().to_string(),
         };
@@ -195,12 +204,8 @@ struct Sample {
     requests: i64,
     errors: i64,
     error_rate: f64,
-    #[serde(rename = "2xx")]
-    ok: i64,
-    #[serde(rename = "4xx")]
-    client_errors: i64,
-    #[serde(rename = "5xx")]
-    server_errors: i64,
+    #[serde(flatten)]
+    responses: Responses,
     server: String,
     source: &'static str,
     counters: ServerStats,
@@ -225,14 +230,18 @@ pub(super) fn sample(o: SampleOptions) -> RhaiResultOf<Map> {
         }
     };
     let requests = delta(now.requests, "requests");
-    let errors = delta(now.server_errors, "5xx");
+    let counted = &now.responses;
+    let responses = Responses {
+        ok: delta(counted.ok, "2xx"),
+        client_errors: delta(counted.client_errors, "4xx"),
+        server_errors: delta(counted.server_errors, "5xx"),
+    };
+    let errors = responses.server_errors;
     to_map(&Sample {
         requests,
         errors,
         error_rate: if requests > 0 { errors as f64 / requests as f64 } else { 0.0 },
-        ok: delta(now.ok, "2xx"),
-        client_errors: delta(now.client_errors, "4xx"),
-        server_errors: errors,
+        responses,
         server,
         source: "haproxy counters",
         counters: now,

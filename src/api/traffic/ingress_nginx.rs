@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rhai::Map;
 use serde::Serialize;
 
-use crate::api::cluster::{cluster_options, exec};
+use crate::api::cluster::{cluster_options, KUBECTL};
 use crate::api::values::to_map;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
 use crate::services::Services;
@@ -33,7 +33,7 @@ pub(super) fn set_weight(
             format!("traffic::ingress_nginx: the canary weight must be 0 to 100, not {weight}"),
         ));
     }
-    let mut args = vec![
+    let args = vec![
         "annotate".to_string(),
         "ingress".into(),
         ingress.to_string(),
@@ -41,7 +41,6 @@ pub(super) fn set_weight(
         format!("nginx.ingress.kubernetes.io/canary-weight={weight}"),
         "--overwrite".into(),
     ];
-    args.extend(o.cluster().args("--context"));
-    let out = exec(services, "kubectl", args, false, false)?;
+    let out = KUBECTL.exec(services, args, &o.cluster(), false, false)?;
     to_map(&Canary { ingress, weight, dry_run: out.is_none() })
 }

@@ -2,7 +2,7 @@
 //! workspace. A gated phase waits for an approval job (`type: approval`)
 //! placed before it.
 
-use super::lines::{header, Lines, VERSION};
+use super::lines::{header, note, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
 
 /// Where `cargo install` puts capstan, so the cache holds only capstan.
@@ -12,14 +12,8 @@ pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
     header(&mut out, "#", p, "circleci", ".circleci/config.yml");
     let context = format!("capstan-{}", identifier(&p.stem));
-    if !p.secrets.is_empty() {
-        out.push(0, "#");
-        out.push(
-            0,
-            format!("# Secrets the playbook reads: add them as environment variables to the context {context}:"),
-        );
-        out.push(0, format!("#   {}", p.secrets.join(", ")));
-    }
+    let secrets = format!("Secrets the playbook reads: add them as environment variables to the context {context}:");
+    note(&mut out, "#", &[&secrets], &p.secrets);
     out.push(0, "version: 2.1");
     if !p.params.is_empty() {
         out.push(0, "parameters:");
@@ -30,57 +24,59 @@ pub fn render(p: &Pipeline) -> String {
             out.push(2, format!("description: {}", yaml(&param.description())));
         }
     }
-    out.push(0, "commands:");
-    out.push(1, "install-capstan:");
-    out.push(2, "steps:");
-    out.push(3, "- restore_cache:");
-    out.push(5, "keys:");
-    out.push(6, format!("- capstan-v{VERSION}"));
-    out.push(3, "- run:");
-    out.push(5, "name: Install capstan");
-    out.push(5, "command: |");
-    out.push(6, "echo 'export PATH=\"$HOME/.capstan-bin/bin:$PATH\"' >> \"$BASH_ENV\"");
-    out.push(
-        6,
-        format!("[ -x {INSTALL_ROOT}/bin/capstan ] || cargo install capstan --locked --version {VERSION} --root {INSTALL_ROOT}"),
+    let install = format!(
+        "\
+commands:
+  install-capstan:
+    steps:
+      - restore_cache:
+          keys:
+            - capstan-v{VERSION}
+      - run:
+          name: Install capstan
+          command: |
+            echo 'export PATH=\"$HOME/.capstan-bin/bin:$PATH\"' >> \"$BASH_ENV\"
+            [ -x {INSTALL_ROOT}/bin/capstan ] || cargo install capstan --locked --version {VERSION} --root {INSTALL_ROOT}
+      - save_cache:
+          key: capstan-v{VERSION}
+          paths:
+            - {INSTALL_ROOT}
+jobs:"
     );
-    out.push(3, "- save_cache:");
-    out.push(5, format!("key: capstan-v{VERSION}"));
-    out.push(5, "paths:");
-    out.push(6, format!("- {INSTALL_ROOT}"));
-    out.push(0, "jobs:");
+    out.block(0, install.lines());
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(1, format!("{}:", job.id));
-        out.push(2, "docker:");
-        out.push(3, "- image: rust:1");
+        out.block(2, ["docker:", "  - image: rust:1"]);
         if i == 0 && !p.params.is_empty() {
             out.push(2, "environment:");
             for param in &p.params {
                 out.push(3, format!("{}: << pipeline.parameters.{} >>", param.env, param.input));
             }
         }
-        out.push(2, "steps:");
-        out.push(3, "- checkout");
-        out.push(3, "- install-capstan");
+        out.block(2, ["steps:", "  - checkout", "  - install-capstan"]);
         if i > 0 {
-            out.push(3, "- attach_workspace:");
-            out.push(5, "at: .");
+            out.block(3, ["- attach_workspace:", "    at: ."]);
         }
         out.push(3, "- run:");
         out.push(5, format!("name: {}", yaml(&format!("capstan: phase {}", job.phase))));
         out.push(5, "command: |");
         if i == 0 {
-            out.block(6, &p.param_checks());
+            out.block(6, p.param_checks());
         }
         out.push(6, p.command(i, "plain"));
-        out.push(3, "- persist_to_workspace:");
-        out.push(5, "root: .");
-        out.push(5, "paths:");
-        out.push(6, format!("- {JOURNAL_DIR}"));
-        out.push(3, "- store_test_results:");
-        out.push(5, format!("path: {}", p.junit(i)));
-        out.push(3, "- store_artifacts:");
-        out.push(5, format!("path: {JOURNAL_DIR}"));
+        let keep = format!(
+            "\
+- persist_to_workspace:
+    root: .
+    paths:
+      - {JOURNAL_DIR}
+- store_test_results:
+    path: {}
+- store_artifacts:
+    path: {JOURNAL_DIR}",
+            p.junit(i)
+        );
+        out.block(3, keep.lines());
     }
     out.push(0, "workflows:");
     out.push(1, format!("{}:", identifier(&p.stem)));

@@ -2,7 +2,7 @@
 //! per phase. Gated phases run in a protected environment named after the
 //! phase, whose required reviewers are the approval.
 
-use super::lines::{header, Lines, VERSION};
+use super::lines::{header, note, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
 
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
@@ -21,16 +21,13 @@ pub fn render(p: &Pipeline) -> String {
     let output = format!(".github/workflows/{}.yml", p.stem);
     header(&mut out, "#", p, "github", &output);
     let gated: Vec<&str> = p.jobs.iter().filter(|j| j.approvals.gated()).map(|j| j.id.as_str()).collect();
-    if !gated.is_empty() {
-        out.push(0, "#");
-        out.push(0, "# Approvals: add required reviewers to these environments (Settings > Environments):");
-        out.push(0, format!("#   {}", gated.join(", ")));
-    }
-    if !p.secrets.is_empty() {
-        out.push(0, "#");
-        out.push(0, "# Secrets the playbook reads (Settings > Secrets and variables > Actions):");
-        out.push(0, format!("#   {}", p.secrets.join(", ")));
-    }
+    note(
+        &mut out,
+        "#",
+        &["Approvals: add required reviewers to these environments (Settings > Environments):"],
+        &gated,
+    );
+    note(&mut out, "#", &["Secrets the playbook reads (Settings > Secrets and variables > Actions):"], &p.secrets);
     out.push(0, format!("name: {}", yaml(&format!("capstan {}", p.stem))));
     out.push(0, "on:");
     out.push(1, "workflow_dispatch:");
@@ -69,23 +66,32 @@ pub fn render(p: &Pipeline) -> String {
                 out.push(3, format!("{}: ${{{{ inputs.{} }}}}", param.env, param.input));
             }
         }
-        out.push(2, "steps:");
-        out.push(3, "- uses: actions/checkout@v5");
-        out.push(3, "- name: Restore capstan from the cache");
-        out.push(4, "id: capstan-cache");
-        out.push(4, "uses: actions/cache@v5");
-        out.push(4, "with:");
-        out.push(5, "path: ~/.cargo/bin/capstan");
-        out.push(5, format!("key: capstan-${{{{ runner.os }}}}-{VERSION}"));
-        out.push(3, "- name: Install capstan");
-        out.push(4, "if: steps.capstan-cache.outputs.cache-hit != 'true'");
-        out.push(4, format!("run: cargo install capstan --locked --version {VERSION}"));
+        let install = format!(
+            "\
+steps:
+  - uses: actions/checkout@v5
+  - name: Restore capstan from the cache
+    id: capstan-cache
+    uses: actions/cache@v5
+    with:
+      path: ~/.cargo/bin/capstan
+      key: capstan-${{{{ runner.os }}}}-{VERSION}
+  - name: Install capstan
+    if: steps.capstan-cache.outputs.cache-hit != 'true'
+    run: cargo install capstan --locked --version {VERSION}"
+        );
+        out.block(2, install.lines());
         if i > 0 {
-            out.push(3, "- name: Download the journal");
-            out.push(4, "uses: actions/download-artifact@v7");
-            out.push(4, "with:");
-            out.push(5, format!("name: capstan-journal-{}", p.jobs[i - 1].id));
-            out.push(5, format!("path: {JOURNAL_DIR}"));
+            let download = format!(
+                "\
+- name: Download the journal
+  uses: actions/download-artifact@v7
+  with:
+    name: capstan-journal-{}
+    path: {JOURNAL_DIR}",
+                p.jobs[i - 1].id
+            );
+            out.block(3, download.lines());
         }
         out.push(3, format!("- name: {}", yaml(&format!("capstan: phase {}", job.phase))));
         out.push(4, "run: |");
@@ -95,20 +101,26 @@ pub fn render(p: &Pipeline) -> String {
             }
         }
         out.push(5, p.command(i, "github"));
-        out.push(3, "- name: Upload the journal");
-        out.push(4, "if: always()");
-        out.push(4, "uses: actions/upload-artifact@v6");
-        out.push(4, "with:");
-        out.push(5, format!("name: capstan-journal-{}", job.id));
-        out.push(5, format!("path: {JOURNAL_DIR}"));
-        out.push(5, "include-hidden-files: true");
-        out.push(3, "- name: Upload the JUnit report");
-        out.push(4, "if: always()");
-        out.push(4, "uses: actions/upload-artifact@v6");
-        out.push(4, "with:");
-        out.push(5, format!("name: junit-{}", job.id));
-        out.push(5, format!("path: {}", p.junit(i)));
-        out.push(5, "if-no-files-found: ignore");
+        let upload = format!(
+            "\
+- name: Upload the journal
+  if: always()
+  uses: actions/upload-artifact@v6
+  with:
+    name: capstan-journal-{id}
+    path: {JOURNAL_DIR}
+    include-hidden-files: true
+- name: Upload the JUnit report
+  if: always()
+  uses: actions/upload-artifact@v6
+  with:
+    name: junit-{id}
+    path: {junit}
+    if-no-files-found: ignore",
+            id = job.id,
+            junit = p.junit(i)
+        );
+        out.block(3, upload.lines());
     }
     out.finish()
 }

@@ -2,7 +2,7 @@
 //! (`when: manual`, blocking) in an environment named after the phase, so a
 //! protected environment can say who may start them.
 
-use super::lines::{header, Lines, VERSION};
+use super::lines::{header, note, Lines, INSTALL_UNLESS_PRESENT, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.
@@ -12,19 +12,17 @@ pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
     header(&mut out, "#", p, "gitlab", ".gitlab-ci.yml");
     let gated: Vec<&str> = p.jobs.iter().filter(|j| j.approvals.gated()).map(|j| j.id.as_str()).collect();
-    if !gated.is_empty() {
-        out.push(0, "#");
-        out.push(0, "# Approvals: these jobs are started by hand; protect their environments");
-        out.push(0, "# (Settings > CI/CD > Protected environments) to say who may start them:");
-        out.push(0, format!("#   {}", gated.join(", ")));
-    }
-    if !p.secrets.is_empty() {
-        out.push(0, "#");
-        out.push(0, "# Secrets the playbook reads: add them as masked CI/CD variables");
-        out.push(0, "# (Settings > CI/CD > Variables); GitLab gives them to every job as");
-        out.push(0, "# environment variables of the same name:");
-        out.push(0, format!("#   {}", p.secrets.join(", ")));
-    }
+    let approvals = [
+        "Approvals: these jobs are started by hand; protect their environments",
+        "(Settings > CI/CD > Protected environments) to say who may start them:",
+    ];
+    note(&mut out, "#", &approvals, &gated);
+    let secrets = [
+        "Secrets the playbook reads: add them as masked CI/CD variables",
+        "(Settings > CI/CD > Variables); GitLab gives them to every job as",
+        "environment variables of the same name:",
+    ];
+    note(&mut out, "#", &secrets, &p.secrets);
     out.push(0, "stages:");
     for job in &p.jobs {
         out.push(1, format!("- {}", job.id));
@@ -36,20 +34,19 @@ pub fn render(p: &Pipeline) -> String {
         out.push(2, format!("value: {}", yaml(param.default.as_deref().unwrap_or(""))));
         out.push(2, format!("description: {}", yaml(&param.description())));
     }
-    out.push(0, "default:");
-    out.push(1, "image: rust:1");
-    out.push(1, "cache:");
-    out.push(2, "key: capstan-$CAPSTAN_VERSION");
-    out.push(2, "paths:");
-    out.push(3, format!("- {INSTALL_ROOT}/"));
-    out.push(1, "before_script:");
-    out.push(2, yaml_item(&format!("export PATH=\"$CI_PROJECT_DIR/{INSTALL_ROOT}/bin:$PATH\"")));
-    out.push(
-        2,
-        yaml_item(&format!(
-            "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install capstan --locked --version \"$CAPSTAN_VERSION\" --root \"$CI_PROJECT_DIR/{INSTALL_ROOT}\""
-        )),
+    let default = format!(
+        "\
+default:
+  image: rust:1
+  cache:
+    key: capstan-$CAPSTAN_VERSION
+    paths:
+      - {INSTALL_ROOT}/
+  before_script:"
     );
+    out.block(0, default.lines());
+    out.push(2, yaml_item(&format!("export PATH=\"$CI_PROJECT_DIR/{INSTALL_ROOT}/bin:$PATH\"")));
+    out.push(2, yaml_item(&format!("{INSTALL_UNLESS_PRESENT} --root \"$CI_PROJECT_DIR/{INSTALL_ROOT}\"")));
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(0, "");
         out.push(0, format!("{}:", job.id));
@@ -70,12 +67,17 @@ pub fn render(p: &Pipeline) -> String {
             }
         }
         out.push(2, yaml_item(&p.command(i, "plain")));
-        out.push(1, "artifacts:");
-        out.push(2, "when: always");
-        out.push(2, "paths:");
-        out.push(3, format!("- {JOURNAL_DIR}/"));
-        out.push(2, "reports:");
-        out.push(3, format!("junit: {}", p.junit(i)));
+        let artifacts = format!(
+            "\
+artifacts:
+  when: always
+  paths:
+    - {JOURNAL_DIR}/
+  reports:
+    junit: {}",
+            p.junit(i)
+        );
+        out.block(1, artifacts.lines());
     }
     out.finish()
 }

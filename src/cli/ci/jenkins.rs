@@ -2,7 +2,7 @@
 //! agent of its own and gets the journal from the stage before with
 //! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
 
-use super::lines::{header, Lines};
+use super::lines::{header, note, Lines, INSTALL_UNLESS_PRESENT};
 use super::pipeline::{Pipeline, JOURNAL_DIR};
 
 const STASH: &str = "capstan-journal";
@@ -11,16 +11,9 @@ pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
     header(&mut out, "//", p, "jenkins", "Jenkinsfile");
     let gated: Vec<&str> = p.jobs.iter().filter(|j| j.approvals.gated()).map(|j| j.phase.as_str()).collect();
-    if !gated.is_empty() {
-        out.push(0, "//");
-        out.push(0, "// Approvals: these stages wait for a person at an input step:");
-        out.push(0, format!("//   {}", gated.join(", ")));
-    }
-    if !p.secrets.is_empty() {
-        out.push(0, "//");
-        out.push(0, "// Secrets the playbook reads: add them as \"Secret text\" credentials with these ids:");
-        out.push(0, format!("//   {}", p.secrets.join(", ")));
-    }
+    note(&mut out, "//", &["Approvals: these stages wait for a person at an input step:"], &gated);
+    let secrets = "Secrets the playbook reads: add them as \"Secret text\" credentials with these ids:";
+    note(&mut out, "//", &[secrets], &p.secrets);
     // Four spaces per level, as Jenkinsfiles are usually written.
     let d = |n: usize| n * 2;
     out.push(0, "pipeline {");
@@ -67,10 +60,7 @@ pub fn render(p: &Pipeline) -> String {
             out.push(depth, format!("withCredentials([{}]) {{", bindings.join(", ")));
             depth += 2;
         }
-        let mut script = vec![
-            "export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(),
-            "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install capstan --locked --version \"$CAPSTAN_VERSION\"".to_string(),
-        ];
+        let mut script = vec!["export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(), INSTALL_UNLESS_PRESENT.to_string()];
         if i == 0 {
             script.extend(p.param_checks());
         }

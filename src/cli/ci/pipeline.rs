@@ -16,6 +16,7 @@ use crate::executor;
 use crate::launch::{load, playbook_root};
 use crate::playbook::scan::{self, Approvals};
 use crate::playbook::ParamDecl;
+use crate::process::quote;
 use crate::secrets::Redactor;
 use crate::session::inspection;
 
@@ -146,11 +147,11 @@ impl Pipeline {
     /// code outside steps runs again when a phase is replayed.
     pub fn command(&self, index: usize, log_format: &str) -> String {
         let job = &self.jobs[index];
-        let mut words = vec!["capstan".to_string(), "run".into(), sh_word(&self.playbook)];
+        let mut words = vec!["capstan".to_string(), "run".into(), quote(&self.playbook)];
         if index == 0 {
-            words.extend(["--phase".into(), sh_word(&job.phase)]);
+            words.extend(["--phase".into(), quote(&job.phase)]);
         } else {
-            words.extend(["--resume".into(), "last".into(), "--to".into(), sh_word(&job.phase)]);
+            words.extend(["--resume".into(), "last".into(), "--to".into(), quote(&job.phase)]);
         }
         words.extend([
             "--journal-dir".into(),
@@ -182,7 +183,7 @@ impl Pipeline {
             }
         }
         given.names.sort();
-        words.extend(given.flags().iter().map(|f| sh_word(f)));
+        words.extend(given.flags().iter().map(|f| quote(f)));
         words.join(" ")
     }
 
@@ -202,7 +203,7 @@ impl Pipeline {
 
     /// The command that regenerates the file, for its header.
     pub fn regenerate(&self, platform: &str, output: &str) -> String {
-        format!("capstan ci {} --platform {platform} -o {output}", sh_word(&self.playbook))
+        format!("capstan ci {} --platform {platform} -o {output}", quote(&self.playbook))
     }
 }
 
@@ -263,16 +264,6 @@ fn unique(id: String, taken: &[String]) -> String {
     (2..=taken.len() + 2).map(|n| format!("{id}-{n}")).find(|c| !taken.contains(c)).unwrap_or(id)
 }
 
-/// A word for a POSIX shell: as it is when that is safe, else single-quoted.
-pub fn sh_word(s: &str) -> String {
-    let safe = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 /// Text to put between double quotes in a shell.
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -306,27 +297,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(sh_word("deploy.rhai"), "deploy.rhai");
-        assert_eq!(sh_word("my phase"), "'my phase'");
-        assert_eq!(sh_word("it's"), r"'it'\''s'");
-    }
-
-    #[test]
     fn yaml_scalars_read_back_as_strings() {
-        assert_eq!(yaml("plan"), "plan");
-        assert_eq!(yaml("on"), "'on'");
-        assert_eq!(yaml("2"), "'2'");
-        assert_eq!(yaml("a: b"), "'a: b'");
-        assert_eq!(yaml("it's"), "'it''s'");
+        for (s, scalar) in [("plan", "plan"), ("on", "'on'"), ("2", "'2'"), ("a: b", "'a: b'"), ("it's", "'it''s'")] {
+            assert_eq!(yaml(s), scalar);
+        }
     }
 
     #[test]
     fn job_ids_are_identifiers_and_unique() {
-        assert_eq!(job_id("do"), "do");
-        assert_eq!(job_id("smoke test"), "smoke-test");
-        assert_eq!(job_id("1st"), "phase-1st");
-        assert_eq!(job_id("variables"), "phase-variables");
+        for (phase, id) in
+            [("do", "do"), ("smoke test", "smoke-test"), ("1st", "phase-1st"), ("variables", "phase-variables")]
+        {
+            assert_eq!(job_id(phase), id);
+        }
         assert_eq!(unique("a".into(), &["a".into(), "a-2".into()]), "a-3");
     }
 }
