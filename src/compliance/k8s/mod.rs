@@ -58,8 +58,7 @@ pub const RULES: &[Rule] = &[
 ];
 
 fn finding(rule: &'static str, file: &str, line: usize, message: String) -> Finding {
-    let severity = RULES.iter().find(|r| r.id == rule).map_or(Severity::Medium, |r| r.severity);
-    Finding { rule, severity, file: file.to_string(), line, message }
+    Finding::of(RULES, rule, file, line, message)
 }
 
 /// Every finding in a YAML stream.

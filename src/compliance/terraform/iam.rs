@@ -10,7 +10,8 @@ use hcl_edit::expr::Expression;
 use serde_json::Value;
 
 use super::hcl::{self, At, File};
-use super::{finding, Finding};
+use super::rules::finding;
+use crate::compliance::finding::Finding;
 
 /// Resources that hold a policy document, and the attribute that holds it.
 const POLICY_RESOURCES: &[(&str, &str)] = &[

@@ -11,43 +11,18 @@ mod hcl;
 mod iam;
 mod network;
 mod providers;
+mod rules;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use self::hcl::File;
-use super::finding::{Finding, Rule, Severity};
+use super::finding::Finding;
+use rules::finding;
 
-pub const RULES: &[Rule] = &[
-    Rule {
-        id: "terraform/local-backend",
-        severity: Severity::High,
-        summary: "a non-dev environment without a remote backend",
-    },
-    Rule { id: "terraform/state-committed", severity: Severity::Critical, summary: "a state file in the repository" },
-    Rule {
-        id: "terraform/hardcoded-credentials",
-        severity: Severity::Critical,
-        summary: "credentials in a provider block (checkov CKV_AWS_41, CKV_PAN_1)",
-    },
-    Rule {
-        id: "terraform/open-admin-port",
-        severity: Severity::High,
-        summary: "an admin port or every port open to 0.0.0.0/0 or ::/0 (checkov CKV_AWS_24, CKV_AWS_25, CKV_AWS_277)",
-    },
-    Rule {
-        id: "terraform/iam-wildcard",
-        severity: Severity::High,
-        summary: "an IAM policy allowing every action, or every resource (checkov CKV_AWS_1, CKV_AWS_49, CKV_AWS_62, CKV_AWS_63, CKV_AWS_355)",
-    },
-];
+pub use rules::RULES;
 
 const DEV_NAMES: &[&str] = &["dev", "development", "sandbox", "local", "test", "testing", "ci"];
-
-fn finding(rule: &'static str, file: &str, line: usize, message: String) -> Finding {
-    let severity = RULES.iter().find(|r| r.id == rule).map_or(Severity::Medium, |r| r.severity);
-    Finding { rule, severity, file: file.to_string(), line, message }
-}
 
 /// What a file says about its module's state: whether it makes the folder a
 /// root module, and the backends it configures (kind, line).

@@ -7,7 +7,8 @@
 use serde_json::{Map, Value};
 
 use super::hcl::{self, File};
-use super::{finding, Finding};
+use super::rules::finding;
+use crate::compliance::finding::Finding;
 
 /// Ports whose exposure to the internet is an incident: remote shells and
 /// databases.

@@ -10,7 +10,8 @@ use hcl_edit::expr::Expression;
 use serde_json::Value;
 
 use super::hcl::{self, File};
-use super::{finding, Finding};
+use super::rules::finding;
+use crate::compliance::finding::Finding;
 
 /// Provider arguments that hold a credential.
 const CREDENTIAL_KEYS: &[&str] = &["access_key", "secret_key", "token", "password", "client_secret", "api_key"];
