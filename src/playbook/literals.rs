@@ -34,42 +34,29 @@ struct DurationOptions {
     keys: &'static [&'static str],
 }
 
+/// One row of the table below: (namespace, names, arity, index, keys).
+const fn options(
+    namespace: &'static str,
+    names: &'static [&'static str],
+    arity: usize,
+    index: usize,
+    keys: &'static [&'static str],
+) -> DurationOptions {
+    DurationOptions { namespace, names, arity, index, keys }
+}
+
 const DURATION_OPTIONS: &[DurationOptions] = &[
-    DurationOptions { namespace: "", names: &["step"], arity: 3, index: 1, keys: &["timeout", "retry_delay"] },
-    DurationOptions { namespace: "", names: &["run", "sh"], arity: 2, index: 1, keys: &["timeout"] },
-    DurationOptions {
-        namespace: "health",
-        names: &["check", "wait"],
-        arity: 2,
-        index: 1,
-        keys: &["timeout", "interval", "within"],
-    },
-    DurationOptions { namespace: "health", names: &["probe"], arity: 2, index: 1, keys: &["duration", "timeout"] },
-    DurationOptions { namespace: "ssh", names: &["run"], arity: 3, index: 2, keys: &["timeout"] },
-    DurationOptions { namespace: "ssh", names: &["copy"], arity: 4, index: 3, keys: &["timeout"] },
-    DurationOptions { namespace: "metrics", names: &["query", "value"], arity: 3, index: 2, keys: &["timeout"] },
-    DurationOptions {
-        namespace: "notify",
-        names: &["webhook", "slack"],
-        arity: 3,
-        index: 2,
-        keys: &["timeout", "retry_delay"],
-    },
-    DurationOptions {
-        namespace: "terraform",
-        names: &["init", "validate", "fmt", "plan", "drift", "apply", "output"],
-        arity: 2,
-        index: 1,
-        keys: &["lock_timeout"],
-    },
-    DurationOptions { namespace: "capstan/canary", names: &["run"], arity: 1, index: 0, keys: &["hold", "interval"] },
-    DurationOptions {
-        namespace: "capstan/blue_green",
-        names: &["run"],
-        arity: 1,
-        index: 0,
-        keys: &["hold", "interval"],
-    },
+    options("", &["step"], 3, 1, &["timeout", "retry_delay"]),
+    options("", &["run", "sh"], 2, 1, &["timeout"]),
+    options("health", &["check", "wait"], 2, 1, &["timeout", "interval", "within"]),
+    options("health", &["probe"], 2, 1, &["duration", "timeout"]),
+    options("ssh", &["run"], 3, 2, &["timeout"]),
+    options("ssh", &["copy"], 4, 3, &["timeout"]),
+    options("metrics", &["query", "value"], 3, 2, &["timeout"]),
+    options("notify", &["webhook", "slack"], 3, 2, &["timeout", "retry_delay"]),
+    options("terraform", &["init", "validate", "fmt", "plan", "drift", "apply", "output"], 2, 1, &["lock_timeout"]),
+    options("capstan/canary", &["run"], 1, 0, &["hold", "interval"]),
+    options("capstan/blue_green", &["run"], 1, 0, &["hold", "interval"]),
 ];
 
 const DURATION_HINT: &str = "write a duration like \"30s\", \"5m\" or \"1h 30m\" (or a number of seconds)";
