@@ -434,6 +434,8 @@ struct Agreement {
     peer_true: usize,
     peer_wrong: usize,
     recall: f64,
+    /// Recall of every finding of the peer, before any judgement.
+    raw_recall: f64,
     missed: Vec<String>,
 }
 
@@ -444,6 +446,8 @@ struct Confirmed {
     /// Findings no peer reports but a judgement says are real.
     judged_real: usize,
     precision: f64,
+    /// The share a peer reports too, before any judgement.
+    raw_precision: f64,
     unconfirmed: Vec<String>,
 }
 
@@ -469,17 +473,17 @@ fn agreement(family: &Family, name: &'static str) -> Agreement {
     } else {
         ours
     };
-    let missed: Vec<String> = standing
-        .iter()
-        .filter(|p| !matching.iter().any(|c| p.covers(&c.file, c.start)))
-        .map(|p| format!("{}:{} {}", p.file, p.start, p.rule))
-        .collect();
+    let found = |p: &&&Found| matching.iter().any(|c| p.covers(&c.file, c.start));
+    let missed: Vec<String> =
+        standing.iter().filter(|p| !found(p)).map(|p| format!("{}:{} {}", p.file, p.start, p.rule)).collect();
+    let raw_found = standing.iter().chain(&wrong).filter(found).count();
     Agreement {
         family: family.label(),
         peer: name,
         peer_true: standing.len(),
         peer_wrong: wrong.len(),
         recall: ratio(standing.len() - missed.len(), standing.len()),
+        raw_recall: ratio(raw_found, standing.len() + wrong.len()),
         missed,
     }
 }
@@ -488,6 +492,12 @@ fn precision(family: &Family) -> Confirmed {
     let ours = capstan_of(family);
     let mut judged_real = 0;
     let mut unconfirmed = Vec::new();
+    let raw_confirmed = ours
+        .iter()
+        .filter(|c| {
+            family.peers.iter().any(|(name, _)| peer_of(family, name).iter().any(|p| p.covers(&c.file, c.start)))
+        })
+        .count();
     for c in &ours {
         let confirmed = family.peers.iter().any(|(name, _)| {
             peer_of(family, name)
@@ -508,6 +518,7 @@ fn precision(family: &Family) -> Confirmed {
         findings: ours.len(),
         judged_real,
         precision: ratio(ours.len() - unconfirmed.len(), ours.len()),
+        raw_precision: ratio(raw_confirmed, ours.len()),
         unconfirmed,
     }
 }
@@ -623,6 +634,8 @@ struct Score {
     false_alarms: usize,
     missed: Vec<String>,
     alarms: Vec<String>,
+    /// Cases whose upstream label a judgement turned.
+    relabelled: usize,
 }
 
 impl Score {
@@ -666,8 +679,10 @@ fn labelled() -> BTreeMap<(String, &'static str), (Score, Score)> {
             .peer
             .is_some_and(|p| peer(p).iter().any(|f| f.file == case.file && case.family.has_peer_rule(p, &f.rule)));
         let whole = Found { file: case.file.clone(), start: 0, end: 0, rule: String::new() };
-        let positive = case.positive != judged("labels", case.family, &whole, Verdict::LabelWrong);
+        let relabelled = judged("labels", case.family, &whole, Verdict::LabelWrong);
+        let positive = case.positive != relabelled;
         let entry = out.entry((case.family.label(), peer_name)).or_default();
+        entry.0.relabelled += usize::from(relabelled);
         entry.0.add(&case.file, positive, flagged_by_capstan);
         entry.1.add(&case.file, positive, flagged_by_peer);
     }
@@ -677,7 +692,7 @@ fn labelled() -> BTreeMap<(String, &'static str), (Score, Score)> {
 fn table() -> (String, Vec<String>) {
     let mut failures = Vec::new();
     let mut md = String::from(
-        "| family | peer | peer's findings (judged wrong) | capstan's recall of them | capstan's findings (judged real) | precision |\n| --- | --- | --- | --- | --- | --- |\n",
+        "| family | peer | peer's findings (judged wrong) | capstan's recall of them (before judgements) | capstan's findings (judged real) | precision (before judgements) |\n| --- | --- | --- | --- | --- | --- |\n",
     );
     for family in FAMILIES {
         let p = precision(family);
@@ -688,8 +703,17 @@ fn table() -> (String, Vec<String>) {
             let a = agreement(family, name);
             let _ = writeln!(
                 md,
-                "| {} | {} | {} ({}) | {:.2} | {} ({}) | {:.2} |",
-                a.family, a.peer, a.peer_true, a.peer_wrong, a.recall, p.findings, p.judged_real, p.precision
+                "| {} | {} | {} ({}) | {:.2} ({:.2}) | {} ({}) | {:.2} ({:.2}) |",
+                a.family,
+                a.peer,
+                a.peer_true,
+                a.peer_wrong,
+                a.recall,
+                a.raw_recall,
+                p.findings,
+                p.judged_real,
+                p.precision,
+                p.raw_precision
             );
             if a.recall < 0.90 {
                 failures.push(format!(
@@ -711,18 +735,21 @@ fn table() -> (String, Vec<String>) {
         }
     }
     md.push_str(
-        "\n| family | labelled set | cases (+/-) | capstan recall | peer recall | capstan FP rate | peer FP rate |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+        "\n| family | labelled set | cases +/- (labels judged wrong) | capstan recall | peer recall | capstan FP rate | peer FP rate |\n| --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for ((family, peer_name), (ours, theirs)) in labelled() {
+        // A set with no peer (the labels alone) shows no peer figures.
+        let theirs_shown = |x: f64| if peer_name == "labels" { "-".to_string() } else { format!("{x:.2}") };
         let _ = writeln!(
             md,
-            "| {family} | {peer_name} | {}/{} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {family} | {peer_name} | {}/{} ({}) | {:.2} | {} | {:.2} | {} |",
             ours.positives,
             ours.negatives,
+            ours.relabelled,
             ours.recall(),
-            theirs.recall(),
+            theirs_shown(theirs.recall()),
             ours.fp_rate(),
-            theirs.fp_rate()
+            theirs_shown(theirs.fp_rate())
         );
         // Without a peer, the bars are the floors: 0.90 and 0.10.
         let (recall_bar, fp_bar) =
