@@ -10,7 +10,7 @@ use super::registration::{docs, Api};
 use crate::events::{EventKind, Level};
 use crate::executor;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, StepOptions};
+use crate::playbook::{parse_duration, DeferredCall, ParamDecl, PhaseDecl, PhaseOptions, StepOptions};
 use crate::services::{frame, wait, Services};
 use crate::state::{Mode, RunState};
 
@@ -149,7 +149,26 @@ fn structure(api: &mut Api<'_, Arc<RunState>>) {
             /// });
             /// ```
         },
-        |s, ctx, name: Str, body: FnPtr| declare_phase(s, ctx, &name, body),
+        |s, ctx, name: Str, body: FnPtr| declare_phase(s, ctx, &name, PhaseOptions::default(), body),
+    );
+    api.ctx3(
+        "phase",
+        &["name: &str", "options: Map", "body: FnPtr", "()"],
+        docs! {
+            /// A phase with options: `artifacts`, the files and folders (relative to the
+            /// playbook's folder; globs allowed) the phase leaves for later phases. `capstan ci`
+            /// carries them from job to job with the journal.
+            /// ```rhai
+            /// phase("plan", #{ artifacts: ["infra/capstan.tfplan"] }, || {
+            ///     step("plan", || terraform::plan("infra"));
+            /// });
+            /// ```
+        },
+        |s, ctx, name: Str, options: Map, body: FnPtr| {
+            let options = PhaseOptions::from_map(&options)
+                .map_err(|m| failure_with_hint(FailureKind::Usage, m, "see `capstan doc phase`"))?;
+            declare_phase(s, ctx, &name, options, body)
+        },
     );
     api.ctx2(
         "step",
@@ -170,7 +189,8 @@ fn structure(api: &mut Api<'_, Arc<RunState>>) {
             /// (kills the step's processes), `allow_failure`, `when`, `undo` (a closure run,
             /// newest first, when a later failure aborts the run), `detach` (what its commands
             /// leave running in the background outlives the run; otherwise it is killed when the
-            /// run ends).
+            /// run ends), `every_job` (the step prepares the workspace: a resumed run, such as a
+            /// later CI job, runs it again instead of replaying its recorded value).
             /// ```rhai
             /// step("deploy", #{ retries: 2, timeout: "5m", undo: || run(["./rollback"]) },
             ///     || run(["./deploy"]));
@@ -279,7 +299,13 @@ fn parallel_max(options: &Map) -> RhaiResultOf<usize> {
     Ok(max)
 }
 
-fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: FnPtr) -> RhaiResultOf<()> {
+fn declare_phase(
+    state: &RunState,
+    ctx: &NativeCallContext,
+    name: &str,
+    options: PhaseOptions,
+    body: FnPtr,
+) -> RhaiResultOf<()> {
     if !state.is_declaring() {
         return Err(failure_with_hint(
             FailureKind::Usage,
@@ -305,6 +331,7 @@ fn declare_phase(state: &RunState, ctx: &NativeCallContext, name: &str, body: Fn
         context,
         source: ctx.source().map(str::to_string),
         position: ctx.call_position(),
+        options,
     });
     Ok(())
 }

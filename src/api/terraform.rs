@@ -133,7 +133,9 @@ fn init(services: &Services, dir: &str, o: &TfOptions) -> RhaiResultOf<Map> {
         args.push(format!("-backend-config={k}={}", v.0));
     }
     // init only prepares the working folder (providers, modules, backend): it
-    // runs in dry-run so a plan can follow.
+    // runs in dry-run so a plan can follow, and again in every CI job, whose
+    // fresh checkout has no `.terraform/`.
+    crate::services::frame::mark_prepares();
     let out = run_tf(services, &terraform(dir, args, o, true))?;
     to_map(&Done { ok: true, dry_run: out.is_none() })
 }

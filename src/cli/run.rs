@@ -258,6 +258,13 @@ fn resume_from(state: &mut RunState, resume: Option<Resume>) {
         if let Some(m) = r.ignored_message() {
             services.log(Level::Warn, m);
         }
+        let again = r.every_job_steps();
+        if !again.is_empty() {
+            services.log(
+                Level::Info,
+                format!("steps that prepare the workspace run again (every_job): {}", again.join(", ")),
+            );
+        }
         for (step, why) in r.reruns() {
             services.log(
                 Level::Warn,

@@ -158,6 +158,10 @@ pub enum EventKind {
         /// Completed in an earlier attempt of this run; not executed again.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         resumed: bool,
+        /// The step prepares the workspace (`every_job: true`, or it ran
+        /// `terraform init`): a resumed run runs it again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        every_job: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         /// `file:line:col` of the error in the playbook.

@@ -23,13 +23,23 @@ struct Finished {
     attempts: u32,
     allow_failure: bool,
     resumed: bool,
+    every_job: bool,
     error: Option<(String, Option<String>)>,
     value: Option<Dynamic>,
 }
 
 impl Finished {
     fn new(status: Status) -> Self {
-        Self { status, duration_ms: 0, attempts: 0, allow_failure: false, resumed: false, error: None, value: None }
+        Self {
+            status,
+            duration_ms: 0,
+            attempts: 0,
+            allow_failure: false,
+            resumed: false,
+            every_job: false,
+            error: None,
+            value: None,
+        }
     }
 
     fn emit(self, state: &RunState, at: &Location, occurrence: u32, key: &str) {
@@ -47,6 +57,7 @@ impl Finished {
             attempts: self.attempts,
             allow_failure: self.allow_failure,
             resumed: self.resumed,
+            every_job: self.every_job,
             error,
             error_at,
             step_key: Some(key.to_string()),
@@ -90,7 +101,8 @@ pub fn run(
         Finished::new(Status::Skipped).emit(state, &at, occurrence, &key);
         return Ok(Dynamic::UNIT);
     }
-    if let Some(recorded) = state.resumed_value(&key, &phase, &path, occurrence) {
+    let recorded = if options.every_job { None } else { state.resumed_value(&key, &phase, &path, occurrence) };
+    if let Some(recorded) = recorded {
         let value = rhai::serde::to_dynamic(&recorded)?;
         push_undo(state, ctx, &options, &at, &key);
         Finished { resumed: true, value: Some(value.clone()), ..Finished::new(Status::Ok) }
@@ -124,6 +136,7 @@ pub fn run(
                 Finished {
                     duration_ms: millis(start),
                     attempts: attempt,
+                    every_job: options.every_job || step_frame.prepares.load(std::sync::atomic::Ordering::Relaxed),
                     value: Some(value.clone()),
                     ..Finished::new(status)
                 }

@@ -122,7 +122,22 @@ fn check_call(
             step_name(name, *pos, found);
         }
         if let (3, Some(Expr::Map(map, _))) = (arity, call.args.get(1)) {
-            step_option_keys(map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)), found);
+            option_keys(
+                "step",
+                crate::playbook::STEP_OPTION_KEYS,
+                map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)),
+                found,
+            );
+        }
+    }
+    if call.namespace.is_empty() && call.name == "phase" && arity == 3 {
+        if let Some(Expr::Map(map, _)) = call.args.get(1) {
+            option_keys(
+                "phase",
+                crate::playbook::PHASE_OPTION_KEYS,
+                map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)),
+                found,
+            );
         }
     }
     if call.namespace.is_empty() && call.name == "sleep" && arity == 1 {
@@ -161,15 +176,21 @@ fn check_call(
     }
 }
 
-/// A misspelt option (`retry: 1`) would fail the step when it runs.
-fn step_option_keys<'a>(keys: impl Iterator<Item = (&'a str, Position)>, found: &mut Vec<BadLiteral>) {
+/// A misspelt option (`retry: 1`) would fail the step (or the phase's
+/// declaration) when it runs.
+fn option_keys<'a>(
+    what: &'static str,
+    known: &[&str],
+    keys: impl Iterator<Item = (&'a str, Position)>,
+    found: &mut Vec<BadLiteral>,
+) {
     for (key, pos) in keys {
-        if !crate::playbook::STEP_OPTION_KEYS.contains(&key) {
+        if !known.contains(&key) {
             found.push(BadLiteral {
                 pos,
-                rule: "unknown-step-option",
-                message: format!("unknown step option `{key}`"),
-                hint: format!("the options are: {}", crate::playbook::STEP_OPTION_KEYS.join(", ")),
+                rule: if what == "step" { "unknown-step-option" } else { "unknown-phase-option" },
+                message: format!("unknown {what} option `{key}`"),
+                hint: format!("the options are: {}", known.join(", ")),
             });
         }
     }

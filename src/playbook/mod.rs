@@ -11,7 +11,9 @@ pub mod scan;
 pub mod shadows;
 mod top_level;
 pub use inputs::{Inputs, ParamDecl, ParamsError};
-pub use options::{parse_duration, DurationError, StepOptionError, StepOptions, STEP_OPTION_KEYS};
+pub use options::{
+    parse_duration, DurationError, PhaseOptions, StepOptionError, StepOptions, PHASE_OPTION_KEYS, STEP_OPTION_KEYS,
+};
 pub use top_level::{mutations as top_level_mutations, TopLevelMutation};
 
 pub use model::{DeferredCall, Model, PhaseDecl};

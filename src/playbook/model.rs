@@ -3,6 +3,7 @@
 use rhai::{FnPtr, NativeCallContextStore, Position};
 
 use super::inputs::ParamDecl;
+use super::options::PhaseOptions;
 
 /// A phase as `phase(name, closure)` declared it.
 #[derive(Clone)]
@@ -13,6 +14,7 @@ pub struct PhaseDecl {
     pub context: NativeCallContextStore,
     pub source: Option<String>,
     pub position: Position,
+    pub options: PhaseOptions,
 }
 
 /// A closure to call later with a stored context: undo and `on_failure`.

@@ -1,11 +1,13 @@
-//! Step options from the script's `#{ ... }` map, checked strictly: an
-//! unknown key is an error naming the keys that exist.
+//! Step and phase options from the script's `#{ ... }` map, checked
+//! strictly: an unknown key is an error naming the keys that exist.
 
 use std::fmt;
 use std::time::Duration;
 
 use rhai::{Dynamic, FnPtr, Map};
 
+// One field per key of the script's map, several of them yes/no switches.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone)]
 pub struct StepOptions {
     pub retries: u32,
@@ -17,6 +19,10 @@ pub struct StepOptions {
     /// What the step's commands leave running in the background outlives
     /// the run (a server it starts); otherwise it is killed when the run ends.
     pub detach: bool,
+    /// The step prepares the workspace (a tool's working folder, a cache):
+    /// a resumed run in another CI job runs it again instead of replaying
+    /// its recorded value, since what it left on disk is not there.
+    pub every_job: bool,
 }
 
 impl Default for StepOptions {
@@ -29,11 +35,70 @@ impl Default for StepOptions {
             when: true,
             undo: None,
             detach: false,
+            every_job: false,
         }
     }
 }
 
-pub const STEP_OPTION_KEYS: &[&str] = &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo", "detach"];
+pub const STEP_OPTION_KEYS: &[&str] =
+    &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo", "detach", "every_job"];
+
+pub const PHASE_OPTION_KEYS: &[&str] = &["artifacts"];
+
+/// What `phase(name, #{ ... }, || ...)` declares about a phase.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PhaseOptions {
+    /// Files and folders the phase leaves in the workspace for later phases
+    /// (a saved plan, a build output), relative to the playbook's folder;
+    /// `capstan ci` carries them from job to job. Globs are allowed.
+    pub artifacts: Vec<String>,
+}
+
+impl PhaseOptions {
+    pub fn from_map(map: &Map) -> Result<Self, String> {
+        let mut o = Self::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "artifacts" => {
+                    let paths = value.read_lock::<rhai::Array>().map(|a| a.clone()).ok_or_else(|| {
+                        format!("phase option `artifacts` must be a list of paths, not {}", value.type_name())
+                    })?;
+                    for path in paths {
+                        let text = path.into_immutable_string().map_err(|t| {
+                            format!("phase option `artifacts` must be a list of paths, and holds a {t}")
+                        })?;
+                        check_artifact(&text)?;
+                        o.artifacts.push(text.to_string());
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown phase option `{other}`; the options are: {}",
+                        PHASE_OPTION_KEYS.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// An artifact path is relative and stays inside the playbook's folder's
+/// repository: a CI platform stores only paths inside the checkout.
+fn check_artifact(path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    if path.trim().is_empty() || p.is_absolute() || path.starts_with('~') {
+        return Err(format!(
+            "artifact `{path}` must be a path relative to the playbook's folder (CI platforms keep only files inside the checkout)"
+        ));
+    }
+    if path.contains(['\n', '\r', ',']) {
+        return Err(format!(
+            "artifact `{path}` holds a line break or a comma, which CI platforms cannot take in a path"
+        ));
+    }
+    Ok(())
+}
 
 /// A step option a step cannot take.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +172,7 @@ impl StepOptions {
                 "allow_failure" => o.allow_failure = bool_option("allow_failure", value)?,
                 "when" => o.when = bool_option("when", value)?,
                 "detach" => o.detach = bool_option("detach", value)?,
+                "every_job" => o.every_job = bool_option("every_job", value)?,
                 "undo" => {
                     o.undo = Some(value.clone().try_cast::<FnPtr>().ok_or_else(|| StepOptionError::Expected {
                         option: "undo",
@@ -162,5 +228,20 @@ mod tests {
         m.insert("retry".into(), Dynamic::from(1_i64));
         let err = StepOptions::from_map(&m).err().unwrap().to_string();
         assert!(err.contains("unknown step option `retry`"), "{err}");
+    }
+
+    #[test]
+    fn phase_artifacts_are_relative_paths() {
+        let map = |v: Dynamic| Map::from([("artifacts".into(), v)]);
+        let ok = PhaseOptions::from_map(&map(Dynamic::from_array(vec!["infra/capstan.tfplan".into()]))).unwrap();
+        assert_eq!(ok.artifacts, ["infra/capstan.tfplan"]);
+        for bad in ["/tmp/x", "~/x", ""] {
+            let err = PhaseOptions::from_map(&map(Dynamic::from_array(vec![bad.into()]))).unwrap_err();
+            assert!(err.contains("relative"), "{err}");
+        }
+        let err = PhaseOptions::from_map(&map(Dynamic::from("x"))).unwrap_err();
+        assert!(err.contains("must be a list of paths"), "{err}");
+        let err = PhaseOptions::from_map(&Map::from([("artifact".into(), Dynamic::UNIT)])).unwrap_err();
+        assert!(err.contains("unknown phase option `artifact`; the options are: artifacts"), "{err}");
     }
 }

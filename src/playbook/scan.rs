@@ -1,7 +1,8 @@
 //! What the inspection model does not record, read from the compiled script:
-//! the approvals each phase asks for (`capstan ci` gates on them), and the
+//! the approvals each phase asks for (`capstan ci` gates on them), the
 //! secrets read anywhere (`capstan ci` maps them to the platform's store;
-//! a run masks their values before the playbook's first line runs).
+//! a run masks their values before the playbook's first line runs), and the
+//! first arguments of other calls (`require_tools`, `lock`).
 //!
 //! Evaluating the top level records the phases, the params and the secrets
 //! read there, but a phase's closure only runs in a real run. So the closure
@@ -180,6 +181,53 @@ pub fn params_defaulting_to_secrets(ast: &AST) -> Vec<String> {
         true
     });
     names
+}
+
+/// What calls to the global function `name` anywhere in the script pass as
+/// their first argument: the literal strings (and the strings of a literal
+/// list), in source order, and whether some call's argument is computed.
+pub fn first_args(ast: &AST, name: &str) -> (Vec<String>, bool) {
+    let mut found: Vec<((usize, usize), String)> = Vec::new();
+    let mut computed = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(Stmt::FnCall(call, pos)) | ASTNode::Expr(Expr::FnCall(call, pos))) = path.last() {
+            if call.name == name && call.namespace.is_empty() {
+                let at = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+                match call.args.first() {
+                    Some(Expr::StringConstant(s, _)) => found.push((at, s.to_string())),
+                    Some(Expr::Array(items, _)) => {
+                        for item in items {
+                            match item {
+                                Expr::StringConstant(s, _) => found.push((at, s.to_string())),
+                                _ => computed = true,
+                            }
+                        }
+                    }
+                    Some(Expr::DynamicConstant(value, _)) => match value.read_lock::<rhai::Array>() {
+                        Some(items) => {
+                            for item in items.iter() {
+                                match item.read_lock::<rhai::ImmutableString>() {
+                                    Some(s) => found.push((at, s.to_string())),
+                                    None => computed = true,
+                                }
+                            }
+                        }
+                        None => computed = true,
+                    },
+                    _ => computed = true,
+                }
+            }
+        }
+        true
+    });
+    found.sort();
+    let mut names: Vec<String> = Vec::new();
+    for (_, n) in found {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    (names, computed)
 }
 
 fn literal_first_arg(call: &FnCallExpr) -> Option<String> {

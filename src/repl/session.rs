@@ -191,6 +191,7 @@ impl Session {
             attempts: 1,
             allow_failure: false,
             resumed: false,
+            every_job: false,
             error: result.as_ref().err().map(|e| executor::classify::describe(e)),
             error_at: result.as_ref().err().and_then(|e| crate::diagnostics::error_location(e)),
             step_key: None,

@@ -23,6 +23,9 @@ enum Completed {
     Replay { step: String, value: Value, secrets: Vec<SecretRef> },
     /// It completed but its value cannot come back: it runs again.
     Rerun { step: String, seq: u64, why: String },
+    /// It prepares the workspace, which a resumed run (a later CI job on a
+    /// fresh checkout) may not have: it runs again.
+    EveryJob { step: String, seq: u64 },
 }
 
 pub struct Resume {
@@ -167,6 +170,9 @@ impl Resume {
 
     fn completed_entry(&self, ev: &Value, seq: u64) -> Completed {
         let step = format!("{}/{}", text(ev, "phase"), text(ev, "step"));
+        if ev.get("every_job").and_then(Value::as_bool).unwrap_or(false) {
+            return Completed::EveryJob { step, seq };
+        }
         if ev.get("value_unrecorded").and_then(Value::as_bool).unwrap_or(false) {
             let why = ev.get("value_unrecorded_why").and_then(Value::as_str).unwrap_or("not recorded");
             return Completed::Rerun { step, seq, why: why.to_string() };
@@ -218,11 +224,26 @@ impl Resume {
             .values()
             .filter_map(|c| match c {
                 Completed::Rerun { step, seq, why } => Some((*seq, step.clone(), why.clone())),
-                Completed::Replay { .. } => None,
+                Completed::Replay { .. } | Completed::EveryJob { .. } => None,
             })
             .collect();
         out.sort();
         out.into_iter().map(|(_, s, w)| (s, w)).collect()
+    }
+
+    /// Completed steps that prepare the workspace and so run again, in the
+    /// order they ran.
+    pub fn every_job_steps(&self) -> Vec<String> {
+        let mut out: Vec<(u64, String)> = self
+            .completed
+            .values()
+            .filter_map(|c| match c {
+                Completed::EveryJob { step, seq } => Some((*seq, step.clone())),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, s)| s).collect()
     }
 
     /// A secret that a replayed value holds but that is not set now, and the
@@ -237,7 +258,7 @@ impl Resume {
                     .flat_map(SecretRef::names)
                     .find(|n| !is_set(n))
                     .map(|n| (n.to_string(), step.clone())),
-                Completed::Rerun { .. } => None,
+                Completed::Rerun { .. } | Completed::EveryJob { .. } => None,
             })
             .collect();
         missing.sort();

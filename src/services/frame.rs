@@ -38,6 +38,9 @@ pub struct Frame {
     /// The step said `detach: true`: what its commands leave running in the
     /// background outlives the run.
     pub detach: bool,
+    /// Something under this frame prepared the workspace (`terraform init`):
+    /// the step runs again in a resumed run instead of being replayed.
+    pub prepares: Arc<AtomicBool>,
 }
 
 impl Deadline {
@@ -63,6 +66,7 @@ impl Frame {
             abort: None,
             groups: Arc::default(),
             detach: false,
+            prepares: Arc::default(),
         }
     }
 
@@ -104,6 +108,17 @@ pub fn install(frames: Vec<Frame>) {
 
 pub fn location() -> Location {
     STACK.with(|s| s.borrow().last().map(|f| f.at.clone()).unwrap_or_default())
+}
+
+/// Mark the enclosing steps as preparing the workspace: each of them runs
+/// again in a resumed run (a later CI job, on a fresh checkout), since an
+/// outer step replayed would not call the inner one at all.
+pub fn mark_prepares() {
+    STACK.with(|s| {
+        for f in s.borrow().iter() {
+            f.prepares.store(true, Ordering::Relaxed);
+        }
+    });
 }
 
 pub fn current() -> Option<Frame> {
