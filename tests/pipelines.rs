@@ -210,7 +210,7 @@ fn jenkins_stages_follow_the_phases_and_the_approval_stage_waits_for_input() {
     assert_eq!(out.matches("input {").count(), 1, "{out}");
     let deploy = &out[stages[2].0..stages[3].0];
     assert!(deploy.contains("input {") && deploy.contains("--approve production"), "{deploy}");
-    assert_eq!(out.matches("unstash 'capstan-journal'").count(), 3);
+    assert_eq!(out.matches("unstash 'capstan-workspace'").count(), 3);
 }
 
 #[test]

@@ -82,7 +82,19 @@ Examples:
   capstan ci deploy.rhai --platform github -o .github/workflows/deploy.yml
   capstan ci deploy.rhai --platform gitlab -o .gitlab-ci.yml
   capstan ci deploy.rhai --platform jenkins -o Jenkinsfile
-  capstan ci deploy.rhai --platform circleci -o .circleci/config.yml")]
+  capstan ci deploy.rhai --platform circleci -o .circleci/config.yml
+
+Installing capstan in the jobs (--install):
+  default: cargo install capstan-cli --version VERSION --locked (cached between jobs)
+  a prebuilt binary:
+    capstan ci deploy.rhai --platform gitlab --install \
+      'curl -fsSL https://example.com/capstan-x86_64-linux.tar.gz | tar -xz -C /usr/local/bin capstan'
+  a container image that has capstan and the playbook's tools (no install step):
+    capstan ci deploy.rhai --platform gitlab --image registry.example/deploy-tools:1 --install ''
+
+Jobs run in --image (GitLab, CircleCI; default rust:1, which has cargo but not
+terraform, docker, helm or kubectl) or on --runs-on (GitHub; default
+ubuntu-latest). A phase's `artifacts` travel to the later jobs with the journal.")]
     Ci(CiArgs),
     /// Print the man page (roff)
     #[command(after_help = "Example:\n  capstan man | man -l -")]
@@ -277,6 +289,15 @@ pub struct CiArgs {
     pub playbook: PathBuf,
     #[arg(long, value_enum)]
     pub platform: Platform,
+    /// The shell line that installs capstan in each job; '' for none (an image that has it)
+    #[arg(long, value_name = "CMD")]
+    pub install: Option<String>,
+    /// The container image the jobs run in (GitLab, `CircleCI`)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The runner label the jobs run on (GitHub)
+    #[arg(long, value_name = "LABEL")]
+    pub runs_on: Option<String>,
 }
 
 /// Params, as `run` and `repl` take them.

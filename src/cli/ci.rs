@@ -13,6 +13,7 @@ mod gitlab;
 mod jenkins;
 mod lines;
 mod pipeline;
+mod setup;
 
 use std::io::Write as _;
 
@@ -21,7 +22,8 @@ use crate::error::Error;
 use pipeline::Pipeline;
 
 pub fn ci(args: &CiArgs) -> Result<(), Error> {
-    let pipeline = Pipeline::inspect(&args.playbook)?;
+    let settings = setup::Settings::from_args(args)?;
+    let pipeline = Pipeline::inspect(&args.playbook, settings)?;
     let text = match args.platform {
         Platform::Github => github::render(&pipeline),
         Platform::Gitlab => gitlab::render(&pipeline),

@@ -1,9 +1,13 @@
-//! `CircleCI`: one job per phase in one workflow, the journal carried in the
-//! workspace. A gated phase waits for an approval job (`type: approval`)
-//! placed before it.
+//! `CircleCI`: one job per phase in one workflow, the journal and the
+//! phases' artifacts carried in the workspace (which gathers what every
+//! earlier job persisted). A gated phase waits for an approval job
+//! (`type: approval`) placed before it. The jobs are in one serial group
+//! per playbook and environment.
 
 use super::lines::{header, note, Lines, VERSION};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
+use super::setup::{cargo_install, tools_note, Install};
+use crate::cli::args::Platform;
 
 /// Where `cargo install` puts capstan, so the cache holds only capstan.
 const INSTALL_ROOT: &str = "~/.capstan-bin";
@@ -14,6 +18,7 @@ pub fn render(p: &Pipeline) -> String {
     let context = format!("capstan-{}", identifier(&p.stem));
     let secrets = format!("Secrets the playbook reads: add them as environment variables to the context {context}:");
     note(&mut out, "#", &[&secrets], &p.secrets);
+    tools_note(&mut out, "#", Platform::Circleci, &p.settings, &p.tools);
     out.push(0, "version: 2.1");
     if !p.params.is_empty() {
         out.push(0, "parameters:");
@@ -24,8 +29,10 @@ pub fn render(p: &Pipeline) -> String {
             out.push(2, format!("description: {}", yaml(&param.description())));
         }
     }
-    let install = format!(
-        "\
+    match &p.settings.install {
+        Install::Cargo => {
+            let install = format!(
+                "\
 commands:
   install-capstan:
     steps:
@@ -36,24 +43,37 @@ commands:
           name: Install capstan
           command: |
             echo 'export PATH=\"$HOME/.capstan-bin/bin:$PATH\"' >> \"$BASH_ENV\"
-            [ -x {INSTALL_ROOT}/bin/capstan ] || cargo install capstan --locked --version {VERSION} --root {INSTALL_ROOT}
+            [ -x {INSTALL_ROOT}/bin/capstan ] || {} --root {INSTALL_ROOT}
       - save_cache:
           key: capstan-v{VERSION}
           paths:
-            - {INSTALL_ROOT}
-jobs:"
-    );
-    out.block(0, install.lines());
+            - {INSTALL_ROOT}",
+                cargo_install()
+            );
+            out.block(0, install.lines());
+        }
+        Install::Command(line) => {
+            out.block(0, ["commands:", "  install-capstan:", "    steps:", "      - run:"]);
+            out.block(5, ["name: Install capstan", "command: |"]);
+            out.push(6, line);
+        }
+        Install::Nothing => {}
+    }
+    out.push(0, "jobs:");
+    let first_steps: &[&str] = match p.settings.install {
+        Install::Nothing => &["steps:", "  - checkout"],
+        _ => &["steps:", "  - checkout", "  - install-capstan"],
+    };
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(1, format!("{}:", job.id));
-        out.block(2, ["docker:", "  - image: rust:1"]);
+        out.block(2, ["docker:".to_string(), format!("  - image: {}", p.settings.image())]);
         if i == 0 && !p.params.is_empty() {
             out.push(2, "environment:");
             for param in &p.params {
                 out.push(3, format!("{}: << pipeline.parameters.{} >>", param.env, param.input));
             }
         }
-        out.block(2, ["steps:", "  - checkout", "  - install-capstan"]);
+        out.block(2, first_steps);
         if i > 0 {
             out.block(3, ["- attach_workspace:", "    at: ."]);
         }
@@ -64,12 +84,13 @@ jobs:"
             out.block(6, p.param_checks());
         }
         out.push(6, p.command(i, "plain"));
+        out.block(3, ["- persist_to_workspace:", "    root: .", "    paths:"]);
+        out.push(6, format!("- {JOURNAL_DIR}"));
+        for a in &job.artifacts {
+            out.push(6, format!("- {}", yaml(a.trim_end_matches('/'))));
+        }
         let keep = format!(
             "\
-- persist_to_workspace:
-    root: .
-    paths:
-      - {JOURNAL_DIR}
 - store_test_results:
     path: {}
 - store_artifacts:
@@ -81,6 +102,12 @@ jobs:"
     out.push(0, "workflows:");
     out.push(1, format!("{}:", identifier(&p.stem)));
     out.push(2, "jobs:");
+    // Serial groups span the organisation: the project's slug keeps
+    // another project's deploy of the same name apart.
+    let group = format!(
+        "<< pipeline.project.slug >>/{}",
+        p.concurrency_group(|param| format!("<< pipeline.parameters.{} >>", param.input))
+    );
     let mut previous: Option<String> = None;
     for job in &p.jobs {
         if job.approvals.gated() {
@@ -92,22 +119,18 @@ jobs:"
             }
             previous = Some(gate);
         }
-        let mut options = Vec::new();
+        let mut options = vec![format!("serial-group: {}", yaml(&group))];
         if !p.secrets.is_empty() {
             options.push(format!("context: [{context}]"));
         }
         if let Some(prev) = &previous {
             options.push(format!("requires: [{prev}]"));
         }
-        // `- build:` with nothing under it is null, which CircleCI's schema
-        // rejects: a job without options is listed by name alone.
-        if options.is_empty() {
-            out.push(3, format!("- {}", job.id));
-        } else {
-            out.push(3, format!("- {}:", job.id));
-            for option in options {
-                out.push(5, option);
-            }
+        // Never `- build:` with nothing under it (null, which CircleCI's
+        // schema rejects): every job has its serial group.
+        out.push(3, format!("- {}:", job.id));
+        for option in options {
+            out.push(5, option);
         }
         previous = Some(job.id.clone());
     }

@@ -1,9 +1,13 @@
 //! GitHub Actions: a workflow started by hand (`workflow_dispatch`), one job
 //! per phase. Gated phases run in a protected environment named after the
-//! phase, whose required reviewers are the approval.
+//! phase, whose required reviewers are the approval. Each job uploads the
+//! journal and the artifacts so far as one artifact; the next job downloads
+//! it. One workflow run per playbook and environment at a time.
 
 use super::lines::{header, note, Lines, VERSION};
-use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
+use super::pipeline::{yaml, Pipeline};
+use super::setup::{cargo_install, tools_note, Install};
+use crate::cli::args::Platform;
 
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
 fn secret_ref(name: &str) -> String {
@@ -28,6 +32,7 @@ pub fn render(p: &Pipeline) -> String {
         &gated,
     );
     note(&mut out, "#", &["Secrets the playbook reads (Settings > Secrets and variables > Actions):"], &p.secrets);
+    tools_note(&mut out, "#", Platform::Github, &p.settings, &p.tools);
     out.push(0, format!("name: {}", yaml(&format!("capstan {}", p.stem))));
     out.push(0, "on:");
     out.push(1, "workflow_dispatch:");
@@ -45,6 +50,11 @@ pub fn render(p: &Pipeline) -> String {
     }
     out.push(0, "permissions:");
     out.push(1, "contents: read");
+    // A second run of the same deploy waits for the first instead of
+    // cancelling it halfway.
+    out.push(0, "concurrency:");
+    out.push(1, format!("group: {}", p.concurrency_group(|param| format!("${{{{ inputs.{} }}}}", param.input))));
+    out.push(1, "cancel-in-progress: false");
     out.push(0, "jobs:");
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(1, format!("{}:", job.id));
@@ -55,7 +65,7 @@ pub fn render(p: &Pipeline) -> String {
         if job.approvals.gated() {
             out.push(2, format!("environment: {}", job.id));
         }
-        out.push(2, "runs-on: ubuntu-latest");
+        out.push(2, format!("runs-on: {}", p.settings.runs_on()));
         let params = if i == 0 { &p.params[..] } else { &[] };
         if !p.secrets.is_empty() || !params.is_empty() {
             out.push(2, "env:");
@@ -66,30 +76,18 @@ pub fn render(p: &Pipeline) -> String {
                 out.push(3, format!("{}: ${{{{ inputs.{} }}}}", param.env, param.input));
             }
         }
-        let install = format!(
-            "\
-steps:
-  - uses: actions/checkout@v5
-  - name: Restore capstan from the cache
-    id: capstan-cache
-    uses: actions/cache@v5
-    with:
-      path: ~/.cargo/bin/capstan
-      key: capstan-${{{{ runner.os }}}}-{VERSION}
-  - name: Install capstan
-    if: steps.capstan-cache.outputs.cache-hit != 'true'
-    run: cargo install capstan --locked --version {VERSION}"
-        );
-        out.block(2, install.lines());
+        out.block(2, ["steps:", "  - uses: actions/checkout@v5"]);
+        install(&mut out, &p.settings.install);
         if i > 0 {
             let download = format!(
                 "\
-- name: Download the journal
+- name: Download the journal and the artifacts
   uses: actions/download-artifact@v7
   with:
-    name: capstan-journal-{}
-    path: {JOURNAL_DIR}",
-                p.jobs[i - 1].id
+    name: capstan-workspace-{}
+    path: {}",
+                p.jobs[i - 1].id,
+                artifact_root(&p.carried(i - 1))
             );
             out.block(3, download.lines());
         }
@@ -103,12 +101,13 @@ steps:
         out.push(5, p.command(i, "github"));
         let upload = format!(
             "\
-- name: Upload the journal
+- name: Upload the journal and the artifacts
   if: always()
   uses: actions/upload-artifact@v6
   with:
-    name: capstan-journal-{id}
-    path: {JOURNAL_DIR}
+    name: capstan-workspace-{id}
+    path: |
+{paths}
     include-hidden-files: true
 - name: Upload the JUnit report
   if: always()
@@ -118,9 +117,82 @@ steps:
     path: {junit}
     if-no-files-found: ignore",
             id = job.id,
+            paths = p.carried(i).iter().map(|a| format!("      {a}")).collect::<Vec<_>>().join("\n"),
             junit = p.junit(i)
         );
         out.block(3, upload.lines());
     }
     out.finish()
+}
+
+/// The steps that put capstan on PATH.
+fn install(out: &mut Lines, install: &Install) {
+    match install {
+        Install::Cargo => {
+            let steps = format!(
+                "\
+- name: Restore capstan from the cache
+  id: capstan-cache
+  uses: actions/cache@v5
+  with:
+    path: ~/.cargo/bin/capstan
+    key: capstan-${{{{ runner.os }}}}-{VERSION}
+- name: Install capstan
+  if: steps.capstan-cache.outputs.cache-hit != 'true'
+  run: {}",
+                cargo_install()
+            );
+            out.block(3, steps.lines());
+        }
+        Install::Command(line) => {
+            out.block(3, ["- name: Install capstan", "  run: |"]);
+            out.push(5, line);
+        }
+        Install::Nothing => {}
+    }
+}
+
+/// Where the next job downloads the artifact to: upload-artifact stores
+/// paths from the longest folder all its search paths (each path up to its
+/// first wildcard) share, so the download goes back there.
+fn artifact_root(paths: &[String]) -> String {
+    let search: Vec<Vec<&str>> = paths
+        .iter()
+        .map(|p| {
+            let literal = p.find(['*', '?', '[']).map_or(p.as_str(), |i| &p[..i]);
+            let mut parts: Vec<&str> = literal.split('/').filter(|s| !s.is_empty()).collect();
+            // `dir/*.txt` searches `dir`; `dir/file` is its own search path.
+            if literal.len() < p.len() && !literal.ends_with('/') {
+                parts.pop();
+            }
+            parts
+        })
+        .collect();
+    let Some(first) = search.first() else { return ".".into() };
+    let mut common = first.clone();
+    if search.len() > 1 {
+        for parts in &search[1..] {
+            let n = common.iter().zip(parts).take_while(|(a, b)| a == b).count();
+            common.truncate(n);
+        }
+    }
+    if common.is_empty() {
+        ".".into()
+    } else {
+        common.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::artifact_root;
+
+    #[test]
+    fn the_artifact_root_is_the_search_paths_common_folder() {
+        let root = |paths: &[&str]| artifact_root(&paths.iter().map(ToString::to_string).collect::<Vec<_>>());
+        assert_eq!(root(&[".capstan-ci/"]), ".capstan-ci");
+        assert_eq!(root(&[".capstan-ci/", "infra/capstan.tfplan"]), ".");
+        assert_eq!(root(&[".capstan-ci/", ".capstan-ci/extra/*.json"]), ".capstan-ci");
+        assert_eq!(root(&["dist/a/*.tar", "dist/b/x"]), "dist");
+    }
 }

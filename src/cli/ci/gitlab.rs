@@ -1,9 +1,14 @@
 //! GitLab CI: one stage and one job per phase. Gated phases are manual jobs
 //! (`when: manual`, blocking) in an environment named after the phase, so a
-//! protected environment can say who may start them.
+//! protected environment can say who may start them. Each job's artifacts
+//! are the journal and the phases' artifacts so far (`needs` hands a job only
+//! those of the job before it); every job is in one resource group per
+//! playbook and environment.
 
-use super::lines::{header, note, Lines, INSTALL_UNLESS_PRESENT, VERSION};
-use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
+use super::lines::{header, note, Lines, VERSION};
+use super::pipeline::{yaml, Pipeline};
+use super::setup::{install_unless_present, tools_note, Install};
+use crate::cli::args::Platform;
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.
 const INSTALL_ROOT: &str = ".capstan-bin";
@@ -23,6 +28,7 @@ pub fn render(p: &Pipeline) -> String {
         "environment variables of the same name:",
     ];
     note(&mut out, "#", &secrets, &p.secrets);
+    tools_note(&mut out, "#", Platform::Gitlab, &p.settings, &p.tools);
     out.push(0, "stages:");
     for job in &p.jobs {
         out.push(1, format!("- {}", job.id));
@@ -34,19 +40,29 @@ pub fn render(p: &Pipeline) -> String {
         out.push(2, format!("value: {}", yaml(param.default.as_deref().unwrap_or(""))));
         out.push(2, format!("description: {}", yaml(&param.description())));
     }
-    let default = format!(
-        "\
-default:
-  image: rust:1
-  cache:
-    key: capstan-$CAPSTAN_VERSION
-    paths:
-      - {INSTALL_ROOT}/
-  before_script:"
-    );
-    out.block(0, default.lines());
-    out.push(2, yaml_item(&format!("export PATH=\"$CI_PROJECT_DIR/{INSTALL_ROOT}/bin:$PATH\"")));
-    out.push(2, yaml_item(&format!("{INSTALL_UNLESS_PRESENT} --root \"$CI_PROJECT_DIR/{INSTALL_ROOT}\"")));
+    out.push(0, "default:");
+    out.push(1, format!("image: {}", p.settings.image()));
+    match &p.settings.install {
+        Install::Cargo => {
+            let cache = format!(
+                "\
+cache:
+  key: capstan-$CAPSTAN_VERSION
+  paths:
+    - {INSTALL_ROOT}/
+before_script:"
+            );
+            out.block(1, cache.lines());
+            out.push(2, yaml_item(&format!("export PATH=\"$CI_PROJECT_DIR/{INSTALL_ROOT}/bin:$PATH\"")));
+            out.push(2, yaml_item(&format!("{} --root \"$CI_PROJECT_DIR/{INSTALL_ROOT}\"", install_unless_present())));
+        }
+        Install::Command(line) => {
+            out.push(1, "before_script:");
+            out.push(2, yaml_item(line));
+        }
+        Install::Nothing => {}
+    }
+    let group = p.concurrency_group(|param| format!("${}", param.env));
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(0, "");
         out.push(0, format!("{}:", job.id));
@@ -54,6 +70,7 @@ default:
         if i > 0 {
             out.push(1, format!("needs: [{}]", p.jobs[i - 1].id));
         }
+        out.push(1, format!("resource_group: {}", yaml(&group)));
         if job.approvals.gated() {
             out.push(1, "when: manual");
             out.push(1, "allow_failure: false");
@@ -67,17 +84,12 @@ default:
             }
         }
         out.push(2, yaml_item(&p.command(i, "plain")));
-        let artifacts = format!(
-            "\
-artifacts:
-  when: always
-  paths:
-    - {JOURNAL_DIR}/
-  reports:
-    junit: {}",
-            p.junit(i)
-        );
-        out.block(1, artifacts.lines());
+        out.block(1, ["artifacts:", "  when: always", "  paths:"]);
+        for (n, path) in p.carried(i).iter().enumerate() {
+            // The journal's folder reads back as itself; an artifact may hold a glob.
+            out.push(3, if n == 0 { format!("- {path}") } else { format!("- {}", yaml(path)) });
+        }
+        out.block(2, ["reports:".to_string(), format!("  junit: {}", p.junit(i))]);
     }
     out.finish()
 }

@@ -1,11 +1,14 @@
 //! Jenkins: a declarative pipeline, one stage per phase. Each stage takes an
-//! agent of its own and gets the journal from the stage before with
-//! `stash`/`unstash`; a gated stage waits at an `input` before it takes one.
+//! agent of its own and gets the journal and the phases' artifacts from the
+//! stage before with `stash`/`unstash`; a gated stage waits at an `input`
+//! before it takes one. One build of the job at a time.
 
-use super::lines::{header, note, Lines, INSTALL_UNLESS_PRESENT};
+use super::lines::{header, note, Lines};
 use super::pipeline::{Pipeline, JOURNAL_DIR};
+use super::setup::{install_unless_present, tools_note, Install};
+use crate::cli::args::Platform;
 
-const STASH: &str = "capstan-journal";
+const STASH: &str = "capstan-workspace";
 
 pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
@@ -14,10 +17,13 @@ pub fn render(p: &Pipeline) -> String {
     note(&mut out, "//", &["Approvals: these stages wait for a person at an input step:"], &gated);
     let secrets = "Secrets the playbook reads: add them as \"Secret text\" credentials with these ids:";
     note(&mut out, "//", &[secrets], &p.secrets);
+    tools_note(&mut out, "//", Platform::Jenkins, &p.settings, &p.tools);
     // Four spaces per level, as Jenkinsfiles are usually written.
     let d = |n: usize| n * 2;
     out.push(0, "pipeline {");
     out.push(d(1), "agent none");
+    // A second build waits for the first: two deploys at once would race.
+    out.block(d(1), ["options {", "    disableConcurrentBuilds()", "}"]);
     if !p.params.is_empty() {
         out.push(d(1), "parameters {");
         for param in &p.params {
@@ -60,7 +66,11 @@ pub fn render(p: &Pipeline) -> String {
             out.push(depth, format!("withCredentials([{}]) {{", bindings.join(", ")));
             depth += 2;
         }
-        let mut script = vec!["export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(), INSTALL_UNLESS_PRESENT.to_string()];
+        let mut script = match &p.settings.install {
+            Install::Cargo => vec!["export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(), install_unless_present()],
+            Install::Command(line) => vec![line.clone()],
+            Install::Nothing => Vec::new(),
+        };
         if i == 0 {
             script.extend(p.param_checks());
         }
@@ -80,7 +90,7 @@ pub fn render(p: &Pipeline) -> String {
             format!(
                 "stash name: {}, includes: {}, allowEmpty: true",
                 groovy(STASH),
-                groovy(&format!("{JOURNAL_DIR}/**"))
+                groovy(&ant_patterns(&p.carried(i)))
             ),
         );
         out.push(
@@ -95,6 +105,21 @@ pub fn render(p: &Pipeline) -> String {
     out.push(d(1), "}");
     out.push(0, "}");
     out.finish()
+}
+
+/// `stash`'s `includes`: Ant patterns, comma-separated. A folder is its
+/// files (`dir/**`); a path that may be either gets both.
+fn ant_patterns(paths: &[String]) -> String {
+    let mut patterns = Vec::new();
+    for p in paths {
+        if let Some(dir) = p.strip_suffix('/') {
+            patterns.push(format!("{dir}/**"));
+        } else {
+            patterns.push(p.clone());
+            patterns.push(format!("{p}/**"));
+        }
+    }
+    patterns.join(", ")
 }
 
 /// A Groovy single-quoted string: no interpolation.

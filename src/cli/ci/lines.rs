@@ -6,10 +6,6 @@ use super::pipeline::Pipeline;
 /// The capstan the generated pipeline installs: this one.
 pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The shell line that installs capstan `$CAPSTAN_VERSION` unless that one
-/// is already on PATH (restored from a cache).
-pub(super) const INSTALL_UNLESS_PRESENT: &str = "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install capstan --locked --version \"$CAPSTAN_VERSION\"";
-
 /// Indented lines of a generated file.
 #[derive(Default)]
 pub(super) struct Lines {

@@ -1,6 +1,7 @@
 //! The platform-neutral pipeline: one job per phase, in declaration order,
-//! the params a run takes and the secrets it reads. The renderers turn it
-//! into each platform's file.
+//! the params a run takes, the secrets it reads, the workspace files each
+//! job hands on (the journal and the phases' `artifacts`), the tools and
+//! locks the playbook takes. The renderers turn it into each platform's file.
 //!
 //! A secret's value never goes into the file. Secrets are named, and each
 //! platform's renderer maps a name to its own secret store. A param whose
@@ -9,7 +10,7 @@
 //! itself, reading the secret from the job's environment, which the platform
 //! fills from its store.
 
-use std::path::Path;
+use std::path::{Component, Path};
 
 use crate::error::Error;
 use crate::executor;
@@ -19,6 +20,8 @@ use crate::playbook::ParamDecl;
 use crate::process::quote;
 use crate::secrets::Redactor;
 use crate::session::inspection;
+
+use super::setup::Settings;
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
@@ -50,6 +53,12 @@ pub struct Pipeline {
     pub jobs: Vec<Job>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
+    /// Programs the playbook requires (`require_tools` with literal names).
+    pub tools: Vec<String>,
+    /// Locks the playbook takes with a literal name: each job takes them
+    /// for the whole of its run (`--lock`).
+    pub locks: Vec<String>,
+    pub settings: Settings,
     /// Knows the values of the secrets the top level read; masks the text.
     pub services: std::sync::Arc<crate::services::Services>,
 }
@@ -59,6 +68,9 @@ pub struct Job {
     /// A name every platform accepts as a job id: letters, digits, `-`, `_`.
     pub id: String,
     pub approvals: Approvals,
+    /// What the phase leaves for later phases (`artifacts`), relative to the
+    /// folder the pipeline runs capstan in (the checkout's root).
+    pub artifacts: Vec<String>,
 }
 
 /// A param exposed as a pipeline input.
@@ -79,7 +91,7 @@ pub struct Param {
 impl Pipeline {
     /// Compile the playbook and evaluate its top level the way `capstan list`
     /// does; bad input is the same error.
-    pub fn inspect(path: &Path) -> Result<Self, Error> {
+    pub fn inspect(path: &Path, settings: Settings) -> Result<Self, Error> {
         let (state, engine) = inspection(&playbook_root(path), crate::state::TopLevelBudget::default());
         let services = state.services.clone();
         let redactor = services.redactor.clone();
@@ -110,15 +122,24 @@ impl Pipeline {
             ));
         }
         let mut ids: Vec<String> = Vec::new();
-        let jobs = model
-            .phases
-            .iter()
-            .map(|p| {
-                let id = unique(job_id(&p.name), &ids);
-                ids.push(id.clone());
-                Job { phase: p.name.clone(), id, approvals: scan::approvals(&loaded.ast, p.body.fn_name()) }
-            })
-            .collect();
+        let root = crate::launch::playbook_root(path);
+        let mut jobs = Vec::new();
+        for p in &model.phases {
+            let id = unique(job_id(&p.name), &ids);
+            ids.push(id.clone());
+            let artifacts = p
+                .options
+                .artifacts
+                .iter()
+                .map(|a| from_checkout_root(&root, a).ok_or_else(|| escaping_artifact(&p.name, a)))
+                .collect::<Result<Vec<_>, _>>()?;
+            jobs.push(Job {
+                phase: p.name.clone(),
+                id,
+                approvals: scan::approvals(&loaded.ast, p.body.fn_name()),
+                artifacts,
+            });
+        }
         let mut secrets = model.secrets.clone();
         for name in scan::secrets(&loaded.ast) {
             if !secrets.contains(&name) {
@@ -133,7 +154,9 @@ impl Pipeline {
             .iter()
             .filter_map(|decl| Param::from_decl(decl, &redactor, from_secrets.contains(&decl.name)))
             .collect();
-        Ok(Self { playbook, stem, jobs, params, secrets, services })
+        let (tools, _) = scan::first_args(&loaded.ast, "require_tools");
+        let (locks, _) = scan::first_args(&loaded.ast, "lock");
+        Ok(Self { playbook, stem, jobs, params, secrets, tools, locks, settings, services })
     }
 
     /// The `capstan run` command line of job `index`.
@@ -161,6 +184,9 @@ impl Pipeline {
             "--junit".into(),
             self.junit(index),
         ]);
+        for lock in &self.locks {
+            words.extend(["--lock".into(), quote(lock)]);
+        }
         // Later jobs resume the run, which keeps the params it started with.
         if index == 0 {
             for p in &self.params {
@@ -185,6 +211,47 @@ impl Pipeline {
         given.names.sort();
         words.extend(given.flags().iter().map(|f| quote(f)));
         words.join(" ")
+    }
+
+    /// What job `index` hands on to the jobs after it: the journal and the
+    /// artifacts of its phase and of every phase before it (a platform
+    /// gives a job only what the job just before it handed on).
+    pub fn carried(&self, index: usize) -> Vec<String> {
+        let mut paths = vec![format!("{JOURNAL_DIR}/")];
+        for job in &self.jobs[..=index] {
+            for a in &job.artifacts {
+                if !paths.contains(a) {
+                    paths.push(a.clone());
+                }
+            }
+        }
+        paths
+    }
+
+    /// The params that pick an environment (`env`, `stage`, `region`…):
+    /// two runs for different environments may go at once, two for the same
+    /// one wait for each other.
+    pub fn environment_params(&self) -> Vec<&Param> {
+        const NAMES: &[&str] =
+            &["env", "environment", "stage", "target", "region", "cluster", "namespace", "workspace", "tenant"];
+        self.params
+            .iter()
+            .filter(|p| {
+                let name = p.name.to_ascii_lowercase();
+                NAMES.contains(&name.as_str()) || name.ends_with("_env") || name.ends_with("_environment")
+            })
+            .collect()
+    }
+
+    /// The name runs of this pipeline queue on: the playbook and the
+    /// environment params, each written by `param` as the platform reads it.
+    pub fn concurrency_group(&self, param: impl Fn(&Param) -> String) -> String {
+        let mut group = format!("capstan-{}", identifier(&self.stem, '-').trim_start_matches('_'));
+        for p in self.environment_params() {
+            group.push('-');
+            group.push_str(&param(p));
+        }
+        group
     }
 
     /// Shell lines that stop the first job when a required param is empty.
@@ -235,6 +302,38 @@ impl Param {
             format!("param {}", self.name)
         }
     }
+}
+
+/// `artifact` (relative to the playbook's folder `root`) as a path from the
+/// checkout's root, where the pipeline runs capstan; `None` when it leaves it.
+fn from_checkout_root(root: &Path, artifact: &str) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let joined = root.join(artifact);
+    for c in joined.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut path = parts.join("/");
+    if artifact.ends_with('/') {
+        path.push('/');
+    }
+    Some(path)
+}
+
+fn escaping_artifact(phase: &str, artifact: &str) -> Error {
+    Error::usage_with_hint(
+        format!("phase `{phase}` declares the artifact `{artifact}`, which is not inside the checkout the pipeline runs in"),
+        "give artifacts as paths inside the repository, relative to the playbook's folder, and run `capstan ci` from the repository's root",
+    )
 }
 
 /// Letters, digits, `-` and `_`, starting with a letter or `_`.
@@ -311,5 +410,18 @@ mod tests {
             assert_eq!(job_id(phase), id);
         }
         assert_eq!(unique("a".into(), &["a".into(), "a-2".into()]), "a-3");
+    }
+
+    #[test]
+    fn artifacts_are_given_from_the_checkouts_root() {
+        let root = Path::new("services/api");
+        assert_eq!(
+            from_checkout_root(root, "infra/capstan.tfplan").as_deref(),
+            Some("services/api/infra/capstan.tfplan")
+        );
+        assert_eq!(from_checkout_root(root, "../shared/out/").as_deref(), Some("services/shared/out/"));
+        assert_eq!(from_checkout_root(Path::new("."), "./dist/*.tar").as_deref(), Some("dist/*.tar"));
+        assert_eq!(from_checkout_root(Path::new("."), "../elsewhere"), None);
+        assert_eq!(from_checkout_root(Path::new("/abs"), "x"), None);
     }
 }

@@ -1,0 +1,179 @@
+//! What a job runs on and how it gets capstan: `--install`, `--image`,
+//! `--runs-on`, and the note a pipeline carries when the default image or
+//! runner lacks a tool the playbook requires (`require_tools([...])`).
+
+use super::lines::{note, Lines, VERSION};
+use crate::cli::args::{CiArgs, Platform};
+use crate::error::Error;
+
+/// The crate capstan is published as (`capstan` on crates.io is another project).
+pub const CRATE: &str = "capstan-cli";
+
+/// GitLab's and `CircleCI`'s image: it has cargo, for the default install.
+pub const DEFAULT_IMAGE: &str = "rust:1";
+
+/// GitHub's runner.
+pub const DEFAULT_RUNS_ON: &str = "ubuntu-latest";
+
+/// Programs the default image has (the Debian-based `rust:1` is
+/// `buildpack-deps` plus rustup): not terraform, docker, helm nor kubectl.
+const IMAGE_TOOLS: &[&str] =
+    &["sh", "bash", "cargo", "rustc", "git", "curl", "wget", "ssh", "scp", "make", "gcc", "tar", "gzip", "python3"];
+
+/// Programs GitHub's Ubuntu runner lists among its installed software.
+/// Terraform is not one of them (it was removed from the image).
+const RUNNER_TOOLS: &[&str] = &[
+    "sh",
+    "bash",
+    "cargo",
+    "rustc",
+    "git",
+    "curl",
+    "wget",
+    "ssh",
+    "scp",
+    "make",
+    "gcc",
+    "tar",
+    "gzip",
+    "zip",
+    "unzip",
+    "jq",
+    "python3",
+    "node",
+    "npm",
+    "docker",
+    "kubectl",
+    "helm",
+    "kustomize",
+    "aws",
+    "az",
+    "gcloud",
+    "ansible",
+];
+
+/// How each job gets capstan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Install {
+    /// `cargo install capstan-cli` at this version, cached between jobs.
+    Cargo,
+    /// A shell line of the user's (a prebuilt binary's download).
+    Command(String),
+    /// Nothing: the image already has capstan.
+    Nothing,
+}
+
+pub struct Settings {
+    pub install: Install,
+    /// `--image`, when given.
+    pub image: Option<String>,
+    /// `--runs-on`, when given.
+    pub runs_on: Option<String>,
+}
+
+impl Settings {
+    /// The settings `args` ask for; an option the platform has no use for
+    /// is refused rather than silently dropped.
+    pub fn from_args(args: &CiArgs) -> Result<Self, Error> {
+        let image_platform = matches!(args.platform, Platform::Gitlab | Platform::Circleci);
+        if args.image.is_some() && !image_platform {
+            return Err(Error::usage_with_hint(
+                "--image is for GitLab and CircleCI, whose jobs run in a container image",
+                match args.platform {
+                    Platform::Github => "on GitHub, choose the runner with --runs-on LABEL",
+                    _ => "a Jenkins stage runs on `agent any`: give the agents the tools the playbook needs",
+                },
+            ));
+        }
+        if args.runs_on.is_some() && args.platform != Platform::Github {
+            return Err(Error::usage_with_hint(
+                "--runs-on is for GitHub, whose jobs run on a runner label",
+                "on GitLab and CircleCI, choose the container with --image IMAGE",
+            ));
+        }
+        let install = match args.install.as_deref().map(str::trim) {
+            None => Install::Cargo,
+            Some("") => Install::Nothing,
+            Some(line) if line.contains(['\n', '\r']) => {
+                return Err(Error::usage_with_hint(
+                    "--install takes one shell line",
+                    "join the commands with && or put them in a script the job runs",
+                ))
+            }
+            Some(line) => Install::Command(line.to_string()),
+        };
+        Ok(Self { install, image: args.image.clone(), runs_on: args.runs_on.clone() })
+    }
+
+    /// The image as a YAML scalar: `rust:1` reads back as itself unquoted.
+    pub fn image(&self) -> String {
+        scalar(self.image.as_deref().unwrap_or(DEFAULT_IMAGE))
+    }
+
+    pub fn runs_on(&self) -> String {
+        scalar(self.runs_on.as_deref().unwrap_or(DEFAULT_RUNS_ON))
+    }
+}
+
+/// An image reference or a label: plain when it is one (letters, digits and
+/// `._/:@-`, a colon never followed by a space), else quoted.
+fn scalar(s: &str) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._/:@-".contains(c))
+        && !s.ends_with(':');
+    if plain {
+        s.to_string()
+    } else {
+        super::pipeline::yaml(s)
+    }
+}
+
+/// The default install line: this version, from crates.io, with the
+/// versions of its dependencies that were tested (`--locked`).
+pub fn cargo_install() -> String {
+    format!("cargo install {CRATE} --version {VERSION} --locked")
+}
+
+/// The shell line that installs capstan `$CAPSTAN_VERSION` unless that one
+/// is already on PATH (restored from a cache).
+pub fn install_unless_present() -> String {
+    format!(
+        "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install {CRATE} --version \"$CAPSTAN_VERSION\" --locked"
+    )
+}
+
+/// Under the header: the tools the playbook requires that the default
+/// image (or runner) does not have. A chosen image is the user's word.
+pub fn tools_note(out: &mut Lines, comment: &str, platform: Platform, settings: &Settings, required: &[String]) {
+    let (what, has): (String, &[&str]) = match platform {
+        Platform::Github if settings.runs_on.is_none() => (format!("the runner {DEFAULT_RUNS_ON}"), RUNNER_TOOLS),
+        Platform::Gitlab | Platform::Circleci if settings.image.is_none() => {
+            (format!("the image {DEFAULT_IMAGE}"), IMAGE_TOOLS)
+        }
+        Platform::Jenkins => {
+            note(out, comment, &["The playbook requires these tools on the agents (require_tools):"], required);
+            return;
+        }
+        _ => return,
+    };
+    let missing: Vec<&String> = required.iter().filter(|t| !has.contains(&t.as_str())).collect();
+    let advice = match platform {
+        Platform::Github => {
+            "add steps that install them before capstan runs, or pass --runs-on with a runner that has them:"
+        }
+        _ => "pass --image with an image that has them (and what --install needs):",
+    };
+    let text = [&format!("The playbook requires tools (require_tools) that {what} does not have;"), advice];
+    note(out, comment, &text, &missing);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_install_names_the_published_crate() {
+        assert_eq!(cargo_install(), format!("cargo install capstan-cli --version {VERSION} --locked"));
+        assert!(install_unless_present().contains("cargo install capstan-cli --version \"$CAPSTAN_VERSION\""));
+    }
+}
