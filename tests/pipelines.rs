@@ -434,3 +434,121 @@ fn diff(expected: &str, actual: &str) -> String {
     }
     out
 }
+
+/// A playbook with everything a fresh runner needs: a saved plan as an
+/// artifact, a tool the default image lacks, a lock, an environment param.
+const FRESH: &str = r#"
+let env = param("env", "staging");
+require_tools(["terraform", "git"]);
+phase("plan", #{ artifacts: ["infra/capstan.tfplan", "dist/"] }, || {
+    lock("deploy");
+    step("init", || terraform::init("infra"));
+    step("plan", || terraform::plan("infra"));
+});
+phase("apply", || { step("apply", || terraform::apply("infra", #{ plan_file: "capstan.tfplan" })); });
+"#;
+
+/// Every kind of pipeline `capstan ci` writes for such a playbook, with the
+/// default install and image and with chosen ones, passes the platform's
+/// linter or schema.
+#[test]
+fn fresh_runner_pipelines_pass_the_validators() {
+    let p = Playbook::new(FRESH);
+    let variants: [&[&str]; 3] = [
+        &[],
+        &["--install", "curl -fsSL https://example.com/capstan.tgz | tar -xz -C /usr/local/bin"],
+        &["--install", ""],
+    ];
+    for (n, extra) in variants.iter().enumerate() {
+        let checks: [(&str, String, &[&str]); 3] = [
+            ("github", format!("gh{n}.yml"), &["actionlint", "-no-color"]),
+            ("gitlab", format!("gl{n}.yml"), &["check-jsonschema", "--builtin-schema", "vendor.gitlab-ci"]),
+            ("circleci", format!("cc{n}.yml"), &["check-jsonschema", "--builtin-schema", "vendor.circle-ci"]),
+        ];
+        for (platform, file, validator) in &checks {
+            let mut args = vec!["--platform", platform, "-o", file.as_str()];
+            args.extend(extra.iter());
+            if *platform != "github" && n == 2 {
+                args.extend(["--image", "registry.example/deploy-tools:1"]);
+            }
+            let run = Run::from(p.command("ci").args(&args).output().unwrap());
+            run.code(0);
+            let path = p.path(file);
+            let mut validator_args = validator[1..].to_vec();
+            validator_args.push(path.to_str().unwrap());
+            let check = tool(validator[0], &validator_args);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(check.code, 0, "{platform} {extra:?}: rejected:\n{}\n{text}", check.all());
+        }
+    }
+}
+
+#[test]
+fn artifacts_locks_concurrency_and_tools_reach_every_platform() {
+    let p = Playbook::new(FRESH);
+    let github = ci(&p, "github").stdout.clone();
+    let doc = yaml(&github);
+    assert_eq!(doc["concurrency"]["group"].as_str(), Some("capstan-deploy-${{ inputs.env }}"));
+    assert_eq!(doc["concurrency"]["cancel-in-progress"].as_bool(), Some(false));
+    let upload = |job: &str| {
+        doc["jobs"][job]["steps"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact"))
+                    && s["with"]["name"].as_str().is_some_and(|n| n.starts_with("capstan-workspace"))
+            })
+            .map(|s| text(&s["with"]["path"]))
+            .unwrap()
+    };
+    assert_eq!(upload("plan").lines().collect::<Vec<_>>(), [".capstan-ci/", "infra/capstan.tfplan", "dist/"]);
+    // A job hands on what the jobs before it handed it.
+    assert_eq!(upload("apply").lines().collect::<Vec<_>>(), [".capstan-ci/", "infra/capstan.tfplan", "dist/"]);
+    assert!(github.contains("--lock deploy"), "{github}");
+    assert!(
+        github.contains("# The playbook requires tools (require_tools) that the runner ubuntu-latest does not have;")
+    );
+    assert!(github.contains("#   terraform\n"), "git is on the runner: {github}");
+    assert!(github.contains("run: cargo install capstan-cli --version "), "{github}");
+
+    let gitlab = yaml(&ci(&p, "gitlab").stdout);
+    for job in ["plan", "apply"] {
+        assert_eq!(gitlab[job]["resource_group"].as_str(), Some("capstan-deploy-$CAPSTAN_PARAM_ENV"));
+        let paths: Vec<String> = gitlab[job]["artifacts"]["paths"].as_sequence().unwrap().iter().map(text).collect();
+        assert_eq!(paths, [".capstan-ci/", "infra/capstan.tfplan", "dist/"]);
+    }
+    let circleci = ci(&p, "circleci").stdout.clone();
+    let doc = yaml(&circleci);
+    let plan = &doc["workflows"]["deploy"]["jobs"][0]["plan"];
+    assert_eq!(
+        plan["serial-group"].as_str(),
+        Some("<< pipeline.project.slug >>/capstan-deploy-<< pipeline.parameters.env >>")
+    );
+    assert!(circleci.contains("- infra/capstan.tfplan\n"), "{circleci}");
+    let jenkins = ci(&p, "jenkins").stdout.clone();
+    assert!(jenkins.contains("disableConcurrentBuilds()"), "{jenkins}");
+    assert!(
+        jenkins.contains("includes: '.capstan-ci/**, infra/capstan.tfplan, infra/capstan.tfplan/**, dist/**'"),
+        "{jenkins}"
+    );
+
+    // A chosen image is the user's word: no note; an option the platform
+    // cannot use is refused.
+    let chosen = Run::from(
+        p.command("ci").args(["--platform", "gitlab", "--image", "hashicorp/terraform:1.11"]).output().unwrap(),
+    );
+    chosen.code(0);
+    assert!(chosen.stdout.contains("  image: hashicorp/terraform:1.11\n") && !chosen.stdout.contains("require_tools"));
+    let refused = Run::from(p.command("ci").args(["--platform", "github", "--image", "x"]).output().unwrap());
+    refused.code(2);
+    assert!(refused.stderr.contains("--image is for GitLab and CircleCI"), "{}", refused.stderr);
+    let escaping = Playbook::new(r#"phase("a", #{ artifacts: ["../outside"] }, || {});"#);
+    let run = Run::from(escaping.command("ci").args(["--platform", "gitlab"]).output().unwrap());
+    run.code(2);
+    assert!(
+        run.stderr.contains("declares the artifact `../outside`, which is not inside the checkout"),
+        "{}",
+        run.stderr
+    );
+}

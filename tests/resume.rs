@@ -176,3 +176,46 @@ fn report_write_from_on_failure_has_an_incident_summary() {
     assert!(md.contains("## Incident") && md.contains("**What failed:** `do/verify`"), "{md}");
     assert!(md.contains("| error rate below 1% | failed | do/verify |"), "{md}");
 }
+
+/// A step that prepares the workspace (`every_job: true`, or one that calls
+/// `terraform::init`) runs again when the run is resumed, as a later CI job
+/// on a fresh checkout resumes it; the others are replayed. `capstan check`
+/// knows the option, and a misspelt phase option.
+#[test]
+fn every_job_steps_run_again_on_resume() {
+    let p = Playbook::new(
+        r#"
+phase("build", || {
+    step("prepare", #{ every_job: true }, || { sh("echo x >> prepared"); "cache" });
+    step("compile", || { sh("echo x >> compiled"); "out" });
+    step("wrapper", || step("inner", || sh("echo x >> inner")));
+});
+phase("ship", || { step("ship", || sh("echo x >> shipped")); });
+"#,
+    );
+    p.check().code(0);
+    Run::from(p.command("run").args(["--phase", "build", "--log-format", "plain"]).output().unwrap()).code(0);
+    let r = Run::from(
+        p.command("run").args(["--resume", "last", "--to", "ship", "--log-format", "plain"]).output().unwrap(),
+    );
+    r.code(0);
+    assert_eq!((lines(&p, "prepared"), lines(&p, "compiled"), lines(&p, "inner")), (2, 1, 1), "{}", r.all());
+    assert_eq!(lines(&p, "shipped"), 1);
+    assert!(r.all().contains("steps that prepare the workspace run again (every_job): build/prepare"), "{}", r.all());
+    let journal = p.journal_text();
+    let prepared: Vec<serde_json::Value> = crate::support::events_in(&journal)
+        .into_iter()
+        .filter(|e| e["event"] == "step_finished" && e["step"] == "prepare")
+        .collect();
+    assert_eq!(prepared.len(), 2);
+    assert!(prepared.iter().all(|e| e["every_job"] == true && e.get("resumed").is_none()), "{prepared:?}");
+
+    let bad = Playbook::new(r#"phase("a", #{ artifact: ["x"] }, || {});"#);
+    let r = bad.check();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("unknown phase option `artifact`") && r.stderr.contains("the options are: artifacts"),
+        "{}",
+        r.stderr
+    );
+}

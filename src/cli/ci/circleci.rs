@@ -4,9 +4,9 @@
 //! (`type: approval`) placed before it. The jobs are in one serial group
 //! per playbook and environment.
 
-use super::lines::{header, note, Lines, VERSION};
+use super::lines::{header, note, tools_note, Lines};
 use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
-use super::setup::{cargo_install, tools_note, Install};
+use super::setup::{cargo_install, Install, VERSION};
 use crate::cli::args::Platform;
 
 /// Where `cargo install` puts capstan, so the cache holds only capstan.

@@ -4,9 +4,9 @@
 //! journal and the artifacts so far as one artifact; the next job downloads
 //! it. One workflow run per playbook and environment at a time.
 
-use super::lines::{header, note, Lines, VERSION};
+use super::lines::{header, note, tools_note, Lines};
 use super::pipeline::{yaml, Pipeline};
-use super::setup::{cargo_install, tools_note, Install};
+use super::setup::{cargo_install, Install, VERSION};
 use crate::cli::args::Platform;
 
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.

@@ -5,9 +5,9 @@
 //! those of the job before it); every job is in one resource group per
 //! playbook and environment.
 
-use super::lines::{header, note, Lines, VERSION};
+use super::lines::{header, note, tools_note, Lines};
 use super::pipeline::{yaml, Pipeline};
-use super::setup::{install_unless_present, tools_note, Install};
+use super::setup::{install_unless_present, Install, VERSION};
 use crate::cli::args::Platform;
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.

@@ -3,9 +3,9 @@
 //! stage before with `stash`/`unstash`; a gated stage waits at an `input`
 //! before it takes one. One build of the job at a time.
 
-use super::lines::{header, note, Lines};
+use super::lines::{header, note, tools_note, Lines};
 use super::pipeline::{Pipeline, JOURNAL_DIR};
-use super::setup::{install_unless_present, tools_note, Install};
+use super::setup::{install_unless_present, Install, VERSION};
 use crate::cli::args::Platform;
 
 const STASH: &str = "capstan-workspace";
@@ -40,7 +40,7 @@ pub fn render(p: &Pipeline) -> String {
         out.push(d(1), "}");
     }
     out.push(d(1), "environment {");
-    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(crate::cli::ci::lines::VERSION)));
+    out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(VERSION)));
     out.push(d(1), "}");
     out.push(d(1), "stages {");
     for (i, job) in p.jobs.iter().enumerate() {

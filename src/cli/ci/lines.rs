@@ -1,10 +1,9 @@
-//! Writing a generated pipeline file: indented lines and the header
-//! every file starts with.
+//! Writing a generated pipeline file: indented lines, the header every
+//! file starts with, and the notes under it.
 
 use super::pipeline::Pipeline;
-
-/// The capstan the generated pipeline installs: this one.
-pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
+use super::setup::{Settings, DEFAULT_IMAGE, DEFAULT_RUNS_ON, IMAGE_TOOLS, RUNNER_TOOLS};
+use crate::cli::args::Platform;
 
 /// Indented lines of a generated file.
 #[derive(Default)]
@@ -55,4 +54,29 @@ pub(super) fn note(out: &mut Lines, comment: &str, text: &[&str], names: &[impl 
     }
     let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
     out.push(0, format!("{comment}   {}", names.join(", ")));
+}
+
+/// Under the header: the tools the playbook requires that the default
+/// image (or runner) does not have. A chosen image is the user's word.
+pub(super) fn tools_note(out: &mut Lines, comment: &str, platform: Platform, settings: &Settings, required: &[String]) {
+    let (what, has): (String, &[&str]) = match platform {
+        Platform::Github if settings.runs_on.is_none() => (format!("the runner {DEFAULT_RUNS_ON}"), RUNNER_TOOLS),
+        Platform::Gitlab | Platform::Circleci if settings.image.is_none() => {
+            (format!("the image {DEFAULT_IMAGE}"), IMAGE_TOOLS)
+        }
+        Platform::Jenkins => {
+            note(out, comment, &["The playbook requires these tools on the agents (require_tools):"], required);
+            return;
+        }
+        _ => return,
+    };
+    let missing: Vec<&String> = required.iter().filter(|t| !has.contains(&t.as_str())).collect();
+    let advice = match platform {
+        Platform::Github => {
+            "add steps that install them before capstan runs, or pass --runs-on with a runner that has them:"
+        }
+        _ => "pass --image with an image that has them (and what --install needs):",
+    };
+    let text = [&format!("The playbook requires tools (require_tools) that {what} does not have;"), advice];
+    note(out, comment, &text, &missing);
 }

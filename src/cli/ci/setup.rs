@@ -1,10 +1,12 @@
 //! What a job runs on and how it gets capstan: `--install`, `--image`,
-//! `--runs-on`, and the note a pipeline carries when the default image or
-//! runner lacks a tool the playbook requires (`require_tools([...])`).
+//! `--runs-on`, and which tools the default image and runner have (the
+//! pipeline notes those the playbook's `require_tools([...])` lacks).
 
-use super::lines::{note, Lines, VERSION};
 use crate::cli::args::{CiArgs, Platform};
 use crate::error::Error;
+
+/// The capstan the generated pipeline installs: this one.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The crate capstan is published as (`capstan` on crates.io is another project).
 pub const CRATE: &str = "capstan-cli";
@@ -17,12 +19,12 @@ pub const DEFAULT_RUNS_ON: &str = "ubuntu-latest";
 
 /// Programs the default image has (the Debian-based `rust:1` is
 /// `buildpack-deps` plus rustup): not terraform, docker, helm nor kubectl.
-const IMAGE_TOOLS: &[&str] =
+pub const IMAGE_TOOLS: &[&str] =
     &["sh", "bash", "cargo", "rustc", "git", "curl", "wget", "ssh", "scp", "make", "gcc", "tar", "gzip", "python3"];
 
 /// Programs GitHub's Ubuntu runner lists among its installed software.
 /// Terraform is not one of them (it was removed from the image).
-const RUNNER_TOOLS: &[&str] = &[
+pub const RUNNER_TOOLS: &[&str] = &[
     "sh",
     "bash",
     "cargo",
@@ -124,7 +126,7 @@ fn scalar(s: &str) -> String {
     if plain {
         s.to_string()
     } else {
-        super::pipeline::yaml(s)
+        format!("'{}'", s.replace('\'', "''"))
     }
 }
 
@@ -140,31 +142,6 @@ pub fn install_unless_present() -> String {
     format!(
         "capstan --version 2>/dev/null | grep -qxF \"capstan $CAPSTAN_VERSION\" || cargo install {CRATE} --version \"$CAPSTAN_VERSION\" --locked"
     )
-}
-
-/// Under the header: the tools the playbook requires that the default
-/// image (or runner) does not have. A chosen image is the user's word.
-pub fn tools_note(out: &mut Lines, comment: &str, platform: Platform, settings: &Settings, required: &[String]) {
-    let (what, has): (String, &[&str]) = match platform {
-        Platform::Github if settings.runs_on.is_none() => (format!("the runner {DEFAULT_RUNS_ON}"), RUNNER_TOOLS),
-        Platform::Gitlab | Platform::Circleci if settings.image.is_none() => {
-            (format!("the image {DEFAULT_IMAGE}"), IMAGE_TOOLS)
-        }
-        Platform::Jenkins => {
-            note(out, comment, &["The playbook requires these tools on the agents (require_tools):"], required);
-            return;
-        }
-        _ => return,
-    };
-    let missing: Vec<&String> = required.iter().filter(|t| !has.contains(&t.as_str())).collect();
-    let advice = match platform {
-        Platform::Github => {
-            "add steps that install them before capstan runs, or pass --runs-on with a runner that has them:"
-        }
-        _ => "pass --image with an image that has them (and what --install needs):",
-    };
-    let text = [&format!("The playbook requires tools (require_tools) that {what} does not have;"), advice];
-    note(out, comment, &text, &missing);
 }
 
 #[cfg(test)]
