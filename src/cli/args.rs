@@ -86,11 +86,12 @@ Examples:
 
 Installing capstan in the jobs (--install):
   default: cargo install capstan-cli --version VERSION --locked (cached between jobs)
-  a prebuilt binary:
-    capstan ci deploy.rhai --platform gitlab --install \
-      'curl -fsSL https://example.com/capstan-x86_64-linux.tar.gz | tar -xz -C /usr/local/bin capstan'
+  a prebuilt binary, downloaded onto PATH:
+    capstan ci deploy.rhai --platform github \\
+      --install 'curl -fsSL https://example.com/capstan.tgz | tar -xz -C /usr/local/bin'
   a container image that has capstan and the playbook's tools (no install step):
-    capstan ci deploy.rhai --platform gitlab --image registry.example/deploy-tools:1 --install ''
+    capstan ci deploy.rhai --platform gitlab \\
+      --image registry.example/deploy-tools:1 --install ''
 
 Jobs run in --image (GitLab, CircleCI; default rust:1, which has cargo but not
 terraform, docker, helm or kubectl) or on --runs-on (GitHub; default

@@ -2,10 +2,13 @@
 //!
 //! One job per phase, in declaration order, each after the one before. The
 //! first job starts a run with `--journal-dir .capstan-ci`; each later job
-//! gets that folder from the job before it and continues the same run with
-//! `--resume last --phase P`. Phases that call `approve(...)` wait for the
-//! platform's own gate (a protected environment, a manual job, an `input`
-//! step, an approval job) and then pass `--approve NAME` to capstan.
+//! gets that folder, and the `artifacts` the phases so far declared, from
+//! the job before it and continues the same run with `--resume last --to P`
+//! (steps that prepare the workspace, such as `terraform init`, run again:
+//! a job starts from a fresh checkout). Phases that call `approve(...)` wait
+//! for the platform's own gate (a protected environment, a manual job, an
+//! `input` step, an approval job) and then pass `--approve NAME` to capstan.
+//! Runs of one playbook and environment wait for each other.
 
 mod circleci;
 mod github;

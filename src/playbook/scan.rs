@@ -115,14 +115,7 @@ pub fn secrets(ast: &AST) -> Vec<String> {
         }
         true
     });
-    found.sort();
-    let mut names: Vec<String> = Vec::new();
-    for (_, name) in found {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
+    in_source_order(found)
 }
 
 /// The phases the script declares, in source order, when every `phase(...)`
@@ -145,14 +138,7 @@ pub fn phase_names(ast: &AST) -> Option<Vec<String>> {
     if computed {
         return None;
     }
-    found.sort();
-    let mut names: Vec<String> = Vec::new();
-    for (_, name) in found {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    Some(names)
+    Some(in_source_order(found))
 }
 
 /// Names of params (given as literals) whose default expression calls
@@ -220,14 +206,19 @@ pub fn first_args(ast: &AST, name: &str) -> (Vec<String>, bool) {
         }
         true
     });
+    (in_source_order(found), computed)
+}
+
+/// Names found at (line, column) positions, in source order, each once.
+fn in_source_order(mut found: Vec<((usize, usize), String)>) -> Vec<String> {
     found.sort();
     let mut names: Vec<String> = Vec::new();
-    for (_, n) in found {
-        if !names.contains(&n) {
-            names.push(n);
+    for (_, name) in found {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
-    (names, computed)
+    names
 }
 
 fn literal_first_arg(call: &FnCallExpr) -> Option<String> {
