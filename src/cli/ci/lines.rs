@@ -71,12 +71,14 @@ pub(super) fn tools_note(out: &mut Lines, comment: &str, platform: Platform, set
         _ => return,
     };
     let missing: Vec<&String> = required.iter().filter(|t| !has.contains(&t.as_str())).collect();
-    let advice = match platform {
+    let mut text = vec![format!("The playbook requires tools (require_tools) that {what} does not have;")];
+    match platform {
         Platform::Github => {
-            "add steps that install them before capstan runs, or pass --runs-on with a runner that has them:"
+            text.push("add steps that install them before capstan runs, or pass --runs-on with a runner".into());
+            text.push("that has them (terraform: the hashicorp/setup-terraform action):".into());
         }
-        _ => "pass --image with an image that has them (and what --install needs):",
-    };
-    let text = [&format!("The playbook requires tools (require_tools) that {what} does not have;"), advice];
+        _ => text.push("pass --image with an image that has them (and what --install needs):".into()),
+    }
+    let text: Vec<&str> = text.iter().map(String::as_str).collect();
     note(out, comment, &text, &missing);
 }

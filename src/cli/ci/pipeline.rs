@@ -122,7 +122,12 @@ impl Pipeline {
             ));
         }
         let mut ids: Vec<String> = Vec::new();
-        let root = crate::launch::playbook_root(path);
+        // Artifacts are given from the checkout's root, where the jobs run:
+        // the folder `capstan ci` is run in.
+        let mut root = crate::launch::playbook_root(path);
+        if let Some(relative) = std::env::current_dir().ok().and_then(|cwd| root.strip_prefix(cwd).ok()) {
+            root = if relative.as_os_str().is_empty() { ".".into() } else { relative.to_path_buf() };
+        }
         let mut jobs = Vec::new();
         for p in &model.phases {
             let id = unique(job_id(&p.name), &ids);

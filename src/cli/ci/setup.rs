@@ -23,35 +23,11 @@ pub const IMAGE_TOOLS: &[&str] =
     &["sh", "bash", "cargo", "rustc", "git", "curl", "wget", "ssh", "scp", "make", "gcc", "tar", "gzip", "python3"];
 
 /// Programs GitHub's Ubuntu runner lists among its installed software.
-/// Terraform is not one of them (it was removed from the image).
+/// Terraform is not one of them since `ubuntu-latest` became Ubuntu 24.04.
+#[rustfmt::skip]
 pub const RUNNER_TOOLS: &[&str] = &[
-    "sh",
-    "bash",
-    "cargo",
-    "rustc",
-    "git",
-    "curl",
-    "wget",
-    "ssh",
-    "scp",
-    "make",
-    "gcc",
-    "tar",
-    "gzip",
-    "zip",
-    "unzip",
-    "jq",
-    "python3",
-    "node",
-    "npm",
-    "docker",
-    "kubectl",
-    "helm",
-    "kustomize",
-    "aws",
-    "az",
-    "gcloud",
-    "ansible",
+    "sh", "bash", "cargo", "rustc", "git", "curl", "wget", "ssh", "scp", "make", "gcc", "tar", "gzip", "zip", "unzip",
+    "jq", "python3", "node", "npm", "docker", "kubectl", "helm", "kustomize", "aws", "az",
 ];
 
 /// How each job gets capstan.
