@@ -231,6 +231,32 @@ for pattern in "$@"; do for p in $pattern; do cp -a --parents -- "${p%/}" "$dest
     }
 }
 
+/// The pipelines of the repository pass the platforms' own checks, the
+/// CircleCI config generated beside them too.
+fn validate(origin: &Path) {
+    let circleci = origin.join("config.yml");
+    let ci = Command::new(capstan_bin())
+        .current_dir(origin)
+        .args(["ci", "deploy.rhai", "--platform", "circleci", "-o", circleci.to_str().unwrap()])
+        .output()
+        .unwrap();
+    Run::from(ci).code(0);
+    let checks: [(&str, &[&str], PathBuf); 3] = [
+        ("actionlint", &["-no-color"], origin.join(".github/workflows/deploy.yml")),
+        ("check-jsonschema", &["--builtin-schema", "vendor.gitlab-ci"], origin.join(".gitlab-ci.yml")),
+        ("check-jsonschema", &["--builtin-schema", "vendor.circle-ci"], circleci),
+    ];
+    for (program, args, file) in checks {
+        let out = Command::new(program)
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program} ({e}): scripts/install-test-deps installs it"));
+        let run = Run::from(out);
+        assert_eq!(run.code, 0, "{program} rejects {}:\n{}", file.display(), run.all());
+    }
+}
+
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git").args(args).current_dir(dir).output().expect("git");
     Run::from(out).code(0);
@@ -313,6 +339,9 @@ fn ran(events: &[serde_json::Value]) -> Vec<String> {
 fn the_terraform_templates_jobs_pass_on_fresh_runners() {
     for platform in ["gitlab", "github"] {
         let mut runner = Runner::new(false);
+        if platform == "gitlab" {
+            validate(&runner.origin);
+        }
         let clones = if platform == "gitlab" { runner.gitlab() } else { runner.github() };
         let names: Vec<&str> = clones.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["init", "plan", "do", "compliance", "archive"], "{platform}");
