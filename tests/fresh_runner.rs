@@ -232,7 +232,7 @@ for pattern in "$@"; do for p in $pattern; do cp -a --parents -- "${p%/}" "$dest
 }
 
 /// The pipelines of the repository pass the platforms' own checks, the
-/// CircleCI config generated beside them too.
+/// `CircleCI` config generated beside them too.
 fn validate(origin: &Path) {
     let circleci = origin.join("config.yml");
     let ci = Command::new(capstan_bin())
