@@ -170,11 +170,11 @@ pub fn params_defaulting_to_secrets(ast: &AST) -> Vec<String> {
 }
 
 /// What calls to the global function `name` anywhere in the script pass as
-/// their first argument: the literal strings (and the strings of a literal
-/// list), in source order, and whether some call's argument is computed.
-pub fn first_args(ast: &AST, name: &str) -> (Vec<String>, bool) {
+/// their first argument, where it is a literal string or a literal list of
+/// strings: the strings, in source order. Computed arguments are not known
+/// before the run and are left out.
+pub fn first_args(ast: &AST, name: &str) -> Vec<String> {
     let mut found: Vec<((usize, usize), String)> = Vec::new();
-    let mut computed = false;
     ast.walk(&mut |path: &[ASTNode]| {
         if let Some(ASTNode::Stmt(Stmt::FnCall(call, pos)) | ASTNode::Expr(Expr::FnCall(call, pos))) = path.last() {
             if call.name == name && call.namespace.is_empty() {
@@ -183,30 +183,28 @@ pub fn first_args(ast: &AST, name: &str) -> (Vec<String>, bool) {
                     Some(Expr::StringConstant(s, _)) => found.push((at, s.to_string())),
                     Some(Expr::Array(items, _)) => {
                         for item in items {
-                            match item {
-                                Expr::StringConstant(s, _) => found.push((at, s.to_string())),
-                                _ => computed = true,
+                            if let Expr::StringConstant(s, _) = item {
+                                found.push((at, s.to_string()));
                             }
                         }
                     }
-                    Some(Expr::DynamicConstant(value, _)) => match value.read_lock::<rhai::Array>() {
-                        Some(items) => {
+                    // A literal list the optimizer folded into one value.
+                    Some(Expr::DynamicConstant(value, _)) => {
+                        if let Some(items) = value.read_lock::<rhai::Array>() {
                             for item in items.iter() {
-                                match item.read_lock::<rhai::ImmutableString>() {
-                                    Some(s) => found.push((at, s.to_string())),
-                                    None => computed = true,
+                                if let Some(s) = item.read_lock::<rhai::ImmutableString>() {
+                                    found.push((at, s.to_string()));
                                 }
                             }
                         }
-                        None => computed = true,
-                    },
-                    _ => computed = true,
+                    }
+                    _ => {}
                 }
             }
         }
         true
     });
-    (in_source_order(found), computed)
+    in_source_order(found)
 }
 
 /// Names found at (line, column) positions, in source order, each once.

@@ -159,8 +159,8 @@ impl Pipeline {
             .iter()
             .filter_map(|decl| Param::from_decl(decl, &redactor, from_secrets.contains(&decl.name)))
             .collect();
-        let (tools, _) = scan::first_args(&loaded.ast, "require_tools");
-        let (locks, _) = scan::first_args(&loaded.ast, "lock");
+        let tools = scan::first_args(&loaded.ast, "require_tools");
+        let locks = scan::first_args(&loaded.ast, "lock");
         Ok(Self { playbook, stem, jobs, params, secrets, tools, locks, settings, services })
     }
 
