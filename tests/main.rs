@@ -38,6 +38,7 @@ mod secrets;
 mod shapes;
 mod signals;
 mod snapshots;
+mod state_store;
 mod templates;
 mod terraform;
 mod top_level;
