@@ -1,7 +1,11 @@
 //! The journal of a run, written to a PostgreSQL state store as it happens:
-//! the same event lines as `journal.jsonl`, appended in one insert at every
-//! step boundary; large recorded values; and of each step's log the last
-//! [`TAIL_LINES`] lines with where the whole log is kept. A write that fails
+//! the same event lines as `journal.jsonl`, appended in one round trip when
+//! a step (or undo, phase, run) finishes; large recorded values; and of each
+//! step's log the last [`TAIL_LINES`] lines with where the whole log is kept.
+//! The connection commits asynchronously (`synchronous_commit = off`), as the
+//! journal on disk syncs behind its writes: a crash of capstan loses at most
+//! the step in flight, a crash of the database server its last fraction of a
+//! second. A write that fails
 //! is remembered in the run's [`JournalHealth`], so the run stops at the next
 //! step boundary as it does on a full disk.
 
@@ -25,6 +29,8 @@ pub struct StoreJournal {
     place: String,
     local_dir: PathBuf,
     pending: Vec<String>,
+    /// Step logs' tails to write with the next lines: step number, tail, location.
+    pending_logs: Vec<(i32, String, String)>,
     tails: HashMap<u32, VecDeque<String>>,
     health: Arc<JournalHealth>,
     lost: bool,
@@ -42,6 +48,7 @@ impl StoreJournal {
             place: super::lease::place(journal_root),
             local_dir,
             pending: Vec::new(),
+            pending_logs: Vec::new(),
             tails: HashMap::new(),
             health,
             lost: false,
@@ -53,16 +60,26 @@ impl StoreJournal {
         self.health.failed(format!("cannot write the journal to the state store {}: {err}", self.shown));
     }
 
-    /// Append the lines gathered since the last boundary, in one insert.
+    /// Append the lines (and step log tails) gathered since the last
+    /// boundary, in one round trip.
     fn boundary(&mut self) {
         if self.lost || self.pending.is_empty() {
             return;
         }
         let lines = std::mem::take(&mut self.pending);
+        let logs = std::mem::take(&mut self.pending_logs);
         let run_id = self.run_id.clone();
         let written = self.db.call(move |c| async move {
             c.execute("INSERT INTO capstan_events (run_id, line) SELECT $1, unnest($2::text[])", &[&run_id, &lines])
-                .await
+                .await?;
+            for (seq, tail, location) in &logs {
+                c.execute(
+                    "INSERT INTO capstan_step_logs (run_id, seq, tail, location) VALUES ($1, $2, $3, $4)",
+                    &[&run_id, seq, tail, location],
+                )
+                .await?;
+            }
+            Ok(())
         });
         if let Err(e) = written {
             self.failed(&e);
@@ -108,23 +125,9 @@ impl StoreJournal {
 
     fn step_log(&mut self, seq: u32) {
         let Some(tail) = self.tails.remove(&seq) else { return };
-        if self.lost {
-            return;
-        }
         let tail: Vec<String> = tail.into();
-        let (run_id, tail) = (self.run_id.clone(), tail.join("\n"));
         let location = format!("{} ({})", self.local_dir.join("steps").display(), self.place);
-        let seq = i32::try_from(seq).unwrap_or(i32::MAX);
-        let written = self.db.call(move |c| async move {
-            c.execute(
-                "INSERT INTO capstan_step_logs (run_id, seq, tail, location) VALUES ($1, $2, $3, $4)",
-                &[&run_id, &seq, &tail, &location],
-            )
-            .await
-        });
-        if let Err(e) = written {
-            self.failed(&e);
-        }
+        self.pending_logs.push((i32::try_from(seq).unwrap_or(i32::MAX), tail.join("\n"), location));
     }
 }
 
@@ -164,12 +167,11 @@ impl crate::events::Sink for StoreJournal {
                 }
                 self.boundary();
             }
-            EventKind::RunStarted { .. }
-            | EventKind::StepStarted { .. }
-            | EventKind::PhaseStarted { .. }
-            | EventKind::UndoStarted { .. }
-            | EventKind::PhaseFinished { .. }
-            | EventKind::RunFinished { .. } => self.boundary(),
+            // A step's start travels with its end: a crash loses at most
+            // the step in flight, as the journal on disk does.
+            EventKind::RunStarted { .. } | EventKind::PhaseFinished { .. } | EventKind::RunFinished { .. } => {
+                self.boundary();
+            }
             _ => {}
         }
     }
