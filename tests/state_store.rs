@@ -292,3 +292,75 @@ fn twenty_runs_from_four_machines_on_one_lock_hold_it_one_at_a_time() {
     tokens.dedup();
     assert_eq!(tokens.len(), 20, "every holder had a fencing token of its own");
 }
+
+#[test]
+fn a_repl_session_on_another_machine_holds_the_shared_lock() {
+    let url = database();
+    let (a, b) = (copy(r#"phase("do", || step("s", || sh("true")));"#), copy(""));
+    let mut session = Command::new(capstan_bin())
+        .args(["repl", "--state", &url, "--lock", "prod"])
+        .current_dir(b.path())
+        .env("XDG_STATE_HOME", b.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The session has the lease once a run on the other machine is refused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let blocked = loop {
+        let r = Command::new(capstan_bin())
+            .current_dir(a.path())
+            .args(["run", "deploy.rhai", "--state", &url, "--lock", "prod"])
+            .output()
+            .unwrap();
+        if r.status.code() == Some(3) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(blocked.status.code(), Some(3), "{}", text(&blocked));
+    assert!(String::from_utf8_lossy(&blocked.stderr).contains("lock `prod` is held by run"), "{}", text(&blocked));
+    std::io::Write::write_all(&mut session.stdin.take().unwrap(), b"1 + 1\n").unwrap();
+    let out = session.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let free = Command::new(capstan_bin())
+        .current_dir(a.path())
+        .args(["run", "deploy.rhai", "--state", &url, "--lock", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(free.status.code(), Some(0), "released when the session ended: {}", text(&free));
+}
+
+#[test]
+fn file_state_is_the_journal_folder_and_file_locks_can_be_waited_for() {
+    let (a, dir, journal) = (copy(PLAYBOOK), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(dir.path().join("ok"), "").unwrap();
+    let state = format!("file://{}", journal.path().display());
+    let lock = ["--state", state.as_str(), "--lock", "prod"];
+    let mut first = spawn(command(a.path(), dir.path(), "a", &lock));
+    wait_for(&dir.path().join("holding-a"), &mut first);
+    assert_eq!(run_ids(journal.path()).len(), 1, "the journal goes to file://DIR");
+    assert!(run_ids(a.path()).is_empty(), "and not next to the playbook");
+    let mut waiting = command(a.path(), dir.path(), "b", &lock);
+    waiting.args(["--lock-wait", "60s"]);
+    let waiting = spawn(waiting);
+    std::thread::sleep(Duration::from_millis(600));
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(0));
+    let queued = waiting.wait_with_output().unwrap();
+    assert_eq!(queued.status.code(), Some(0), "{}", text(&queued));
+    assert!(
+        String::from_utf8_lossy(&queued.stderr).contains("waiting for lock `prod`, held by run"),
+        "{}",
+        text(&queued)
+    );
+    let list = Command::new(capstan_bin()).args(["runs", "--json", "--state", &state]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{}", text(&list));
+    let both = Command::new(capstan_bin())
+        .args(["runs", "--state", &state, "--journal-dir", &a.path().to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "two journal folders: {}", text(&both));
+}

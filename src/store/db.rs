@@ -53,11 +53,16 @@ impl Db {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("capstan");
+        // A store that stops answering (a network cut, not a closed
+        // connection) is noticed instead of hanging the run.
+        config.keepalives(true).keepalives_idle(Duration::from_secs(10));
         let db = Self::start(config)?;
         db.migrate()?;
         // Every step's journal lines wait for their insert; a commit that
         // waits for the server's disk too would cost each step a flush.
-        db.call(|c| async move { c.batch_execute("SET synchronous_commit = off").await })?;
+        db.call(
+            |c| async move { c.batch_execute("SET synchronous_commit = off; SET statement_timeout = '30s'").await },
+        )?;
         Ok(db)
     }
 
