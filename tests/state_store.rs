@@ -298,7 +298,7 @@ fn a_repl_session_on_another_machine_holds_the_shared_lock() {
     let url = database();
     let (a, b) = (copy(r#"phase("do", || step("s", || sh("true")));"#), copy(""));
     let mut session = Command::new(capstan_bin())
-        .args(["repl", "--state", &url, "--lock", "prod"])
+        .args(["repl", "--state", &url, "--lock", "prod", "--lock-wait", "30s"])
         .current_dir(b.path())
         .env("XDG_STATE_HOME", b.path().join("state"))
         .stdin(Stdio::piped())
@@ -306,7 +306,8 @@ fn a_repl_session_on_another_machine_holds_the_shared_lock() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The session has the lease once a run on the other machine is refused.
+    // The session has the lease once a run on the other machine is refused
+    // (it waits in line, so the runs asking meanwhile do not turn it away).
     let deadline = Instant::now() + Duration::from_secs(30);
     let blocked = loop {
         let r = Command::new(capstan_bin())
