@@ -69,4 +69,5 @@ pub mod secrets;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod store;
 pub mod templates;

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
     pub run_id: String,
+    /// The account the run ran as (older lock files do not say).
+    #[serde(default)]
+    pub user: String,
     pub pid: u32,
     pub host: String,
     pub since: String,
@@ -20,43 +23,64 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "run {} (pid {} on {}, since {})", self.run_id, self.pid, self.host, self.since)
+        let user = if self.user.is_empty() { String::new() } else { format!(" as {}", self.user) };
+        write!(f, "run {} (pid {} on {}{user}, since {})", self.run_id, self.pid, self.host, self.since)
     }
 }
 
-/// A held lock: released (emptied and unlocked) when dropped. The kernel
-/// releases it too when capstan dies, so a crashed holder never wedges it.
+/// A held lock, released when dropped: a lock file here, or a lease in a
+/// state store.
 pub struct LockGuard {
     name: String,
-    file: Flock<File>,
+    /// A lease's fencing token: it grows with every holder of the lock.
+    pub token: Option<i64>,
+    _held: Box<dyn std::any::Any + Send>,
 }
 
 impl LockGuard {
+    pub fn new(name: &str, held: impl std::any::Any + Send) -> Self {
+        Self { name: name.to_string(), token: None, _held: Box::new(held) }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
 }
 
-impl Drop for LockGuard {
+/// A lock file held: emptied and unlocked when dropped. The kernel releases
+/// it too when capstan dies, so a crashed holder never wedges it.
+struct FileHeld(Flock<File>);
+
+impl Drop for FileHeld {
     fn drop(&mut self) {
         // Empty means "released cleanly"; a stale holder line means it died.
-        let _ = self.file.set_len(0);
+        let _ = self.0.set_len(0);
     }
 }
 
 /// Why a lock could not be taken.
 pub enum LockError {
     Held(Option<Holder>),
+    /// Still held after waiting: by whom, as told.
+    HeldBy(String),
     Invalid(String),
+}
+
+impl LockError {
+    /// The same refusal naming `who` holds the lock.
+    #[must_use]
+    pub fn with_who(self, who: String) -> Self {
+        match self {
+            LockError::Held(_) => LockError::HeldBy(who),
+            other => other,
+        }
+    }
 }
 
 /// Take lock `name` under `dir`; `Ok((guard, Some(holder)))` means a dead
 /// holder's lock was taken over.
 pub fn acquire(dir: &Path, name: &str, run_id: &str) -> Result<(LockGuard, Option<Holder>), LockError> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
-    {
-        return Err(LockError::Invalid(format!("lock name \"{name}\" may use only letters, digits, '-', '_' and '.'")));
-    }
+    check_name(name)?;
     std::fs::create_dir_all(dir).map_err(|e| LockError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     let path: PathBuf = dir.join(format!("{name}.lock"));
     let file = File::options()
@@ -73,8 +97,9 @@ pub fn acquire(dir: &Path, name: &str, run_id: &str) -> Result<(LockGuard, Optio
     let stale = read_holder(&mut file);
     let me = Holder {
         run_id: run_id.to_string(),
+        user: user(),
         pid: std::process::id(),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        host: host(),
         since: crate::events::timestamp(SystemTime::now()),
     };
     let text = serde_json::to_string(&me).unwrap_or_default();
@@ -83,7 +108,7 @@ pub fn acquire(dir: &Path, name: &str, run_id: &str) -> Result<(LockGuard, Optio
         return Err(LockError::Invalid(format!("cannot write {}: {e}", path.display())));
     }
     let _ = file.sync_data();
-    Ok((LockGuard { name: name.to_string(), file }, stale))
+    Ok((LockGuard::new(name, FileHeld(file)), stale))
 }
 
 fn read_holder(file: &mut File) -> Option<Holder> {
@@ -91,4 +116,28 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     serde_json::from_str(text.trim()).ok()
+}
+
+/// Lock names are file names and keys: letters, digits, '-', '_' and '.'.
+pub fn check_name(name: &str) -> Result<(), LockError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
+    {
+        return Err(LockError::Invalid(format!("lock name \"{name}\" may use only letters, digits, '-', '_' and '.'")));
+    }
+    Ok(())
+}
+
+/// The account capstan runs as.
+pub fn user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
+/// The machine capstan runs on.
+pub fn host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
 }

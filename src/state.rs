@@ -45,6 +45,12 @@ pub struct Settings {
     /// `--undo-timeout`: how long undo and `on_failure` handlers may take
     /// after the run failed or its `--timeout` expired.
     pub undo_timeout: Option<std::time::Duration>,
+    /// `--state` when it is shared: locks are leases in it.
+    pub store: Option<crate::store::Shared>,
+    /// `--lock-wait`: how long to wait in line for a held lock.
+    pub lock_wait: Option<std::time::Duration>,
+    /// `--lock-ttl`: a lease's life unless renewed.
+    pub lock_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -58,6 +64,9 @@ impl Settings {
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             lock_dir: journal_root.join(".capstan").join("locks"),
             undo_timeout: None,
+            store: None,
+            lock_wait: None,
+            lock_ttl: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -39,6 +39,7 @@ mod secrets;
 mod shapes;
 mod signals;
 mod snapshots;
+mod state_store;
 mod templates;
 mod terraform;
 mod top_level;

@@ -9,11 +9,12 @@ use rhai::{Engine, ImmutableString as Str};
 use super::registration::{docs, Api};
 use crate::events::{EventKind, Level};
 use crate::failure::{failure_with_hint, FailureKind, RhaiResultOf};
-use crate::lock::{acquire, LockError};
+use crate::lock::{acquire, check_name, LockError};
 use crate::services::frame;
 use crate::state::RunState;
 
-/// Take a lock for the run, or say who holds it (exit 3).
+/// Take a lock for the run, or say who holds it (exit 3). With
+/// `--lock-wait` a held lock is waited for, in line where the store keeps one.
 pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
     if state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|g| g.name() == name) {
         return Ok(());
@@ -22,25 +23,123 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
         state.services.log(Level::Info, format!("would take lock `{name}`"));
         return Ok(());
     }
-    match acquire(&state.settings.lock_dir, name, state.services.run_id()) {
-        Ok((guard, previous)) => {
-            if let Some(old) = previous {
-                state.services.log(Level::Warn, format!("took over lock `{name}` from {old}: that process is gone"));
-            } else {
-                state.services.log(Level::Debug, format!("lock `{name}` taken"));
+    check_name(name).map_err(|e| refusal(name, e))?;
+    let services = &state.services;
+    let deadline = state.settings.lock_wait.map(|w| std::time::Instant::now() + w);
+    let mut told = String::new();
+    loop {
+        let attempt = match &state.settings.store {
+            Some(store) => take_lease(state, store, name, deadline.is_some()),
+            None => acquire(&state.settings.lock_dir, name, services.run_id())
+                .map(|(guard, previous)| {
+                    if let Some(old) = previous {
+                        services.log(Level::Warn, format!("took over lock `{name}` from {old}: that process is gone"));
+                    } else {
+                        services.log(Level::Debug, format!("lock `{name}` taken"));
+                    }
+                    guard
+                })
+                .map_err(Waiting::from),
+        };
+        let (holder, position) = match attempt {
+            Ok(guard) => {
+                state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(guard);
+                return Ok(());
             }
-            state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(guard);
-            Ok(())
+            Err(Waiting::Held(holder, position)) => (holder, position),
+            Err(Waiting::Refused(e)) => return Err(refusal(name, e)),
+        };
+        let who = holder.map_or_else(|| "runs that asked earlier".to_string(), |h| h.to_string());
+        let now = std::time::Instant::now();
+        match deadline {
+            Some(until) if now < until && !services.cancel.was_signalled() => {
+                let line = match position {
+                    Some(p) => format!("waiting for lock `{name}`, held by {who} (position {p} in line)"),
+                    None => format!("waiting for lock `{name}`, held by {who}"),
+                };
+                if line != told {
+                    services.log(Level::Info, line.clone());
+                    told = line;
+                }
+                std::thread::sleep(LOCK_POLL.min(until - now));
+            }
+            _ => {
+                if let (Some(store), Some(_)) = (&state.settings.store, deadline) {
+                    crate::store::lease::leave(&store.db, name, services.run_id());
+                }
+                return Err(refusal(name, LockError::Held(None).with_who(who)));
+            }
         }
-        Err(LockError::Held(holder)) => {
+    }
+}
+
+/// How often a run waiting for a lock asks again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A lock not taken this time: held (by whom, at which place in line), or refused.
+enum Waiting {
+    Held(Option<crate::lock::Holder>, Option<i64>),
+    Refused(LockError),
+}
+
+impl From<LockError> for Waiting {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Held(holder) => Waiting::Held(holder, None),
+            other => Waiting::Refused(other),
+        }
+    }
+}
+
+fn take_lease(
+    state: &RunState,
+    store: &crate::store::Shared,
+    name: &str,
+    waiting: bool,
+) -> Result<crate::lock::LockGuard, Waiting> {
+    use crate::store::lease::{try_take, Refused};
+    let services = &state.services;
+    match try_take(&store.db, &store.shown, name, services.run_id(), state.settings.lock_ttl, waiting) {
+        Ok(taken) => {
+            if let Some((old, connected)) = &taken.took_over {
+                let why = if *connected {
+                    "its lease expired (it still holds its connection but stopped renewing)"
+                } else {
+                    "its lease expired and its connection is gone"
+                };
+                services.log(Level::Warn, format!("took over lock `{name}` from {old}: {why}"));
+            }
+            services
+                .log(Level::Debug, format!("lock `{name}` taken in {} (fencing token {})", store.shown, taken.token));
+            taken.lease.watch(services.journal_health.clone());
+            let mut guard = crate::lock::LockGuard::new(name, taken.lease);
+            guard.token = Some(taken.token);
+            Ok(guard)
+        }
+        Err(Refused::Held { holder, position }) => Err(Waiting::Held(holder, waiting.then_some(position))),
+        Err(Refused::Store(e)) => {
+            Err(Waiting::Refused(LockError::Invalid(format!("cannot take lock `{name}` in {}: {e}", store.shown))))
+        }
+    }
+}
+
+/// The script error of a lock not taken: held (exit 3) or not takeable (exit 2).
+fn refusal(name: &str, e: LockError) -> Box<rhai::EvalAltResult> {
+    match e {
+        LockError::Held(holder) => {
             let who = holder.map_or_else(|| "another run".to_string(), |h| h.to_string());
-            Err(failure_with_hint(
+            failure_with_hint(
                 FailureKind::Blocked,
                 format!("lock `{name}` is held by {who}"),
-                "wait for that run to finish; a lock whose process died is taken over automatically",
-            ))
+                "wait for that run to finish (or pass --lock-wait DUR); a lock whose holder is gone is taken over automatically",
+            )
         }
-        Err(LockError::Invalid(m)) => Err(failure_with_hint(FailureKind::Usage, m, "pick another lock name")),
+        LockError::HeldBy(who) => failure_with_hint(
+            FailureKind::Blocked,
+            format!("lock `{name}` is held by {who}"),
+            "wait for that run to finish (or pass a longer --lock-wait); a lock whose holder is gone is taken over automatically",
+        ),
+        LockError::Invalid(m) => failure_with_hint(FailureKind::Usage, m, "pick another lock name"),
     }
 }
 
@@ -109,13 +208,7 @@ fn ci_actor() -> Option<String> {
 
 /// The account capstan runs as, on this host: `alice@build-7`.
 fn local_user() -> String {
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
-    format!("{user}@{}", gethostname::gethostname().to_string_lossy())
+    format!("{}@{}", crate::lock::user(), crate::lock::host())
 }
 
 pub fn register(engine: &mut Engine, state: &Arc<RunState>) {

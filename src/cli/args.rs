@@ -141,6 +141,11 @@ pub struct RunArgs {
     /// Where `.capstan/runs/` goes [default: the playbook's folder]
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Where runs keep their journals and locks, shared between machines:
+    /// `file://DIR` (this machine's journal folder, the default) or
+    /// `postgres://USER@HOST:PORT/DB`
+    #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
+    pub state: Option<String>,
     /// Stop the whole run after this long (e.g. 30m), then undo
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -212,6 +217,10 @@ pub struct RunsArgs {
     /// Where `.capstan/runs/` is [default: the current folder]
     #[arg(long, value_name = "DIR", global = true)]
     pub journal_dir: Option<PathBuf>,
+    /// List the runs of every machine in this state store (`file://DIR` or
+    /// `postgres://USER@HOST:PORT/DB`)
+    #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true, global = true)]
+    pub state: Option<String>,
     /// As JSON
     #[arg(long, global = true)]
     pub json: bool,
@@ -241,6 +250,11 @@ pub struct ReplArgs {
     /// Where `.capstan/runs/` goes [default: the playbook's folder, or the current one]
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Where runs keep their journals and locks, shared between machines:
+    /// `file://DIR` (this machine's journal folder, the default) or
+    /// `postgres://USER@HOST:PORT/DB`
+    #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
+    pub state: Option<String>,
     #[command(flatten)]
     pub guards: GuardArgs,
 }
@@ -324,4 +338,11 @@ pub struct GuardArgs {
     /// Hold this exclusive lock while capstan runs; exit 3 if another run holds it
     #[arg(long = "lock", value_name = "NAME")]
     pub locks: Vec<String>,
+    /// Wait this long in line for a held --lock instead of exiting 3 (e.g. 10m)
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+    /// With a shared --state: how long a lock's lease lasts unless renewed
+    /// (the run renews it every third of this)
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub lock_ttl: std::time::Duration,
 }

@@ -17,15 +17,17 @@ use crate::report::{self, record, Github, Journal, JsonLines, RunRecord, Termina
 use crate::services::Services;
 use crate::session::{self, Session};
 use crate::state::{RunState, Settings};
+use crate::store::journal::StoreJournal;
+use crate::store::State;
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let root = crate::launch::playbook_root(&args.playbook);
-    let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
+    // The store is opened (and a bad one refused) before anything else; it
+    // answers on a thread of its own, so asking from here blocks nothing else.
+    let store = State::open(args.state.as_deref())?;
+    let journal_root = store.journal_root(args.journal_dir.as_ref(), root.clone())?;
     let resume = match &args.resume {
-        Some(id) => Some(
-            Resume::load(&journal_root, id)
-                .map_err(|e| Error::input(e, "`capstan runs` lists the runs under the journal dir"))?,
-        ),
+        Some(id) => Some(load_resume(&store, &journal_root, id)?),
         None => None,
     };
     // A replayed value gets the secrets it holds as they are now: each must be set.
@@ -55,9 +57,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let watcher = session::watch_signals(move |_| on_signal.interrupt());
 
     let blocking = services.clone();
-    let result = tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, blocking))
-        .await
-        .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
+    let result =
+        tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, &store, blocking))
+            .await
+            .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
     if let Some(w) = watcher {
         w.abort();
     }
@@ -90,10 +93,14 @@ fn run_blocking(
     inputs: Inputs,
     resume: Option<Resume>,
     journal_root: &Path,
+    store: &State,
     services: Arc<Services>,
 ) -> Result<(), Error> {
     let mut settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, journal_root);
     settings.undo_timeout = args.undo_timeout;
+    settings.store = store.shared().cloned();
+    settings.lock_wait = args.guards.lock_wait;
+    settings.lock_ttl = args.guards.lock_ttl;
     let root = crate::launch::playbook_root(&args.playbook);
     let Session { state, engine, record, .. } = Session::build(
         services.clone(),
@@ -182,6 +189,11 @@ fn run_blocking(
         }
         None => Journal::create(journal_root, services.run_id(), record.clone(), services.journal_health.clone()),
     };
+    if let Some(shared) = store.shared() {
+        let health = services.journal_health.clone();
+        let sink = StoreJournal::new(shared.db.clone(), shared.shown.clone(), services.run_id(), journal_root, health);
+        services.bus.add_sink(Box::new(sink));
+    }
     match journal {
         Ok(journal) => services.bus.add_sink(Box::new(journal)),
         Err(e) => services.log(
@@ -200,6 +212,15 @@ fn run_blocking(
         resumed: state.resume.is_some(),
         step_key_salt: state.step_key_salt.clone(),
     });
+    // The journal begins after the locks were taken: it records them here.
+    for guard in state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        if let (Some(token), Some(store)) = (guard.token, store.shared()) {
+            services.log(
+                Level::Info,
+                format!("holding lock `{}` in {} (fencing token {token})", guard.name(), store.shown),
+            );
+        }
+    }
     let notify = |event: &str, fields: serde_json::Value| notify_all(&services, &args.notify, event, &display, fields);
     notify("run_started", serde_json::json!({ "dry_run": services.dry_run() }));
     let outcome = executor::run(&state, &engine, &phases, None);
@@ -244,6 +265,27 @@ fn run_blocking(
         }),
         None => failed.map_or(Ok(()), Err),
     }
+}
+
+/// The run `--resume` names: from the journal folder, or, with a shared
+/// `--state`, from the store (written into the journal folder first, so the
+/// run goes on here whichever machine it began on).
+fn load_resume(store: &State, journal_root: &Path, id: &str) -> Result<Resume, Error> {
+    let mut id = id.to_string();
+    if let Some(shared) = store.shared() {
+        let found = crate::store::runs::materialize(&shared.db, &id, journal_root)
+            .map_err(|e| Error::usage(format!("cannot read run {id} from the state store {}: {e}", shared.shown)))?;
+        match found {
+            Some(found) => id = found,
+            None => {
+                return Err(Error::usage_with_hint(
+                    format!("no run {id} in the state store {}", shared.shown),
+                    "`capstan runs --state URL` lists the runs it holds",
+                ))
+            }
+        }
+    }
+    Resume::load(journal_root, &id).map_err(|e| Error::input(e, "`capstan runs` lists the runs under the journal dir"))
 }
 
 /// `--resume`: the step numbers, the record and the step keys go on from

@@ -11,9 +11,14 @@ use crate::error::Error;
 use crate::replay::resume::latest;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
+use crate::store::{Shared, State};
 
 pub fn runs(args: &RunsArgs) -> Result<(), Error> {
-    let root = args.journal_dir.clone().unwrap_or_else(|| ".".into());
+    let state = State::open(args.state.as_deref())?;
+    if let Some(shared) = state.shared() {
+        return stored(args, shared);
+    }
+    let root = state.journal_root(args.journal_dir.as_ref(), ".".into())?;
     let dir = runs_dir(&root);
     let hint = if args.journal_dir.is_none() { elsewhere(&root) } else { None };
     match &args.action {
@@ -109,10 +114,83 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
             "`capstan runs` lists the runs",
         ));
     };
+    tell(&r, json);
+    Ok(())
+}
+
+/// `runs` and `runs show` with a shared `--state`: every machine's runs.
+fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
+    let failed = |e: String| Error::usage(format!("cannot read the runs in the state store {}: {e}", shared.shown));
+    match &args.action {
+        None | Some(RunsAction::List) => {
+            let runs = crate::store::runs::list(&shared.db).map_err(failed)?;
+            if args.json {
+                let rows: Vec<serde_json::Value> = runs
+                    .iter()
+                    .map(|s| {
+                        let r = &s.record;
+                        serde_json::json!({
+                            "run_id": r.run_id, "playbook": r.playbook, "status": r.status, "exit_code": r.exit_code,
+                            "started": r.started, "duration_ms": r.duration_ms, "resumes": r.resumes,
+                            "dry_run": r.dry_run, "where": s.place, "params": r.params,
+                        })
+                    })
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            } else if runs.is_empty() {
+                crate::errln!("no runs in {}", shared.shown);
+            } else {
+                outln!("{:<26} {:<12} {:>8}  {:<24}  PLAYBOOK  WHERE  PARAMS", "RUN", "STATUS", "TOOK", "STARTED");
+                for s in &runs {
+                    let r = &s.record;
+                    let status = if r.status == "running" { "incomplete" } else { r.status.as_str() };
+                    let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect();
+                    outln!(
+                        "{:<26} {:<12} {:>8}  {:<24}  {}  {}  {}",
+                        r.run_id,
+                        status,
+                        took(r.duration_ms),
+                        r.started.as_deref().unwrap_or("?"),
+                        r.playbook,
+                        s.place,
+                        params.join(" ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Some(RunsAction::Show { run }) => {
+            let id = if run == "last" {
+                crate::store::runs::latest(&shared.db)
+                    .map_err(failed)?
+                    .ok_or_else(|| Error::usage(format!("no runs in {}", shared.shown)))?
+            } else {
+                run.clone()
+            };
+            let Some(journal) = crate::store::runs::journal(&shared.db, &id).map_err(failed)? else {
+                return Err(Error::usage_with_hint(
+                    format!("no run {id} in {}", shared.shown),
+                    "`capstan runs --state URL` lists the runs",
+                ));
+            };
+            tell(&RunRecord::from_journal(&journal), args.json);
+            Ok(())
+        }
+    }
+}
+
+/// A param's value as the command line gives it.
+fn shown(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// One run as a tree (or JSON).
+fn tell(r: &RunRecord, json: bool) {
+    let r = r.clone();
     if json {
         let doc = serde_json::json!({ "run": r, "incident": crate::report::files::incident(&r) });
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return Ok(());
+        return;
     }
     // Statuses read as words (`dry run`), as the live output says them.
     let status = if r.status == "running" {
@@ -137,11 +215,7 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
         outln!("  playbook sha256 {sha}");
     }
     if !r.params.is_empty() {
-        let params: Vec<String> = r
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-            .collect();
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect();
         outln!("  params {}", params.join(" "));
     }
     let mut told_errors: Vec<String> = Vec::new();
@@ -234,7 +308,6 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
     if let Some(e) = r.error.as_deref().filter(|e| !told(&told_errors, e)) {
         outln!("error: {e}");
     }
-    Ok(())
 }
 
 /// Whether `error` was already shown, perhaps without the ` (file:line:col)`

@@ -27,7 +27,8 @@ use crate::state::Settings;
 
 pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let root = args.playbook.as_deref().map_or_else(|| PathBuf::from("."), playbook_root);
-    let journal_root = args.journal_dir.clone().unwrap_or_else(|| root.clone());
+    let store = crate::store::State::open(args.state.as_deref())?;
+    let journal_root = store.journal_root(args.journal_dir.as_ref(), root.clone())?;
     let inputs = base::inputs(&args.inputs)?;
     let services = base::services(report::format::new_run_id().into(), args.dry_run);
 
@@ -35,7 +36,7 @@ pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let quit = Arc::new(AtomicBool::new(false));
     let blocking = services.clone();
     tokio::task::spawn_blocking(move || {
-        session_loop(&args, inputs, &root, journal_root, blocking, &Flags { busy, quit })
+        session_loop(&args, inputs, &root, journal_root, store.shared().cloned(), blocking, &Flags { busy, quit })
     })
     .await
     .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }))
@@ -118,13 +119,17 @@ fn session_loop(
     inputs: Inputs,
     root: &Path,
     journal_root: PathBuf,
+    store: Option<crate::store::Shared>,
     services: Arc<Services>,
     flags: &Flags,
 ) -> Result<(), Error> {
     let current = view::Current::default();
     let style = if std::io::stderr().is_terminal() { TerminalStyle::Human } else { TerminalStyle::Plain };
     let view = View::new(Box::new(Terminal::new(style, true, false)), current.clone());
-    let settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, &journal_root);
+    let mut settings = Settings::from_cli(args.guards.yes, &args.guards.approvals, &journal_root);
+    settings.store = store;
+    settings.lock_wait = args.guards.lock_wait;
+    settings.lock_ttl = args.guards.lock_ttl;
     let base::Session { state, engine, record, .. } =
         base::Session::build(services.clone(), inputs, settings, root, |_| Box::new(view), |_| {});
     let loaded = match &args.playbook {

@@ -339,6 +339,17 @@ impl Session {
             return;
         }
         let services = self.state.services.clone();
+        if let Some(shared) = &self.state.settings.store {
+            let health = services.journal_health.clone();
+            let sink = crate::store::journal::StoreJournal::new(
+                shared.db.clone(),
+                shared.shown.clone(),
+                services.run_id(),
+                &self.journal_root,
+                health,
+            );
+            services.bus.add_sink(Box::new(sink));
+        }
         match Journal::create(
             &self.journal_root,
             services.run_id(),

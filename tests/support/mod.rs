@@ -5,6 +5,7 @@
 
 pub mod daemons;
 pub mod http;
+pub mod postgres;
 pub mod pty;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,85 @@
+//! The runs a PostgreSQL state store holds, read back: every machine's runs
+//! for `capstan runs`, and one run's journal written into this machine's
+//! journal folder, so `--resume` continues it here as it would a local run.
+
+use std::path::Path;
+
+use super::db::Db;
+use crate::report::{runs_dir, RunRecord};
+
+/// A run as the store has it: the record its journal gives, and where it
+/// ran (`user@host:folder`, several when it was resumed elsewhere).
+pub struct Stored {
+    pub record: RunRecord,
+    pub place: String,
+}
+
+/// Every run in the store, oldest first.
+pub fn list(db: &Db) -> Result<Vec<Stored>, String> {
+    let rows = db.call(|c| async move {
+        c.query(
+            "SELECT r.run_id, r.place, coalesce(string_agg(e.line, E'\\n' ORDER BY e.id), '')
+             FROM capstan_runs r LEFT JOIN capstan_events e ON e.run_id = r.run_id
+             GROUP BY r.run_id, r.place ORDER BY r.run_id",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| (r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+    })?;
+    Ok(rows.into_iter().map(|(place, journal)| Stored { record: RunRecord::from_journal(&journal), place }).collect())
+}
+
+/// The newest run's id (ids sort by time).
+pub fn latest(db: &Db) -> Result<Option<String>, String> {
+    db.call(|c| async move {
+        c.query_opt("SELECT max(run_id) FROM capstan_events", &[]).await.map(|r| r.and_then(|r| r.get(0)))
+    })
+}
+
+/// Run `id`'s journal lines, `None` when the store has no such run.
+pub fn journal(db: &Db, id: &str) -> Result<Option<String>, String> {
+    let id = id.to_string();
+    let lines: Vec<String> = db.call(move |c| async move {
+        c.query("SELECT line FROM capstan_events WHERE run_id = $1 ORDER BY id", &[&id])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    })?;
+    Ok((!lines.is_empty()).then(|| lines.iter().fold(String::new(), |acc, l| acc + l.as_str() + "\n")))
+}
+
+/// Write run `id` (or the newest for `last`) from the store into
+/// `root/.capstan/runs/ID/`: its journal and the values kept beside it.
+/// `Ok(None)` when the store has no such run.
+pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, String> {
+    let id = if id == "last" {
+        match latest(db)? {
+            Some(id) => id,
+            None => return Ok(None),
+        }
+    } else {
+        id.to_string()
+    };
+    let Some(text) = journal(db, &id)? else { return Ok(None) };
+    let key = id.clone();
+    let values: Vec<(String, String)> = db.call(move |c| async move {
+        c.query("SELECT file, value FROM capstan_values WHERE run_id = $1", &[&key])
+            .await
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    })?;
+    let dir = runs_dir(root).join(&id);
+    let write = |path: &Path, text: &str| -> Result<(), String> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    for (file, value) in &values {
+        // A value's file name comes from the journal: keep it inside the run's folder.
+        if Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            write(&dir.join(file), value)?;
+        }
+    }
+    write(&dir.join("journal.jsonl"), &text)?;
+    std::fs::create_dir_all(dir.join("steps")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(Some(id))
+}
