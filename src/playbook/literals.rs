@@ -121,23 +121,25 @@ fn check_call(
         if let Some(Expr::StringConstant(name, pos)) = call.args.first() {
             step_name(name, *pos, found);
         }
-        if let (3, Some(Expr::Map(map, _))) = (arity, call.args.get(1)) {
-            option_keys(
-                "step",
-                crate::playbook::STEP_OPTION_KEYS,
-                map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)),
-                found,
-            );
-        }
     }
-    if call.namespace.is_empty() && call.name == "phase" && arity == 3 {
-        if let Some(Expr::Map(map, _)) = call.args.get(1) {
-            option_keys(
-                "phase",
-                crate::playbook::PHASE_OPTION_KEYS,
-                map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)),
-                found,
-            );
+    // `step(name, #{...}, body)` and `phase(name, #{...}, body)`: literal option keys.
+    let options = match call.name.as_str() {
+        "step" => Some(("step", "unknown-step-option", crate::playbook::STEP_OPTION_KEYS)),
+        "phase" => Some(("phase", "unknown-phase-option", crate::playbook::PHASE_OPTION_KEYS)),
+        _ => None,
+    };
+    if let (true, 3, Some((what, rule, keys)), Some(Expr::Map(map, _))) =
+        (call.namespace.is_empty(), arity, options, call.args.get(1))
+    {
+        for (key, pos) in map.0.iter().map(|(k, _)| (k.name.as_str(), k.pos)) {
+            if !keys.contains(&key) {
+                found.push(BadLiteral {
+                    pos,
+                    rule,
+                    message: format!("unknown {what} option `{key}`"),
+                    hint: format!("the options are: {}", keys.join(", ")),
+                });
+            }
         }
     }
     if call.namespace.is_empty() && call.name == "sleep" && arity == 1 {
@@ -178,24 +180,6 @@ fn check_call(
 
 /// A misspelt option (`retry: 1`) would fail the step (or the phase's
 /// declaration) when it runs.
-fn option_keys<'a>(
-    what: &'static str,
-    known: &[&str],
-    keys: impl Iterator<Item = (&'a str, Position)>,
-    found: &mut Vec<BadLiteral>,
-) {
-    for (key, pos) in keys {
-        if !known.contains(&key) {
-            found.push(BadLiteral {
-                pos,
-                rule: if what == "step" { "unknown-step-option" } else { "unknown-phase-option" },
-                message: format!("unknown {what} option `{key}`"),
-                hint: format!("the options are: {}", known.join(", ")),
-            });
-        }
-    }
-}
-
 fn step_name(name: &str, pos: Position, found: &mut Vec<BadLiteral>) {
     if name.is_empty() {
         found.push(BadLiteral {
