@@ -65,7 +65,7 @@ pub fn take(state: &RunState, name: &str) -> RhaiResultOf<()> {
             }
             _ => {
                 if let (Some(store), Some(_)) = (&state.settings.store, deadline) {
-                    crate::store::lease::leave(&store.db, name, services.run_id());
+                    crate::store::lease::leave(&store.backend, name, services.run_id());
                 }
                 return Err(refusal(name, LockError::Held(None).with_who(who)));
             }
@@ -99,7 +99,7 @@ fn take_lease(
 ) -> Result<crate::lock::LockGuard, Waiting> {
     use crate::store::lease::{try_take, Refused};
     let services = &state.services;
-    match try_take(&store.db, &store.shown, name, services.run_id(), state.settings.lock_ttl, waiting) {
+    match try_take(&store.backend, &store.shown, name, services.run_id(), state.settings.lock_ttl, waiting) {
         Ok(taken) => {
             if let Some((old, connected)) = &taken.took_over {
                 let why = if *connected {

@@ -191,7 +191,8 @@ fn run_blocking(
     };
     if let Some(shared) = store.shared() {
         let health = services.journal_health.clone();
-        let sink = StoreJournal::new(shared.db.clone(), shared.shown.clone(), services.run_id(), journal_root, health);
+        let sink =
+            StoreJournal::new(shared.backend.clone(), shared.shown.clone(), services.run_id(), journal_root, health);
         services.bus.add_sink(Box::new(sink));
     }
     match journal {
@@ -273,7 +274,7 @@ fn run_blocking(
 fn load_resume(store: &State, journal_root: &Path, id: &str) -> Result<Resume, Error> {
     let mut id = id.to_string();
     if let Some(shared) = store.shared() {
-        let found = crate::store::runs::materialize(&shared.db, &id, journal_root)
+        let found = crate::store::runs::materialize(&shared.backend, &id, journal_root)
             .map_err(|e| Error::usage(format!("cannot read run {id} from the state store {}: {e}", shared.shown)))?;
         match found {
             Some(found) => id = found,

@@ -123,7 +123,7 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
     let failed = |e: String| Error::usage(format!("cannot read the runs in the state store {}: {e}", shared.shown));
     match &args.action {
         None | Some(RunsAction::List) => {
-            let runs = crate::store::runs::list(&shared.db).map_err(failed)?;
+            let runs = crate::store::runs::list(&shared.backend).map_err(failed)?;
             if args.json {
                 let rows: Vec<serde_json::Value> = runs
                     .iter()
@@ -161,13 +161,13 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
         }
         Some(RunsAction::Show { run }) => {
             let id = if run == "last" {
-                crate::store::runs::latest(&shared.db)
+                crate::store::runs::latest(&shared.backend)
                     .map_err(failed)?
                     .ok_or_else(|| Error::usage(format!("no runs in {}", shared.shown)))?
             } else {
                 run.clone()
             };
-            let Some(journal) = crate::store::runs::journal(&shared.db, &id).map_err(failed)? else {
+            let Some(journal) = crate::store::runs::journal(&shared.backend, &id).map_err(failed)? else {
                 return Err(Error::usage_with_hint(
                     format!("no run {id} in {}", shared.shown),
                     "`capstan runs --state URL` lists the runs",

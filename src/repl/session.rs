@@ -342,7 +342,7 @@ impl Session {
         if let Some(shared) = &self.state.settings.store {
             let health = services.journal_health.clone();
             let sink = crate::store::journal::StoreJournal::new(
-                shared.db.clone(),
+                shared.backend.clone(),
                 shared.shown.clone(),
                 services.run_id(),
                 &self.journal_root,

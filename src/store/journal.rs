@@ -1,4 +1,4 @@
-//! The journal of a run, written to a PostgreSQL state store as it happens:
+//! The journal of a run, written to a shared state store as it happens:
 //! the same event lines as `journal.jsonl`, appended in one round trip when
 //! a step (or undo, phase, run) finishes; large recorded values; and of each
 //! step's log the last [`TAIL_LINES`] lines with where the whole log is kept.
@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::db::Db;
+use super::Backend;
 use crate::events::{Event, EventKind};
 use crate::services::JournalHealth;
 
@@ -21,7 +21,9 @@ use crate::services::JournalHealth;
 pub const TAIL_LINES: usize = 100;
 
 pub struct StoreJournal {
-    db: Arc<Db>,
+    backend: Backend,
+    /// The number of the next batch in an S3 store (`None`: not yet looked up).
+    next_batch: Option<u64>,
     /// The store as messages show it (password masked).
     shown: String,
     run_id: String,
@@ -39,10 +41,11 @@ pub struct StoreJournal {
 impl StoreJournal {
     /// The journal of run `run_id`, whose full step logs this machine keeps
     /// under `journal_root`.
-    pub fn new(db: Arc<Db>, shown: String, run_id: &str, journal_root: &Path, health: Arc<JournalHealth>) -> Self {
+    pub fn new(backend: Backend, shown: String, run_id: &str, journal_root: &Path, health: Arc<JournalHealth>) -> Self {
         let local_dir = crate::report::runs_dir(journal_root).join(run_id);
         Self {
-            db,
+            backend,
+            next_batch: None,
             shown,
             run_id: run_id.to_string(),
             place: super::lease::place(journal_root),
@@ -69,7 +72,16 @@ impl StoreJournal {
         let lines = std::mem::take(&mut self.pending);
         let logs = std::mem::take(&mut self.pending_logs);
         let run_id = self.run_id.clone();
-        let written = self.db.call(move |c| async move {
+        let db = match &self.backend {
+            Backend::Postgres(db) => db,
+            Backend::S3(s3) => {
+                if let Err(e) = super::s3::journal::append(s3, &run_id, &mut self.next_batch, &lines, &logs) {
+                    self.failed(&e);
+                }
+                return;
+            }
+        };
+        let written = db.call(move |c| async move {
             c.execute("INSERT INTO capstan_events (run_id, line) SELECT $1, unnest($2::text[])", &[&run_id, &lines])
                 .await?;
             for (seq, tail, location) in &logs {
@@ -91,7 +103,17 @@ impl StoreJournal {
         let (user, host) = (crate::lock::user(), crate::lock::host());
         let place = self.place.clone();
         let since = crate::events::timestamp(std::time::SystemTime::now());
-        let written = self.db.call(move |c| async move {
+        let db = match &self.backend {
+            Backend::Postgres(db) => db,
+            Backend::S3(s3) => {
+                let meta = super::s3::journal::Meta { playbook, user, host, place, started: since, params };
+                if let Err(e) = super::s3::journal::started(s3, &run_id, &meta) {
+                    self.failed(&e);
+                }
+                return;
+            }
+        };
+        let written = db.call(move |c| async move {
             // A resumed run keeps its row; where it ran last is added.
             c.execute(
                 "INSERT INTO capstan_runs (run_id, playbook, username, host, place, started, params)
@@ -110,7 +132,16 @@ impl StoreJournal {
 
     fn value(&mut self, file: &str, value: &serde_json::Value) {
         let (run_id, file, value) = (self.run_id.clone(), file.to_string(), value.to_string());
-        let written = self.db.call(move |c| async move {
+        let db = match &self.backend {
+            Backend::Postgres(db) => db,
+            Backend::S3(s3) => {
+                if let Err(e) = super::s3::journal::value(s3, &run_id, &file, value) {
+                    self.failed(&e);
+                }
+                return;
+            }
+        };
+        let written = db.call(move |c| async move {
             c.execute(
                 "INSERT INTO capstan_values (run_id, file, value) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, file) DO UPDATE SET value = excluded.value",

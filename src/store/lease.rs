@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::db::Db;
+use super::Backend;
 use crate::lock::{host, user, Holder};
 use crate::services::JournalHealth;
 
@@ -44,14 +45,7 @@ pub enum Refused {
 
 /// Try once to take lease `name` for `ttl`; a waiting run (`waiting`) is
 /// queued and takes the lease only when its turn has come.
-pub fn try_take(
-    db: &Db,
-    shown: &str,
-    name: &str,
-    run_id: &str,
-    ttl: Duration,
-    waiting: bool,
-) -> Result<Taken, Refused> {
+fn try_take_pg(db: &Db, shown: &str, name: &str, run_id: &str, ttl: Duration, waiting: bool) -> Result<Taken, Refused> {
     let me = Holder {
         run_id: run_id.to_string(),
         user: user(),
@@ -141,8 +135,25 @@ pub fn try_take(
     }
 }
 
+/// Try once to take lease `name` for `ttl`; a waiting run (`waiting`) is
+/// queued (in PostgreSQL) and takes the lease only when its turn has come.
+pub fn try_take(
+    backend: &Backend,
+    shown: &str,
+    name: &str,
+    run_id: &str,
+    ttl: Duration,
+    waiting: bool,
+) -> Result<Taken, Refused> {
+    match backend {
+        Backend::Postgres(db) => try_take_pg(db, shown, name, run_id, ttl, waiting),
+        Backend::S3(s3) => super::s3::lease::try_take(s3, shown, name, run_id, ttl),
+    }
+}
+
 /// Leave the line of lease `name` (a waiter that gave up).
-pub fn leave(db: &Db, name: &str, run_id: &str) {
+pub fn leave(backend: &Backend, name: &str, run_id: &str) {
+    let Backend::Postgres(db) = backend else { return };
     let (name, run_id) = (name.to_string(), run_id.to_string());
     let _ = db.call(move |c| async move {
         c.execute("DELETE FROM capstan_waiters WHERE name = $1 AND run_id = $2", &[&name, &run_id]).await
@@ -162,11 +173,62 @@ pub struct Lease {
 
 impl Lease {
     fn new(db: &Db, shown: &str, name: &str, token: i64, ttl: Duration) -> Self {
+        let heartbeat = db.reconnect();
+        let key = name.to_string();
+        Self::spawn(
+            shown,
+            name,
+            token,
+            ttl,
+            move || {
+                let db = heartbeat?;
+                let k = key.clone();
+                let _ = db.call(move |c| async move {
+                    c.execute("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LIVENESS, &k]).await
+                });
+                Ok((db, key))
+            },
+            move |(db, key)| {
+                let (key, ttl_ms) = (key.clone(), ttl.as_secs_f64() * 1000.0);
+                db.call(move |c| async move {
+                    c.execute(
+                        "UPDATE capstan_leases SET expires = now() + $3::float8 * interval '1 millisecond'
+                         WHERE name = $1 AND token = $2 AND NOT released",
+                        &[&key, &token, &ttl_ms],
+                    )
+                    .await
+                })
+                .map(|n| n == 1)
+            },
+            move |(db, key)| {
+                let key = key.clone();
+                let _ = db.call(move |c| async move {
+                    c.execute(
+                        "UPDATE capstan_leases SET released = true, expires = now() WHERE name = $1 AND token = $2",
+                        &[&key, &token],
+                    )
+                    .await
+                });
+            },
+        )
+    }
+
+    /// A lease renewed every third of `ttl` on a thread of its own:
+    /// `open` makes what the heartbeat uses, `renew` answers whether the
+    /// lease is still this run's, `release` gives it up when dropped.
+    pub fn spawn<S: 'static>(
+        shown: &str,
+        name: &str,
+        token: i64,
+        ttl: Duration,
+        open: impl FnOnce() -> Result<S, String> + Send + 'static,
+        mut renew: impl FnMut(&mut S) -> Result<bool, String> + Send + 'static,
+        release: impl FnOnce(&mut S) + Send + 'static,
+    ) -> Self {
         let shown = shown.to_string();
         let (stop, rx) = channel::<()>();
         let health: Arc<std::sync::Mutex<Option<Arc<JournalHealth>>>> = Arc::default();
         let told = health.clone();
-        let heartbeat = db.reconnect();
         let name = name.to_string();
         let thread = std::thread::Builder::new()
             .name("lease-heartbeat".into())
@@ -176,28 +238,14 @@ impl Lease {
                         h.failed(why);
                     }
                 };
-                let db = match heartbeat {
-                    Ok(db) => db,
+                let mut state = match open() {
+                    Ok(s) => s,
                     Err(e) => return fail(format!("cannot renew lock `{name}` in the state store {shown}: {e}")),
                 };
-                let key = name.clone();
-                let _ = db.call(move |c| async move {
-                    c.execute("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LIVENESS, &key]).await
-                });
-                let ttl_ms = ttl.as_secs_f64() * 1000.0;
                 while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(ttl / 3) {
-                    let key = name.clone();
-                    let renewed = db.call(move |c| async move {
-                        c.execute(
-                            "UPDATE capstan_leases SET expires = now() + $3::float8 * interval '1 millisecond'
-                             WHERE name = $1 AND token = $2 AND NOT released",
-                            &[&key, &token, &ttl_ms],
-                        )
-                        .await
-                    });
-                    match renewed {
-                        Ok(1) => {}
-                        Ok(_) => {
+                    match renew(&mut state) {
+                        Ok(true) => {}
+                        Ok(false) => {
                             return fail(format!(
                                 "lost lock `{name}`: its lease expired and another run took it (fencing token {token})"
                             ))
@@ -205,14 +253,7 @@ impl Lease {
                         Err(e) => return fail(format!("cannot renew lock `{name}` in the state store {shown}: {e}")),
                     }
                 }
-                let key = name.clone();
-                let _ = db.call(move |c| async move {
-                    c.execute(
-                        "UPDATE capstan_leases SET released = true, expires = now() WHERE name = $1 AND token = $2",
-                        &[&key, &token],
-                    )
-                    .await
-                });
+                release(&mut state);
             })
             .ok();
         Self { stop: Some(stop), thread, health }

@@ -1,13 +1,14 @@
 //! Where runs keep their shared state (`--state URL`, `CAPSTAN_STATE`): the
 //! journal folder of this machine (`file://`, the default), or a PostgreSQL
-//! database (`postgres://`) that every machine's runs write their journals
-//! and take their locks in. Opened, and checked, before anything runs: a
+//! database (`postgres://`) or an S3 bucket (`s3://`) that every machine's
+//! runs write their journals and take their locks in. Opened, and checked, before anything runs: a
 //! store that cannot be used is a usage error naming it (password masked).
 
 pub mod db;
 pub mod journal;
 pub mod lease;
 pub mod runs;
+pub mod s3;
 pub mod url;
 
 use std::path::PathBuf;
@@ -15,10 +16,17 @@ use std::sync::Arc;
 
 use crate::error::Error;
 
+/// Where a shared store keeps its state.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Postgres(Arc<db::Db>),
+    S3(Arc<s3::S3>),
+}
+
 /// A store that several machines share.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    pub db: Arc<db::Db>,
+    pub backend: Backend,
     /// The URL as messages show it (password masked).
     pub shown: String,
 }
@@ -40,14 +48,18 @@ impl State {
         let fail = |why: String| {
             Error::usage_with_hint(
                 format!("cannot use the state store {shown}: {why}"),
-                "--state (or CAPSTAN_STATE) takes file://DIR or postgres://USER@HOST:PORT/DB",
+                "--state (or CAPSTAN_STATE) takes file://DIR, postgres://USER@HOST:PORT/DB or s3://BUCKET/PREFIX?endpoint=URL",
             )
         };
         match url::parse(url).map_err(fail)? {
             url::StateUrl::File(dir) => Ok(State::Local(Some(dir))),
             url::StateUrl::Postgres(url) => {
                 let db = db::Db::connect(&url).map_err(fail)?;
-                Ok(State::Shared(Shared { db: Arc::new(db), shown }))
+                Ok(State::Shared(Shared { backend: Backend::Postgres(Arc::new(db)), shown }))
+            }
+            url::StateUrl::S3 { bucket, prefix, endpoint, region } => {
+                let s3 = s3::S3::connect(&bucket, &prefix, endpoint.as_deref(), region.as_deref()).map_err(fail)?;
+                Ok(State::Shared(Shared { backend: Backend::S3(Arc::new(s3)), shown }))
             }
         }
     }

@@ -1,10 +1,10 @@
-//! The runs a PostgreSQL state store holds, read back: every machine's runs
+//! The runs a shared state store holds, read back: every machine's runs
 //! for `capstan runs`, and one run's journal written into this machine's
 //! journal folder, so `--resume` continues it here as it would a local run.
 
 use std::path::Path;
 
-use super::db::Db;
+use super::Backend;
 use crate::report::{runs_dir, RunRecord};
 
 /// A run as the store has it: the record its journal gives, and where it
@@ -15,7 +15,18 @@ pub struct Stored {
 }
 
 /// Every run in the store, oldest first.
-pub fn list(db: &Db) -> Result<Vec<Stored>, String> {
+pub fn list(backend: &Backend) -> Result<Vec<Stored>, String> {
+    let db = match backend {
+        Backend::Postgres(db) => db,
+        Backend::S3(s3) => {
+            let runs = super::s3::runs::list(s3)?;
+            let stored = |(_, place, journal): (String, String, String)| Stored {
+                record: RunRecord::from_journal(&journal),
+                place,
+            };
+            return Ok(runs.into_iter().map(stored).collect());
+        }
+    };
     let rows = db.call(|c| async move {
         c.query(
             "SELECT r.run_id, r.place, coalesce(string_agg(e.line, E'\\n' ORDER BY e.id), '')
@@ -30,14 +41,22 @@ pub fn list(db: &Db) -> Result<Vec<Stored>, String> {
 }
 
 /// The newest run's id (ids sort by time).
-pub fn latest(db: &Db) -> Result<Option<String>, String> {
+pub fn latest(backend: &Backend) -> Result<Option<String>, String> {
+    let db = match backend {
+        Backend::Postgres(db) => db,
+        Backend::S3(s3) => return super::s3::runs::latest(s3),
+    };
     db.call(|c| async move {
         c.query_opt("SELECT max(run_id) FROM capstan_events", &[]).await.map(|r| r.and_then(|r| r.get(0)))
     })
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
-pub fn journal(db: &Db, id: &str) -> Result<Option<String>, String> {
+pub fn journal(backend: &Backend, id: &str) -> Result<Option<String>, String> {
+    let db = match backend {
+        Backend::Postgres(db) => db,
+        Backend::S3(s3) => return super::s3::runs::journal(s3, id),
+    };
     let id = id.to_string();
     let lines: Vec<String> = db.call(move |c| async move {
         c.query("SELECT line FROM capstan_events WHERE run_id = $1 ORDER BY id", &[&id])
@@ -47,25 +66,34 @@ pub fn journal(db: &Db, id: &str) -> Result<Option<String>, String> {
     Ok((!lines.is_empty()).then(|| lines.iter().fold(String::new(), |acc, l| acc + l.as_str() + "\n")))
 }
 
+/// Run `id`'s large recorded values, as (file, value).
+fn values(backend: &Backend, id: &str) -> Result<Vec<(String, String)>, String> {
+    let db = match backend {
+        Backend::Postgres(db) => db,
+        Backend::S3(s3) => return super::s3::runs::values(s3, id),
+    };
+    let key = id.to_string();
+    db.call(move |c| async move {
+        c.query("SELECT file, value FROM capstan_values WHERE run_id = $1", &[&key])
+            .await
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    })
+}
+
 /// Write run `id` (or the newest for `last`) from the store into
 /// `root/.capstan/runs/ID/`: its journal and the values kept beside it.
 /// `Ok(None)` when the store has no such run.
-pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, String> {
+pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<String>, String> {
     let id = if id == "last" {
-        match latest(db)? {
+        match latest(backend)? {
             Some(id) => id,
             None => return Ok(None),
         }
     } else {
         id.to_string()
     };
-    let Some(text) = journal(db, &id)? else { return Ok(None) };
-    let key = id.clone();
-    let values: Vec<(String, String)> = db.call(move |c| async move {
-        c.query("SELECT file, value FROM capstan_values WHERE run_id = $1", &[&key])
-            .await
-            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    })?;
+    let Some(text) = journal(backend, &id)? else { return Ok(None) };
+    let values = values(backend, &id)?;
     let dir = runs_dir(root).join(&id);
     let write = |path: &Path, text: &str| -> Result<(), String> {
         if let Some(parent) = path.parent() {

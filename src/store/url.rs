@@ -10,6 +10,8 @@ pub enum StateUrl {
     File(PathBuf),
     /// `postgres://user:password@host:port/db`: the URL as given.
     Postgres(String),
+    /// `s3://bucket/prefix?endpoint=URL&region=R`.
+    S3 { bucket: String, prefix: String, endpoint: Option<String>, region: Option<String> },
 }
 
 /// Parse `--state` (or `CAPSTAN_STATE`); the error names what is wrong
@@ -28,9 +30,30 @@ pub fn parse(url: &str) -> Result<StateUrl, String> {
             }
             Ok(StateUrl::Postgres(url.to_string()))
         }
-        "s3" => Err("s3:// state stores are not supported by this version; use postgres:// or file://".into()),
+        "s3" => parse_s3(rest),
         other => Err(format!("unknown state store `{other}://`; use file://, postgres:// or s3://")),
     }
+}
+
+/// `bucket/prefix?endpoint=URL&region=R` (after `s3://`).
+fn parse_s3(rest: &str) -> Result<StateUrl, String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    if bucket.is_empty() {
+        return Err("s3:// needs a bucket (s3://bucket/prefix)".into());
+    }
+    let (mut endpoint, mut region) = (None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+        match k {
+            "endpoint" if v.starts_with("http://") || v.starts_with("https://") => endpoint = Some(v),
+            "endpoint" => return Err("endpoint= takes an http:// or https:// URL".into()),
+            "region" => region = Some(v),
+            other => return Err(format!("unknown s3:// option `{other}`; use endpoint= and region=")),
+        }
+    }
+    Ok(StateUrl::S3 { bucket: bucket.to_string(), prefix: prefix.to_string(), endpoint, region })
 }
 
 /// The URL with its password (`user:PASSWORD@`, `password=`) replaced by
@@ -81,5 +104,16 @@ mod tests {
         assert!(parse("postgres://u@/db").is_err());
         assert!(parse("redis://x").unwrap_err().contains("redis"));
         assert!(parse("/tmp/x").is_err());
+        assert_eq!(
+            parse("s3://b/team/x?endpoint=http://127.0.0.1:9000&region=eu"),
+            Ok(StateUrl::S3 {
+                bucket: "b".into(),
+                prefix: "team/x".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: Some("eu".into())
+            })
+        );
+        assert!(parse("s3:///x").is_err());
+        assert!(parse("s3://b?endpoint=ftp://x").is_err());
     }
 }

@@ -1,0 +1,64 @@
+//! The runs an S3 state store holds, read back: every run's record and
+//! journal (its batches in order), and a run's large values.
+
+use super::journal::Meta;
+use super::S3;
+
+/// The id of the run a key under `runs/` belongs to.
+fn run_of(key: &str) -> Option<&str> {
+    key.strip_prefix("runs/")?.split('/').next()
+}
+
+/// Every run as (id, place), oldest first.
+pub fn list(s3: &S3) -> Result<Vec<(String, String, String)>, String> {
+    let keys = s3.list("runs/", 0)?;
+    let mut out = Vec::new();
+    for key in keys.iter().filter(|k| k.ends_with("/run.json")) {
+        let Some(id) = run_of(key) else { continue };
+        let Some(reply) = s3.get(key)? else { continue };
+        let meta: Meta = serde_json::from_str(&reply.body).map_err(|e| format!("cannot read {key}: {e}"))?;
+        let journal = read_batches(s3, keys.iter().filter(|k| is_batch(k, id)))?;
+        out.push((id.to_string(), meta.place, journal));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn is_batch(key: &str, id: &str) -> bool {
+    key.starts_with(&format!("runs/{id}/events/")) && key.ends_with(".jsonl")
+}
+
+fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<String, String> {
+    let mut text = String::new();
+    for key in keys {
+        if let Some(reply) = s3.get(key)? {
+            text.push_str(&reply.body);
+        }
+    }
+    Ok(text)
+}
+
+/// The newest run's id that has journal lines (ids sort by time).
+pub fn latest(s3: &S3) -> Result<Option<String>, String> {
+    let keys = s3.list("runs/", 0)?;
+    Ok(keys.iter().filter(|k| k.contains("/events/")).filter_map(|k| run_of(k)).max().map(str::to_string))
+}
+
+/// Run `id`'s journal lines, `None` when the store has no such run.
+pub fn journal(s3: &S3, id: &str) -> Result<Option<String>, String> {
+    let keys = s3.list(&format!("runs/{id}/events/"), 0)?;
+    let text = read_batches(s3, keys.iter().filter(|k| is_batch(k, id)))?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// Run `id`'s large values, as (file, value).
+pub fn values(s3: &S3, id: &str) -> Result<Vec<(String, String)>, String> {
+    let under = format!("runs/{id}/values/");
+    let mut out = Vec::new();
+    for key in s3.list(&under, 0)? {
+        if let (Some(file), Some(reply)) = (key.strip_prefix(&under), s3.get(&key)?) {
+            out.push((file.to_string(), reply.body));
+        }
+    }
+    Ok(out)
+}
