@@ -40,6 +40,7 @@ mod shapes;
 mod signals;
 mod snapshots;
 mod state_store;
+mod state_store_s3;
 mod templates;
 mod terraform;
 mod top_level;

@@ -14,7 +14,7 @@ use crate::support::postgres::{shared, Postgres};
 
 /// Waits for `FILE` to exist, then succeeds: a step that holds the run
 /// until the test lets it go.
-const PLAYBOOK: &str = r#"
+pub(crate) const PLAYBOOK: &str = r#"
 let dir = param("dir");
 phase("build", || {
     step("one", #{ undo: || sh(`touch ${dir}/undone-${param("copy")}`) }, || sh(`echo x >> ${dir}/one-ran`));
@@ -33,13 +33,13 @@ fn database() -> String {
 }
 
 /// A working copy: the playbook in a folder of its own (its journal goes there).
-fn copy(playbook: &str) -> tempfile::TempDir {
+pub(crate) fn copy(playbook: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("deploy.rhai"), playbook).unwrap();
     dir
 }
 
-fn command(copy: &Path, shared_dir: &Path, name: &str, args: &[&str]) -> Command {
+pub(crate) fn command(copy: &Path, shared_dir: &Path, name: &str, args: &[&str]) -> Command {
     let mut c = Command::new(capstan_bin());
     c.current_dir(copy)
         .args(["run", "deploy.rhai", "--log-format", "plain", "--param"])
@@ -51,15 +51,15 @@ fn command(copy: &Path, shared_dir: &Path, name: &str, args: &[&str]) -> Command
     c
 }
 
-fn spawn(mut c: Command) -> Child {
+pub(crate) fn spawn(mut c: Command) -> Child {
     c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn capstan")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn wait_for(path: &Path, child: &mut Child) {
+pub(crate) fn wait_for(path: &Path, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
         assert!(child.try_wait().unwrap().is_none(), "the run ended before {} appeared", path.display());
@@ -69,7 +69,7 @@ fn wait_for(path: &Path, child: &mut Child) {
 }
 
 /// The run ids in a working copy's journal folder.
-fn run_ids(copy: &Path) -> Vec<String> {
+pub(crate) fn run_ids(copy: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(copy.join(".capstan/runs"))
         .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();

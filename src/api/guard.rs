@@ -102,10 +102,10 @@ fn take_lease(
     match try_take(&store.backend, &store.shown, name, services.run_id(), state.settings.lock_ttl, waiting) {
         Ok(taken) => {
             if let Some((old, connected)) = &taken.took_over {
-                let why = if *connected {
-                    "its lease expired (it still holds its connection but stopped renewing)"
-                } else {
-                    "its lease expired and its connection is gone"
+                let why = match connected {
+                    Some(true) => "its lease expired (it still holds its connection but stopped renewing)",
+                    Some(false) => "its lease expired and its connection is gone",
+                    None => "its lease expired",
                 };
                 services.log(Level::Warn, format!("took over lock `{name}` from {old}: {why}"));
             }

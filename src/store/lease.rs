@@ -7,15 +7,12 @@
 //! tell a holder that is gone from one that stopped renewing.
 
 use std::path::Path;
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::db::Db;
+pub use super::heartbeat::{Lease, Refused, Taken};
 use super::Backend;
 use crate::lock::{host, user, Holder};
-use crate::services::JournalHealth;
 
 /// The first key of the advisory lock that serialises changes to a lease
 /// row; the second is the lock name's hash.
@@ -23,25 +20,6 @@ const ADVISORY: i32 = 7143;
 /// The first key of the advisory lock a holder keeps on its heartbeat
 /// connection, for as long as that connection lives.
 const LIVENESS: i32 = 7144;
-
-/// A taken lease.
-pub struct Taken {
-    pub lease: Lease,
-    pub token: i64,
-    /// The holder whose expired lease was taken over, and whether its
-    /// connection was still open.
-    pub took_over: Option<(Holder, bool)>,
-}
-
-/// Why a lease was not taken.
-pub enum Refused {
-    /// Another run holds it, or (`position > 1`) runs that asked earlier wait for it.
-    Held {
-        holder: Option<Holder>,
-        position: i64,
-    },
-    Store(String),
-}
 
 /// Try once to take lease `name` for `ttl`; a waiting run (`waiting`) is
 /// queued and takes the lease only when its turn has come.
@@ -108,7 +86,7 @@ fn try_take_pg(db: &Db, shown: &str, name: &str, run_id: &str, ttl: Duration, wa
                     return Ok(Err((Some(old), position)));
                 }
                 if !released {
-                    took_over = Some((old, !gone));
+                    took_over = Some((old, Some(!gone)));
                 }
             }
             if position > 1 {
@@ -130,7 +108,7 @@ fn try_take_pg(db: &Db, shown: &str, name: &str, run_id: &str, ttl: Duration, wa
         })
         .map_err(Refused::Store)?;
     match answer {
-        Ok((token, took_over)) => Ok(Taken { lease: Lease::new(db, shown, name, token, ttl), token, took_over }),
+        Ok((token, took_over)) => Ok(Taken { lease: pg_lease(db, shown, name, token, ttl), token, took_over }),
         Err((holder, position)) => Err(Refused::Held { holder, position }),
     }
 }
@@ -160,120 +138,47 @@ pub fn leave(backend: &Backend, name: &str, run_id: &str) {
     });
 }
 
-/// A held lease: renewed every third of its TTL on a connection of its
-/// own, released when dropped. A renewal that fails, or finds the lease
-/// taken by another run, is told to the run's journal health: the run stops
-/// at the next step boundary.
-pub struct Lease {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    /// Set once the run's health is known; until then a lost lease is only logged.
-    health: Arc<std::sync::Mutex<Option<Arc<JournalHealth>>>>,
-}
-
-impl Lease {
-    fn new(db: &Db, shown: &str, name: &str, token: i64, ttl: Duration) -> Self {
-        let heartbeat = db.reconnect();
-        let key = name.to_string();
-        Self::spawn(
-            shown,
-            name,
-            token,
-            ttl,
-            move || {
-                let db = heartbeat?;
-                let k = key.clone();
-                let _ = db.call(move |c| async move {
-                    c.execute("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LIVENESS, &k]).await
-                });
-                Ok((db, key))
-            },
-            move |(db, key)| {
-                let (key, ttl_ms) = (key.clone(), ttl.as_secs_f64() * 1000.0);
-                db.call(move |c| async move {
-                    c.execute(
-                        "UPDATE capstan_leases SET expires = now() + $3::float8 * interval '1 millisecond'
-                         WHERE name = $1 AND token = $2 AND NOT released",
-                        &[&key, &token, &ttl_ms],
-                    )
-                    .await
-                })
-                .map(|n| n == 1)
-            },
-            move |(db, key)| {
-                let key = key.clone();
-                let _ = db.call(move |c| async move {
-                    c.execute(
-                        "UPDATE capstan_leases SET released = true, expires = now() WHERE name = $1 AND token = $2",
-                        &[&key, &token],
-                    )
-                    .await
-                });
-            },
-        )
-    }
-
-    /// A lease renewed every third of `ttl` on a thread of its own:
-    /// `open` makes what the heartbeat uses, `renew` answers whether the
-    /// lease is still this run's, `release` gives it up when dropped.
-    pub fn spawn<S: 'static>(
-        shown: &str,
-        name: &str,
-        token: i64,
-        ttl: Duration,
-        open: impl FnOnce() -> Result<S, String> + Send + 'static,
-        mut renew: impl FnMut(&mut S) -> Result<bool, String> + Send + 'static,
-        release: impl FnOnce(&mut S) + Send + 'static,
-    ) -> Self {
-        let shown = shown.to_string();
-        let (stop, rx) = channel::<()>();
-        let health: Arc<std::sync::Mutex<Option<Arc<JournalHealth>>>> = Arc::default();
-        let told = health.clone();
-        let name = name.to_string();
-        let thread = std::thread::Builder::new()
-            .name("lease-heartbeat".into())
-            .spawn(move || {
-                let fail = |why: String| {
-                    if let Some(h) = told.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-                        h.failed(why);
-                    }
-                };
-                let mut state = match open() {
-                    Ok(s) => s,
-                    Err(e) => return fail(format!("cannot renew lock `{name}` in the state store {shown}: {e}")),
-                };
-                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(ttl / 3) {
-                    match renew(&mut state) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            return fail(format!(
-                                "lost lock `{name}`: its lease expired and another run took it (fencing token {token})"
-                            ))
-                        }
-                        Err(e) => return fail(format!("cannot renew lock `{name}` in the state store {shown}: {e}")),
-                    }
-                }
-                release(&mut state);
+/// The lease of a run in a PostgreSQL store; its heartbeat keeps a
+/// connection of its own, whose session lock tells that the holder is there.
+fn pg_lease(db: &Db, shown: &str, name: &str, token: i64, ttl: Duration) -> Lease {
+    let heartbeat = db.reconnect();
+    let key = name.to_string();
+    Lease::spawn(
+        shown,
+        name,
+        token,
+        ttl,
+        move || {
+            let db = heartbeat?;
+            let k = key.clone();
+            let _ = db.call(move |c| async move {
+                c.execute("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LIVENESS, &k]).await
+            });
+            Ok((db, key))
+        },
+        move |(db, key)| {
+            let (key, ttl_ms) = (key.clone(), ttl.as_secs_f64() * 1000.0);
+            db.call(move |c| async move {
+                c.execute(
+                    "UPDATE capstan_leases SET expires = now() + $3::float8 * interval '1 millisecond'
+                     WHERE name = $1 AND token = $2 AND NOT released",
+                    &[&key, &token, &ttl_ms],
+                )
+                .await
             })
-            .ok();
-        Self { stop: Some(stop), thread, health }
-    }
-
-    /// From now on a lost lease stops the run at its next step boundary.
-    pub fn watch(&self, health: Arc<JournalHealth>) {
-        *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(health);
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            .map(|n| n == 1)
+        },
+        move |(db, key)| {
+            let key = key.clone();
+            let _ = db.call(move |c| async move {
+                c.execute(
+                    "UPDATE capstan_leases SET released = true, expires = now() WHERE name = $1 AND token = $2",
+                    &[&key, &token],
+                )
+                .await
+            });
+        },
+    )
 }
 
 /// Where a run ran: `user@host:journal folder`.

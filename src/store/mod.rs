@@ -5,6 +5,7 @@
 //! store that cannot be used is a usage error naming it (password masked).
 
 pub mod db;
+pub mod heartbeat;
 pub mod journal;
 pub mod lease;
 pub mod runs;

@@ -7,6 +7,7 @@ pub mod daemons;
 pub mod http;
 pub mod postgres;
 pub mod pty;
+pub mod seaweed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

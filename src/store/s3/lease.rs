@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Cond, S3};
 use crate::lock::{host, user, Holder};
-use crate::store::lease::{Lease, Refused, Taken};
+use crate::store::heartbeat::{Lease, Refused, Taken};
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -80,7 +80,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
             }
             if !old.released {
                 // S3 cannot tell whether the holder is still there.
-                took_over = Some((old.holder(), false));
+                took_over = Some((old.holder(), None));
             }
             me.token = old.token + 1;
             Cond::Etag(etag)

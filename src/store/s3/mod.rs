@@ -4,7 +4,7 @@
 //! so that listing gives them in order; a lock is one object per name,
 //! written only with conditional requests (`If-None-Match: *` to create,
 //! `If-Match: ETAG` to renew, take over and release). Requests are signed
-//! (presigned URLs, SigV4) with the usual AWS environment variables and
+//! (presigned URLs, `SigV4`) with the usual AWS environment variables and
 //! sent by the crate's HTTP client on a thread of its own, so callers on
 //! any thread (inside a tokio runtime or not) can wait for them.
 
@@ -136,7 +136,7 @@ impl S3 {
         Ok((reply.status != 404).then_some(reply))
     }
 
-    /// Write `key`; `Ok(None)` when the condition did not hold, else the new ETag.
+    /// Write `key`; `Ok(None)` when the condition did not hold, else the new `ETag`.
     pub fn put(&self, key: &str, body: String, cond: &Cond) -> Result<Option<String>, String> {
         let key = self.key(key);
         let url = self.bucket.put_object(self.credentials.as_ref(), &key).sign(SIGNED_FOR);

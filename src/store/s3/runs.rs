@@ -25,7 +25,9 @@ pub fn list(s3: &S3) -> Result<Vec<(String, String, String)>, String> {
 }
 
 fn is_batch(key: &str, id: &str) -> bool {
-    key.starts_with(&format!("runs/{id}/events/")) && key.ends_with(".jsonl")
+    // The store writes the names itself, always in lower case.
+    key.starts_with(&format!("runs/{id}/events/"))
+        && std::path::Path::new(key).extension().is_some_and(|e| e == "jsonl")
 }
 
 fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<String, String> {
