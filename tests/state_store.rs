@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::capstan_bin;
 use crate::support::postgres::{shared, Postgres};
+use crate::support::seaweed;
 
 /// Waits for `FILE` to exist, then succeeds: a step that holds the run
 /// until the test lets it go.
@@ -39,8 +40,16 @@ pub(crate) fn copy(playbook: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `c` with the S3 test identity in the AWS variables (a PostgreSQL store ignores them).
+fn signed(mut c: Command) -> Command {
+    c.env("AWS_ACCESS_KEY_ID", seaweed::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", seaweed::SECRET_KEY)
+        .env_remove("AWS_SESSION_TOKEN");
+    c
+}
+
 pub(crate) fn command(copy: &Path, shared_dir: &Path, name: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(capstan_bin());
+    let mut c = signed(Command::new(capstan_bin()));
     c.current_dir(copy)
         .args(["run", "deploy.rhai", "--log-format", "plain", "--param"])
         .arg(format!("dir={}", shared_dir.display()))
@@ -79,10 +88,14 @@ pub(crate) fn run_ids(copy: &Path) -> Vec<String> {
 
 #[test]
 fn a_held_lock_blocks_the_other_machine_queues_it_and_is_taken_over_when_its_holder_dies() {
-    let url = database();
+    held_lock_blocks_queues_and_is_taken_over(&database());
+}
+
+/// The lock scenario on the store at `url` (PostgreSQL here, S3 in `state_store_s3.rs`).
+pub(crate) fn held_lock_blocks_queues_and_is_taken_over(url: &str) {
     let (a, b, dir) = (copy(PLAYBOOK), copy(PLAYBOOK), tempfile::tempdir().unwrap());
     std::fs::write(dir.path().join("ok"), "").unwrap();
-    let lock = ["--state", url.as_str(), "--lock", "prod"];
+    let lock = ["--state", url, "--lock", "prod"];
 
     let mut first = spawn(command(a.path(), dir.path(), "a", &lock));
     wait_for(&dir.path().join("holding-a"), &mut first);
@@ -138,10 +151,14 @@ fn a_held_lock_blocks_the_other_machine_queues_it_and_is_taken_over_when_its_hol
 
 #[test]
 fn runs_lists_every_machine_and_a_failed_run_resumes_on_the_other() {
-    let url = database();
+    runs_listed_and_resumed_elsewhere(&database());
+}
+
+/// The runs scenario on the store at `url` (PostgreSQL here, S3 in `state_store_s3.rs`).
+pub(crate) fn runs_listed_and_resumed_elsewhere(url: &str) {
     let (a, b, dir) = (copy(PLAYBOOK), copy(PLAYBOOK), tempfile::tempdir().unwrap());
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let state = ["--state", url.as_str()];
+    let state = ["--state", url];
 
     // Copy A fails in `verify` (no `ok` file) after `build` completed.
     let failed = command(a.path(), dir.path(), "a", &state).output().unwrap();
@@ -174,9 +191,9 @@ fn runs_lists_every_machine_and_a_failed_run_resumes_on_the_other() {
 
     // `runs --state` from a third folder lists both machines' runs.
     let elsewhere = tempfile::tempdir().unwrap();
-    let list = Command::new(capstan_bin())
+    let list = signed(Command::new(capstan_bin()))
         .current_dir(elsewhere.path())
-        .args(["runs", "--json", "--state", &url])
+        .args(["runs", "--json", "--state", url])
         .output()
         .unwrap();
     assert_eq!(list.status.code(), Some(0), "{}", text(&list));
@@ -190,9 +207,9 @@ fn runs_lists_every_machine_and_a_failed_run_resumes_on_the_other() {
     assert!(places.contains(&*a_path.to_string_lossy()) && places.contains(&*b_path.to_string_lossy()), "{places}");
     assert_eq!(resumed_row["params"]["dir"], dir.path().to_string_lossy().as_ref(), "its params");
     assert!(rows.iter().any(|r| r["run_id"] == own_id.as_str()));
-    let show = Command::new(capstan_bin())
+    let show = signed(Command::new(capstan_bin()))
         .current_dir(elsewhere.path())
-        .args(["runs", "show", &failed_id, "--state", &url])
+        .args(["runs", "show", &failed_id, "--state", url])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
@@ -229,30 +246,40 @@ fn a_store_that_cannot_be_used_stops_the_run_before_anything_runs() {
 fn losing_the_store_mid_run_stops_at_the_next_step_boundary_and_undoes() {
     let pg = Postgres::start().expect("PostgreSQL must run here");
     let url = pg.database("lost");
+    lost_store_stops_at_the_next_boundary(&url, || pg.stop(), "state store postgres://capstan@127.0.0.1");
+}
+
+/// The store at `url` goes away (`stop`) while a run holds its lock: the
+/// run stops at the next step boundary, says so (`expected`), and undoes.
+pub(crate) fn lost_store_stops_at_the_next_boundary(url: &str, stop: impl FnOnce(), expected: &str) {
     let (a, dir) = (copy(PLAYBOOK), tempfile::tempdir().unwrap());
     std::fs::write(dir.path().join("ok"), "").unwrap();
-    let mut run = spawn(command(a.path(), dir.path(), "a", &["--state", &url, "--lock", "prod"]));
+    let mut run = spawn(command(a.path(), dir.path(), "a", &["--state", url, "--lock", "prod"]));
     wait_for(&dir.path().join("holding-a"), &mut run);
-    pg.stop();
+    stop();
     std::fs::write(dir.path().join("go"), "").unwrap();
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("state store postgres://capstan@127.0.0.1"), "{said}");
+    assert!(said.contains(expected), "{said}");
     assert!(dir.path().join("undone-a").exists(), "undo ran: {said}");
     assert!(!dir.path().join("after-ran").exists(), "nothing ran after the boundary");
 }
 
 #[test]
 fn twenty_runs_from_four_machines_on_one_lock_hold_it_one_at_a_time() {
-    let url = database();
+    twenty_runs_one_at_a_time(&database());
+}
+
+/// Twenty runs from four copies on one lock of the store at `url`.
+pub(crate) fn twenty_runs_one_at_a_time(url: &str) {
     let playbook = r#"phase("deploy", || { step("work", || sh("sleep 0.1")); });"#;
     let copies: Vec<_> = (0..4).map(|_| copy(playbook)).collect();
     let children: Vec<Child> = (0..20)
         .map(|i| {
-            let mut c = Command::new(capstan_bin());
+            let mut c = signed(Command::new(capstan_bin()));
             c.current_dir(copies[i % 4].path())
-                .args(["run", "deploy.rhai", "--log-format", "plain", "--state", &url, "--lock", "prod"])
+                .args(["run", "deploy.rhai", "--log-format", "plain", "--state", url, "--lock", "prod"])
                 .args(["--lock-wait", "180s"])
                 .env("NO_COLOR", "1");
             spawn(c)

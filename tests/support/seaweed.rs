@@ -22,7 +22,8 @@ weed server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" -master.port="$m" 
     -filer.port="$f" -filer -s3 -s3.port="$s" -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" </dev/null >"$dir/weed.log" 2>&1 &
 pid=$!
 cat >/dev/null
-kill "$pid" 2>/dev/null
+# SIGTERM takes SeaweedFS 10-25 s; the data is thrown away anyway.
+kill -KILL "$pid" 2>/dev/null
 wait
 rm -rf "$dir"
 "#;
@@ -89,10 +90,24 @@ impl Seaweed {
             .is_ok_and(|s| s.success())
     }
 
+    /// Stop the server now.
+    pub fn stop(&self) {
+        if let Some(mut w) = self.watchdog.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+
     /// A state URL under a prefix of its own, so tests sharing the server
     /// do not see each other's runs and locks.
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://capstan/{prefix}?endpoint=http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
