@@ -116,7 +116,10 @@ fn take_lease(
             guard.token = Some(taken.token);
             Ok(guard)
         }
-        Err(Refused::Held { holder, position }) => Err(Waiting::Held(holder, waiting.then_some(position))),
+        // A store that keeps no line (S3) says position 0: no place to tell.
+        Err(Refused::Held { holder, position }) => {
+            Err(Waiting::Held(holder, waiting.then_some(position).filter(|p| *p > 0)))
+        }
         Err(Refused::Store(e)) => {
             Err(Waiting::Refused(LockError::Invalid(format!("cannot take lock `{name}` in {}: {e}", store.shown))))
         }

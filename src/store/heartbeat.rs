@@ -22,7 +22,8 @@ pub struct Taken {
 
 /// Why a lease was not taken.
 pub enum Refused {
-    /// Another run holds it, or (`position > 1`) runs that asked earlier wait for it.
+    /// Another run holds it, or (`position > 1`) runs that asked earlier
+    /// wait for it; `position` is 0 where the store keeps no line.
     Held {
         holder: Option<Holder>,
         position: i64,

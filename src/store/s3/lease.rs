@@ -76,7 +76,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
         None => Cond::Absent,
         Some((old, etag)) => {
             if !old.released && old.expires_ms > now_ms() {
-                return Err(Refused::Held { holder: Some(old.holder()), position: 1 });
+                return Err(Refused::Held { holder: Some(old.holder()), position: 0 });
             }
             if !old.released {
                 // S3 cannot tell whether the holder is still there.
@@ -90,7 +90,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
     let Some(etag) = s3.put(&key, body, &cond).map_err(Refused::Store)? else {
         // Another run wrote first: it is the holder now.
         let holder = read(s3, &key).ok().flatten().map(|(r, _)| r.holder());
-        return Err(Refused::Held { holder, position: 1 });
+        return Err(Refused::Held { holder, position: 0 });
     };
     let token = me.token;
     let lease = Lease::spawn(
