@@ -5,9 +5,11 @@
 //! version only one writes the next: `If-None-Match: *` creates the lease,
 //! `If-Match: ETAG` takes an expired or released one over, renews it, and
 //! releases it. A run that waits polls; S3 keeps no line of waiters.
+//! Expiries are in the server's time (from its `Date`), so machines whose
+//! clocks differ agree on them.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +24,7 @@ struct Record {
     host: String,
     pid: u32,
     since: String,
-    expires_ms: u128,
+    expires_ms: i64,
     token: i64,
     released: bool,
 }
@@ -37,10 +39,6 @@ impl Record {
             since: self.since.clone(),
         }
     }
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
 fn key(name: &str) -> String {
@@ -59,6 +57,7 @@ fn read(s3: &S3, key: &str) -> Result<Option<(Record, String)>, String> {
 /// Try once to take lease `name` for `ttl`.
 pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Duration) -> Result<Taken, Refused> {
     let key = key(name);
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let since = crate::events::timestamp(SystemTime::now());
     let mut me = Record {
         run_id: run_id.to_string(),
@@ -66,7 +65,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
         host: host(),
         pid: std::process::id(),
         since,
-        expires_ms: now_ms() + ttl.as_millis(),
+        expires_ms: s3.now_ms() + ttl_ms,
         token: 1,
         released: false,
     };
@@ -75,7 +74,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
     let cond = match &current {
         None => Cond::Absent,
         Some((old, etag)) => {
-            if !old.released && old.expires_ms > now_ms() {
+            if !old.released && old.expires_ms > s3.now_ms() {
                 return Err(Refused::Held { holder: Some(old.holder()), position: 0 });
             }
             if !old.released {
@@ -103,7 +102,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
             move || Ok((s3, key, me, etag))
         },
         move |(s3, key, me, etag)| {
-            me.expires_ms = now_ms() + ttl.as_millis();
+            me.expires_ms = s3.now_ms() + ttl_ms;
             let body = serde_json::to_string(&*me).map_err(|e| e.to_string())?;
             match s3.put(key, body, &Cond::Etag(etag))? {
                 Some(tag) => {
@@ -115,7 +114,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
         },
         |(s3, key, me, etag)| {
             me.released = true;
-            me.expires_ms = now_ms();
+            me.expires_ms = s3.now_ms();
             if let Ok(body) = serde_json::to_string(&*me) {
                 let _ = s3.put(key, body, &Cond::Etag(etag));
             }

@@ -12,8 +12,9 @@ pub mod journal;
 pub mod lease;
 pub mod runs;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Sender};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
@@ -29,6 +30,8 @@ pub struct Reply {
     pub status: u16,
     pub etag: Option<String>,
     pub body: String,
+    /// The server's `Date`, milliseconds since the epoch.
+    date_ms: Option<i64>,
 }
 
 /// A conditional write.
@@ -46,6 +49,10 @@ pub struct S3 {
     credentials: Option<Credentials>,
     prefix: String,
     jobs: Sender<Job>,
+    /// The server's clock minus this machine's, in milliseconds, from the
+    /// `Date` of the last answer: lease expiries are in the server's time,
+    /// so machines whose clocks differ agree on them (to a second).
+    skew_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for S3 {
@@ -75,7 +82,8 @@ impl S3 {
             Bucket::new(endpoint, style, bucket.to_string(), region).map_err(|e| format!("bucket `{bucket}`: {e}"))?;
         let prefix = prefix.trim_matches('/');
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-        let s3 = Self { bucket, credentials: Credentials::from_env(), prefix, jobs: start()? };
+        let s3 =
+            Self { bucket, credentials: Credentials::from_env(), prefix, jobs: start()?, skew_ms: AtomicI64::new(0) };
         s3.list("runs/", 1)?;
         Ok(s3)
     }
@@ -114,18 +122,28 @@ impl S3 {
                 }
                 let resp = req.send().await.map_err(describe)?;
                 let status = resp.status().as_u16();
-                let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let header = |h| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let etag = header(reqwest::header::ETAG);
+                let date_ms = header(reqwest::header::DATE).as_deref().and_then(http_date_ms);
                 let body = resp.text().await.map_err(describe)?;
-                Ok::<_, String>(Reply { status, etag, body })
+                Ok::<_, String>(Reply { status, etag, body, date_ms })
             });
             let _ = tx.send(answer);
         });
         self.jobs.send(job).map_err(|_| "the store's client stopped".to_string())?;
         let reply = rx.recv().map_err(|_| "the store's client stopped".to_string())??;
+        if let Some(server) = reply.date_ms {
+            self.skew_ms.store(server - local_ms(), Ordering::Relaxed);
+        }
         if (200..300).contains(&reply.status) || reply.status == 404 || reply.status == 412 {
             return Ok(reply);
         }
         Err(format!("the store answered {}: {}", reply.status, error_code(&reply.body)))
+    }
+
+    /// Now by the server's clock, milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        local_ms() + self.skew_ms.load(Ordering::Relaxed)
     }
 
     /// The object `key`, `None` when there is none.
@@ -215,5 +233,41 @@ fn error_code(body: &str) -> String {
     match (body.find("<Code>"), body.find("</Code>")) {
         (Some(a), Some(b)) if a + 6 <= b => body[a + 6..b].to_string(),
         _ => body.chars().take(200).collect(),
+    }
+}
+
+fn local_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// An HTTP date (`Mon, 07 Dec 2026 15:19:29 GMT`) in milliseconds since the epoch.
+fn http_date_ms(date: &str) -> Option<i64> {
+    let mut parts = date.split_whitespace().skip(1);
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| Some(*m) == parts.clone().next())? as i64
+        + 1;
+    let year: i64 = parts.nth(1)?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(str::parse::<i64>);
+    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
+    // Days since the epoch of a civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + m) * 60_000 + s * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates_are_read() {
+        assert_eq!(super::http_date_ms("Thu, 01 Jan 1970 00:00:01 GMT"), Some(1000));
+        assert_eq!(super::http_date_ms("Mon, 07 Dec 2026 15:19:29 GMT"), Some(1_796_656_769_000));
+        assert_eq!(super::http_date_ms("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600_000));
+        assert_eq!(super::http_date_ms("yesterday"), None);
     }
 }
