@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::db::Db;
+use super::error::StoreError;
 use crate::events::{Event, EventKind};
 use crate::services::JournalHealth;
 
@@ -55,7 +56,7 @@ impl StoreJournal {
         }
     }
 
-    fn failed(&mut self, err: &str) {
+    fn failed(&mut self, err: &StoreError) {
         self.lost = true;
         self.health.failed(format!("cannot write the journal to the state store {}: {err}", self.shown));
     }

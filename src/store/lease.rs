@@ -39,7 +39,7 @@ pub enum Refused {
         holder: Option<Holder>,
         position: i64,
     },
-    Store(String),
+    Store(super::error::StoreError),
 }
 
 /// Try once to take lease `name` for `ttl`; a waiting run (`waiting`) is

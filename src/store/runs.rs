@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::db::Db;
+use super::error::StoreError;
 use crate::report::{runs_dir, RunRecord};
 
 /// A run as the store has it: the record its journal gives, and where it
@@ -15,7 +16,7 @@ pub struct Stored {
 }
 
 /// Every run in the store, oldest first.
-pub fn list(db: &Db) -> Result<Vec<Stored>, String> {
+pub fn list(db: &Db) -> Result<Vec<Stored>, StoreError> {
     let rows = db.call(|c| async move {
         c.query(
             "SELECT r.run_id, r.place, coalesce(string_agg(e.line, E'\\n' ORDER BY e.id), '')
@@ -30,14 +31,14 @@ pub fn list(db: &Db) -> Result<Vec<Stored>, String> {
 }
 
 /// The newest run's id (ids sort by time).
-pub fn latest(db: &Db) -> Result<Option<String>, String> {
+pub fn latest(db: &Db) -> Result<Option<String>, StoreError> {
     db.call(|c| async move {
         c.query_opt("SELECT max(run_id) FROM capstan_events", &[]).await.map(|r| r.and_then(|r| r.get(0)))
     })
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
-pub fn journal(db: &Db, id: &str) -> Result<Option<String>, String> {
+pub fn journal(db: &Db, id: &str) -> Result<Option<String>, StoreError> {
     let id = id.to_string();
     let lines: Vec<String> = db.call(move |c| async move {
         c.query("SELECT line FROM capstan_events WHERE run_id = $1 ORDER BY id", &[&id])
@@ -50,7 +51,7 @@ pub fn journal(db: &Db, id: &str) -> Result<Option<String>, String> {
 /// Write run `id` (or the newest for `last`) from the store into
 /// `root/.capstan/runs/ID/`: its journal and the values kept beside it.
 /// `Ok(None)` when the store has no such run.
-pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, String> {
+pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, StoreError> {
     let id = if id == "last" {
         match latest(db)? {
             Some(id) => id,
@@ -67,11 +68,11 @@ pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, Str
             .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     })?;
     let dir = runs_dir(root).join(&id);
-    let write = |path: &Path, text: &str| -> Result<(), String> {
+    let write = |path: &Path, text: &str| -> Result<(), StoreError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
         }
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(path, text).map_err(|e| StoreError::io(path, e))
     };
     for (file, value) in &values {
         // A value's file name comes from the journal: keep it inside the run's folder.
@@ -80,6 +81,6 @@ pub fn materialize(db: &Db, id: &str, root: &Path) -> Result<Option<String>, Str
         }
     }
     write(&dir.join("journal.jsonl"), &text)?;
-    std::fs::create_dir_all(dir.join("steps")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("steps")).map_err(|e| StoreError::io(&dir, e))?;
     Ok(Some(id))
 }
