@@ -166,7 +166,7 @@ fn structure(api: &mut Api<'_, Arc<RunState>>) {
         },
         |s, ctx, name: Str, options: Map, body: FnPtr| {
             let options = PhaseOptions::from_map(&options)
-                .map_err(|m| failure_with_hint(FailureKind::Usage, m, "see `capstan doc phase`"))?;
+                .map_err(|e| failure_with_hint(FailureKind::Usage, e.to_string(), "see `capstan doc phase`"))?;
             declare_phase(s, ctx, &name, options, body)
         },
     );

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::replay::resume::latest;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
+use crate::store::error::StoreError;
 use crate::store::{Shared, State};
 
 pub fn runs(args: &RunsArgs) -> Result<(), Error> {
@@ -120,7 +121,7 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
 
 /// `runs` and `runs show` with a shared `--state`: every machine's runs.
 fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
-    let failed = |e: String| Error::usage(format!("cannot read the runs in the state store {}: {e}", shared.shown));
+    let failed = |e: StoreError| Error::usage(format!("cannot read the runs in the state store {}: {e}", shared.shown));
     match &args.action {
         None | Some(RunsAction::List) => {
             let runs = crate::store::runs::list(&shared.backend).map_err(failed)?;

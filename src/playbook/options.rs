@@ -55,47 +55,72 @@ pub struct PhaseOptions {
 }
 
 impl PhaseOptions {
-    pub fn from_map(map: &Map) -> Result<Self, String> {
+    pub fn from_map(map: &Map) -> Result<Self, PhaseOptionError> {
         let mut o = Self::default();
         for (key, value) in map {
             match key.as_str() {
                 "artifacts" => {
-                    let paths = value.read_lock::<rhai::Array>().map(|a| a.clone()).ok_or_else(|| {
-                        format!("phase option `artifacts` must be a list of paths, not {}", value.type_name())
-                    })?;
+                    let paths = value
+                        .read_lock::<rhai::Array>()
+                        .map(|a| a.clone())
+                        .ok_or_else(|| PhaseOptionError::NotPaths { got: value.type_name().to_string() })?;
                     for path in paths {
-                        let text = path.into_immutable_string().map_err(|t| {
-                            format!("phase option `artifacts` must be a list of paths, and holds a {t}")
-                        })?;
+                        let text = path
+                            .into_immutable_string()
+                            .map_err(|t| PhaseOptionError::NotPaths { got: format!("a list holding a {t}") })?;
                         check_artifact(&text)?;
                         o.artifacts.push(text.to_string());
                     }
                 }
-                other => {
-                    return Err(format!(
-                        "unknown phase option `{other}`; the options are: {}",
-                        PHASE_OPTION_KEYS.join(", ")
-                    ))
-                }
+                other => return Err(PhaseOptionError::Unknown { option: other.to_string() }),
             }
         }
         Ok(o)
     }
 }
 
+/// A phase option a phase cannot take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhaseOptionError {
+    /// `artifacts` is not a list of paths: it `got` this.
+    NotPaths { got: String },
+    /// An artifact path outside the checkout (absolute, `~`, empty).
+    NotRelative { path: String },
+    /// An artifact path CI platforms cannot take (a line break or a comma).
+    Unusable { path: String },
+    /// No phase option has this name.
+    Unknown { option: String },
+}
+
+impl fmt::Display for PhaseOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhaseOptionError::NotPaths { got } => write!(f, "phase option `artifacts` must be a list of paths, not {got}"),
+            PhaseOptionError::NotRelative { path } => write!(
+                f,
+                "artifact `{path}` must be a path relative to the playbook's folder (CI platforms keep only files inside the checkout)"
+            ),
+            PhaseOptionError::Unusable { path } => {
+                write!(f, "artifact `{path}` holds a line break or a comma, which CI platforms cannot take in a path")
+            }
+            PhaseOptionError::Unknown { option } => {
+                write!(f, "unknown phase option `{option}`; the options are: {}", PHASE_OPTION_KEYS.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for PhaseOptionError {}
+
 /// An artifact path is relative and stays inside the playbook's folder's
 /// repository: a CI platform stores only paths inside the checkout.
-fn check_artifact(path: &str) -> Result<(), String> {
+fn check_artifact(path: &str) -> Result<(), PhaseOptionError> {
     let p = std::path::Path::new(path);
     if path.trim().is_empty() || p.is_absolute() || path.starts_with('~') {
-        return Err(format!(
-            "artifact `{path}` must be a path relative to the playbook's folder (CI platforms keep only files inside the checkout)"
-        ));
+        return Err(PhaseOptionError::NotRelative { path: path.to_string() });
     }
     if path.contains(['\n', '\r', ',']) {
-        return Err(format!(
-            "artifact `{path}` holds a line break or a comma, which CI platforms cannot take in a path"
-        ));
+        return Err(PhaseOptionError::Unusable { path: path.to_string() });
     }
     Ok(())
 }
@@ -236,12 +261,12 @@ mod tests {
         let ok = PhaseOptions::from_map(&map(Dynamic::from_array(vec!["infra/capstan.tfplan".into()]))).unwrap();
         assert_eq!(ok.artifacts, ["infra/capstan.tfplan"]);
         for bad in ["/tmp/x", "~/x", ""] {
-            let err = PhaseOptions::from_map(&map(Dynamic::from_array(vec![bad.into()]))).unwrap_err();
+            let err = PhaseOptions::from_map(&map(Dynamic::from_array(vec![bad.into()]))).unwrap_err().to_string();
             assert!(err.contains("relative"), "{err}");
         }
-        let err = PhaseOptions::from_map(&map(Dynamic::from("x"))).unwrap_err();
+        let err = PhaseOptions::from_map(&map(Dynamic::from("x"))).unwrap_err().to_string();
         assert!(err.contains("must be a list of paths"), "{err}");
-        let err = PhaseOptions::from_map(&Map::from([("artifact".into(), Dynamic::UNIT)])).unwrap_err();
+        let err = PhaseOptions::from_map(&Map::from([("artifact".into(), Dynamic::UNIT)])).unwrap_err().to_string();
         assert!(err.contains("unknown phase option `artifact`; the options are: artifacts"), "{err}");
     }
 }

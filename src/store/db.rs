@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::error::StoreError;
+
 type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, Arc<Client>) + Send>;
 
 /// A connection; queries run one at a time, in the order they are given.
@@ -47,8 +49,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE capstan_runs (
 
 impl Db {
     /// Connect to `url` and bring its schema up to date.
-    pub fn connect(url: &str) -> Result<Self, String> {
-        let mut config = Config::from_str(url).map_err(|e| e.to_string())?;
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -67,13 +69,13 @@ impl Db {
     }
 
     /// Another connection to the same store (a lease's heartbeat).
-    pub fn reconnect(&self) -> Result<Self, String> {
+    pub fn reconnect(&self) -> Result<Self, StoreError> {
         Self::start(self.config.clone())
     }
 
-    fn start(config: Config) -> Result<Self, String> {
+    fn start(config: Config) -> Result<Self, StoreError> {
         let (jobs, rx) = channel::<Job>();
-        let (ready_tx, ready_rx) = sync_channel::<Result<(), String>>(1);
+        let (ready_tx, ready_rx) = sync_channel::<Result<(), StoreError>>(1);
         let cfg = config.clone();
         std::thread::Builder::new()
             .name("state-store".into())
@@ -81,7 +83,7 @@ impl Db {
                 let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
+                        let _ = ready_tx.send(Err(StoreError::Database(e.to_string())));
                         return;
                     }
                 };
@@ -91,7 +93,7 @@ impl Db {
                         Arc::new(client)
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(describe(&e)));
+                        let _ = ready_tx.send(Err(StoreError::Database(describe(&e))));
                         return;
                     }
                 };
@@ -100,13 +102,13 @@ impl Db {
                     job(&runtime, client.clone());
                 }
             })
-            .map_err(|e| e.to_string())?;
-        ready_rx.recv().map_err(|_| "the connection thread stopped".to_string())??;
+            .map_err(|e| StoreError::Database(format!("cannot start the connection thread: {e}")))?;
+        ready_rx.recv().map_err(|_| StoreError::Database("the connection thread stopped".into()))??;
         Ok(Self { jobs, config })
     }
 
     /// Run `query` on the connection and wait for its answer.
-    pub fn call<T, F, Fut>(&self, query: F) -> Result<T, String>
+    pub fn call<T, F, Fut>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
@@ -114,13 +116,14 @@ impl Db {
     {
         let (tx, rx) = sync_channel(1);
         let job: Job = Box::new(move |runtime, client| {
-            let _ = tx.send(runtime.block_on(query(client)).map_err(|e| describe(&e)));
+            let _ = tx.send(runtime.block_on(query(client)).map_err(|e| StoreError::Database(describe(&e))));
         });
-        self.jobs.send(job).map_err(|_| "the connection is closed".to_string())?;
-        rx.recv().map_err(|_| "the connection is closed".to_string())?
+        let closed = || StoreError::Database("the connection is closed".into());
+        self.jobs.send(job).map_err(|_| closed())?;
+        rx.recv().map_err(|_| closed())?
     }
 
-    fn migrate(&self) -> Result<(), String> {
+    fn migrate(&self) -> Result<(), StoreError> {
         self.call(|client| async move {
             // First use by many runs at once: one creates, the others wait.
             client

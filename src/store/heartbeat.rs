@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::error::StoreError;
 use crate::lock::Holder;
 use crate::services::JournalHealth;
 
@@ -28,7 +29,7 @@ pub enum Refused {
         holder: Option<Holder>,
         position: i64,
     },
-    Store(String),
+    Store(StoreError),
 }
 
 /// A held lease: renewed every third of its TTL on a thread (and, in
@@ -51,8 +52,8 @@ impl Lease {
         name: &str,
         token: i64,
         ttl: Duration,
-        open: impl FnOnce() -> Result<S, String> + Send + 'static,
-        mut renew: impl FnMut(&mut S) -> Result<bool, String> + Send + 'static,
+        open: impl FnOnce() -> Result<S, StoreError> + Send + 'static,
+        mut renew: impl FnMut(&mut S) -> Result<bool, StoreError> + Send + 'static,
         release: impl FnOnce(&mut S) + Send + 'static,
     ) -> Self {
         let shown = shown.to_string();

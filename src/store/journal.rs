@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::error::StoreError;
 use super::Backend;
 use crate::events::{Event, EventKind};
 use crate::services::JournalHealth;
@@ -58,7 +59,7 @@ impl StoreJournal {
         }
     }
 
-    fn failed(&mut self, err: &str) {
+    fn failed(&mut self, err: &StoreError) {
         self.lost = true;
         self.health.failed(format!("cannot write the journal to the state store {}: {err}", self.shown));
     }

@@ -5,6 +5,7 @@
 //! store that cannot be used is a usage error naming it (password masked).
 
 pub mod db;
+pub mod error;
 pub mod heartbeat;
 pub mod journal;
 pub mod lease;
@@ -46,7 +47,7 @@ impl State {
     pub fn open(url: Option<&str>) -> Result<Self, Error> {
         let Some(url) = url.filter(|u| !u.is_empty()) else { return Ok(State::Local(None)) };
         let shown = url::masked(url);
-        let fail = |why: String| {
+        let fail = |why: error::StoreError| {
             Error::usage_with_hint(
                 format!("cannot use the state store {shown}: {why}"),
                 "--state (or CAPSTAN_STATE) takes file://DIR, postgres://USER@HOST:PORT/DB or s3://BUCKET/PREFIX?endpoint=URL",

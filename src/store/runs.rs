@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::error::StoreError;
 use super::Backend;
 use crate::report::{runs_dir, RunRecord};
 
@@ -15,7 +16,7 @@ pub struct Stored {
 }
 
 /// Every run in the store, oldest first.
-pub fn list(backend: &Backend) -> Result<Vec<Stored>, String> {
+pub fn list(backend: &Backend) -> Result<Vec<Stored>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => {
@@ -41,7 +42,7 @@ pub fn list(backend: &Backend) -> Result<Vec<Stored>, String> {
 }
 
 /// The newest run's id (ids sort by time).
-pub fn latest(backend: &Backend) -> Result<Option<String>, String> {
+pub fn latest(backend: &Backend) -> Result<Option<String>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => return super::s3::runs::latest(s3),
@@ -52,7 +53,7 @@ pub fn latest(backend: &Backend) -> Result<Option<String>, String> {
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
-pub fn journal(backend: &Backend, id: &str) -> Result<Option<String>, String> {
+pub fn journal(backend: &Backend, id: &str) -> Result<Option<String>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => return super::s3::runs::journal(s3, id),
@@ -67,7 +68,7 @@ pub fn journal(backend: &Backend, id: &str) -> Result<Option<String>, String> {
 }
 
 /// Run `id`'s large recorded values, as (file, value).
-fn values(backend: &Backend, id: &str) -> Result<Vec<(String, String)>, String> {
+fn values(backend: &Backend, id: &str) -> Result<Vec<(String, String)>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => return super::s3::runs::values(s3, id),
@@ -83,7 +84,7 @@ fn values(backend: &Backend, id: &str) -> Result<Vec<(String, String)>, String> 
 /// Write run `id` (or the newest for `last`) from the store into
 /// `root/.capstan/runs/ID/`: its journal and the values kept beside it.
 /// `Ok(None)` when the store has no such run.
-pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<String>, String> {
+pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<String>, StoreError> {
     let id = if id == "last" {
         match latest(backend)? {
             Some(id) => id,
@@ -95,11 +96,11 @@ pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<St
     let Some(text) = journal(backend, &id)? else { return Ok(None) };
     let values = values(backend, &id)?;
     let dir = runs_dir(root).join(&id);
-    let write = |path: &Path, text: &str| -> Result<(), String> {
+    let write = |path: &Path, text: &str| -> Result<(), StoreError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
         }
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(path, text).map_err(|e| StoreError::io(path, e))
     };
     for (file, value) in &values {
         // A value's file name comes from the journal: keep it inside the run's folder.
@@ -108,6 +109,6 @@ pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<St
         }
     }
     write(&dir.join("journal.jsonl"), &text)?;
-    std::fs::create_dir_all(dir.join("steps")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("steps")).map_err(|e| StoreError::io(&dir, e))?;
     Ok(Some(id))
 }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Cond, S3};
+use crate::store::error::StoreError;
 
 /// What `run.json` holds.
 #[derive(Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct Meta {
 
 /// The number the next batch of run `run_id` takes (one past the last
 /// written: a resumed run continues the list).
-fn next_batch(s3: &S3, run_id: &str) -> Result<u64, String> {
+fn next_batch(s3: &S3, run_id: &str) -> Result<u64, StoreError> {
     let keys = s3.list(&format!("runs/{run_id}/events/"), 0)?;
     Ok(keys
         .iter()
@@ -39,7 +40,7 @@ pub fn append(
     next: &mut Option<u64>,
     lines: &[String],
     logs: &[(i32, String, String)],
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let body = lines.iter().fold(String::new(), |acc, l| acc + l.as_str() + "\n");
     for _ in 0..3 {
         let batch = match *next {
@@ -59,17 +60,18 @@ pub fn append(
         }
         return Ok(());
     }
-    Err("another writer keeps taking the journal's next batch".into())
+    Err(StoreError::S3("another writer keeps taking the journal's next batch".into()))
 }
 
 /// Record that run `run_id` started here; a resumed run keeps its record
 /// and adds where it ran last.
-pub fn started(s3: &S3, run_id: &str, meta: &Meta) -> Result<(), String> {
+pub fn started(s3: &S3, run_id: &str, meta: &Meta) -> Result<(), StoreError> {
     let key = format!("runs/{run_id}/run.json");
     for _ in 0..3 {
         let (body, cond) = match s3.get(&key)? {
             Some(reply) => {
-                let mut old: Meta = serde_json::from_str(&reply.body).map_err(|e| format!("cannot read {key}: {e}"))?;
+                let mut old: Meta =
+                    serde_json::from_str(&reply.body).map_err(|e| StoreError::S3(format!("cannot read {key}: {e}")))?;
                 if old.place.contains(&meta.place) {
                     return Ok(());
                 }
@@ -78,16 +80,16 @@ pub fn started(s3: &S3, run_id: &str, meta: &Meta) -> Result<(), String> {
             }
             None => (serde_json::to_string(meta), None),
         };
-        let body = body.map_err(|e| e.to_string())?;
+        let body = body.map_err(|e| StoreError::S3(e.to_string()))?;
         let cond = cond.as_deref().map_or(Cond::Absent, Cond::Etag);
         if s3.put(&key, body, &cond)?.is_some() {
             return Ok(());
         }
     }
-    Err(format!("{key} keeps changing under this run"))
+    Err(StoreError::S3(format!("{key} keeps changing under this run")))
 }
 
 /// Keep a large recorded value.
-pub fn value(s3: &S3, run_id: &str, file: &str, value: String) -> Result<(), String> {
+pub fn value(s3: &S3, run_id: &str, file: &str, value: String) -> Result<(), StoreError> {
     s3.put(&format!("runs/{run_id}/values/{file}"), value, &Cond::None).map(|_| ())
 }

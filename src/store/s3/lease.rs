@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Cond, S3};
 use crate::lock::{host, user, Holder};
+use crate::store::error::StoreError;
 use crate::store::heartbeat::{Lease, Refused, Taken};
 
 #[derive(Serialize, Deserialize)]
@@ -48,9 +49,9 @@ fn key(name: &str) -> String {
 }
 
 /// The lease object and its version, `None` when there is none.
-fn read(s3: &S3, key: &str) -> Result<Option<(Record, String)>, String> {
+fn read(s3: &S3, key: &str) -> Result<Option<(Record, String)>, StoreError> {
     let Some(reply) = s3.get(key)? else { return Ok(None) };
-    let record = serde_json::from_str(&reply.body).map_err(|e| format!("cannot read {key}: {e}"))?;
+    let record = serde_json::from_str(&reply.body).map_err(|e| StoreError::S3(format!("cannot read {key}: {e}")))?;
     Ok(Some((record, reply.etag.unwrap_or_default())))
 }
 
@@ -85,7 +86,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
             Cond::Etag(etag)
         }
     };
-    let body = serde_json::to_string(&me).map_err(|e| Refused::Store(e.to_string()))?;
+    let body = serde_json::to_string(&me).map_err(|e| Refused::Store(StoreError::S3(e.to_string())))?;
     let Some(etag) = s3.put(&key, body, &cond).map_err(Refused::Store)? else {
         // Another run wrote first: it is the holder now.
         let holder = read(s3, &key).ok().flatten().map(|(r, _)| r.holder());
@@ -103,7 +104,7 @@ pub fn try_take(s3: &Arc<S3>, shown: &str, name: &str, run_id: &str, ttl: Durati
         },
         move |(s3, key, me, etag)| {
             me.expires_ms = s3.now_ms() + ttl_ms;
-            let body = serde_json::to_string(&*me).map_err(|e| e.to_string())?;
+            let body = serde_json::to_string(&*me).map_err(|e| StoreError::S3(e.to_string()))?;
             match s3.put(key, body, &Cond::Etag(etag))? {
                 Some(tag) => {
                     *etag = tag;

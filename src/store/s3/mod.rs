@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
+use super::error::StoreError;
+
 /// How long a presigned request stays valid: only as long as it takes to send.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 /// How long one request may take before the store counts as unreachable.
@@ -65,7 +67,12 @@ impl S3 {
     /// Open `bucket` under `prefix` at `endpoint` (AWS when `None`) and
     /// check it answers: a store that cannot be listed is refused before
     /// anything runs.
-    pub fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>, region: Option<&str>) -> Result<Self, String> {
+    pub fn connect(
+        bucket: &str,
+        prefix: &str,
+        endpoint: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Self, StoreError> {
         let region = region
             .map(str::to_string)
             .or_else(|| std::env::var("AWS_REGION").ok())
@@ -77,9 +84,9 @@ impl S3 {
             Some(e) => (e.to_string(), UrlStyle::Path),
             None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
         };
-        let endpoint = endpoint.parse().map_err(|e| format!("endpoint {endpoint}: {e}"))?;
-        let bucket =
-            Bucket::new(endpoint, style, bucket.to_string(), region).map_err(|e| format!("bucket `{bucket}`: {e}"))?;
+        let endpoint = endpoint.parse().map_err(|e| StoreError::S3(format!("endpoint {endpoint}: {e}")))?;
+        let bucket = Bucket::new(endpoint, style, bucket.to_string(), region)
+            .map_err(|e| StoreError::S3(format!("bucket `{bucket}`: {e}")))?;
         let prefix = prefix.trim_matches('/');
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         let s3 =
@@ -101,7 +108,7 @@ impl S3 {
         url: reqwest::Url,
         cond: &Cond,
         body: Option<String>,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, StoreError> {
         let mut headers = reqwest::header::HeaderMap::new();
         match cond {
             Cond::None => {}
@@ -109,7 +116,7 @@ impl S3 {
                 headers.insert(reqwest::header::IF_NONE_MATCH, reqwest::header::HeaderValue::from_static("*"));
             }
             Cond::Etag(tag) => {
-                let v = reqwest::header::HeaderValue::from_str(tag).map_err(|e| e.to_string())?;
+                let v = reqwest::header::HeaderValue::from_str(tag).map_err(|e| StoreError::S3(e.to_string()))?;
                 headers.insert(reqwest::header::IF_MATCH, v);
             }
         }
@@ -130,15 +137,16 @@ impl S3 {
             });
             let _ = tx.send(answer);
         });
-        self.jobs.send(job).map_err(|_| "the store's client stopped".to_string())?;
-        let reply = rx.recv().map_err(|_| "the store's client stopped".to_string())??;
+        self.jobs.send(job).map_err(|_| StoreError::S3("the store's client stopped".into()))?;
+        let reply =
+            rx.recv().map_err(|_| StoreError::S3("the store's client stopped".into()))?.map_err(StoreError::S3)?;
         if let Some(server) = reply.date_ms {
             self.skew_ms.store(server - local_ms(), Ordering::Relaxed);
         }
         if (200..300).contains(&reply.status) || reply.status == 404 || reply.status == 412 {
             return Ok(reply);
         }
-        Err(format!("the store answered {}: {}", reply.status, error_code(&reply.body)))
+        Err(StoreError::S3(format!("the store answered {}: {}", reply.status, error_code(&reply.body))))
     }
 
     /// Now by the server's clock, milliseconds since the epoch.
@@ -147,7 +155,7 @@ impl S3 {
     }
 
     /// The object `key`, `None` when there is none.
-    pub fn get(&self, key: &str) -> Result<Option<Reply>, String> {
+    pub fn get(&self, key: &str) -> Result<Option<Reply>, StoreError> {
         let key = self.key(key);
         let url = self.bucket.get_object(self.credentials.as_ref(), &key).sign(SIGNED_FOR);
         let reply = self.send(reqwest::Method::GET, url, &Cond::None, None)?;
@@ -155,20 +163,20 @@ impl S3 {
     }
 
     /// Write `key`; `Ok(None)` when the condition did not hold, else the new `ETag`.
-    pub fn put(&self, key: &str, body: String, cond: &Cond) -> Result<Option<String>, String> {
+    pub fn put(&self, key: &str, body: String, cond: &Cond) -> Result<Option<String>, StoreError> {
         let key = self.key(key);
         let url = self.bucket.put_object(self.credentials.as_ref(), &key).sign(SIGNED_FOR);
         let reply = self.send(reqwest::Method::PUT, url, cond, Some(body))?;
         match reply.status {
             412 => Ok(None),
-            404 => Err(format!("the bucket `{}` does not exist", self.bucket.name())),
+            404 => Err(StoreError::S3(format!("the bucket `{}` does not exist", self.bucket.name()))),
             _ => Ok(Some(reply.etag.unwrap_or_default())),
         }
     }
 
     /// Up to `max` keys (relative to the prefix) starting with `under`,
     /// in order; every key when `max` is 0.
-    pub fn list(&self, under: &str, max: usize) -> Result<Vec<String>, String> {
+    pub fn list(&self, under: &str, max: usize) -> Result<Vec<String>, StoreError> {
         let under = self.key(under);
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
@@ -184,10 +192,10 @@ impl S3 {
             let url = action.sign(SIGNED_FOR);
             let reply = self.send(reqwest::Method::GET, url, &Cond::None, None)?;
             if reply.status == 404 {
-                return Err(format!("the bucket `{}` does not exist", self.bucket.name()));
+                return Err(StoreError::S3(format!("the bucket `{}` does not exist", self.bucket.name())));
             }
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&reply.body)
-                .map_err(|e| format!("cannot read the store's listing: {e}"))?;
+                .map_err(|e| StoreError::S3(format!("cannot read the store's listing: {e}")))?;
             keys.extend(page.contents.into_iter().filter_map(|c| c.key.strip_prefix(&self.prefix).map(str::to_string)));
             token = page.next_continuation_token;
             if token.is_none() || (max > 0 && keys.len() >= max) {
@@ -200,10 +208,14 @@ impl S3 {
 }
 
 /// The client's thread: one runtime, one connection pool.
-fn start() -> Result<Sender<Job>, String> {
+fn start() -> Result<Sender<Job>, StoreError> {
     let (jobs, rx) = channel::<Job>();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder().connect_timeout(TIMEOUT).build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::S3(e.to_string()))?;
+    let client =
+        reqwest::Client::builder().connect_timeout(TIMEOUT).build().map_err(|e| StoreError::S3(e.to_string()))?;
     std::thread::Builder::new()
         .name("state-store-s3".into())
         .spawn(move || {
@@ -211,7 +223,7 @@ fn start() -> Result<Sender<Job>, String> {
                 job(&runtime, &client);
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StoreError::S3(e.to_string()))?;
     Ok(jobs)
 }
 

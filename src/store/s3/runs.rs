@@ -3,6 +3,7 @@
 
 use super::journal::Meta;
 use super::S3;
+use crate::store::error::StoreError;
 
 /// The id of the run a key under `runs/` belongs to.
 fn run_of(key: &str) -> Option<&str> {
@@ -10,13 +11,14 @@ fn run_of(key: &str) -> Option<&str> {
 }
 
 /// Every run as (id, place), oldest first.
-pub fn list(s3: &S3) -> Result<Vec<(String, String, String)>, String> {
+pub fn list(s3: &S3) -> Result<Vec<(String, String, String)>, StoreError> {
     let keys = s3.list("runs/", 0)?;
     let mut out = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with("/run.json")) {
         let Some(id) = run_of(key) else { continue };
         let Some(reply) = s3.get(key)? else { continue };
-        let meta: Meta = serde_json::from_str(&reply.body).map_err(|e| format!("cannot read {key}: {e}"))?;
+        let meta: Meta =
+            serde_json::from_str(&reply.body).map_err(|e| StoreError::S3(format!("cannot read {key}: {e}")))?;
         let journal = read_batches(s3, keys.iter().filter(|k| is_batch(k, id)))?;
         out.push((id.to_string(), meta.place, journal));
     }
@@ -30,7 +32,7 @@ fn is_batch(key: &str, id: &str) -> bool {
         && std::path::Path::new(key).extension().is_some_and(|e| e == "jsonl")
 }
 
-fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<String, String> {
+fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<String, StoreError> {
     let mut text = String::new();
     for key in keys {
         if let Some(reply) = s3.get(key)? {
@@ -41,20 +43,20 @@ fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<S
 }
 
 /// The newest run's id that has journal lines (ids sort by time).
-pub fn latest(s3: &S3) -> Result<Option<String>, String> {
+pub fn latest(s3: &S3) -> Result<Option<String>, StoreError> {
     let keys = s3.list("runs/", 0)?;
     Ok(keys.iter().filter(|k| k.contains("/events/")).filter_map(|k| run_of(k)).max().map(str::to_string))
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
-pub fn journal(s3: &S3, id: &str) -> Result<Option<String>, String> {
+pub fn journal(s3: &S3, id: &str) -> Result<Option<String>, StoreError> {
     let keys = s3.list(&format!("runs/{id}/events/"), 0)?;
     let text = read_batches(s3, keys.iter().filter(|k| is_batch(k, id)))?;
     Ok((!text.is_empty()).then_some(text))
 }
 
 /// Run `id`'s large values, as (file, value).
-pub fn values(s3: &S3, id: &str) -> Result<Vec<(String, String)>, String> {
+pub fn values(s3: &S3, id: &str) -> Result<Vec<(String, String)>, StoreError> {
     let under = format!("runs/{id}/values/");
     let mut out = Vec::new();
     for key in s3.list(&under, 0)? {
