@@ -155,9 +155,14 @@ pub struct RunArgs {
     pub undo_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub guards: GuardArgs,
-    /// Continue a failed or crashed run: completed steps are not run again
-    #[arg(long, value_name = "RUN_ID|last")]
+    /// Continue a failed or crashed run: completed steps are not run again.
+    /// A run name (--run-name) continues the newest run of that name
+    #[arg(long, value_name = "RUN_ID|NAME|last")]
     pub resume: Option<String>,
+    /// Name the run, so a later `--resume NAME` finds it (a CI pipeline's
+    /// jobs name their run after the pipeline: `--run-name "gl-$CI_PIPELINE_ID"`)
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    pub run_name: Option<String>,
     /// Write a `JUnit` XML report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -313,6 +318,12 @@ pub struct CiArgs {
     /// The runner label the jobs run on (GitHub)
     #[arg(long, value_name = "LABEL")]
     pub runs_on: Option<String>,
+    /// Share the run between jobs through this state store instead of
+    /// carrying the journal as an artifact: a `postgres://` or `s3://` URL
+    /// without a password, or `secret` to read the URL from the CI secret
+    /// `CAPSTAN_STATE`
+    #[arg(long, value_name = "URL|secret")]
+    pub state: Option<String>,
 }
 
 /// Params, as `run` and `repl` take them.

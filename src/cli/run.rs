@@ -51,7 +51,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
     };
-    let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
+    let run_id: Arc<str> = match (&resume, &args.run_name) {
+        (Some(r), _) => r.run_id.clone(),
+        (None, Some(name)) => report::format::named_run_id(&report::format::run_name(name).map_err(Error::usage)?),
+        (None, None) => report::format::new_run_id(),
+    }
+    .into();
     let services = session::services(run_id, args.dry_run);
     let on_signal = services.clone();
     let watcher = session::watch_signals(move |_| on_signal.interrupt());

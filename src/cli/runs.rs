@@ -8,7 +8,7 @@ use console::style;
 
 use super::args::{RunsAction, RunsArgs};
 use crate::error::Error;
-use crate::replay::resume::latest;
+use crate::replay::resume::find;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
 use crate::store::error::StoreError;
@@ -101,13 +101,15 @@ fn list(dir: &Path, json: bool, hint: Option<&str>) {
 }
 
 fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Error> {
-    let id = if id == "last" {
-        latest(dir).ok_or_else(|| Error::Usage {
-            message: format!("no runs under {}", dir.display()),
-            hint: hint.map(str::to_string),
-        })?
-    } else {
-        id.to_string()
+    let id = match find(dir, id) {
+        Some(found) => found,
+        None if id == "last" => {
+            return Err(Error::Usage {
+                message: format!("no runs under {}", dir.display()),
+                hint: hint.map(str::to_string),
+            })
+        }
+        None => id.to_string(),
     };
     let Some(r) = read(dir, &id) else {
         return Err(Error::usage_with_hint(
@@ -161,12 +163,10 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
             Ok(())
         }
         Some(RunsAction::Show { run }) => {
-            let id = if run == "last" {
-                crate::store::runs::latest(&shared.backend)
-                    .map_err(failed)?
-                    .ok_or_else(|| Error::usage(format!("no runs in {}", shared.shown)))?
-            } else {
-                run.clone()
+            let id = match crate::store::runs::find(&shared.backend, run).map_err(failed)? {
+                Some(found) => found,
+                None if run == "last" => return Err(Error::usage(format!("no runs in {}", shared.shown))),
+                None => run.clone(),
             };
             let Some(journal) = crate::store::runs::journal(&shared.backend, &id).map_err(failed)? else {
                 return Err(Error::usage_with_hint(
