@@ -24,6 +24,7 @@ mod journal;
 mod kube;
 mod leak_matrix;
 mod notify;
+mod otel;
 mod outputs;
 mod peers;
 mod pipelines;

@@ -208,6 +208,12 @@ fn run_blocking(
         ),
     }
 
+    // The trace is started before `run_started`, which names it.
+    let trace = report::otlp::Config::from_env().map(report::otlp::Otlp::start);
+    let trace_id = trace.as_ref().map(report::otlp::Otlp::trace_id);
+    if let Some(trace) = trace {
+        services.bus.add_sink(Box::new(trace));
+    }
     services.emit(EventKind::RunStarted {
         playbook: display.clone(),
         dry_run: services.dry_run(),
@@ -217,6 +223,7 @@ fn run_blocking(
         params: state.inputs.to_json(),
         resumed: state.resume.is_some(),
         step_key_salt: state.step_key_salt.clone(),
+        trace_id,
     });
     // The journal begins after the locks were taken: it records them here.
     for guard in state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {

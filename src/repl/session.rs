@@ -377,6 +377,7 @@ impl Session {
             params: self.state.inputs.to_json(),
             resumed: false,
             step_key_salt: self.state.step_key_salt.clone(),
+            trace_id: None,
         });
     }
 

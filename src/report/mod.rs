@@ -8,6 +8,7 @@ mod github;
 mod journal;
 mod json;
 pub mod junit;
+pub mod otlp;
 pub mod record;
 mod terminal;
 

@@ -44,6 +44,9 @@ pub struct RunRecord {
     pub error_at: Option<String>,
     /// How many times the run was resumed.
     pub resumes: u32,
+    /// The OpenTelemetry trace of the latest attempt, when it was exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub phases: Vec<PhaseRecord>,
     pub gates: Vec<GateRecord>,
     pub undo: Vec<UndoRecord>,
@@ -180,6 +183,7 @@ impl RunRecord {
                 if let Some(sha) = text(ev, "playbook_sha256") {
                     self.playbook_sha256 = Some(sha);
                 }
+                self.trace_id = text(ev, "trace_id");
                 if let Some(Value::Object(params)) = ev.get("params") {
                     for (k, v) in params {
                         self.params.insert(k.clone(), v.clone());
