@@ -213,6 +213,7 @@ pub fn dry_run(
         resumed: false,
         step_key_salt: state.step_key_salt.clone(),
     });
+    services.release_held();
     let outcome = executor::run(&state, &engine, &phases, None);
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let diagnostic = match &outcome.error {

@@ -53,6 +53,9 @@ pub struct Services {
     pub journal_health: Arc<JournalHealth>,
     /// The run's HTTP client, built on first use ([`super::http::client`]).
     pub(super) http: std::sync::OnceLock<reqwest::Client>,
+    /// Records the top level made before the journal existed (the commit
+    /// `git::sha` read), emitted once the run has started.
+    held: Mutex<Vec<EventKind>>,
 }
 
 impl Services {
@@ -68,6 +71,26 @@ impl Services {
             step_seq: AtomicU32::new(0),
             journal_health: Arc::default(),
             http: std::sync::OnceLock::new(),
+            held: Mutex::default(),
+        }
+    }
+
+    /// Emit `kind` now inside a phase; at the top level, keep it for
+    /// [`Services::release_held`]: the journal begins with `run_started`,
+    /// after the top level ran, and must still record it.
+    pub fn emit_for_journal(&self, kind: EventKind) {
+        if frame::location().phase.is_some() {
+            self.emit(kind);
+        } else {
+            self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(kind);
+        }
+    }
+
+    /// Emit what the top level held back; called right after `run_started`.
+    pub fn release_held(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for kind in held {
+            self.emit(kind);
         }
     }
 
