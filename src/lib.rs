@@ -69,5 +69,6 @@ pub mod secrets;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod templates;

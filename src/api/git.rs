@@ -7,8 +7,8 @@ use rhai::{Array, Dynamic};
 use serde::Deserialize;
 
 use super::registration::{docs, Api};
-use crate::failure::{failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::events::EventKind;
+use crate::failure::{failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::services::{frame, Services};
 
@@ -56,7 +56,12 @@ fn sha(services: &Services, options: &GitOptions) -> RhaiResultOf<String> {
     if let Some(secs) = committed {
         let at = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         let data = serde_json::json!({ "sha": sha, "committed_at": at.to_string() });
-        services.emit_for_journal(EventKind::User { at: frame::location(), kind: "git_commit".into(), data, quiet: true });
+        services.emit_for_journal(EventKind::User {
+            at: frame::location(),
+            kind: "git_commit".into(),
+            data,
+            quiet: true,
+        });
     }
     Ok(sha)
 }

@@ -33,7 +33,7 @@ pub fn runs(args: &RunsArgs) -> Result<(), Error> {
 
 /// `capstan run` journals next to the playbook: when the current folder has
 /// no runs, name the folders below it that do.
-fn elsewhere(root: &Path) -> Option<String> {
+pub(super) fn elsewhere(root: &Path) -> Option<String> {
     let mut found: Vec<String> = std::fs::read_dir(root)
         .ok()?
         .flatten()
@@ -54,7 +54,7 @@ fn read(dir: &Path, id: &str) -> Option<RunRecord> {
     Some(RunRecord::from_journal(&String::from_utf8_lossy(&bytes)))
 }
 
-fn ids(dir: &Path) -> Vec<String> {
+pub(super) fn ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
