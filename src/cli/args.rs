@@ -255,7 +255,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub json: bool,
     /// Also write the figures to FILE in the Prometheus text format (for
-    /// node_exporter's textfile collector)
+    /// `node_exporter`'s textfile collector)
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
 }

@@ -26,6 +26,7 @@ impl Window {
     }
 
     /// The period of equal length just before.
+    #[must_use]
     pub fn previous(self) -> Self {
         Self { from_ms: 2 * self.from_ms - self.to_ms, to_ms: self.from_ms }
     }

@@ -1,7 +1,7 @@
 //! `capstan stats`: delivery statistics over the runs a journal (or a
 //! shared state store) holds. [`facts`] reads what one run's journal tells,
 //! [`compute`] turns the runs into the figures of a window, [`table`] and
-//! [`prometheus`] write them for a terminal and for node_exporter's textfile
+//! [`prometheus`] write them for a terminal and for `node_exporter`'s textfile
 //! collector; `--json` is [`Stats`] serialized.
 
 pub mod compute;

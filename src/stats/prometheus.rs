@@ -1,4 +1,4 @@
-//! The statistics in the Prometheus text format, for node_exporter's
+//! The statistics in the Prometheus text format, for `node_exporter`'s
 //! textfile collector. The `_total` counters count every run the journal
 //! holds (they only grow while runs are kept, so `rate()` and `increase()`
 //! work on them); the gauges are the figures of the `--since` window. The

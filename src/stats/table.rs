@@ -65,11 +65,12 @@ fn group(out: &mut String, g: &Group) {
     let restore = &g.time_to_restore;
     let restored = restore.incidents.len() as u64 - restore.open;
     let mut line = match restore.median_ms {
-        Some(ms) => format!("median {} over {}", span(ms), plural(restored, "restored incident", "restored incidents")),
-        None => "no restored incident".into(),
+        Some(ms) => format!("median {} over {}", span(ms), plural(restored, "incident", "incidents")),
+        None if restore.incidents.is_empty() => "no incident".into(),
+        None => "none restored".into(),
     };
     if restore.open > 0 {
-        let _ = write!(line, ", {} still open", plural(restore.open, "incident", "incidents"));
+        let _ = write!(line, ", {} still open", restore.open);
     }
     let _ = writeln!(out, "  restore      {line}");
     let lead = match g.lead_time.median_ms {
