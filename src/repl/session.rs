@@ -378,6 +378,7 @@ impl Session {
             resumed: false,
             step_key_salt: self.state.step_key_salt.clone(),
         });
+        services.release_held();
     }
 
     /// The session ends: close the journal's run. Returns the run id if one was journaled.
