@@ -291,6 +291,11 @@ fn stats_of_generated_and_real_runs_are_exact() {
     for r in &runs {
         r.write(dir);
     }
+    // A line torn by a crash, and one that is not UTF-8, are skipped.
+    let torn = dir.join(".capstan/runs").join(&runs[10].id).join("journal.jsonl");
+    let mut bytes = std::fs::read(&torn).unwrap();
+    bytes.extend_from_slice(b"\xff\xfe\n{\"ts\":\"2026-");
+    std::fs::write(&torn, bytes).unwrap();
     // The generator writes what real runs write: every field of its lines
     // is one a real line of that kind has.
     let real_fields = fields(&real.concat());
@@ -426,4 +431,23 @@ fn stats_over_a_postgres_store_counts_the_runs_of_two_machines() {
     let env = c.current_dir(elsewhere.path()).args(["stats", "--json"]).env("CAPSTAN_STATE", &url).output().unwrap();
     let doc: Value = serde_json::from_slice(&env.stdout).unwrap();
     assert_eq!(group(&doc, "deploy.rhai", "")["deployments"], 2);
+}
+
+#[test]
+fn stats_without_runs_says_where_they_are_and_refuses_a_window_of_no_time() {
+    let top = tempfile::tempdir().unwrap();
+    Gen::new(millis(SystemTime::now()) - H, "deploy.rhai", json!({}))
+        .finish(millis(SystemTime::now()) - H + M, "ok", 0)
+        .write(&top.path().join("svc"));
+    let out = stats(top.path(), &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no runs under ./.capstan/runs"), "{said}");
+    assert!(said.contains("capstan stats --journal-dir svc"), "{said}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no runs"));
+    let doc: Value = serde_json::from_slice(&stats(top.path(), &["--journal-dir", "svc", "--json"]).stdout).unwrap();
+    assert_eq!(group(&doc, "deploy.rhai", "")["deployments"], 1);
+
+    let zero = Command::new(capstan_bin()).current_dir(top.path()).args(["stats", "--since", "0s"]).output().unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--since 0 is a window of no time"));
 }

@@ -12,6 +12,12 @@ use crate::stats::{prometheus, table, RunFacts};
 use crate::store::State;
 
 pub fn stats(args: &StatsArgs) -> Result<(), Error> {
+    if args.since.is_zero() {
+        return Err(Error::usage_with_hint(
+            "--since 0 is a window of no time",
+            "give a duration: --since 30d, --since 12h",
+        ));
+    }
     let state = State::open(args.state.as_deref())?;
     let (runs, empty) = if let Some(shared) = state.shared() {
         let journals = crate::store::runs::journals(&shared.backend)
@@ -28,8 +34,10 @@ pub fn stats(args: &StatsArgs) -> Result<(), Error> {
             .map(|bytes| RunFacts::from_journal(&String::from_utf8_lossy(&bytes)))
             .collect();
         let mut empty = format!("no runs under {}", dir.display());
-        if let Some(hint) = elsewhere(&root).filter(|_| args.journal_dir.is_none()) {
-            empty = format!("{empty}\n   = hint: {hint}");
+        if runs.is_empty() && args.journal_dir.is_none() {
+            if let Some(hint) = elsewhere(&root, "stats") {
+                empty = format!("{empty}\n   = hint: {hint}");
+            }
         }
         (runs, empty)
     };

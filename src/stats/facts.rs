@@ -64,6 +64,8 @@ pub struct RunFacts {
     /// The values of the environment params, `/`-joined in name order; empty when none.
     pub environment: String,
     pub dry_run: bool,
+    /// A REPL session: its ad-hoc commands ran in the REPL's own phase.
+    pub repl: bool,
     pub attempts: Vec<Attempt>,
     pub steps: Vec<StepRun>,
     /// The committer time of the last commit `git::sha` read, ms since the epoch.
@@ -106,12 +108,22 @@ impl RunFacts {
         let mut steps = Vec::new();
         let mut last_status: HashMap<(String, u64), String> = HashMap::new();
         let mut open = Open::default();
+        let (mut repl, mut declared) = (false, Vec::new());
         for line in text.lines() {
             let Ok(ev) = serde_json::from_str::<Value>(line) else { continue };
             record.apply(&ev);
             let ts = ev.get("ts").and_then(Value::as_str).and_then(millis);
             match ev.get("event").and_then(Value::as_str).unwrap_or("") {
-                "run_started" => open = Open::default(),
+                "run_started" => {
+                    open = Open::default();
+                    declared = ev.get("phases").and_then(Value::as_array).cloned().unwrap_or_default();
+                }
+                // The REPL runs typed commands in a phase of its own, which
+                // no playbook declared: a session, not a deployment.
+                "phase_started" => {
+                    let phase = ev.get("phase").cloned().unwrap_or_default();
+                    repl |= phase == crate::repl::view::PHASE && !declared.contains(&phase);
+                }
                 "undo_started" => open.undone = true,
                 "event" if ev.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with("_rollback")) => {
                     open.rolled_back = true;
@@ -145,6 +157,7 @@ impl RunFacts {
             playbook: record.playbook.trim_start_matches("./").to_string(),
             environment: environment(&record.params),
             dry_run: record.dry_run,
+            repl,
             attempts,
             steps,
             committed_ms: commit.and_then(|e| e.data["committed_at"].as_str()).and_then(millis),
@@ -152,9 +165,9 @@ impl RunFacts {
         }
     }
 
-    /// A deployment: not a dry run, and an attempt that acted ended.
+    /// A deployment: not a dry run nor a REPL session, and an attempt that acted ended.
     pub fn is_deployment(&self) -> bool {
-        !self.dry_run && self.attempts.iter().any(|a| a.outcome != Outcome::Skipped)
+        !self.dry_run && !self.repl && self.attempts.iter().any(|a| a.outcome != Outcome::Skipped)
     }
 
     /// When the run last ended (its last attempt that acted).
@@ -248,6 +261,23 @@ mod tests {
         ]
         .join("\n");
         assert!(!RunFacts::from_journal(&dry).is_deployment());
+    }
+
+    #[test]
+    fn repl_sessions_are_not_deployments_but_a_declared_repl_phase_is() {
+        let run = |declared: &str| {
+            [
+                line(
+                    "2026-01-01T00:00:00.000Z",
+                    &format!(r#""event":"run_started","playbook":"d.rhai","phases":[{declared}]"#),
+                ),
+                line("2026-01-01T00:00:00.000Z", r#""event":"phase_started","phase":"repl""#),
+                line("2026-01-01T00:00:01.000Z", r#""event":"run_finished","status":"ok","exit_code":0"#),
+            ]
+            .join("\n")
+        };
+        assert!(!RunFacts::from_journal(&run(r#""do""#)).is_deployment());
+        assert!(RunFacts::from_journal(&run(r#""repl""#)).is_deployment());
     }
 
     #[test]
