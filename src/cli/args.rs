@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Write the command's data (JSON lines of `run --log-format json`, `list`,
-    /// `doc`, `runs`, `check --json`) to FILE instead of stdout
+    /// `doc`, `runs`, `stats`, `check --json`) to FILE instead of stdout
     #[arg(short = 'o', long = "output", value_name = "FILE", global = true)]
     pub output: Option<std::path::PathBuf>,
 }
@@ -61,7 +61,7 @@ Examples:
   capstan stats
   capstan stats --since 7d --playbook deploy.rhai
   capstan stats --json
-  capstan stats --state postgres://capstan@db:5432/capstan --prometheus /var/lib/node_exporter/capstan.prom")]
+  CAPSTAN_STATE=postgres://capstan@db/capstan capstan stats --prometheus capstan.prom")]
     Stats(StatsArgs),
     /// Show the script API: every function with its signature and documentation
     #[command(
