@@ -42,6 +42,7 @@ mod signals;
 mod snapshots;
 mod state_store;
 mod state_store_s3;
+mod stats;
 mod templates;
 mod terraform;
 mod top_level;

@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Write the command's data (JSON lines of `run --log-format json`, `list`,
-    /// `doc`, `runs`, `check --json`) to FILE instead of stdout
+    /// `doc`, `runs`, `stats`, `check --json`) to FILE instead of stdout
     #[arg(short = 'o', long = "output", value_name = "FILE", global = true)]
     pub output: Option<std::path::PathBuf>,
 }
@@ -54,6 +54,15 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
         after_help = "Examples:\n  capstan runs\n  capstan runs show last\n  capstan runs show 20261122T093015123Z-3f2a --json"
     )]
     Runs(RunsArgs),
+    /// Delivery statistics over the runs: deployments, change failure rate,
+    /// time to restore, lead time, step durations and flaky steps
+    #[command(after_help = "\
+Examples:
+  capstan stats
+  capstan stats --since 7d --playbook deploy.rhai
+  capstan stats --json
+  CAPSTAN_STATE=postgres://capstan@db/capstan capstan stats --prometheus capstan.prom")]
+    Stats(StatsArgs),
     /// Show the script API: every function with its signature and documentation
     #[command(
         after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions"
@@ -229,6 +238,31 @@ pub struct RunsArgs {
     /// As JSON
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The window: runs that ended in the last DUR; trends compare it with
+    /// the DUR before
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "30d")]
+    pub since: std::time::Duration,
+    /// Only this playbook (its path, file name, or name without `.rhai`)
+    #[arg(long, value_name = "P")]
+    pub playbook: Option<String>,
+    /// Where `.capstan/runs/` is [default: the current folder]
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Read the runs of every machine in this state store (`file://DIR`,
+    /// `postgres://USER@HOST:PORT/DB` or `s3://BUCKET/PREFIX?endpoint=URL`)
+    #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
+    pub state: Option<String>,
+    /// As JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the figures to FILE in the Prometheus text format (for
+    /// `node_exporter`'s textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -225,6 +225,7 @@ fn run_blocking(
         step_key_salt: state.step_key_salt.clone(),
         trace_id,
     });
+    services.release_held();
     // The journal begins after the locks were taken: it records them here.
     for guard in state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
         if let (Some(token), Some(store)) = (guard.token, store.shared()) {

@@ -21,7 +21,7 @@ pub fn runs(args: &RunsArgs) -> Result<(), Error> {
     }
     let root = state.journal_root(args.journal_dir.as_ref(), ".".into())?;
     let dir = runs_dir(&root);
-    let hint = if args.journal_dir.is_none() { elsewhere(&root) } else { None };
+    let hint = if args.journal_dir.is_none() { elsewhere(&root, "runs") } else { None };
     match &args.action {
         None | Some(RunsAction::List) => {
             list(&dir, args.json, hint.as_deref());
@@ -33,7 +33,7 @@ pub fn runs(args: &RunsArgs) -> Result<(), Error> {
 
 /// `capstan run` journals next to the playbook: when the current folder has
 /// no runs, name the folders below it that do.
-fn elsewhere(root: &Path) -> Option<String> {
+pub(super) fn elsewhere(root: &Path, command: &str) -> Option<String> {
     let mut found: Vec<String> = std::fs::read_dir(root)
         .ok()?
         .flatten()
@@ -43,7 +43,7 @@ fn elsewhere(root: &Path) -> Option<String> {
     found.sort();
     let first = found.first()?;
     Some(format!(
-        "capstan run keeps the journal next to the playbook; runs are under {}: capstan runs --journal-dir {first}",
+        "capstan run keeps the journal next to the playbook; runs are under {}: capstan {command} --journal-dir {first}",
         found.join(", ")
     ))
 }
@@ -54,7 +54,7 @@ fn read(dir: &Path, id: &str) -> Option<RunRecord> {
     Some(RunRecord::from_journal(&String::from_utf8_lossy(&bytes)))
 }
 
-fn ids(dir: &Path) -> Vec<String> {
+pub(super) fn ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

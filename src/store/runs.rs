@@ -18,18 +18,20 @@ pub struct Stored {
 
 /// Every run in the store, oldest first.
 pub fn list(backend: &Backend) -> Result<Vec<Stored>, StoreError> {
+    let stored = |(place, journal): (String, String)| Stored { record: RunRecord::from_journal(&journal), place };
+    Ok(journals(backend)?.into_iter().map(stored).collect())
+}
+
+/// Every run's journal lines with where it ran, oldest first.
+pub fn journals(backend: &Backend) -> Result<Vec<(String, String)>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => {
             let runs = super::s3::runs::list(s3)?;
-            let stored = |(_, place, journal): (String, String, String)| Stored {
-                record: RunRecord::from_journal(&journal),
-                place,
-            };
-            return Ok(runs.into_iter().map(stored).collect());
+            return Ok(runs.into_iter().map(|(_, place, journal)| (place, journal)).collect());
         }
     };
-    let rows = db.call(|c| async move {
+    db.call(|c| async move {
         c.query(
             "SELECT r.run_id, r.place, coalesce(string_agg(e.line, E'\\n' ORDER BY e.id), '')
              FROM capstan_runs r LEFT JOIN capstan_events e ON e.run_id = r.run_id
@@ -38,8 +40,7 @@ pub fn list(backend: &Backend) -> Result<Vec<Stored>, StoreError> {
         )
         .await
         .map(|rows| rows.iter().map(|r| (r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
-    })?;
-    Ok(rows.into_iter().map(|(place, journal)| Stored { record: RunRecord::from_journal(&journal), place }).collect())
+    })
 }
 
 /// The run `wanted` picks (`last`, a run id, or a `--run-name`: see

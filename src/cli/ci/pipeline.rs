@@ -245,15 +245,7 @@ impl Pipeline {
     /// two runs for different environments may go at once, two for the same
     /// one wait for each other.
     pub fn environment_params(&self) -> Vec<&Param> {
-        const NAMES: &[&str] =
-            &["env", "environment", "stage", "target", "region", "cluster", "namespace", "workspace", "tenant"];
-        self.params
-            .iter()
-            .filter(|p| {
-                let name = p.name.to_ascii_lowercase();
-                NAMES.contains(&name.as_str()) || name.ends_with("_env") || name.ends_with("_environment")
-            })
-            .collect()
+        self.params.iter().filter(|p| crate::playbook::is_environment_param(&p.name)).collect()
     }
 
     /// The name runs of this pipeline queue on: the playbook and the
