@@ -1,5 +1,5 @@
-//! `report::write(dir)`: `report.json` and `report.md` from the run record,
-//! with an incident summary when the run failed. Valid mid-run: a report
+//! `report::write(dir)`: `report.json`, `report.md` and `report.html` from
+//! the run record, with an incident summary when the run failed. Valid mid-run: a report
 //! written by `on_failure` already shows what was undone.
 
 use std::fmt::Write as _;
@@ -110,7 +110,14 @@ fn status(record: &RunRecord) -> String {
     }
 }
 
-pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+/// The files `write` wrote.
+pub struct Written {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let json_path = dir.join("report.json");
     let md_path = dir.join("report.md");
@@ -120,7 +127,9 @@ pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBu
     doc["incident"] = serde_json::to_value(&incident).map_err(std::io::Error::other)?;
     std::fs::write(&json_path, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
     std::fs::write(&md_path, markdown(record, incident.as_ref()))?;
-    Ok((json_path, md_path))
+    let html_path = dir.join("report.html");
+    super::html::write(record, &html_path)?;
+    Ok(Written { json: json_path, markdown: md_path, html: html_path })
 }
 
 fn ms(n: u64) -> String {
