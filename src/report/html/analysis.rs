@@ -78,9 +78,13 @@ pub fn decisions(record: &RunRecord) -> impl Iterator<Item = (usize, &UserEvent)
     crate::report::files::decisions(record).enumerate()
 }
 
+/// The decisions of one strategy in one phase: (kind, phase), and each
+/// decision with its number.
+type Group<'a> = ((String, String), Vec<(usize, &'a UserEvent)>);
+
 pub fn analyses(record: &RunRecord) -> Vec<Analysis> {
     // (kind, phase) in the order first seen, with their decisions.
-    let mut groups: Vec<((String, String), Vec<(usize, &UserEvent)>)> = Vec::new();
+    let mut groups: Vec<Group<'_>> = Vec::new();
     for (n, e) in decisions(record) {
         let key = (e.kind.clone(), e.phase.clone().unwrap_or_default());
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -102,18 +106,17 @@ fn analysis(kind: &str, phase: String, list: &[(usize, &UserEvent)]) -> Analysis
         for c in d["checks"].as_array().into_iter().flatten() {
             let metric = c["metric"].as_str().unwrap_or("?");
             let ratio = c.get("max_ratio").and_then(Value::as_f64);
-            let (name, rule, limit, baseline) = match ratio {
-                Some(r) => (
+            let (name, rule, limit, baseline) = if let Some(r) = ratio {
+                (
                     format!("{metric} against the baseline"),
                     format!("at most {} × the baseline", num(r)),
                     c["limit"].as_f64(),
                     c["baseline"].as_f64(),
-                ),
-                None => {
-                    let t = c["threshold"].as_f64();
-                    let base = d["baseline"].get(metric).and_then(Value::as_f64);
-                    (metric.to_string(), format!("at most {}", t.map_or_else(String::new, num)), t, base)
-                }
+                )
+            } else {
+                let t = c["threshold"].as_f64();
+                let base = d["baseline"].get(metric).and_then(Value::as_f64);
+                (metric.to_string(), format!("at most {}", t.map_or_else(String::new, num)), t, base)
             };
             let point =
                 Point { group: group_of(d), value: c["value"].as_f64(), limit, baseline, ok: c["ok"].as_bool() };

@@ -24,24 +24,29 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 26.0;
 const BOTTOM: f64 = 40.0;
 
-/// The value axis: 0 (or below, for negative values) to a little above the
-/// largest number drawn.
-fn scale(points: &[Point]) -> (f64, f64) {
+/// The value axis: 0 (or below, for negative values) to a round number
+/// above the largest one drawn, in four round steps.
+fn scale(points: &[Point]) -> (f64, f64, f64) {
     let all = points.iter().flat_map(|p| [p.value, p.limit, p.baseline]).flatten();
     let (lo, hi) = all.fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let hi = if hi <= lo { lo + 1.0 } else { hi + (hi - lo) * 0.15 };
-    (lo, hi)
+    let span = if hi <= lo { 1.0 } else { (hi - lo) * 1.05 };
+    let rough = span / 4.0;
+    let magnitude = 10_f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().map(|m| m * magnitude).find(|s| *s >= rough).unwrap_or(rough);
+    let lo = (lo / step).floor() * step;
+    let hi = lo + step * ((hi - lo) / step).floor().max(0.0) + step;
+    (lo, hi, step)
 }
 
 /// A metric's samples as a chart; `metric` names it for the reader.
 pub fn metric(metric: &str, points: &[Point]) -> String {
-    let (lo, hi) = scale(points);
+    let (lo, hi, step) = scale(points);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let slot = plot_w / points.len().max(1) as f64;
     let x = |i: usize| LEFT + (i as f64 + 0.5) * slot;
     let y = |v: f64| TOP + plot_h * (1.0 - (v - lo) / (hi - lo));
-    let mut s = format!(
+    let mut out = format!(
         r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}"><title>{}</title>"#,
         esc(metric),
         esc(&format!("{metric}: every sample against its limit"))
@@ -54,30 +59,31 @@ pub fn metric(metric: &str, points: &[Point]) -> String {
         let (x0, x1) = (LEFT + start as f64 * slot, LEFT + end as f64 * slot);
         if band % 2 == 0 {
             let _ =
-                write!(s, r#"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="{BAND}"/>"#, x1 - x0);
+                write!(out, r#"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="{BAND}"/>"#, x1 - x0);
         }
-        text(&mut s, f64::midpoint(x0, x1), H - BOTTOM + 28.0, "middle", "label", &points[start].group);
+        text(&mut out, f64::midpoint(x0, x1), H - BOTTOM + 28.0, "middle", "label", &points[start].group);
         band += 1;
         start = end;
     }
     // Value grid.
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * f64::from(k) / 4.0;
+    let mut v = lo;
+    while v <= hi + step / 2.0 {
         let _ = write!(
-            s,
+            out,
             r#"<line x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{LIGHT}"/>"#,
             W - RIGHT,
             y = y(v)
         );
-        text(&mut s, LEFT - 6.0, y(v) + 4.0, "end", "tick", &num(v));
+        text(&mut out, LEFT - 6.0, y(v) + 4.0, "end", "tick", &num(v));
+        v += step;
     }
-    let _ = write!(s, r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}" stroke="{GREY}"/>"#, H - BOTTOM);
+    let _ = write!(out, r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}" stroke="{GREY}"/>"#, H - BOTTOM);
     // The limit of each sample: a dashed segment across its slot.
     for (i, p) in points.iter().enumerate() {
         if let Some(limit) = p.limit {
             let (x0, x1, ly) = (x(i) - slot / 2.0, x(i) + slot / 2.0, y(limit));
             titled(
-                &mut s,
+                &mut out,
                 &format!(
                     r#"<line x1="{x0:.1}" x2="{x1:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{BAD}" stroke-width="1.5" stroke-dasharray="6 4">"#
                 ),
@@ -86,13 +92,13 @@ pub fn metric(metric: &str, points: &[Point]) -> String {
             );
         }
     }
-    line(&mut s, points.iter().enumerate().filter_map(|(i, p)| Some((x(i), y(p.baseline?)))), GREY, "4 3");
-    line(&mut s, points.iter().enumerate().filter_map(|(i, p)| Some((x(i), y(p.value?)))), ACCENT, "");
+    line(&mut out, points.iter().enumerate().filter_map(|(i, p)| Some((x(i), y(p.baseline?)))), GREY, "4 3");
+    line(&mut out, points.iter().enumerate().filter_map(|(i, p)| Some((x(i), y(p.value?)))), ACCENT, "");
     for (i, p) in points.iter().enumerate() {
         if let Some(b) = p.baseline {
             let (bx, by) = (x(i), y(b));
             titled(
-                &mut s,
+                &mut out,
                 &format!(
                     r#"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="{GREY}" transform="rotate(45 {bx:.1} {by:.1})">"#,
                     bx - 3.5,
@@ -103,30 +109,27 @@ pub fn metric(metric: &str, points: &[Point]) -> String {
             );
         }
         let limit = p.limit.map(|l| format!(", limit {}", num(l))).unwrap_or_default();
-        match p.value {
-            Some(v) => {
-                let (fill, r, word) = if p.ok == Some(false) { (BAD, 5.5, "breach") } else { (OK, 4.0, "ok") };
-                titled(
-                    &mut s,
-                    &format!(r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="white">"#, x(i), y(v)),
-                    "</circle>",
-                    &format!("{} sample {}: {}{limit} {word}", p.group, i + 1, num(v)),
-                );
-            }
-            None => {
-                let (cx, cy) = (x(i), H - BOTTOM - 8.0);
-                titled(
-                    &mut s,
-                    &format!(r#"<text x="{cx:.1}" y="{cy:.1}" text-anchor="middle" class="nodata" fill="{GREY}">"#),
-                    "no data</text>",
-                    &format!("{} sample {}: no data{limit}", p.group, i + 1),
-                );
-            }
+        if let Some(v) = p.value {
+            let (fill, r, word) = if p.ok == Some(false) { (BAD, 5.5, "breach") } else { (OK, 4.0, "ok") };
+            titled(
+                &mut out,
+                &format!(r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="white">"#, x(i), y(v)),
+                "</circle>",
+                &format!("{} sample {}: {}{limit} {word}", p.group, i + 1, num(v)),
+            );
+        } else {
+            let (cx, cy) = (x(i), H - BOTTOM - 8.0);
+            titled(
+                &mut out,
+                &format!(r#"<text x="{cx:.1}" y="{cy:.1}" text-anchor="middle" class="nodata" fill="{GREY}">"#),
+                "no data</text>",
+                &format!("{} sample {}: no data{limit}", p.group, i + 1),
+            );
         }
     }
-    legend(&mut s, points.iter().any(|p| p.baseline.is_some()));
-    s.push_str("</svg>");
-    s
+    legend(&mut out, points.iter().any(|p| p.baseline.is_some()));
+    out.push_str("</svg>");
+    out
 }
 
 /// A polyline through the points, when there are two or more.

@@ -68,7 +68,7 @@ struct Approval {
 #[derive(Serialize)]
 struct Scan {
     anchor: String,
-    scan: String,
+    scanner: String,
     path: String,
     place: String,
     findings: Vec<Value>,
@@ -164,9 +164,9 @@ fn page(record: &RunRecord) -> Page<'_> {
             ts: g.ts.clone(),
         };
         if approval.is_some() {
-            approvals.push(row)
+            approvals.push(row);
         } else {
-            gates.push(row)
+            gates.push(row);
         }
     }
     Page {
@@ -272,7 +272,7 @@ fn scans(record: &RunRecord) -> Vec<Scan> {
             }
             Scan {
                 anchor: format!("scan-{n}"),
-                scan: e.data["scan"].as_str().unwrap_or("").to_string(),
+                scanner: e.data["scan"].as_str().unwrap_or("").to_string(),
                 path: e.data["path"].as_str().unwrap_or("").to_string(),
                 place: place(e.phase.as_deref(), e.step.as_deref()),
                 findings,
@@ -348,3 +348,6 @@ fn links(record: &RunRecord) -> Vec<Link> {
     }
     links
 }
+
+#[cfg(test)]
+mod tests;

@@ -208,8 +208,13 @@ pub fn draw(record: &RunRecord, failing: Option<(&str, &str)>) -> String {
         if i % 2 == 1 {
             let _ = write!(s, r#"<rect x="0" y="{y:.1}" width="{W}" height="{ROW}" fill="{BAND}" opacity="0.6"/>"#);
         }
-        let class = if row.bold { "label strong" } else { "label" };
-        let label: String = row.label.chars().take(34 - row.depth.min(6) * 2).collect();
+        let class = match (row.failing, row.bold) {
+            (true, _) => "label fail",
+            (_, true) => "label strong",
+            _ => "label",
+        };
+        let mark = if row.failing { "✗ " } else { "" };
+        let label: String = format!("{mark}{}", row.label).chars().take(34 - row.depth.min(6) * 2).collect();
         text(&mut s, 6.0 + 12.0 * row.depth as f64, y + 14.0, "start", class, &label);
         if let Some((a, b)) = row.span {
             let (x0, x1) = (x(a), x(b));
@@ -224,7 +229,6 @@ pub fn draw(record: &RunRecord, failing: Option<(&str, &str)>) -> String {
             if row.failing {
                 let _ = write!(s, "<a href=\"#failure\">");
                 titled(&mut s, &open, "</rect>", &row.title);
-                text(&mut s, (x1 + 4.0).min(W - 60.0), y + 14.0, "start", "label fail", "✗ failed: see below");
                 s.push_str("</a>");
             } else {
                 titled(&mut s, &open, "</rect>", &row.title);
