@@ -11,7 +11,7 @@ use super::registration::{docs, Api};
 use super::values::to_map;
 use crate::events::Level;
 use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::report::{files, record};
+use crate::report::{files, html, record};
 use crate::services::Action;
 use crate::state::RunState;
 
@@ -61,21 +61,12 @@ fn write(state: &RunState, dir: &str) -> RhaiResultOf<Map> {
         });
     }
     let snapshot = record::lock(&state.record).clone();
-    let written = files::write(&snapshot, Path::new(dir))
-        .map_err(|e| failure(FailureKind::Fail, format!("cannot write the report to {dir}: {e}")))?;
-    state.services.log(
-        Level::Info,
-        format!(
-            "report written to {}, {} and {}",
-            written.json.display(),
-            written.markdown.display(),
-            written.html.display()
-        ),
-    );
-    to_map(&Written {
-        json: path(&written.json),
-        markdown: path(&written.markdown),
-        html: path(&written.html),
-        dry_run: false,
-    })
+    let cannot = |e: std::io::Error| failure(FailureKind::Fail, format!("cannot write the report to {dir}: {e}"));
+    let (json, md) = files::write(&snapshot, Path::new(dir)).map_err(cannot)?;
+    let page = Path::new(dir).join("report.html");
+    html::write(&snapshot, &page).map_err(cannot)?;
+    state
+        .services
+        .log(Level::Info, format!("report written to {}, {} and {}", json.display(), md.display(), page.display()));
+    to_map(&Written { json: path(&json), markdown: path(&md), html: path(&page), dry_run: false })
 }

@@ -1,5 +1,5 @@
-//! `report::write(dir)`: `report.json`, `report.md` and `report.html` from
-//! the run record, with an incident summary when the run failed. Valid mid-run: a report
+//! `report::write(dir)`: `report.json` and `report.md` from the run record,
+//! with an incident summary when the run failed. Valid mid-run: a report
 //! written by `on_failure` already shows what was undone.
 
 use std::fmt::Write as _;
@@ -102,7 +102,7 @@ pub fn incident(record: &RunRecord) -> Option<Incident> {
 }
 
 /// The run's outcome so far: a report written mid-run says "running".
-fn status(record: &RunRecord) -> String {
+pub fn status(record: &RunRecord) -> String {
     if record.status == "running" && record.failed_step().is_some() {
         "failed".into()
     } else {
@@ -110,14 +110,7 @@ fn status(record: &RunRecord) -> String {
     }
 }
 
-/// The files `write` wrote.
-pub struct Written {
-    pub json: PathBuf,
-    pub markdown: PathBuf,
-    pub html: PathBuf,
-}
-
-pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<Written> {
+pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     let json_path = dir.join("report.json");
     let md_path = dir.join("report.md");
@@ -127,9 +120,7 @@ pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<Written> {
     doc["incident"] = serde_json::to_value(&incident).map_err(std::io::Error::other)?;
     std::fs::write(&json_path, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
     std::fs::write(&md_path, markdown(record, incident.as_ref()))?;
-    let html_path = dir.join("report.html");
-    super::html::write(record, &html_path)?;
-    Ok(Written { json: json_path, markdown: md_path, html: html_path })
+    Ok((json_path, md_path))
 }
 
 fn ms(n: u64) -> String {

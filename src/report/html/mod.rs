@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::files::{incident, Incident};
+use super::files::{incident, status, Incident};
 use super::format::format_duration;
 use super::record::RunRecord;
 
@@ -137,7 +137,6 @@ pub fn write(record: &RunRecord, path: &Path) -> std::io::Result<()> {
 fn page(record: &RunRecord) -> Page<'_> {
     let failed = record.failed_step();
     let incident = incident(record);
-    let status = if record.status == "running" && failed.is_some() { "failed".into() } else { record.status.clone() };
     let failure = failed.map(|(phase, step)| Failure {
         phase: phase.name.clone(),
         step: step.step.clone(),
@@ -170,7 +169,7 @@ fn page(record: &RunRecord) -> Page<'_> {
         }
     }
     Page {
-        status,
+        status: status(record),
         took: record.duration_ms.map(took).unwrap_or_default(),
         params: record
             .params
