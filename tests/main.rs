@@ -33,6 +33,7 @@ mod processes;
 mod recovery;
 mod reference;
 mod repl;
+mod report_html;
 mod resume;
 mod resume_hostile;
 mod run;

@@ -273,6 +273,9 @@ pub enum RunsAction {
     Show {
         /// A run id, or `last`
         run: String,
+        /// Also write the run as a self-contained HTML page (timeline, a chart per analysed metric)
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 

@@ -27,7 +27,7 @@ pub fn runs(args: &RunsArgs) -> Result<(), Error> {
             list(&dir, args.json, hint.as_deref());
             Ok(())
         }
-        Some(RunsAction::Show { run }) => show(&dir, run, args.json, hint.as_deref()),
+        Some(RunsAction::Show { run, html }) => show(&dir, run, args.json, html.as_deref(), hint.as_deref()),
     }
 }
 
@@ -100,7 +100,7 @@ fn list(dir: &Path, json: bool, hint: Option<&str>) {
     }
 }
 
-fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Error> {
+fn show(dir: &Path, id: &str, json: bool, html: Option<&Path>, hint: Option<&str>) -> Result<(), Error> {
     let id = match find(dir, id) {
         Some(found) => found,
         None if id == "last" => {
@@ -117,7 +117,17 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
             "`capstan runs` lists the runs",
         ));
     };
+    page(&r, html)?;
     tell(&r, json);
+    Ok(())
+}
+
+/// `runs show --html FILE`: the page `report::write` writes, for a past run.
+fn page(r: &RunRecord, html: Option<&Path>) -> Result<(), Error> {
+    let Some(file) = html else { return Ok(()) };
+    crate::report::html::write(r, file)
+        .map_err(|e| Error::usage_with_hint(format!("cannot write {}: {e}", file.display()), "check the path"))?;
+    crate::errln!("wrote {}", file.display());
     Ok(())
 }
 
@@ -162,7 +172,7 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
             }
             Ok(())
         }
-        Some(RunsAction::Show { run }) => {
+        Some(RunsAction::Show { run, html }) => {
             let id = match crate::store::runs::find(&shared.backend, run).map_err(failed)? {
                 Some(found) => found,
                 None if run == "last" => return Err(Error::usage(format!("no runs in {}", shared.shown))),
@@ -174,7 +184,9 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
                     "`capstan runs --state URL` lists the runs",
                 ));
             };
-            tell(&RunRecord::from_journal(&journal), args.json);
+            let record = RunRecord::from_journal(&journal);
+            page(&record, html.as_deref())?;
+            tell(&record, args.json);
             Ok(())
         }
     }
