@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Config;
+use super::config::Config;
 
 pub struct Exporter {
     batches: Option<Sender<Vec<u8>>>,
