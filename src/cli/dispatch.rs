@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
-use super::{check, ci, doc, list, man, new, run, runs};
+use super::{check, ci, doc, init, list, man, new, run, runs};
 use crate::error::Error;
 use crate::{exit, launch};
 
@@ -40,6 +40,7 @@ pub async fn main() -> i32 {
         Command::Runs(args) => runs::runs(&args),
         Command::Repl(args) => crate::repl::repl(args).await,
         Command::New(args) => new::new(&args),
+        Command::Init(args) => init::init(&args),
         Command::Ci(args) => ci::ci(&args),
         Command::Man => man::man(),
         Command::Completions { shell } => {
