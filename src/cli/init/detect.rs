@@ -506,6 +506,10 @@ pub fn detect(root: &Path, name: String) -> Option<Project> {
         Some(Stack::Python { version, .. }) => format!("Python {version} project with pip"),
         Some(Stack::Go { version, .. }) => format!("Go {version} project"),
         Some(Stack::Java { tool, .. }) => format!("Java project with {tool}"),
+        None if !deploy.terraform.is_empty() => {
+            format!("Terraform in {}, no application build", deploy.terraform.join(", "))
+        }
+        None if !deploy.charts.is_empty() => format!("Helm chart {}, no application build", deploy.charts.join(", ")),
         None => "No application build".to_string(),
     };
     let summary = match evidence.first() {

@@ -45,17 +45,18 @@ pub const UID: u32 = 10001;
 
 /// The HEALTHCHECK's command: the stack's own runtime makes the request
 /// where it has an HTTP client; elsewhere bash's /dev/tcp sends it.
+/// The port is `$PORT`, as the service's, so a container started with
+/// another PORT is still checked where it listens.
 fn health_command(stack: &Stack, port: u16, path: &str) -> String {
-    let url = format!("http://127.0.0.1:{port}{path}");
     match stack {
         Stack::Python { .. } => format!(
-            "[\"python3\", \"-c\", \"import urllib.request; urllib.request.urlopen('{url}', timeout=2)\"]"
+            "[\"python3\", \"-c\", \"import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s{path}' % os.environ.get('PORT', '{port}'), timeout=2)\"]"
         ),
         Stack::Node { .. } => format!(
-            "[\"node\", \"-e\", \"require('http').get('{url}', (r) => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))\"]"
+            "[\"node\", \"-e\", \"require('http').get('http://127.0.0.1:' + (process.env.PORT || {port}) + '{path}', (r) => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))\"]"
         ),
         _ => format!(
-            "[\"bash\", \"-c\", \"exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {path} HTTP/1.0\\\\r\\\\n\\\\r\\\\n' >&3 && head -n 1 <&3 | grep -q ' [23][0-9][0-9] '\"]"
+            "[\"bash\", \"-c\", \"exec 3<>/dev/tcp/127.0.0.1/${{PORT:-{port}}} && printf 'GET {path} HTTP/1.0\\\\r\\\\n\\\\r\\\\n' >&3 && head -n 1 <&3 | grep -q ' [23][0-9][0-9] '\"]"
         ),
     }
 }
@@ -107,9 +108,10 @@ RUN touch src/main.rs && cargo build --release{flag} && cp target/release/{packa
             };
             let _ = writeln!(out, "COPY package.json{lock} ./\nRUN {install}\nCOPY . .");
             if scripts.iter().any(|s| s == "build") {
-                let _ = writeln!(out, "RUN {manager} run build");
+                let _ = writeln!(out, "RUN {manager} run build && {prune}");
+            } else {
+                let _ = writeln!(out, "RUN {prune}");
             }
-            let _ = writeln!(out, "RUN {prune}");
         }
         Stack::Python { requirements, pyproject, .. } => {
             out.push_str("ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1\nRUN python3 -m venv /opt/venv\n");

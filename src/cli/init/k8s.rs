@@ -1,6 +1,7 @@
 //! The Kubernetes manifests `capstan init` writes under `deploy/k8s/`: a
 //! Deployment with the three probes, requests and limits and a locked-down
-//! security context, a Service and a `HorizontalPodAutoscaler`.
+//! security context, a Service, a `HorizontalPodAutoscaler` and a
+//! `NetworkPolicy` that opens only the service's port.
 //!
 //! The probes follow one decision: the startup probe holds the other two
 //! off while the service starts (long for a JVM), the liveness probe checks
@@ -160,5 +161,29 @@ spec:
           averageUtilization: 70
 "
     );
-    vec![("deployment.yaml".into(), deployment), ("service.yaml".into(), service), ("hpa.yaml".into(), hpa)]
+    // Only the service's port is open to other pods; egress is left alone.
+    let policy = format!(
+        "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {name}
+  namespace: {name}
+  labels:
+    {labels}
+spec:
+  podSelector:
+    matchLabels:
+      {labels}
+  policyTypes: [\"Ingress\"]
+  ingress:
+    - ports:
+        - port: http
+"
+    );
+    vec![
+        ("deployment.yaml".into(), deployment),
+        ("service.yaml".into(), service),
+        ("hpa.yaml".into(), hpa),
+        ("networkpolicy.yaml".into(), policy),
+    ]
 }

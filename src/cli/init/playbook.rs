@@ -214,10 +214,16 @@ fn do_phase(out: &mut String, t: &Targets) {
                 w = lit(workload)
             );
         }
+        // rollout status only reads, so it would run under --dry-run and find nothing applied.
         let _ = writeln!(
             out,
-            "    step(\"rollout status\", || kubectl::rollout_status({w}, #{{ namespace: namespace, timeout: \"5m\" }}));",
-            w = lit(workload)
+            "    if dry_run() {{
+        info(\"would wait for the rollout of {w}\");
+    }} else {{
+        step(\"rollout status\", || kubectl::rollout_status({l}, #{{ namespace: namespace, timeout: \"5m\" }}));
+    }}",
+            w = workload,
+            l = lit(workload)
         );
     }
     out.push_str("});\n\n");
@@ -246,6 +252,8 @@ fn compliance_phase(out: &mut String, t: &Targets, dockerfile: bool) {
     for f in secrets { warn(`${f.file}:${f.line}: ${f.rule}`); }
     let measured = #{
         secret_findings: secrets.len(),
+        critical_findings: findings.filter(|f| f.severity == \"critical\").len() + secrets.len(),
+        high_findings: findings.filter(|f| f.severity == \"high\").len(),
         rollback_documented: if fs::exists(`${here}/docs/ROLLBACK.md`) { 1 } else { 0 },
     };
     let readiness = gates::evaluate(gates_list, measured, #{ phase: \"compliance\" });
