@@ -476,7 +476,11 @@ pub fn manifest_name(root: &Path) -> Option<String> {
         let module = text.lines().find_map(|l| l.strip_prefix("module "))?;
         module.trim().rsplit('/').next().map(ToString::to_string)
     };
-    cargo.or_else(npm).or_else(python).or_else(go)
+    let chart = || {
+        let chart = ["Chart.yaml", "chart/Chart.yaml"].iter().find_map(|c| read(root, c))?;
+        chart.lines().find_map(|l| l.strip_prefix("name:")).map(|n| n.trim().trim_matches('"').to_string())
+    };
+    cargo.or_else(npm).or_else(python).or_else(go).or_else(chart)
 }
 
 /// Analyse the repository at `root`. `Err` lists nothing: the caller says

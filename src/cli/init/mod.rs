@@ -39,10 +39,15 @@ struct Report<'a> {
     dry_run: bool,
 }
 
+/// A name Kubernetes, Docker and the playbook all take: lower case,
+/// letters, digits and `-`.
+fn sanitized(name: &str) -> String {
+    let mapped: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    mapped.trim_matches('-').to_string()
+}
+
 /// The service's name: `--name`, the manifest's, else the folder's.
 fn service_name(args: &InitArgs, root: &Path) -> Result<String, Error> {
-    let folder = root.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let candidates = [args.name.clone(), detect::manifest_name(root), folder];
     if let Some(given) = &args.name {
         if !valid_name(given) {
             return Err(Error::usage_with_hint(
@@ -50,13 +55,20 @@ fn service_name(args: &InitArgs, root: &Path) -> Result<String, Error> {
                 "a service name is letters, digits, `-`, `_` and `.`, starting with a letter or digit",
             ));
         }
+        return Ok(given.clone());
     }
-    candidates.into_iter().flatten().find(|n| valid_name(n)).ok_or_else(|| {
-        Error::usage_with_hint(
-            format!("no usable service name in {}", root.display()),
-            "pass --name NAME (letters, digits, `-`, `_` and `.`)",
-        )
-    })
+    let folder = root.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    [detect::manifest_name(root), folder]
+        .into_iter()
+        .flatten()
+        .map(|n| sanitized(&n))
+        .find(|n| valid_name(n))
+        .ok_or_else(|| {
+            Error::usage_with_hint(
+                format!("no usable service name in {}", root.display()),
+                "pass --name NAME (letters, digits, `-`, `_` and `.`)",
+            )
+        })
 }
 
 /// The deploy targets the playbook drives, with what `init` writes itself.
@@ -145,13 +157,13 @@ pub fn init(args: &InitArgs) -> Result<(), Error> {
             "pass the root of a repository: capstan init [DIR]",
         ));
     }
-    let name = service_name(args, root)?;
-    let Some(project) = detect::detect(root, name) else {
+    let Some(mut project) = detect::detect(root, String::new()) else {
         return Err(Error::usage_with_hint(
             format!("found nothing to build or deploy in {}", root.display()),
             format!("capstan init looked for {}", detect::LOOKED_FOR),
         ));
     };
+    project.name = service_name(args, root)?;
     let mut notes: Vec<String> = ["lint", "build"]
         .iter()
         .zip([&project.commands.lint, &project.commands.build])
