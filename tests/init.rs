@@ -178,10 +178,12 @@ fn written(report: &Value) -> Vec<String> {
     report["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect()
 }
 
+/// (label, repository, language, a test command, the first lint command, files beyond the common ones)
+type Case = (&'static str, tempfile::TempDir, &'static str, &'static str, &'static str, &'static [&'static str]);
+
 #[test]
 fn init_detects_each_stack_and_the_playbook_checks_and_runs_dry() {
-    // (repository, language, manager, a test command, a lint command, files beyond the common ones)
-    let cases: Vec<(&str, tempfile::TempDir, &str, &str, &str, &[&str])> = vec![
+    let cases: Vec<Case> = vec![
         ("rust", repo(RUST), "rust", "cargo test --locked", "cargo fmt --all --check", &["Dockerfile"]),
         ("npm", node(NPM_LOCK), "node", "npm test", "npm run lint", &["Dockerfile"]),
         ("pnpm", node(PNPM_LOCK), "node", "pnpm test", "pnpm run lint", &["Dockerfile"]),

@@ -15,6 +15,11 @@ pub const LOOKED_FOR: &str = "Cargo.toml, package.json, pyproject.toml, requirem
 const SKIPPED_DIRS: &[&str] =
     &[".git", "node_modules", "target", ".venv", "venv", "__pycache__", ".terraform", "dist", "build", "vendor"];
 
+/// True when the file name ends with `.EXT` (any case).
+fn has_extension(name: &str, ext: &str) -> bool {
+    Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
 /// One command of the pipeline: a step name and its argv.
 #[derive(Debug, Clone, Serialize)]
 pub struct Command {
@@ -206,7 +211,7 @@ fn node(root: &Path, evidence: &mut Vec<String>) -> Option<(Stack, Commands)> {
 fn python(root: &Path, evidence: &mut Vec<String>) -> Option<(Stack, Commands)> {
     let pyproject = read(root, "pyproject.toml");
     let mut requirements: Vec<String> =
-        list_dir(root).into_iter().filter(|n| n.starts_with("requirements") && n.ends_with(".txt")).collect();
+        list_dir(root).into_iter().filter(|n| n.starts_with("requirements") && has_extension(n, "txt")).collect();
     requirements.sort();
     let setup_py = exists(root, "setup.py");
     if pyproject.is_none() && requirements.is_empty() && !setup_py {
@@ -389,14 +394,14 @@ fn deploy_targets(root: &Path, files: &[String]) -> Deploy {
     let mut deploy = Deploy { dockerfile: exists(root, "Dockerfile"), ..Deploy::default() };
     for f in files {
         let dir = parent(f);
-        if f.ends_with(".tf") && !deploy.terraform.contains(&dir) {
+        if has_extension(f, "tf") && !deploy.terraform.contains(&dir) {
             deploy.terraform.push(dir);
         } else if f.ends_with("Chart.yaml") {
             deploy.charts.push(dir);
         }
     }
     for f in files {
-        let yaml = f.ends_with(".yaml") || f.ends_with(".yml");
+        let yaml = has_extension(f, "yaml") || has_extension(f, "yml");
         let in_chart = deploy.charts.iter().any(|c| f.starts_with(&format!("{c}/")) || c == ".");
         if !yaml || in_chart || f.starts_with(".github/") || f.contains("docker-compose") {
             continue;

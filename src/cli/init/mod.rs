@@ -9,6 +9,7 @@ mod dockerfile;
 mod k8s;
 mod playbook;
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
@@ -203,10 +204,10 @@ fn print_report(r: &Report) {
     let mut headline = p.summary.clone();
     if !p.commands.test.is_empty() {
         let tests: Vec<String> = p.commands.test.iter().map(|t| format!("`{}`", t.argv.join(" "))).collect();
-        headline.push_str(&format!("; tests: {}", tests.join(", ")));
+        let _ = write!(headline, "; tests: {}", tests.join(", "));
     }
     if let Some(f) = r.files.iter().find(|f| f.path == "Dockerfile") {
-        headline.push_str(&format!("; Dockerfile {}", f.action));
+        let _ = write!(headline, "; Dockerfile {}", f.action);
     }
     crate::errln!("{} {headline}", console::style("✓").green());
     for note in &r.notes {

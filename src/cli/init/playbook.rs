@@ -136,10 +136,9 @@ fn plan_phase(out: &mut String, p: &Project, t: &Targets) {
             key = lit(dir),
         );
     }
-    if p.commands.lint.is_empty() && p.commands.test.is_empty() && p.commands.build.is_empty() && t.charts.is_empty() {
-        if t.terraform.is_empty() {
-            out.push_str("    info(\"nothing to lint, test or build\");\n");
-        }
+    let commands = [&p.commands.lint, &p.commands.test, &p.commands.build];
+    if commands.iter().all(|c| c.is_empty()) && t.charts.is_empty() && t.terraform.is_empty() {
+        out.push_str("    info(\"nothing to lint, test or build\");\n");
     }
     out.push_str("});\n\n");
 }
