@@ -26,18 +26,19 @@ pub fn render(p: &Project) -> Vec<(String, String)> {
     let startup_failures = if jvm { 60 } else { 24 };
     let (req_mem, lim_mem) = if jvm { ("512Mi", "1Gi") } else { ("128Mi", "256Mi") };
     let labels = format!("app.kubernetes.io/name: {name}");
+    // Every object: its kind, the service's name and namespace, one label.
+    let head = |api: &str, kind: &str| {
+        format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: {name}\n  labels:\n    {labels}\n")
+    };
+    let deployment_head = head("apps/v1", "Deployment");
+    let service_head = head("v1", "Service");
+    let horizontalpodautoscaler_head = head("autoscaling/v2", "HorizontalPodAutoscaler");
+    let networkpolicy_head = head("networking.k8s.io/v1", "NetworkPolicy");
     let deployment = format!(
         "# {name}: written by `capstan init`. The image is replaced at deploy time by the
 # reference deploy.rhai pushed (kubectl set image), so every environment runs
 # the same artifact.
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  namespace: {name}
-  labels:
-    {labels}
-spec:
+{deployment_head}spec:
   replicas: 2
   revisionHistoryLimit: 5
   strategy:
@@ -120,14 +121,7 @@ spec:
 "
     );
     let service = format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: {name}
-  labels:
-    {labels}
-spec:
+        "{service_head}spec:
   type: ClusterIP
   selector:
     {labels}
@@ -138,14 +132,7 @@ spec:
 "
     );
     let hpa = format!(
-        "apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: {name}
-  namespace: {name}
-  labels:
-    {labels}
-spec:
+        "{horizontalpodautoscaler_head}spec:
   scaleTargetRef:
     apiVersion: apps/v1
     kind: Deployment
@@ -163,14 +150,7 @@ spec:
     );
     // Only the service's port is open to other pods; egress is left alone.
     let policy = format!(
-        "apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: {name}
-  namespace: {name}
-  labels:
-    {labels}
-spec:
+        "{networkpolicy_head}spec:
   podSelector:
     matchLabels:
       {labels}
