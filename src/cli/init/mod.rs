@@ -207,7 +207,13 @@ fn print_report(r: &Report) {
         let _ = write!(headline, "; tests: {}", tests.join(", "));
     }
     if let Some(f) = r.files.iter().find(|f| f.path == "Dockerfile") {
-        let _ = write!(headline, "; Dockerfile {}", f.action);
+        let done = match f.action {
+            "would write" => "to be written",
+            "would replace" => "to be replaced",
+            "kept" => "kept",
+            other => other,
+        };
+        let _ = write!(headline, "; Dockerfile {done}");
     }
     crate::errln!("{} {headline}", console::style("✓").green());
     for note in &r.notes {
