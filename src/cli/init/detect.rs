@@ -519,7 +519,11 @@ pub fn detect(root: &Path, name: String) -> Option<Project> {
             format!("Terraform in {}, no application build", deploy.terraform.join(", "))
         }
         None if !deploy.charts.is_empty() => format!("Helm chart {}, no application build", deploy.charts.join(", ")),
-        None => "No application build".to_string(),
+        None if !deploy.manifests.is_empty() => {
+            let files: Vec<&str> = deploy.manifests.iter().map(|(f, _)| f.as_str()).collect();
+            format!("Kubernetes manifests {}, no application build", files.join(", "))
+        }
+        None => "A Dockerfile, no application build".to_string(),
     };
     let summary = match evidence.first() {
         Some(e) => format!("{label} ({e})"),

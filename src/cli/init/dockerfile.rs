@@ -148,8 +148,11 @@ RUN /opt/venv/bin/python -c \"import tomllib; print('\\n'.join(tomllib.load(open
                     "COPY pom.xml{extra} ./\nRUN {mvn} -B -q dependency:go-offline\nCOPY . .\nRUN {mvn} -B -DskipTests package && cp target/*.jar /service.jar"
                 );
             } else {
-                let _ =
-                    writeln!(out, "COPY . .\nRUN gradle --no-daemon assemble && cp build/libs/*[!n].jar /service.jar");
+                let _ = writeln!(
+                    out,
+                    "COPY build.gradle* settings.gradle* ./\nRUN gradle --no-daemon -q dependencies\nCOPY . .\n\
+                     RUN gradle --no-daemon assemble && find build/libs -name '*.jar' ! -name '*-plain.jar' -exec cp {{}} /service.jar \\;"
+                );
             }
         }
     }

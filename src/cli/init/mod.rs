@@ -97,7 +97,7 @@ fn plan_files(args: &InitArgs, p: &Project, notes: &mut Vec<String>) -> Vec<(Str
     } else if p.deploy.dockerfile {
         notes.push("Dockerfile found: the playbook builds and pushes it".to_string());
     }
-    if image && !Path::new(&args.dir).join(".dockerignore").exists() || (image && args.force && write_dockerfile) {
+    if image {
         files.push((".dockerignore".to_string(), dockerfile::DOCKERIGNORE.to_string()));
     }
     let own_k8s = stack.is_some() && p.deploy.manifests.is_empty() && p.deploy.charts.is_empty();
