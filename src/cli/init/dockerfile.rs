@@ -200,3 +200,34 @@ pub fn render(p: &Project, stack: &Stack) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::init::detect::{Commands, Deploy};
+
+    fn project(stack: Stack) -> Project {
+        Project {
+            name: "shop".into(),
+            stack: Some(stack.clone()),
+            summary: String::new(),
+            commands: Commands::default(),
+            deploy: Deploy::default(),
+            health_path: Some("/healthz".into()),
+            ready_path: None,
+            port: 8080,
+        }
+    }
+
+    #[test]
+    fn the_lock_file_is_copied_before_the_sources_and_the_runtime_is_not_root() {
+        let stack = Stack::Rust { package: "shop".into(), locked: true };
+        let text = render(&project(stack.clone()), &stack);
+        let lock = text.find("COPY Cargo.toml Cargo.lock ./").expect(&text);
+        let sources = text.find("COPY . .").expect(&text);
+        assert!(lock < sources, "{text}");
+        assert!(text.contains("USER 10001:10001") && text.contains("HEALTHCHECK"), "{text}");
+        assert!(text.contains("/dev/tcp/127.0.0.1/${PORT:-8080}") && text.contains("GET /healthz"), "{text}");
+        assert_eq!(text.matches("FROM ").count(), 2, "two stages: {text}");
+    }
+}
