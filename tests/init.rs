@@ -285,7 +285,7 @@ fn existing_files_are_kept_unless_forced_and_a_dry_run_writes_nothing() {
     assert!(!dir.path().join("deploy.rhai").exists() && !dir.path().join("Dockerfile").exists());
 
     std::fs::write(dir.path().join("quality_gates.yaml"), "gates: []\n").unwrap();
-    let r = capstan(dir.path(), &["init"]);
+    let r = capstan(dir.path(), &["init", "--k8s"]);
     r.code(0);
     assert!(
         r.stderr.contains("Python 3.11 project with pip (pyproject.toml); tests: `.venv/bin/python -m pytest`"),
@@ -308,8 +308,21 @@ fn existing_files_are_kept_unless_forced_and_a_dry_run_writes_nothing() {
         .filter(|f| f["action"] == "replaced")
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert!(replaced.contains(&"deploy.rhai") && replaced.contains(&"quality_gates.yaml"), "{forced:#}");
-    assert!(std::fs::read_to_string(dir.path().join("deploy.rhai")).unwrap().contains("phase(\"plan\""));
+    for f in ["deploy.rhai", "quality_gates.yaml", "Dockerfile", "deploy/k8s/deployment.yaml"] {
+        assert!(replaced.contains(&f), "{f}: {forced:#}");
+    }
+    // What init wrote before is its own again: the image still goes to its Deployment.
+    let playbook = std::fs::read_to_string(dir.path().join("deploy.rhai")).unwrap();
+    assert!(
+        playbook.contains("kubectl::apply(`${here}/deploy/k8s`") && playbook.contains("kubectl::set_image("),
+        "{playbook}"
+    );
+
+    // A Dockerfile of the repository's own is never replaced.
+    std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.11-slim-bookworm\n").unwrap();
+    let theirs = init(dir.path(), &["--force"]);
+    assert!(!written(&theirs).contains(&"Dockerfile".to_string()), "{theirs:#}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(), "FROM python:3.11-slim-bookworm\n");
 }
 
 /// The Python project's Dockerfile, built by a real dockerd on a base image

@@ -40,6 +40,9 @@ reports
 *.key
 ";
 
+/// The first line of every Dockerfile `init` writes says so with these words.
+pub const MARK: &str = "written by `capstan init`";
+
 /// The uid and gid the runtime stage and the Kubernetes manifests run as.
 pub const UID: u32 = 10001;
 
@@ -165,7 +168,7 @@ pub fn render(p: &Project, stack: &Stack) -> String {
     let path = p.health_path.as_deref().unwrap_or("/");
     let port = p.port;
     let mut out = format!(
-        "# The image of {name}, written by `capstan init`: a builder stage, then a slim\n\
+        "# The image of {name}, {MARK}: a builder stage, then a slim\n\
          # runtime stage that runs as uid {UID}. `capstan check --compliance Dockerfile` reviews it.\n",
         name = p.name
     );

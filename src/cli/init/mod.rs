@@ -86,7 +86,10 @@ fn targets<'a>(p: &'a Project, manifests: &'a [(String, String)], own: bool, ima
 fn plan_files(args: &InitArgs, p: &Project, notes: &mut Vec<String>) -> Vec<(String, String)> {
     let mut files = Vec::new();
     let stack = p.stack.as_ref();
-    let write_dockerfile = stack.is_some() && !p.deploy.dockerfile;
+    // A Dockerfile an earlier `capstan init` wrote is its own to rewrite (with --force).
+    let ours_before = std::fs::read_to_string(args.dir.join("Dockerfile"))
+        .is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains(dockerfile::MARK)));
+    let write_dockerfile = stack.is_some() && (!p.deploy.dockerfile || ours_before);
     let image = p.deploy.dockerfile || write_dockerfile;
     if let Some(stack) = stack.filter(|_| write_dockerfile) {
         files.push(("Dockerfile".to_string(), dockerfile::render(p, stack)));
@@ -94,23 +97,26 @@ fn plan_files(args: &InitArgs, p: &Project, notes: &mut Vec<String>) -> Vec<(Str
             Some(path) => format!("Dockerfile written; HEALTHCHECK probes {path} (named in the sources)"),
             None => "Dockerfile written; no health route named in the sources, so HEALTHCHECK probes /".to_string(),
         });
-    } else if p.deploy.dockerfile {
+    } else if p.deploy.dockerfile && !write_dockerfile {
         notes.push("Dockerfile found: the playbook builds and pushes it".to_string());
     }
     if image {
         files.push((".dockerignore".to_string(), dockerfile::DOCKERIGNORE.to_string()));
     }
-    let own_k8s = stack.is_some() && p.deploy.manifests.is_empty() && p.deploy.charts.is_empty();
-    let own_k8s = own_k8s && (args.k8s || p.deploy.kubernetes);
-    let mut manifests = p.deploy.manifests.clone();
+    // Manifests an earlier `capstan init` wrote are its own again, not the repository's.
+    let ours = |m: &(String, String)| m.0.starts_with(&format!("{}/", k8s::DIR));
+    let written_before = p.deploy.manifests.iter().any(ours);
+    let mut manifests: Vec<(String, String)> = p.deploy.manifests.iter().filter(|m| !ours(m)).cloned().collect();
+    let own_k8s = stack.is_some() && manifests.is_empty() && p.deploy.charts.is_empty();
+    let own_k8s = own_k8s && (args.k8s || p.deploy.kubernetes || written_before);
     if own_k8s {
         for (file, text) in k8s::render(p) {
             files.push((format!("{}/{file}", k8s::DIR), text));
         }
         manifests.push((k8s::DIR.to_string(), format!("deployment/{}", p.name)));
-        notes.push(format!("{}/ written: Deployment, Service and HorizontalPodAutoscaler", k8s::DIR));
+        notes.push(format!("{}/ written: Deployment, Service, HorizontalPodAutoscaler, NetworkPolicy", k8s::DIR));
     }
-    for (m, w) in &p.deploy.manifests {
+    for (m, w) in p.deploy.manifests.iter().filter(|m| !ours(m)) {
         notes.push(format!("Kubernetes manifest {m}: kubectl apply, then rollout status of {w}"));
     }
     for c in &p.deploy.charts {
