@@ -275,6 +275,15 @@ fn nothing_recognised_exits_2_and_says_what_it_looked_for() {
     }
     assert!(!dir.path().join("deploy.rhai").exists(), "nothing is written");
     capstan(dir.path(), &["init", "missing-folder"]).code(2);
+
+    let broken = repo(&[("package.json", "{\n  \"name\": \"x\",\n  \"scripts\": {\n}\n")]);
+    let r = capstan(broken.path(), &["init"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("package.json:5:0: EOF while parsing an object\n") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -164,6 +164,18 @@ pub fn init(args: &InitArgs) -> Result<(), Error> {
             "pass the root of a repository: capstan init [DIR]",
         ));
     }
+    // The one manifest read as data: a broken one is said, not guessed around.
+    let package_json = root.join("package.json");
+    if let Ok(text) = std::fs::read_to_string(&package_json) {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
+            return Err(Error::usage_with_hint(
+                format!("{}:{}:{}: {message}", package_json.display(), e.line(), e.column()),
+                "fix package.json (npm install would fail on it too), then run capstan init again",
+            ));
+        }
+    }
     let Some(mut project) = detect::detect(root, String::new()) else {
         return Err(Error::usage_with_hint(
             format!("found nothing to build or deploy in {}", root.display()),
