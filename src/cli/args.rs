@@ -13,6 +13,7 @@ Examples:
   capstan list deploy.rhai --json
   capstan repl deploy.rhai
   capstan new checkout --template canary
+  capstan init --dry-run
   capstan ci deploy.rhai --platform github -o .github/workflows/deploy.yml
   capstan doc step";
 
@@ -85,6 +86,16 @@ Examples:
   capstan new checkout --template canary
   capstan new infra --template terraform")]
     New(NewArgs),
+    /// Analyse a repository and write its playbook, Dockerfile and manifests
+    #[command(after_help = "\
+Examples:
+  capstan init
+  capstan init path/to/repo --dry-run
+  capstan init --k8s --json
+  capstan init --force
+
+Exit codes: 0 written (or shown), 2 nothing recognised or bad arguments.")]
+    Init(InitArgs),
     /// Generate a CI pipeline that runs the playbook's phases as jobs
     #[command(after_help = "\
 Examples:
@@ -330,6 +341,29 @@ pub struct NewArgs {
     /// Write into a folder that is not empty; files of the template are overwritten
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line flags
+pub struct InitArgs {
+    /// The repository's root
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Say what would be written; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace files that exist (they are listed as replaced)
+    #[arg(long)]
+    pub force: bool,
+    /// Print what was detected and written as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Write Kubernetes manifests under deploy/k8s even when the repository shows no sign of Kubernetes
+    #[arg(long)]
+    pub k8s: bool,
+    /// The service's name [default: the manifest's, else the folder's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

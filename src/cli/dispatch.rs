@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
-use super::{check, ci, doc, list, man, new, run, runs, stats};
+use super::{check, ci, doc, init, list, man, new, run, runs, stats};
 use crate::error::Error;
 use crate::{exit, launch};
 
@@ -41,6 +41,7 @@ pub async fn main() -> i32 {
         Command::Stats(args) => stats::stats(&args),
         Command::Repl(args) => crate::repl::repl(args).await,
         Command::New(args) => new::new(&args),
+        Command::Init(args) => init::init(&args),
         Command::Ci(args) => ci::ci(&args),
         Command::Man => man::man(),
         Command::Completions { shell } => {

@@ -18,6 +18,7 @@ mod compliance;
 mod dispatch;
 pub mod doc;
 pub mod in_process;
+mod init;
 mod list;
 mod man;
 mod new;

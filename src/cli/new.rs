@@ -16,7 +16,7 @@ const GITIGNORE: &str = include_str!("../templates/gitignore");
 /// The files of one template, as (path in the new folder, text with
 /// placeholders): every template has a playbook, its quality gates and a
 /// rollback runbook; the container template adds a Dockerfile.
-fn files(template: Template) -> Vec<(&'static str, &'static str)> {
+pub(super) fn template_files(template: Template) -> Vec<(&'static str, &'static str)> {
     let (playbook, gates, rollback) = match template {
         Template::Basic => (
             include_str!("../templates/basic.rhai"),
@@ -58,7 +58,7 @@ fn terraform_layout(provider: &str) -> Vec<(String, String)> {
 }
 
 /// A name that is safe inside the playbook's strings, YAML, HCL and file names.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
@@ -115,7 +115,7 @@ fn check_target(dir: &Path, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn write(dir: &Path, rel: &str, text: &str) -> Result<(), Error> {
+pub(super) fn write(dir: &Path, rel: &str, text: &str) -> Result<(), Error> {
     let path = dir.join(rel);
     let result = match path.parent() {
         Some(parent) => std::fs::create_dir_all(parent).and_then(|()| std::fs::write(&path, text)),
@@ -136,8 +136,10 @@ pub fn new(args: &NewArgs) -> Result<(), Error> {
         ));
     }
     check_target(&args.dir, args.force)?;
-    let mut written: Vec<(String, String)> =
-        files(args.template).into_iter().map(|(rel, text)| (rel.to_string(), text.replace(SERVICE, &name))).collect();
+    let mut written: Vec<(String, String)> = template_files(args.template)
+        .into_iter()
+        .map(|(rel, text)| (rel.to_string(), text.replace(SERVICE, &name)))
+        .collect();
     if args.template == Template::Terraform {
         written.extend(terraform_layout(provider));
     }
