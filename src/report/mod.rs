@@ -8,6 +8,7 @@ mod github;
 mod journal;
 mod json;
 pub mod junit;
+pub mod recap;
 pub mod record;
 mod terminal;
 
