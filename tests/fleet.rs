@@ -76,7 +76,7 @@ fn thirty_hosts_run_in_parallel_through_one_master_each() {
             ssh::run(host, ["true"], #{ config: config });
             seen"#,
     );
-    let p = playbook(fleet, &source, |_| {});
+    let p = playbook(fleet, &source, |_| {}).args(["--junit", "junit.xml"]);
     let config = p.path("ssh_config").display().to_string();
     let _quiet = exclusive();
     let start = Instant::now();
@@ -96,6 +96,9 @@ fn thirty_hosts_run_in_parallel_through_one_master_each() {
     assert_eq!(data["hosts"].as_array().map(Vec::len), Some(FLEET_HOSTS));
     // Three waves of ten 1 s commands: about 3 s, far below 30 s one after the other.
     assert!(took <= Duration::from_secs(10), "30 hosts x 1 s with forks 10 took {took:?}");
+    // JUnit: one testcase per host.
+    let junit = std::fs::read_to_string(p.path("junit.xml")).expect("junit.xml");
+    assert_eq!(junit.matches("<testcase name=\"restart/host").count(), FLEET_HOSTS, "{junit}");
     // The masters ended with the run.
     let left = processes_with(&format!("-F {config}"));
     assert!(left.is_empty(), "ssh processes outlived the run: {left:?}");
@@ -221,4 +224,106 @@ fn bad_fleet_options_are_usage_errors_with_a_hint() {
     );
     let r = p.run();
     assert!(r.stderr.contains("host `a` is listed twice"), "{}", r.stderr);
+}
+
+/// PIDs of the ssh masters started with this `ssh_config`.
+fn masters(config: &str) -> Vec<i32> {
+    processes_with(&format!("-F {config}"))
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("ControlMaster=yes"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_reaper_closes_the_masters_when_capstan_is_killed() {
+    let fleet = shared_fleet();
+    let source = fleet_playbook("#{ forks: 3 }", r#"            ssh::run(host, ["sleep", "60"], #{ config: config })"#);
+    let p = playbook(fleet, &source, |hosts| hosts.truncate(3));
+    let config = p.path("ssh_config").display().to_string();
+    let mut child = p.spawn(&["--log-format", "plain"]);
+    let up = crate::support::wait_until(Duration::from_secs(20), || masters(&config).len() == 3);
+    assert!(up, "three masters, one per host: {:?}", masters(&config));
+    child.kill().expect("SIGKILL capstan");
+    let _ = child.wait();
+    let gone =
+        crate::support::wait_until(Duration::from_secs(10), || processes_with(&format!("-F {config}")).is_empty());
+    assert!(gone, "ssh outlived a killed capstan: {:?}", processes_with(&format!("-F {config}")));
+}
+
+/// A stand-in `ssh` that logs when masters start and sessions run, to count
+/// how many were in flight at once.
+const STUB_SSH: &str = r#"#!/bin/sh
+log="$(dirname "$0")/log"
+case "$*" in
+  *ControlMaster=yes*) echo "+ start" >>"$log"; sleep 0.3; echo "- start" >>"$log" ;;
+  *) echo "+ session" >>"$log"; sleep 0.2; echo "- session" >>"$log" ;;
+esac
+"#;
+
+/// The most lines of `kind` in flight at once in the stub's log.
+fn most_at_once(log: &str, kind: &str) -> usize {
+    let (mut now, mut most) = (0_usize, 0);
+    for line in log.lines().filter(|l| l.ends_with(kind)) {
+        if line.starts_with('+') {
+            now += 1;
+            most = most.max(now);
+        } else {
+            now = now.saturating_sub(1);
+        }
+    }
+    most
+}
+
+#[test]
+fn ssh_starts_bound_the_handshakes_and_sessions_per_master_are_bounded() {
+    let bin = tempfile::tempdir().expect("temp dir");
+    let ssh = bin.path().join("ssh");
+    std::fs::write(&ssh, STUB_SSH).expect("stub ssh");
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let p = Playbook::new(
+        r#"phase("p", || {
+    step("hosts", || fleet::run(["a", "b", "c", "d", "e", "f"], #{ forks: 6 }, |h| ssh::run(h, ["true"])));
+    let calls = [];
+    for i in 1..=12 { calls.push(|| ssh::run("a", ["true"])); }
+    step("one host", || parallel(calls));
+});
+"#,
+    )
+    .env("PATH", &path)
+    .args(["--ssh-starts", "2"]);
+    p.run().code(0);
+    let log = std::fs::read_to_string(bin.path().join("log")).unwrap_or_default();
+    assert_eq!(log.lines().filter(|l| *l == "+ start").count(), 6, "one master per host: {log}");
+    assert_eq!(most_at_once(&log, "start"), 2, "--ssh-starts 2: {log}");
+    assert_eq!(log.lines().filter(|l| *l == "+ session").count(), 18, "{log}");
+    let sessions = most_at_once(&log, "session");
+    assert!((2..=8).contains(&sessions), "at most 8 sessions through host a's master at once: {sessions}\n{log}");
+    let r = Playbook::new("phase(\"p\", || {});\n").args(["--ssh-starts", "0"]).run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn rolling_batches_run_their_hosts_in_parallel() {
+    let p = Playbook::new(
+        r#"import "capstan/rolling" as rolling;
+phase("release", || {
+    let r = rolling::run(#{
+        hosts: ["h1", "h2", "h3", "h4", "h5", "h6"], batch: "50%",
+        deploy: |h| run(["sleep", "0.5"]),
+    });
+    info(`updated ${r.updated.len()}`);
+});
+"#,
+    );
+    let start = Instant::now();
+    let r = p.run();
+    let took = start.elapsed();
+    r.code(0);
+    assert!(r.stderr.contains("updated 6"), "{}", r.stderr);
+    // Two batches of three 0.5 s hosts: about 1 s, not 3 s.
+    assert!(took < Duration::from_millis(2500), "{took:?}\n{}", r.stderr);
 }

@@ -260,7 +260,13 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, hosts: Array, map: &M
         } else {
             "an undo failed: see the undo lines; the hosts it names need a look by hand"
         };
-        return Err(crate::failure::HostFailure::new(FailureKind::Fail, message).with_hint(hint).into());
+        let failing: Array = failing.iter().map(|&n| n.into()).collect();
+        // `data` lets a caller (`capstan/rolling`) say it in its own words.
+        return Err(crate::failure::HostFailure::new(FailureKind::Fail, message)
+            .with_hint(hint)
+            .with_data("failed", failing)
+            .with_data("recap", recap)
+            .into());
     }
     Ok(recap)
 }

@@ -63,7 +63,8 @@ pub fn unwind_to(state: &RunState, engine: &Engine, depth: usize) -> bool {
             status: if error.is_some() { Status::Failed } else { Status::Ok },
             duration_ms: start.elapsed().as_millis() as u64,
             error,
-            step_key: Some(entry.step_key.clone()),
+            // A failed fleet host's undo has no key: its step did not complete.
+            step_key: Some(entry.step_key.clone()).filter(|k| !k.is_empty()),
         });
         services.bus.flush();
     }
