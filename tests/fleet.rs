@@ -118,7 +118,7 @@ fn a_broken_host_with_max_fail_0_stops_the_fleet_and_the_recap_names_it() {
             undo_log.display()
         ),
         r#"            ssh::run(host, ["sleep", "1"], #{ config: config })"#,
-    );
+    ) + "on_failure(|e| report::write(\"reports\"));\n";
     // host05 points at an address no sshd listens on.
     let p = playbook(fleet, &source, |hosts| hosts[3]["address"] = "127.0.0.99".into());
     let r = p.run_json();
@@ -151,6 +151,10 @@ fn a_broken_host_with_max_fail_0_stops_the_fleet_and_the_recap_names_it() {
     let at = plain.stderr.find("fleet recap:").unwrap_or_else(|| panic!("{}", plain.stderr));
     let table: Vec<&str> = plain.stderr[at..].lines().skip(1).take(2).collect();
     assert!(table[0].contains("host05") && table[0].contains("unreachable"), "{table:?}");
+    // So does the report.
+    let md = std::fs::read_to_string(p.path("reports/report.md")).expect("report.md");
+    let table = md.split("## Fleet recap").nth(1).unwrap_or_else(|| panic!("{md}"));
+    assert!(table.lines().nth(4).is_some_and(|l| l.starts_with("| host05 | unreachable |")), "{md}");
     // `runs show` tells it again.
     let show = Run::from(
         std::process::Command::new(crate::support::capstan_bin())
@@ -237,8 +241,9 @@ fn masters(config: &str) -> Vec<i32> {
         .collect()
 }
 
-#[test]
-fn the_reaper_closes_the_masters_when_capstan_is_killed() {
+/// Start a fleet of three hosts running `sleep 60`, wait for their masters,
+/// then send capstan `signal`: the masters must be gone soon after.
+fn masters_close_on(signal: nix::sys::signal::Signal) -> Option<i32> {
     let fleet = shared_fleet();
     let source = fleet_playbook("#{ forks: 3 }", r#"            ssh::run(host, ["sleep", "60"], #{ config: config })"#);
     let p = playbook(fleet, &source, |hosts| hosts.truncate(3));
@@ -246,11 +251,25 @@ fn the_reaper_closes_the_masters_when_capstan_is_killed() {
     let mut child = p.spawn(&["--log-format", "plain"]);
     let up = crate::support::wait_until(Duration::from_secs(20), || masters(&config).len() == 3);
     assert!(up, "three masters, one per host: {:?}", masters(&config));
-    child.kill().expect("SIGKILL capstan");
-    let _ = child.wait();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal capstan");
+    let status = crate::support::wait_until(Duration::from_secs(20), || child.try_wait().ok().flatten().is_some());
+    assert!(status, "capstan did not stop on {signal}");
+    let code = child.wait().ok().and_then(|s| s.code());
     let gone =
         crate::support::wait_until(Duration::from_secs(10), || processes_with(&format!("-F {config}")).is_empty());
-    assert!(gone, "ssh outlived a killed capstan: {:?}", processes_with(&format!("-F {config}")));
+    assert!(gone, "ssh outlived capstan after {signal}: {:?}", processes_with(&format!("-F {config}")));
+    code
+}
+
+#[test]
+fn the_reaper_closes_the_masters_when_capstan_is_killed() {
+    masters_close_on(nix::sys::signal::Signal::SIGKILL);
+}
+
+#[test]
+fn ctrl_c_stops_the_hosts_and_closes_the_masters() {
+    assert_eq!(masters_close_on(nix::sys::signal::Signal::SIGINT), Some(130));
 }
 
 /// A stand-in `ssh` that logs when masters start and sessions run, to count
@@ -326,4 +345,41 @@ phase("release", || {
     assert!(r.stderr.contains("updated 6"), "{}", r.stderr);
     // Two batches of three 0.5 s hosts: about 1 s, not 3 s.
     assert!(took < Duration::from_millis(2500), "{took:?}\n{}", r.stderr);
+}
+
+#[test]
+fn a_host_timeout_is_that_hosts_failure_and_dry_run_touches_no_host() {
+    let p = Playbook::new(
+        r#"phase("p", || {
+    step("hosts", || {
+        let r = fleet::run(["a", "b", "c"], #{ timeout: "1s", max_fail: 1 }, |h| {
+            run(["sleep", if h == "b" { "30" } else { "0" }]);
+            h
+        });
+        info(`ok ${r.ok} failed ${r.failed}`);
+    });
+});
+"#,
+    );
+    let start = Instant::now();
+    let r = p.run_json();
+    r.code(0);
+    assert!(start.elapsed() < Duration::from_secs(15), "b's sleep was killed at its timeout");
+    let events = r.events();
+    let data = recap(&events);
+    assert_eq!((data["ok"].as_u64(), data["failed"].as_u64()), (Some(2), Some(1)), "{data}");
+    assert_eq!(data["hosts"][0]["host"], "b");
+    assert!(data["hosts"][0]["error"].as_str().is_some_and(|e| e.contains("timed out")), "{data}");
+    // Dry run: each host's step says what it would run; no ssh starts.
+    let p = Playbook::new(
+        r#"phase("p", || {
+    fleet::run(["web1", "web2"], #{}, |h| ssh::run(h, ["systemctl", "restart", "app"]));
+});
+"#,
+    )
+    .env("PATH", "/nonexistent")
+    .arg("--dry-run");
+    let r = p.run();
+    r.code(0);
+    assert_eq!(r.stderr.matches("would run: ssh").count(), 2, "{}", r.stderr);
 }

@@ -130,11 +130,15 @@ fn pool() -> &'static Pool {
 
 /// The run's folder of control sockets (their paths must stay short).
 fn socket_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capstan-ssh-{}", tree::run_token()));
+    std::env::temp_dir().join(format!("capstan-ssh-{}", tree::run_token()))
+}
+
+/// [`socket_dir`], made private to this user if it does not exist yet.
+fn made_socket_dir() -> PathBuf {
+    let dir = socket_dir();
     if !dir.exists() {
-        let _ = std::fs::create_dir_all(&dir);
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
     }
     dir
 }
@@ -166,7 +170,7 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
             .entry(target.clone())
             .or_insert_with(|| {
                 Arc::new(Host {
-                    socket: socket_dir().join(n.to_string()),
+                    socket: made_socket_dir().join(n.to_string()),
                     state: Mutex::new(State::Down),
                     changed: Condvar::new(),
                     sessions: Gate::default(),
@@ -309,10 +313,10 @@ fn start(services: &Services, target: &Target, socket: &Path) -> Result<Tree, St
 pub fn close_all() {
     let pool = pool();
     let masters = std::mem::take(&mut *pool.masters.lock().unwrap_or_else(PoisonError::into_inner));
-    if masters.is_empty() {
-        return;
-    }
     tree::kill_all(&masters);
-    pool.hosts.lock().unwrap_or_else(PoisonError::into_inner).clear();
-    let _ = std::fs::remove_dir_all(socket_dir());
+    let mut hosts = pool.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+    if !hosts.is_empty() {
+        hosts.clear();
+        let _ = std::fs::remove_dir_all(socket_dir());
+    }
 }
