@@ -130,7 +130,7 @@ fn pool() -> &'static Pool {
 
 /// The run's folder of control sockets (their paths must stay short).
 fn socket_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("capstan-ssh-{}", tree::run_token()))
+    crate::process::reaper::ssh_socket_dir(tree::run_token())
 }
 
 /// [`socket_dir`], made private to this user if it does not exist yet.
