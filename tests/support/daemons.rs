@@ -732,17 +732,12 @@ impl Sshd {
         start_with_retries("sshd", || {
             let dir = temp_dir("sshd")?;
             let d = dir.path();
-            let host_key = d.join("ssh_host_ed25519_key");
-            let identity = d.join("id_ed25519");
-            keygen_ed25519(&keygen, &host_key)?;
-            keygen_ed25519(&keygen, &identity)?;
-            let authorized_keys = d.join("authorized_keys");
-            fs::copy(identity.with_extension("pub"), &authorized_keys).map_err(|e| format!("authorized_keys: {e}"))?;
+            let keys = SshKeys::make(&keygen, d)?;
+            let (host_key, identity, authorized_keys) = (keys.host_key, keys.identity, keys.authorized_keys);
             let port = free_port();
-            let host_pub = fs::read_to_string(host_key.with_extension("pub")).map_err(|e| format!("host key: {e}"))?;
-            let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+            let host_pub = keys.host_pub;
             let known_hosts = d.join("known_hosts");
-            write_file(&known_hosts, &format!("[127.0.0.1]:{port} {}\n", host_pub.join(" ")))?;
+            write_file(&known_hosts, &format!("[127.0.0.1]:{port} {host_pub}\n"))?;
             let pid_file = d.join("sshd.pid");
             let config = d.join("sshd_config");
             let text = format!(
@@ -833,6 +828,29 @@ Subsystem sftp internal-sftp
     }
 }
 
+/// A throwaway host key and client key, the client's public key authorised.
+struct SshKeys {
+    host_key: PathBuf,
+    identity: PathBuf,
+    authorized_keys: PathBuf,
+    /// The host key's `TYPE BASE64`, for `known_hosts` lines.
+    host_pub: String,
+}
+
+impl SshKeys {
+    fn make(keygen: &Path, dir: &Path) -> Result<Self, String> {
+        let host_key = dir.join("ssh_host_ed25519_key");
+        let identity = dir.join("id_ed25519");
+        keygen_ed25519(keygen, &host_key)?;
+        keygen_ed25519(keygen, &identity)?;
+        let authorized_keys = dir.join("authorized_keys");
+        fs::copy(identity.with_extension("pub"), &authorized_keys).map_err(|e| format!("authorized_keys: {e}"))?;
+        let host_pub = fs::read_to_string(host_key.with_extension("pub")).map_err(|e| format!("host key: {e}"))?;
+        let host_pub = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        Ok(Self { host_key, identity, authorized_keys, host_pub })
+    }
+}
+
 fn keygen_ed25519(keygen: &Path, path: &Path) -> Result<(), String> {
     let output = Command::new(keygen)
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "capstan-test", "-f"])
@@ -909,18 +927,11 @@ impl FleetSshd {
         let dir = temp_dir("fleet-sshd")?.keep();
         // sshd reads authorized_keys as the user logging in.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| format!("chmod: {e}"))?;
-        let host_key = dir.join("host_key");
-        let identity = dir.join("id_ed25519");
-        keygen_ed25519(&keygen, &host_key)?;
-        keygen_ed25519(&keygen, &identity)?;
-        let authorized_keys = dir.join("authorized_keys");
-        fs::copy(identity.with_extension("pub"), &authorized_keys).map_err(|e| format!("authorized_keys: {e}"))?;
+        let SshKeys { host_key, identity, authorized_keys, host_pub } = SshKeys::make(&keygen, &dir)?;
         fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o644)).map_err(|e| format!("chmod: {e}"))?;
         let port = free_port();
-        let host_pub = fs::read_to_string(host_key.with_extension("pub")).map_err(|e| format!("host key: {e}"))?;
-        let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
         let known: String =
-            Self::addresses().map(|a| format!("[{a}]:{port} {}\n", host_pub.join(" "))).collect::<Vec<_>>().concat();
+            Self::addresses().map(|a| format!("[{a}]:{port} {host_pub}\n")).collect::<Vec<_>>().concat();
         write_file(&dir.join("known_hosts"), &known)?;
         let mut configs = Vec::new();
         let addresses: Vec<String> = Self::addresses().collect();
