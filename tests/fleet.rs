@@ -273,11 +273,12 @@ fn ctrl_c_stops_the_hosts_and_closes_the_masters() {
 }
 
 /// A stand-in `ssh` that logs when masters start and sessions run, to count
-/// how many were in flight at once.
+/// how many were in flight at once; a master leaves its control socket.
 const STUB_SSH: &str = r#"#!/bin/sh
 log="$(dirname "$0")/log"
 case "$*" in
-  *ControlMaster=yes*) echo "+ start" >>"$log"; sleep 0.3; echo "- start" >>"$log" ;;
+  *ControlMaster=yes*) echo "+ start" >>"$log"; sleep 0.3; echo "- start" >>"$log"
+    for a in "$@"; do case "$a" in ControlPath=*) : >"${a#ControlPath=}" ;; esac; done ;;
   *) echo "+ session" >>"$log"; sleep 0.2; echo "- session" >>"$log" ;;
 esac
 "#;
@@ -382,4 +383,42 @@ fn a_host_timeout_is_that_hosts_failure_and_dry_run_touches_no_host() {
     let r = p.run();
     r.code(0);
     assert_eq!(r.stderr.matches("would run: ssh").count(), 2, "{}", r.stderr);
+}
+
+#[test]
+fn ssh_copy_and_run_take_host_maps_and_the_call_options_win() {
+    let fleet = shared_fleet();
+    let drop_box = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(drop_box.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let source = fleet_playbook(
+        "#{ forks: 3 }",
+        &format!(
+            r#"            let dst = `{dir}/${{host.name}}.txt`;
+            ssh::copy(host, "payload.txt", dst, #{{ config: config }});
+            ssh::run(host, ["cat", dst], #{{ config: config }}).stdout.trim()"#,
+            dir = drop_box.path().display()
+        ),
+    );
+    let p = playbook(fleet, &source, |hosts| hosts.truncate(3)).file("payload.txt", "v42\n");
+    p.run().code(0);
+    for n in 2..5 {
+        let copied = std::fs::read_to_string(drop_box.path().join(format!("host{n:02}.txt"))).unwrap_or_default();
+        assert_eq!(copied, "v42\n", "host{n:02}");
+    }
+    // The map's port is used unless the call gives one: a wrong port in the
+    // map makes the host unreachable, the call's own port reaches it.
+    let source = format!(
+        r#"{HOSTS}
+let config = param("ssh_config");
+phase("p", || {{
+    let host = hosts[0];
+    host.port = 1;
+    let r = fleet::run([host], #{{ max_fail: 1 }}, |h| ssh::run(h, ["true"], #{{ config: config }}));
+    if r.unreachable != ["host02"] {{ fail(`not unreachable: ${{r}}`); }}
+    ssh::run(host, ["true"], #{{ config: config, port: {port} }});
+}});
+"#,
+        port = fleet.port
+    );
+    playbook(fleet, &source, |_| {}).run().code(0);
 }

@@ -154,7 +154,16 @@ impl Session {
     /// Run `f` holding a session slot of this host's master.
     pub fn with<T>(&self, services: &Services, f: impl FnOnce() -> T) -> RhaiResultOf<T> {
         let _permit = self.host.sessions.acquire(SESSIONS_PER_MASTER, services)?;
-        Ok(f())
+        let out = f();
+        // A master that died (the host rebooted) is started again by the
+        // next call; until then ssh falls back to a connection of its own.
+        if !self.host.socket.exists() {
+            let mut state = self.host.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if matches!(*state, State::Up) {
+                *state = State::Down;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -250,6 +259,8 @@ impl From<Box<rhai::EvalAltResult>> for Start {
 
 /// `ssh -M -N -f`: returns once the master is authenticated and in the background.
 fn start(services: &Services, target: &Target, socket: &Path) -> Result<Tree, Start> {
+    // A master killed outright leaves its socket, which the new one could not bind.
+    let _ = std::fs::remove_file(socket);
     let tag = tree::new_tag(false);
     services.reaper_told_of(&tag);
     let errors = socket.with_extension("err");
