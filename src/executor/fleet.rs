@@ -255,10 +255,12 @@ pub fn run(state: &Arc<RunState>, ctx: &NativeCallContext, hosts: Array, map: &M
             failing.join(", "),
             o.max_fail.describe()
         );
-        let hint = if undone {
-            "the touched hosts were undone; see the recap, fix the hosts and run with --resume"
-        } else {
-            "an undo failed: see the undo lines; the hosts it names need a look by hand"
+        let hint = match (o.step.undo.is_some(), undone) {
+            (false, _) => {
+                "see the recap; fix the failed hosts and run with --resume (the hosts that finished are not run again)"
+            }
+            (true, true) => "the touched hosts were undone; see the recap, fix the hosts and run again",
+            (true, false) => "an undo failed: see the undo lines; the hosts it names need a look by hand",
         };
         let failing: Array = failing.iter().map(|&n| n.into()).collect();
         // `data` lets a caller (`capstan/rolling`) say it in its own words.
