@@ -373,3 +373,27 @@ fn recap(state: &RunState, names: &[String], results: &[HostResult], o: &Options
     out.insert("recap".into(), rhai::serde::to_dynamic(&data["hosts"]).unwrap_or(Dynamic::UNIT));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Share;
+
+    #[test]
+    fn max_fail_is_exceeded_by_more_failures_than_it_allows() {
+        let pct = Share::parse("max_fail", &"10%".into()).unwrap();
+        assert!(!pct.exceeded_by(3, 30), "10% of 30 lets 3 fail");
+        assert!(pct.exceeded_by(4, 30));
+        let zero = Share::parse("max_fail", &rhai::Dynamic::from_int(0)).unwrap();
+        assert!(zero.exceeded_by(1, 30) && !zero.exceeded_by(0, 30));
+        assert!(Share::parse("max_fail", &"110%".into()).is_err());
+        assert!(Share::parse("max_fail", &rhai::Dynamic::from_int(-1)).is_err());
+        assert!(Share::parse("max_fail", &"ten".into()).is_err());
+    }
+
+    #[test]
+    fn batches_round_up_and_hold_at_least_one_host() {
+        assert_eq!(Share::Percent(25).batch_size(30), 8);
+        assert_eq!(Share::Percent(1).batch_size(5), 1);
+        assert_eq!(Share::Count(0).batch_size(5), 1);
+    }
+}
