@@ -10,8 +10,9 @@ use serde_json::Value;
 use crate::support::daemons::{shared_fleet, FleetSshd, FLEET_HOSTS};
 use crate::support::{events_in, exclusive, named, processes_with, Playbook, Run};
 
-/// The hosts come from `hosts.json` (a params file) until the inventory
-/// loader reads them: this line is the one to change.
+/// The hosts come from the params file until the inventory loader reads
+/// them: this line is the one to change (`inventory.ini`, written beside the
+/// playbook from the same hosts, names them in groups `web` and `db`).
 const HOSTS: &str = r#"let hosts = param("hosts");"#;
 
 /// A playbook over the fleet: `body` is the per-host closure's body (it
@@ -42,7 +43,19 @@ fn playbook(fleet: &FleetSshd, source: &str, hosts: impl FnOnce(&mut Vec<Value>)
     let config = p.path("ssh_config");
     std::fs::copy(&fleet.ssh_config, &config).expect("copy ssh_config");
     let params = serde_json::json!({ "hosts": list, "ssh_config": config.display().to_string() });
-    p.file("params.json", &params.to_string()).args(["--params-file", "params.json"])
+    p.file("inventory.ini", &inventory_ini(&list))
+        .file("params.json", &params.to_string())
+        .args(["--params-file", "params.json"])
+}
+
+/// The hosts as an Ansible-style INI inventory, one section per group.
+fn inventory_ini(hosts: &[Value]) -> String {
+    let mut groups: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for h in hosts {
+        let line = format!("{} ansible_host={}", h["name"].as_str().unwrap_or(""), h["address"].as_str().unwrap_or(""));
+        groups.entry(h["groups"][0].as_str().unwrap_or("ungrouped")).or_default().push(line);
+    }
+    groups.iter().map(|(group, lines)| ["[", group, "]\n", &lines.join("\n"), "\n"].concat()).collect()
 }
 
 fn recap(events: &[Value]) -> Value {
