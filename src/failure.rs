@@ -19,6 +19,8 @@ pub enum FailureKind {
     Command,
     Timeout,
     Blocked,
+    /// ssh could not connect to or log in on a host.
+    Unreachable,
 }
 
 impl FailureKind {
@@ -33,6 +35,7 @@ impl FailureKind {
             FailureKind::Command => "command_failed",
             FailureKind::Timeout => "timeout",
             FailureKind::Blocked => "blocked",
+            FailureKind::Unreachable => "unreachable",
         }
     }
 
@@ -49,6 +52,7 @@ impl FailureKind {
             FailureKind::Command,
             FailureKind::Timeout,
             FailureKind::Blocked,
+            FailureKind::Unreachable,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)

@@ -188,6 +188,21 @@ impl RunState {
         self.undo_stack().pop()
     }
 
+    /// How many undo entries wait on the stack.
+    pub fn undo_depth(&self) -> usize {
+        self.undo_stack().len()
+    }
+
+    /// The newest entry, if the stack holds more than `depth`.
+    pub fn pop_undo_above(&self, depth: usize) -> Option<UndoEntry> {
+        let mut stack = self.undo_stack();
+        if stack.len() > depth {
+            stack.pop()
+        } else {
+            None
+        }
+    }
+
     /// Remember where the run failed: the innermost failing step wins over
     /// the steps (and phase) that failed because of it.
     pub fn note_failure(&self, at: &Location) {

@@ -279,7 +279,7 @@ fn rolling_stops_beyond_max_fail_and_undoes() {
         r#"
         import "capstan/rolling" as rolling;
         phase("release", || rolling::run(#{
-            hosts: ["h1", "h2", "h3", "h4", "h5", "h6"], batch: "34%", max_fail: 1,
+            hosts: ["h1", "h2", "h3", "h4", "h5", "h6"], batch: "34%", max_fail: 1, forks: 1,
             deploy: |h| { fs::write(`deployed/${h}`, "v2"); if h == "h4" || h == "h5" { fail(`${h} broke`); } },
             healthy: |h| fs::exists(`deployed/${h}`),
             undo: |h| { run(["rm", `deployed/${h}`]); event("undone", #{ host: h }); },
@@ -290,7 +290,7 @@ fn rolling_stops_beyond_max_fail_and_undoes() {
     r.code(1);
     let undone: Vec<String> = events_of(&r, "undone").iter().map(|e| e["host"].as_str().unwrap().to_string()).collect();
     assert_eq!(undone, ["h5", "h4", "h3", "h2", "h1"], "every host it touched, newest first");
-    assert!(!p.path("deployed/h6").exists(), "the third batch never started");
+    assert!(!p.path("deployed/h6").exists(), "no host starts once max_fail is exceeded");
     assert!(r.stdout.contains("rolling stopped at batch 2: 2 hosts failed"), "{}", r.stdout);
 }
 

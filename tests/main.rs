@@ -12,6 +12,7 @@ mod delivery;
 mod diagnostics;
 mod dry_run;
 mod examples;
+mod fleet;
 mod fresh_runner;
 mod fuzz;
 mod guards;

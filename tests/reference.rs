@@ -88,7 +88,7 @@ fn markdown_lists_every_function_under_its_namespace() {
     assert!(entry.contains("True when the file or folder exists."), "{entry}");
     // The bundled modules are documented under the namespace they are
     // imported as, with the import line.
-    for f in ["canary::run", "blue_green::run", "rolling::run", "gates::evaluate", "semver::parse"] {
+    for f in ["canary::run", "blue_green::run", "rolling::run", "fleet::run", "gates::evaluate", "semver::parse"] {
         let ns = f.split("::").next().unwrap();
         assert!(sections.get(&format!("{ns}::")).is_some_and(|s| s.contains(f)), "`{f}` is in the reference");
         assert!(r.stdout.contains(&format!("`import \"capstan/{ns}\" as {ns};`")), "{ns}'s import line");

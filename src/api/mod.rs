@@ -9,6 +9,7 @@ mod compliance;
 mod data;
 mod docker;
 pub mod effects;
+mod fleet;
 mod git;
 pub mod guard;
 mod health;

@@ -6,8 +6,8 @@ use rhai::Engine;
 
 use super::registration::Api;
 use super::{
-    analysis, builtins, compliance, data, docker, git, guard, health, helm, kubectl, metrics, notify, process, report,
-    ssh, terraform, traffic,
+    analysis, builtins, compliance, data, docker, fleet, git, guard, health, helm, kubectl, metrics, notify, process,
+    report, ssh, terraform, traffic,
 };
 use crate::services::Services;
 use crate::state::RunState;
@@ -33,13 +33,17 @@ const WITH_SERVICES: &[(&str, Functions)] = &[
     ("compliance", compliance::register),
 ];
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
+/// Registers everything; returns the native modules that bundled imports
+/// name (`capstan/fleet`), for the module resolver.
+pub fn register(engine: &mut Engine, state: &Arc<RunState>) -> Vec<(&'static str, rhai::Shared<rhai::Module>)> {
     builtins::register(engine, state);
     process::register(engine, &state.services);
     guard::register(engine, state);
     report::register(engine, state);
     data::register(engine, state);
+    let fleet = fleet::register(engine, state);
     for (name, functions) in WITH_SERVICES {
         Api::add_namespace(engine, name, state.services.clone(), functions);
     }
+    vec![("capstan/fleet", fleet)]
 }

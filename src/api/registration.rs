@@ -129,12 +129,19 @@ macro_rules! arities {
 impl<'e, S: Clone + Send + Sync + 'static> Api<'e, S> {
     /// Adds the namespace `name` (functions called as `name::f(..)`) with
     /// the functions `functions` registers, each given `handle`.
-    pub fn add_namespace(engine: &'e mut Engine, name: &'static str, handle: S, functions: impl FnOnce(&mut Self)) {
+    /// Returns the module, for an `import` to name too.
+    pub fn add_namespace(
+        engine: &'e mut Engine,
+        name: &'static str,
+        handle: S,
+        functions: impl FnOnce(&mut Self),
+    ) -> rhai::Shared<Module> {
         let mut api = Self { engine, namespace: Some((name, Module::new())), handle };
         functions(&mut api);
-        if let Some((name, module)) = api.namespace {
-            api.engine.register_static_module(name, module.into());
-        }
+        let (name, module) = api.namespace.unwrap_or((name, Module::new()));
+        let module: rhai::Shared<Module> = module.into();
+        api.engine.register_static_module(name, module.clone());
+        module
     }
 
     /// Functions called without a namespace.

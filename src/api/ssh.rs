@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use rhai::{Array, ImmutableString as Str, Map};
+use rhai::{Array, Dynamic, ImmutableString as Str, Map};
 use serde::Deserialize;
 
 use super::options::{List, Seconds, Text};
@@ -15,8 +14,9 @@ use super::process::RunResult;
 use super::registration::{docs, Api};
 use super::tool::{self, ToolCall};
 use super::values::to_map;
-use crate::failure::{failure, FailureKind, RhaiResultOf};
-use crate::process::quote;
+use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
+use crate::process::{quote, Outcome};
+use crate::services::ssh_masters::{self, Target};
 use crate::services::Services;
 
 #[derive(Deserialize)]
@@ -26,6 +26,7 @@ struct SshOptions {
     user: Option<Text>,
     port: Option<i64>,
     identity: Option<Text>,
+    config: Option<Text>,
     options: List,
     reuse: bool,
     timeout: Option<Seconds>,
@@ -43,6 +44,7 @@ impl Default for SshOptions {
             user: None,
             port: None,
             identity: None,
+            config: None,
             options: List::default(),
             reuse: true,
             timeout: None,
@@ -56,50 +58,76 @@ impl Default for SshOptions {
     }
 }
 
-/// `-o` options shared by ssh and scp: batch mode and connection reuse.
-fn common(o: &SshOptions) -> Vec<String> {
+/// A host as a name (`"web1"`, `"deploy@web1"`) or an inventory host map
+/// (`#{ name, address, port, user, identity, .. }`); the call's options win
+/// over the map's values.
+fn target(host: &Dynamic, o: &SshOptions) -> RhaiResultOf<Target> {
+    let field = |map: &Map, key: &str| map.get(key).filter(|v| !v.is_unit()).cloned();
+    let (address, user, port, identity) = if let Some(name) = host.read_lock::<Str>() {
+        (name.to_string(), None, None, None)
+    } else if let Some(map) = host.read_lock::<Map>() {
+        let address = field(&map, "address").or_else(|| field(&map, "name")).map(|v| text(&v)).ok_or_else(|| {
+            failure_with_hint(FailureKind::Usage, "ssh: the host map has neither `address` nor `name`", HOST_SHAPE)
+        })?;
+        let port = match field(&map, "port") {
+            Some(p) => Some(p.as_int().map_err(|_| {
+                failure_with_hint(FailureKind::Usage, "ssh: the host map's `port` is not an integer", HOST_SHAPE)
+            })?),
+            None => None,
+        };
+        (address, field(&map, "user").map(|v| text(&v)), port, field(&map, "identity").map(|v| text(&v)))
+    } else {
+        return Err(failure_with_hint(
+            FailureKind::Usage,
+            format!("ssh: the host is {}, not a string or a host map", host.type_name()),
+            HOST_SHAPE,
+        ));
+    };
+    let user = o.user.as_ref().map(|u| u.0.clone()).or(user);
+    let destination = match user {
+        Some(u) if !address.contains('@') => format!("{u}@{address}"),
+        _ => address,
+    };
     let mut args = vec!["-o".to_string(), "BatchMode=yes".into()];
-    if let Some(id) = &o.identity {
-        args.extend(["-i".to_string(), id.0.clone(), "-o".into(), "IdentitiesOnly=yes".into()]);
-    }
-    if o.reuse {
-        let dir = control_dir();
-        args.extend([
-            "-o".to_string(),
-            "ControlMaster=auto".into(),
-            "-o".into(),
-            format!("ControlPath={}/%C", dir.display()),
-            "-o".into(),
-            "ControlPersist=60s".into(),
-        ]);
+    if let Some(id) = o.identity.as_ref().map(|i| i.0.clone()).or(identity) {
+        args.extend(["-i".to_string(), id, "-o".into(), "IdentitiesOnly=yes".into()]);
     }
     for opt in &o.options.0 {
         args.extend(["-o".to_string(), opt.clone()]);
     }
-    args
+    Ok(Target { destination, port: o.port.or(port), config: o.config.as_ref().map(|c| c.0.clone()), args })
 }
 
-/// A private folder for control sockets (their paths must stay short).
-fn control_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capstan-ssh-{}", nix::unistd::getuid()));
-    let _ = std::fs::create_dir_all(&dir);
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    dir
+const HOST_SHAPE: &str =
+    "pass a host name or a map like #{ name: \"web1\", address: \"10.0.0.5\", port: 22, user: \"deploy\" }";
+
+fn text(value: &Dynamic) -> String {
+    super::builtins::text(value)
 }
 
-fn destination(host: &str, o: &SshOptions) -> String {
-    match &o.user {
-        Some(u) if !host.contains('@') => format!("{}@{host}", u.0),
-        _ => host.to_string(),
+/// Run the call through the target's master (started now if need be) when
+/// connections are reused and the call will run; plainly otherwise.
+fn through_master(
+    services: &Arc<Services>,
+    target: &Target,
+    o: &SshOptions,
+    read_only: bool,
+    call: impl FnOnce(Vec<String>) -> RhaiResultOf<Option<Outcome>>,
+) -> RhaiResultOf<Option<Outcome>> {
+    if !o.reuse || (services.dry_run() && !read_only) {
+        let none = vec!["-o".to_string(), "ControlMaster=no".into(), "-o".into(), "ControlPath=none".into()];
+        return call(if o.reuse { Vec::new() } else { none });
     }
+    let session = ssh_masters::session(services, target)?;
+    session.with(services, || call(session.args.clone()))?
 }
 
-fn run(services: &Arc<Services>, host: Str, argv: Array, o: SshOptions) -> RhaiResultOf<Map> {
+fn run(services: &Arc<Services>, host: &Dynamic, argv: Array, o: SshOptions) -> RhaiResultOf<Map> {
     let argv: Vec<String> = argv.iter().map(ToString::to_string).collect();
     if argv.is_empty() {
         return Err(failure(FailureKind::Usage, "ssh::run: argv is empty"));
     }
+    let target = target(host, &o)?;
     let mut remote = String::new();
     if let Some(dir) = &o.cwd {
         let _ = write!(remote, "cd {} && ", quote(&dir.0));
@@ -111,41 +139,45 @@ fn run(services: &Arc<Services>, host: Str, argv: Array, o: SshOptions) -> RhaiR
         }
     }
     remote.push_str(&argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
-    let mut args = common(&o);
-    if let Some(p) = o.port {
-        args.extend(["-p".to_string(), p.to_string()]);
-    }
-    args.extend([destination(&host, &o), "--".into(), remote]);
-    let mut call = ToolCall::new("ssh", args);
-    call.timeout = o.timeout.map(|t| t.0);
-    call.read_only = o.read_only;
-    call.quiet = o.quiet;
-    call.stdin = o.stdin.as_ref().map(|t| t.0.clone());
-    let out = tool::call(services, &call)?;
-    if let Some(out) = &out {
+    let mut made = None;
+    let out = through_master(services, &target, &o, o.read_only, |reuse| {
+        let mut args = target.base_args("-p");
+        args.extend(reuse);
+        args.extend([target.destination.clone(), "--".into(), remote]);
+        let mut call = ToolCall::new("ssh", args);
+        call.timeout = o.timeout.map(|t| t.0);
+        call.read_only = o.read_only;
+        call.quiet = o.quiet;
+        call.stdin = o.stdin.as_ref().map(|t| t.0.clone());
+        let out = tool::call(services, &call);
+        made = Some(call);
+        out
+    })?;
+    if let (Some(out), Some(call)) = (&out, &made) {
         // 255 is ssh's own failure (connection, auth), not the remote command's.
         if o.check && !out.success() {
             let hint = (out.code == Some(255))
-                .then(|| format!("ssh could not reach {host}: check the host, port, user and key"));
-            return Err(tool::failed(&call, out, hint));
+                .then(|| format!("ssh could not reach {}: check the host, port, user and key", target.destination));
+            return Err(tool::failed(call, out, hint));
         }
     }
     to_map(&RunResult::of(out))
 }
 
-fn copy(services: &Arc<Services>, host: Str, src: Str, dst: Str, o: SshOptions) -> RhaiResultOf<Map> {
-    let mut args = common(&o);
-    if let Some(p) = o.port {
-        args.extend(["-P".to_string(), p.to_string()]);
-    }
-    if std::path::Path::new(src.as_str()).is_dir() {
-        args.push("-r".into());
-    }
-    args.extend([src.to_string(), format!("{}:{dst}", destination(&host, &o))]);
-    let mut call = ToolCall::new("scp", args);
-    call.timeout = o.timeout.map(|t| t.0);
-    call.quiet = o.quiet;
-    let out = tool::checked(services, &call, None)?;
+fn copy(services: &Arc<Services>, host: &Dynamic, src: Str, dst: Str, o: SshOptions) -> RhaiResultOf<Map> {
+    let target = target(host, &o)?;
+    let out = through_master(services, &target, &o, false, |reuse| {
+        let mut args = target.base_args("-P");
+        args.extend(reuse);
+        if std::path::Path::new(src.as_str()).is_dir() {
+            args.push("-r".into());
+        }
+        args.extend([src.to_string(), format!("{}:{dst}", target.destination)]);
+        let mut call = ToolCall::new("scp", args);
+        call.timeout = o.timeout.map(|t| t.0);
+        call.quiet = o.quiet;
+        tool::checked(services, &call, None)
+    })?;
     to_map(&RunResult::of(out))
 }
 
@@ -154,25 +186,52 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
         "run",
         &["host: &str", "argv: Array", "Map"],
         docs! {
-            /// Run argv on a host with the system ssh client (batch mode, connection reuse).
-            /// Options: `user`, `port`, `identity`, `options` (ssh `-o` values), `reuse` (true),
-            /// `cwd`, `env`, plus `run`'s `timeout`, `check`, `read_only`, `quiet`, `stdin`.
-            /// Returns `run`'s `#{ code, stdout, stderr, duration_ms, dry_run }`.
+            /// Run argv on a host with the system ssh client (batch mode). One `ControlMaster`
+            /// per host serves the whole run (closed when it ends); at most `--ssh-starts`
+            /// handshakes run at once. Options: `user`, `port`, `identity`, `config` (an
+            /// ssh_config file, `ssh -F`), `options` (ssh `-o` values), `reuse` (true: through
+            /// the host's master), `cwd`, `env`, plus `run`'s `timeout`, `check`, `read_only`,
+            /// `quiet`, `stdin`. Returns `run`'s `#{ code, stdout, stderr, duration_ms, dry_run }`.
+            /// A host that cannot be reached fails with kind `unreachable`.
             /// ```rhai
             /// ssh::run("web1.internal", ["systemctl", "restart", "app"], #{ user: "deploy" });
             /// ```
         },
-        run,
+        |s, host: Str, argv: Array, o: SshOptions| run(s, &host.into(), argv, o),
+    );
+    api.opts2(
+        "run",
+        &["host: Map", "argv: Array", "Map"],
+        docs! {
+            /// `ssh::run` on an inventory host map `#{ name, address, port, user, identity }`
+            /// (`()` fields are not given); the call's options win over the map's.
+            /// ```rhai
+            /// ssh::run(#{ name: "web1", address: "10.0.0.5", user: "deploy" }, ["uptime"]);
+            /// ```
+        },
+        |s, host: Map, argv: Array, o: SshOptions| run(s, &host.into(), argv, o),
     );
     api.opts3(
         "copy",
         &["host: &str", "src: &str", "dst: &str", "Map"],
         docs! {
-            /// Copy a local file or folder to `host:dst` with scp; the options of `ssh::run`.
+            /// Copy a local file or folder to `host:dst` with scp, through the host's master;
+            /// the options of `ssh::run`.
             /// ```rhai
             /// ssh::copy("web1.internal", "build/app.tar.gz", "/srv/releases/", #{ user: "deploy" });
             /// ```
         },
-        copy,
+        |s, host: Str, src: Str, dst: Str, o: SshOptions| copy(s, &host.into(), src, dst, o),
+    );
+    api.opts3(
+        "copy",
+        &["host: Map", "src: &str", "dst: &str", "Map"],
+        docs! {
+            /// `ssh::copy` to an inventory host map, as `ssh::run` takes it.
+            /// ```rhai
+            /// ssh::copy(#{ name: "web1", address: "10.0.0.5" }, "app.tar.gz", "/srv/releases/");
+            /// ```
+        },
+        |s, host: Map, src: Str, dst: Str, o: SshOptions| copy(s, &host.into(), src, dst, o),
     );
 }

@@ -195,6 +195,9 @@ pub struct RunArgs {
     /// Show only failures and the result
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// SSH handshakes in flight at once (keep it below sshd's `MaxStartups`)
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub ssh_starts: u16,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     }
     .into();
     let services = session::services(run_id, args.dry_run);
+    crate::services::ssh_masters::set_max_starts(usize::from(args.ssh_starts));
     let on_signal = services.clone();
     let watcher = session::watch_signals(move |_| on_signal.interrupt());
 

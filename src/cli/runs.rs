@@ -292,6 +292,11 @@ fn tell(r: &RunRecord, json: bool) {
             told_errors.push(e.to_string());
         }
     }
+    for recap in r.events.iter().filter(|e| e.kind == "fleet_recap") {
+        for l in crate::report::recap::lines(&recap.data, "") {
+            outln!("{l}");
+        }
+    }
     let decisions: Vec<_> = crate::report::files::decisions(&r).collect();
     if !decisions.is_empty() {
         outln!("decisions:");

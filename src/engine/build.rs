@@ -30,7 +30,6 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
     // before anything runs. One compile serves both; folding constants
     // gains a deploy script nothing measurable.
     engine.set_optimization_level(rhai::OptimizationLevel::None);
-    engine.set_module_resolver(SandboxResolver::new(root));
     let services = state.services.clone();
     engine.on_print({
         let services = services.clone();
@@ -57,7 +56,8 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         STOPPING.set(stop.is_some());
         stop.map(|i| crate::cancel::Stop::new(i).into())
     });
-    api::register(&mut engine, state);
+    let natives = api::register(&mut engine, state);
+    engine.set_module_resolver(SandboxResolver::new(root).with_natives(natives));
     let folder = root.to_string_lossy().into_owned();
     Api::global(&mut engine, folder).func0(
         "playbook_dir",

@@ -13,12 +13,21 @@ use super::stdlib;
 pub struct SandboxResolver {
     root: PathBuf,
     cache: Mutex<HashMap<String, Shared<Module>>>,
+    /// Bundled imports served by native modules (`capstan/fleet`): their
+    /// `.rhai` file documents them for `capstan doc` and `check`.
+    natives: Vec<(&'static str, Shared<Module>)>,
 }
 
 impl SandboxResolver {
     pub fn new(root: &Path) -> Self {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        Self { root, cache: Mutex::new(HashMap::new()) }
+        Self { root, cache: Mutex::new(HashMap::new()), natives: Vec::new() }
+    }
+
+    #[must_use]
+    pub fn with_natives(mut self, natives: Vec<(&'static str, Shared<Module>)>) -> Self {
+        self.natives = natives;
+        self
     }
 
     /// The file an import names, checked against the sandbox.
@@ -112,6 +121,9 @@ impl ModuleResolver for SandboxResolver {
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let in_module = |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.into(), e, pos));
+        if let Some((_, module)) = self.natives.iter().find(|(name, _)| *name == path) {
+            return Ok(module.clone());
+        }
         let (key, text, origin) = if let Some(text) = stdlib::source(path) {
             (path.to_string(), text.to_string(), path.to_string())
         } else if path.starts_with("capstan/") {

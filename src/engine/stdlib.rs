@@ -5,6 +5,7 @@
 pub const MODULES: &[(&str, &str)] = &[
     ("capstan/blue_green", include_str!("../../stdlib/blue_green.rhai")),
     ("capstan/canary", include_str!("../../stdlib/canary.rhai")),
+    ("capstan/fleet", include_str!("../../stdlib/fleet.rhai")),
     ("capstan/gates", include_str!("../../stdlib/gates.rhai")),
     ("capstan/rolling", include_str!("../../stdlib/rolling.rhai")),
     ("capstan/semver", include_str!("../../stdlib/semver.rhai")),

@@ -76,6 +76,9 @@ pub struct Location {
     /// Sequence number of the step in this run; names its log file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u32>,
+    /// The fleet host whose step this is (`fleet::run`), and its steps' within.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Arc<str>>,
 }
 
 impl Location {

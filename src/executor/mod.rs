@@ -2,6 +2,7 @@
 //! then `on_failure`), the run's timeout, and the exit code.
 
 pub mod classify;
+pub mod fleet;
 pub mod parallel;
 mod phases;
 pub mod step;

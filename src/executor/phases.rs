@@ -119,6 +119,8 @@ pub fn run(state: &Arc<RunState>, engine: &Engine, phases: &[PhaseDecl], timeout
 /// Kill what steps left running in the background (unless they said
 /// `detach: true`) and say so: the run is over, its processes go with it.
 pub fn stop_leftovers(services: &crate::services::Services) {
+    // The run's ssh masters end with it; they are not a step's leftovers.
+    crate::services::ssh_masters::close_all();
     let killed = crate::process::tree::kill_leftovers();
     if killed > 0 {
         services.log(
@@ -198,7 +200,7 @@ fn run_phase(state: &RunState, engine: &Engine, phase: &PhaseDecl) -> Result<(),
     services.bus.flush();
     let start = Instant::now();
     let phase_frame =
-        Frame::new(Location { phase: Some(name.clone()), step: None, seq: Some(services.next_step_seq()) });
+        Frame::new(Location { phase: Some(name.clone()), step: None, seq: Some(services.next_step_seq()), host: None });
     let result = {
         let _guard = frame::push(phase_frame.clone());
         let ctx = phase.context.create_context(engine);

@@ -74,6 +74,19 @@ pub fn run(
     options: StepOptions,
     body: FnPtr,
 ) -> RhaiResultOf<Dynamic> {
+    run_as(state, ctx, name, None, options, body)
+}
+
+/// A step; `host` names the fleet host it works on (`fleet::run`): its
+/// events, and those of the steps within it, carry the name.
+pub fn run_as(
+    state: &Arc<RunState>,
+    ctx: &NativeCallContext,
+    name: &str,
+    host: Option<&str>,
+    options: StepOptions,
+    body: FnPtr,
+) -> RhaiResultOf<Dynamic> {
     let services = &state.services;
     // A journal that cannot be written stops the run here, before the next step.
     journal_check(state, || format!("before step `{name}`"))?;
@@ -94,8 +107,12 @@ pub fn run(
     let phase = parent.at.phase.clone().unwrap_or_default();
     let occurrence = state.next_occurrence(&phase, &path);
     let key = state.step_key(&phase, &path, occurrence);
-    let at =
-        Location { phase: Some(phase.clone()), step: Some(path.clone().into()), seq: Some(services.next_step_seq()) };
+    let at = Location {
+        phase: Some(phase.clone()),
+        step: Some(path.clone().into()),
+        seq: Some(services.next_step_seq()),
+        host: host.map(Into::into).or_else(|| parent.at.host.clone()),
+    };
 
     if !options.when {
         Finished::new(Status::Skipped).emit(state, &at, occurrence, &key);
@@ -196,7 +213,7 @@ pub fn run(
     }
 }
 
-fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, at: &Location, key: &str) {
+pub(super) fn push_undo(state: &RunState, ctx: &NativeCallContext, options: &StepOptions, at: &Location, key: &str) {
     if let Some(undo) = &options.undo {
         let mut context = ctx.store_data();
         context.global.level = 0;

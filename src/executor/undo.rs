@@ -13,9 +13,15 @@ use crate::state::RunState;
 
 /// Run the undo stack; `false` if any undo failed or was cut short.
 pub fn unwind(state: &RunState, engine: &Engine) -> bool {
+    unwind_to(state, engine, 0)
+}
+
+/// Run the undo entries above `depth` (those pushed since the stack held
+/// `depth`), newest first; `false` if any failed or was cut short.
+pub fn unwind_to(state: &RunState, engine: &Engine, depth: usize) -> bool {
     let services = &state.services;
     let mut all_ok = true;
-    while let Some(entry) = state.pop_undo() {
+    while let Some(entry) = state.pop_undo_above(depth) {
         let name = entry.at.step.as_deref().unwrap_or("?");
         match frame::check(&services.cancel) {
             Some(Interrupt::Signal) => {
@@ -57,7 +63,8 @@ pub fn unwind(state: &RunState, engine: &Engine) -> bool {
             status: if error.is_some() { Status::Failed } else { Status::Ok },
             duration_ms: start.elapsed().as_millis() as u64,
             error,
-            step_key: Some(entry.step_key.clone()),
+            // A failed fleet host's undo has no key: its step did not complete.
+            step_key: Some(entry.step_key.clone()).filter(|k| !k.is_empty()),
         });
         services.bus.flush();
     }
@@ -82,6 +89,7 @@ pub fn failure_handlers(state: &RunState, engine: &Engine, error: &EvalAltResult
             phase: phase.as_deref().map(Into::into),
             step: Some("on_failure".into()),
             seq: Some(state.services.next_step_seq()),
+            host: None,
         };
         let handler_frame = Frame::new(at);
         let _guard = frame::push(handler_frame.clone());

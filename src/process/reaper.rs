@@ -105,8 +105,15 @@ pub fn run() -> i32 {
     super::tree::kill_listed(&trees);
     if let Some(token) = token {
         super::tree::kill_leftovers_of(&token);
+        let _ = std::fs::remove_dir_all(ssh_socket_dir(&token));
     }
     0
+}
+
+/// The folder of the run's ssh control sockets (`services::ssh_masters`),
+/// which the reaper removes when capstan could not.
+pub fn ssh_socket_dir(token: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("capstan-ssh-{token}"))
 }
 
 fn parse_tree(line: &str) -> Option<Tree> {

@@ -164,6 +164,7 @@ impl Session {
             phase: Some(view::PHASE.into()),
             step: Some(name.clone()),
             seq: Some(self.services().next_step_seq()),
+            host: None,
         };
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(name);
         self.services().emit(EventKind::StepStarted { at: at.clone(), occurrence: 1, step_key: None });

@@ -260,6 +260,20 @@ pub fn markdown(record: &RunRecord, incident: Option<&Incident>) -> String {
         }
         md.push('\n');
     }
+    for recap in record.events.iter().filter(|e| e.kind == "fleet_recap") {
+        let _ = writeln!(md, "## Fleet recap\n\n| host | status | duration | first error |\n| --- | --- | --- | --- |");
+        for h in recap.data["hosts"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(h["host"].as_str().unwrap_or("")),
+                h["status"].as_str().unwrap_or(""),
+                ms(h["duration_ms"].as_u64().unwrap_or(0)),
+                cell(h["error"].as_str().unwrap_or(""))
+            );
+        }
+        md.push('\n');
+    }
     if !record.undo.is_empty() {
         let _ = writeln!(md, "## Undo\n\n| step | status | duration | error |\n| --- | --- | --- | --- |");
         for u in &record.undo {

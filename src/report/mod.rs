@@ -10,6 +10,7 @@ mod journal;
 mod json;
 pub mod junit;
 pub mod otlp;
+pub mod recap;
 pub mod record;
 mod terminal;
 

@@ -286,6 +286,16 @@ impl Sink for Terminal {
                     self.tails.remove(&at.seq.unwrap_or_default());
                 }
             }
+            EventKind::User { at, kind, data, .. } if kind == "fleet_recap" => {
+                // Shown even with `-q` when a host failed: it says which.
+                if self.quiet && !super::recap::has_failures(data) {
+                    return;
+                }
+                let indent = if at.phase.is_some() { Self::indent(at) } else { String::new() };
+                for l in super::recap::lines(data, &indent) {
+                    self.line(&l);
+                }
+            }
             EventKind::User { at, kind, data, quiet } => {
                 // A decision record has its own log line; `-v` shows the record.
                 if self.quiet || (*quiet && !self.verbose) {

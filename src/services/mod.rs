@@ -8,6 +8,7 @@ pub mod frame;
 mod handle;
 pub mod http;
 pub mod retry;
+pub mod ssh_masters;
 pub mod wait;
 
 pub use handle::{Action, JournalHealth, Services};

@@ -732,17 +732,12 @@ impl Sshd {
         start_with_retries("sshd", || {
             let dir = temp_dir("sshd")?;
             let d = dir.path();
-            let host_key = d.join("ssh_host_ed25519_key");
-            let identity = d.join("id_ed25519");
-            keygen_ed25519(&keygen, &host_key)?;
-            keygen_ed25519(&keygen, &identity)?;
-            let authorized_keys = d.join("authorized_keys");
-            fs::copy(identity.with_extension("pub"), &authorized_keys).map_err(|e| format!("authorized_keys: {e}"))?;
+            let keys = SshKeys::make(&keygen, d)?;
+            let (host_key, identity, authorized_keys) = (keys.host_key, keys.identity, keys.authorized_keys);
             let port = free_port();
-            let host_pub = fs::read_to_string(host_key.with_extension("pub")).map_err(|e| format!("host key: {e}"))?;
-            let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+            let host_pub = keys.host_pub;
             let known_hosts = d.join("known_hosts");
-            write_file(&known_hosts, &format!("[127.0.0.1]:{port} {}\n", host_pub.join(" ")))?;
+            write_file(&known_hosts, &format!("[127.0.0.1]:{port} {host_pub}\n"))?;
             let pid_file = d.join("sshd.pid");
             let config = d.join("sshd_config");
             let text = format!(
@@ -833,6 +828,29 @@ Subsystem sftp internal-sftp
     }
 }
 
+/// A throwaway host key and client key, the client's public key authorised.
+struct SshKeys {
+    host_key: PathBuf,
+    identity: PathBuf,
+    authorized_keys: PathBuf,
+    /// The host key's `TYPE BASE64`, for `known_hosts` lines.
+    host_pub: String,
+}
+
+impl SshKeys {
+    fn make(keygen: &Path, dir: &Path) -> Result<Self, String> {
+        let host_key = dir.join("ssh_host_ed25519_key");
+        let identity = dir.join("id_ed25519");
+        keygen_ed25519(keygen, &host_key)?;
+        keygen_ed25519(keygen, &identity)?;
+        let authorized_keys = dir.join("authorized_keys");
+        fs::copy(identity.with_extension("pub"), &authorized_keys).map_err(|e| format!("authorized_keys: {e}"))?;
+        let host_pub = fs::read_to_string(host_key.with_extension("pub")).map_err(|e| format!("host key: {e}"))?;
+        let host_pub = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        Ok(Self { host_key, identity, authorized_keys, host_pub })
+    }
+}
+
 fn keygen_ed25519(keygen: &Path, path: &Path) -> Result<(), String> {
     let output = Command::new(keygen)
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "capstan-test", "-f"])
@@ -844,6 +862,162 @@ fn keygen_ed25519(keygen: &Path, path: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("ssh-keygen {} failed: {}", path.display(), String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// a fleet of SSH hosts: sshd on 30 loopback addresses
+// ---------------------------------------------------------------------------
+
+/// Hosts of the fleet: 127.0.0.2 to 127.0.0.31.
+pub const FLEET_HOSTS: usize = 30;
+/// The fleet's login when it exists (scripts/install-test-deps).
+const FLEET_USER: &str = "capstan-fleet";
+/// Addresses one sshd listens on (it takes at most 16).
+const FLEET_PER_SSHD: usize = 15;
+
+/// The sshds stop when this pipe closes: Drop, or the test process exiting
+/// (the shared instance sits in a static that is never dropped).
+const FLEET_WATCHDOG: &str = r#"dir=$1; sshd=$2; shift 2
+pids=
+for config in "$@"; do "$sshd" -D -e -f "$config" </dev/null >>"$dir/sshd.log" 2>&1 & pids="$pids $!"; done
+cat >/dev/null
+kill $pids 2>/dev/null
+wait
+rm -rf "$dir"
+"#;
+
+/// Two sshds on one port sharing 30 loopback addresses, a throwaway host
+/// key and client key, `MaxStartups`/`MaxSessions` raised, and an
+/// `ssh_config` (`ssh -F`) that reaches every address as the current user.
+pub struct FleetSshd {
+    pub port: u16,
+    pub user: String,
+    /// The client's `ssh_config`: user, port, key, `known_hosts`.
+    pub ssh_config: PathBuf,
+    pub dir: PathBuf,
+    watchdog: Mutex<Option<Child>>,
+}
+
+static SHARED_FLEET: OnceLock<Result<FleetSshd, String>> = OnceLock::new();
+
+/// The fleet's sshds for the whole test binary, started by the first caller.
+pub fn shared_fleet() -> &'static FleetSshd {
+    match SHARED_FLEET.get_or_init(FleetSshd::start) {
+        Ok(fleet) => fleet,
+        Err(why) => panic!("the fleet's sshd must run here: {why}"),
+    }
+}
+
+impl FleetSshd {
+    fn start() -> Result<Self, String> {
+        let sshd = require("sshd");
+        let keygen = require("ssh-keygen");
+        require("ssh");
+        if is_root() {
+            fs::create_dir_all("/run/sshd").map_err(|e| format!("create /run/sshd: {e}"))?;
+        }
+        // A user whose login shell is /bin/sh (scripts/install-test-deps makes
+        // it): each session then starts in milliseconds.
+        let user = if is_root() && Command::new("id").arg(FLEET_USER).output().is_ok_and(|o| o.status.success()) {
+            FLEET_USER.to_string()
+        } else {
+            current_user()
+        };
+        let dir = temp_dir("fleet-sshd")?.keep();
+        // sshd reads authorized_keys as the user logging in.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| format!("chmod: {e}"))?;
+        let SshKeys { host_key, identity, authorized_keys, host_pub } = SshKeys::make(&keygen, &dir)?;
+        fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o644)).map_err(|e| format!("chmod: {e}"))?;
+        let port = free_port();
+        let known: String =
+            Self::addresses().map(|a| format!("[{a}]:{port} {host_pub}\n")).collect::<Vec<_>>().concat();
+        write_file(&dir.join("known_hosts"), &known)?;
+        let mut configs = Vec::new();
+        let addresses: Vec<String> = Self::addresses().collect();
+        for (n, chunk) in addresses.chunks(FLEET_PER_SSHD).enumerate() {
+            let listen = chunk.iter().fold(String::new(), |mut out, a| {
+                let _ = writeln!(out, "ListenAddress {a}");
+                out
+            });
+            let config = dir.join(format!("sshd_config.{n}"));
+            write_file(
+                &config,
+                &format!(
+                    "Port {port}\n{listen}AddressFamily inet\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+                     PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintMotd no\nLogLevel ERROR\n\
+                     MaxStartups 200:30:400\nMaxSessions 100\nSubsystem sftp internal-sftp\n",
+                    host_key.display(),
+                    dir.join(format!("sshd.{n}.pid")).display(),
+                    authorized_keys.display(),
+                ),
+            )?;
+            configs.push(config);
+        }
+        let ssh_config = dir.join("ssh_config");
+        write_file(
+            &ssh_config,
+            &format!(
+                "Host *\n  User {user}\n  Port {port}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+                 GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  \
+                 KexAlgorithms curve25519-sha256\n  PasswordAuthentication no\n  ConnectTimeout 10\n  LogLevel ERROR\n",
+                identity.display(),
+                dir.join("known_hosts").display(),
+            ),
+        )?;
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(FLEET_WATCHDOG).arg("fleet-watchdog").arg(&dir).arg(&sshd).args(&configs);
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the fleet's sshd: {e}"))?;
+        let fleet = Self { port, user, ssh_config, dir: dir.clone(), watchdog: Mutex::new(Some(child)) };
+        let start = Instant::now();
+        // Each sshd writes its pid file once its sockets are bound.
+        while !(0..configs.len()).all(|n| fs::read_to_string(dir.join(format!("sshd.{n}.pid"))).is_ok()) {
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(format!("the fleet's sshd did not start:\n{}", tail(&dir.join("sshd.log"), LOG_TAIL)));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(fleet)
+    }
+
+    /// 127.0.0.2 .. 127.0.0.31
+    pub fn addresses() -> impl Iterator<Item = String> {
+        (2..2 + FLEET_HOSTS).map(|n| format!("127.0.0.{n}"))
+    }
+
+    /// The hosts as inventory host maps (JSON): `host02`..`host31`, the
+    /// first half in group `web`, the rest in `db`.
+    pub fn hosts_json() -> serde_json::Value {
+        Self::addresses()
+            .enumerate()
+            .map(|(i, address)| {
+                let group = if i < FLEET_HOSTS / 2 { "web" } else { "db" };
+                serde_json::json!({
+                    "name": format!("host{:02}", i + 2), "address": address, "port": null, "user": null,
+                    "identity": null, "groups": [group], "vars": {},
+                })
+            })
+            .collect()
+    }
+
+    /// Everything the sshds logged.
+    pub fn log(&self) -> String {
+        tail(&self.dir.join("sshd.log"), LOG_TAIL)
+    }
+}
+
+impl Drop for FleetSshd {
+    fn drop(&mut self) {
+        if let Some(mut w) = lock(&self.watchdog).take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
     }
 }
 
