@@ -58,6 +58,7 @@ pub mod events;
 pub mod executor;
 pub mod exit;
 pub mod failure;
+pub mod inventory;
 pub mod launch;
 pub mod lock;
 pub mod playbook;

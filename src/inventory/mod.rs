@@ -1,0 +1,16 @@
+//! Ansible inventories: the INI and YAML formats read into [`Host`]s, and
+//! host patterns ([`limit`]) that pick some of them. Nothing here knows
+//! about scripts or the command line; `api::inventory` and `session` use it.
+
+mod graph;
+mod host;
+mod ini;
+mod limit;
+mod literal;
+mod load;
+mod range;
+mod yaml;
+
+pub use host::Host;
+pub use limit::{limit, LimitError};
+pub use load::{load, InventoryError, Located};
