@@ -89,6 +89,8 @@ impl Default for TopLevelBudget {
 pub struct RunState {
     pub services: Arc<Services>,
     pub inputs: Inputs,
+    /// The hosts of `-i` after `--limit`: what `inventory()` returns.
+    pub inventory: Vec<crate::inventory::Host>,
     pub mode: Mode,
     pub settings: Settings,
     /// The live record of this run, for reports.
@@ -117,6 +119,7 @@ impl RunState {
         Self {
             services,
             inputs,
+            inventory: Vec::new(),
             mode,
             settings: Settings::default(),
             record: Arc::default(),

@@ -20,6 +20,7 @@ mod hostile;
 mod imports;
 mod infra;
 mod infra_examples;
+mod inventory;
 mod journal;
 mod kube;
 mod leak_matrix;

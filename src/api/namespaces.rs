@@ -1,13 +1,14 @@
 //! Every script namespace registered into one engine.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rhai::Engine;
 
 use super::registration::Api;
 use super::{
-    analysis, builtins, compliance, data, docker, git, guard, health, helm, kubectl, metrics, notify, process, report,
-    ssh, terraform, traffic,
+    analysis, builtins, compliance, data, docker, git, guard, health, helm, inventory, kubectl, metrics, notify,
+    process, report, ssh, terraform, traffic,
 };
 use crate::services::Services;
 use crate::state::RunState;
@@ -33,12 +34,15 @@ const WITH_SERVICES: &[(&str, Functions)] = &[
     ("compliance", compliance::register),
 ];
 
-pub fn register(engine: &mut Engine, state: &Arc<RunState>) {
+/// Every namespace; `root` is the playbook's folder, where the files a
+/// playbook names are read from.
+pub fn register(engine: &mut Engine, state: &Arc<RunState>, root: &Path) {
     builtins::register(engine, state);
     process::register(engine, &state.services);
     guard::register(engine, state);
     report::register(engine, state);
     data::register(engine, state);
+    inventory::register(engine, state, root);
     for (name, functions) in WITH_SERVICES {
         Api::add_namespace(engine, name, state.services.clone(), functions);
     }

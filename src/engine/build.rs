@@ -57,7 +57,7 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         STOPPING.set(stop.is_some());
         stop.map(|i| crate::cancel::Stop::new(i).into())
     });
-    api::register(&mut engine, state);
+    api::register(&mut engine, state, root);
     let folder = root.to_string_lossy().into_owned();
     Api::global(&mut engine, folder).func0(
         "playbook_dir",

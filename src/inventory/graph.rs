@@ -14,10 +14,9 @@ use super::Located;
 #[derive(Debug, Default)]
 struct Group {
     name: String,
-    /// Where the group first appears, for messages.
-    line: usize,
     hosts: Vec<String>,
-    children: Vec<String>,
+    /// Each child with the line that names it.
+    children: Vec<(String, usize)>,
     vars: Map<String, Value>,
 }
 
@@ -39,31 +38,31 @@ pub struct Parsed {
 
 impl Parsed {
     /// The group `name`, made when first named.
-    pub fn group(&mut self, name: &str, line: usize) {
-        self.group_mut(name, line);
+    pub fn group(&mut self, name: &str) {
+        self.group_mut(name);
     }
 
     pub fn has_group(&self, name: &str) -> bool {
         self.group_index.contains_key(name)
     }
 
-    fn group_mut(&mut self, name: &str, line: usize) -> &mut Group {
+    fn group_mut(&mut self, name: &str) -> &mut Group {
         let i = *self.group_index.entry(name.to_string()).or_insert_with(|| {
-            self.groups.push(Group { name: name.to_string(), line, ..Group::default() });
+            self.groups.push(Group { name: name.to_string(), ..Group::default() });
             self.groups.len() - 1
         });
         &mut self.groups[i]
     }
 
-    pub fn set_group_var(&mut self, group: &str, key: String, value: Value, line: usize) {
-        self.group_mut(group, line).vars.insert(key, value);
+    pub fn set_group_var(&mut self, group: &str, key: String, value: Value) {
+        self.group_mut(group).vars.insert(key, value);
     }
 
     pub fn add_child(&mut self, parent: &str, child: &str, line: usize) {
-        self.group_mut(child, line);
-        let parent = self.group_mut(parent, line);
-        if !parent.children.iter().any(|c| c == child) {
-            parent.children.push(child.to_string());
+        self.group_mut(child);
+        let parent = self.group_mut(parent);
+        if !parent.children.iter().any(|(c, _)| c == child) {
+            parent.children.push((child.to_string(), line));
         }
     }
 
@@ -74,7 +73,7 @@ impl Parsed {
             self.hosts.len() - 1
         });
         self.hosts[i].vars.extend(vars);
-        let group = self.group_mut(group, line);
+        let group = self.group_mut(group);
         if !group.hosts.iter().any(|h| h == name) {
             group.hosts.push(name.to_string());
         }
@@ -82,8 +81,8 @@ impl Parsed {
 
     /// The hosts, in the order they first appear.
     pub fn hosts(mut self) -> Result<Vec<Host>, Located> {
-        self.group("all", 1);
-        self.group("ungrouped", 1);
+        self.group("all");
+        self.group("ungrouped");
         let parents = self.parents()?;
         let depth = depths(&self.groups, &parents);
         let mut direct: HashMap<&str, BTreeSet<usize>> = HashMap::new();
@@ -133,10 +132,10 @@ impl Parsed {
         let all = self.group_index["all"];
         let mut parents = vec![Vec::new(); self.groups.len()];
         for (p, group) in self.groups.iter().enumerate() {
-            for child in &group.children {
+            for (child, line) in &group.children {
                 let c = self.group_index[child];
                 if c == all {
-                    return Err(Located::new(group.line, format!("group `{}` lists `all` as a child", group.name))
+                    return Err(Located::new(*line, format!("group `{}` lists `all` as a child", group.name))
                         .hint("every group is already a child of `all`; remove it from the children"));
                 }
                 parents[c].push(p);
@@ -148,37 +147,45 @@ impl Parsed {
             }
         }
         // A loop: walk the children depth first, a group met again on the
-        // path is one.
-        let mut state = vec![0u8; self.groups.len()];
+        // path is one; the message points at the child that closes it.
+        let mut state = vec![Walk::New; self.groups.len()];
         for start in 0..self.groups.len() {
             self.find_loop(start, &mut state, &mut Vec::new())?;
         }
         Ok(parents)
     }
 
-    fn find_loop(&self, g: usize, state: &mut [u8], path: &mut Vec<usize>) -> Result<(), Located> {
-        match state[g] {
-            2 => return Ok(()),
-            1 => {
-                let names: Vec<&str> = path.iter().map(|i| self.groups[*i].name.as_str()).collect();
-                let group = &self.groups[g];
+    fn find_loop(&self, g: usize, state: &mut [Walk], path: &mut Vec<usize>) -> Result<(), Located> {
+        if state[g] == Walk::Done {
+            return Ok(());
+        }
+        state[g] = Walk::OnPath;
+        path.push(g);
+        for (child, line) in &self.groups[g].children {
+            let c = self.group_index[child];
+            if state[c] == Walk::OnPath {
+                let from = path.iter().position(|p| *p == c).unwrap_or(0);
+                let names: Vec<&str> = path[from..].iter().map(|i| self.groups[*i].name.as_str()).collect();
                 return Err(Located::new(
-                    group.line,
-                    format!("groups are their own children: {} -> {}", names.join(" -> "), group.name),
+                    *line,
+                    format!("groups are their own children: {} -> {child}", names.join(" -> ")),
                 )
                 .hint("remove one of these children so the groups form a tree"));
             }
-            _ => {}
-        }
-        state[g] = 1;
-        path.push(g);
-        for child in &self.groups[g].children {
-            self.find_loop(self.group_index[child], state, path)?;
+            self.find_loop(c, state, path)?;
         }
         path.pop();
-        state[g] = 2;
+        state[g] = Walk::Done;
         Ok(())
     }
+}
+
+/// Where the search for loops of children is with a group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    New,
+    OnPath,
+    Done,
 }
 
 /// How far each group is from `all` by its longest line of parents: deeper

@@ -20,8 +20,8 @@ enum Section {
 pub fn parse(text: &str) -> Result<Parsed, Located> {
     let mut parsed = Parsed::default();
     // `[all:vars]` and `[ungrouped]` need no declaration.
-    parsed.group("all", 1);
-    parsed.group("ungrouped", 1);
+    parsed.group("all");
+    parsed.group("ungrouped");
     let (mut group, mut section) = ("ungrouped".to_string(), Section::Hosts);
     // A `[x:vars]` or a child `x` before (or without) a `[x]`: resolved by a
     // later section, or an error naming the first line that needed it.
@@ -45,7 +45,7 @@ pub fn parse(text: &str) -> Result<Parsed, Located> {
                 }
             } else {
                 undeclared.remove(&group);
-                parsed.group(&group, line_no);
+                parsed.group(&group);
             }
             continue;
         }
@@ -56,7 +56,7 @@ pub fn parse(text: &str) -> Result<Parsed, Located> {
                     return Err(Located::new(line_no, format!("expected key=value in [{group}:vars], got `{line}`"))
                         .hint("write one variable per line, as name=value"));
                 };
-                parsed.set_group_var(&group, key.trim().to_string(), literal::value(value.trim()), line_no);
+                parsed.set_group_var(&group, key.trim().to_string(), literal::value(value.trim()));
             }
             Section::Children => {
                 let child = line.split('#').next().unwrap_or_default().trim();

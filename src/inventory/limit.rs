@@ -27,13 +27,20 @@ impl std::error::Error for LimitError {}
 
 /// The hosts `pattern` selects, in inventory order.
 pub fn limit(hosts: &[Host], pattern: &str) -> Result<Vec<Host>, LimitError> {
+    let views: Vec<(&str, &[String])> = hosts.iter().map(|h| (h.name.as_str(), h.groups.as_slice())).collect();
+    Ok(select(&views, pattern)?.into_iter().map(|i| hosts[i].clone()).collect())
+}
+
+/// The indexes of the hosts, given as `(name, groups)`, that `pattern`
+/// selects, in order.
+pub fn select(hosts: &[(&str, &[String])], pattern: &str) -> Result<Vec<usize>, LimitError> {
     let error = |message: String, hint: &str| LimitError { pattern: pattern.to_string(), message, hint: hint.into() };
     let terms = split(pattern);
     if terms.is_empty() {
         return Err(error("the pattern is empty".into(), "name a group or a host, e.g. --limit web"));
     }
     let groups: BTreeSet<&str> =
-        hosts.iter().flat_map(|h| h.groups.iter().map(String::as_str)).chain(["all"]).collect();
+        hosts.iter().flat_map(|(_, groups)| groups.iter().map(String::as_str)).chain(["all"]).collect();
     // Unions first, then intersections, then exclusions, as Ansible orders them.
     let mut ordered: Vec<&str> = terms.iter().filter(|t| !t.starts_with(['!', '&'])).copied().collect();
     if ordered.is_empty() {
@@ -63,7 +70,7 @@ pub fn limit(hosts: &[Host], pattern: &str) -> Result<Vec<Host>, LimitError> {
     if chosen.is_empty() {
         return Err(error("no hosts matched".into(), "the pattern leaves out every host; check the `!` and `&` parts"));
     }
-    Ok(chosen.into_iter().map(|i| hosts[i].clone()).collect())
+    Ok(chosen.into_iter().collect())
 }
 
 /// `a,b` splits on commas; otherwise on colons outside `[...]`.
@@ -92,7 +99,7 @@ fn split(pattern: &str) -> Vec<&str> {
 /// The hosts (by index) one term names: the hosts of the groups it
 /// matches; host names too when no group matches or the term is a glob or
 /// an expression (as Ansible does).
-fn matching(hosts: &[Host], groups: &BTreeSet<&str>, term: &str) -> Result<BTreeSet<usize>, String> {
+fn matching(hosts: &[(&str, &[String])], groups: &BTreeSet<&str>, term: &str) -> Result<BTreeSet<usize>, String> {
     let special = term.starts_with('~') || term.contains(['.', '?', '*', '[']);
     let test: Box<dyn Fn(&str) -> bool> = if let Some(expr) = term.strip_prefix('~') {
         let re = regex::Regex::new(&format!("^(?:{expr})")).map_err(|e| format!("`{term}`: {e}"))?;
@@ -108,11 +115,13 @@ fn matching(hosts: &[Host], groups: &BTreeSet<&str>, term: &str) -> Result<BTree
     let mut out: BTreeSet<usize> = hosts
         .iter()
         .enumerate()
-        .filter(|(_, h)| matched_groups.iter().any(|g| *g == "all" || h.groups.iter().any(|hg| hg == g)))
+        .filter(|(_, (_, host_groups))| {
+            matched_groups.iter().any(|g| *g == "all" || host_groups.iter().any(|hg| hg == g))
+        })
         .map(|(i, _)| i)
         .collect();
     if matched_groups.is_empty() || special {
-        out.extend(hosts.iter().enumerate().filter(|(_, h)| test(&h.name)).map(|(i, _)| i));
+        out.extend(hosts.iter().enumerate().filter(|(_, (name, _))| test(name)).map(|(i, _)| i));
     }
     Ok(out)
 }

@@ -178,7 +178,7 @@ impl Parser<'_> {
                 return None;
             }
             if !self.eat(b',') {
-                return self.eat(b'}').then(|| if set.is_empty() { Value::Object(map) } else { Value::Array(set) });
+                return self.eat(b'}').then_some(if set.is_empty() { Value::Object(map) } else { Value::Array(set) });
             }
         }
     }

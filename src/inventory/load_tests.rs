@@ -174,7 +174,12 @@ fn bad_inventories_name_their_line() {
         ("[prod:children]\nweb\n", 2, "[prod:children] names group `web`, which no section declares"),
         ("[db:vars]\nx=1\n", 1, "[db:vars] is for group `db`, which no section declares"),
         ("[g:vars]\nnovalue\n", 2, "expected key=value in [g:vars], got `novalue`"),
-        ("[a:children]\nb\n[b:children]\na\n", 1, "groups are their own children: a -> b -> a"),
+        ("[a:children]\nb\n[b:children]\na\n", 4, "groups are their own children: a -> b -> a"),
+        (
+            "[x]\n[a:children]\nx\nb\n[b:children]\nc\n[c:children]\nb\n",
+            8,
+            "groups are their own children: b -> c -> b",
+        ),
         ("h x=\"open\n", 1, "cannot read host line `h x=\"open`: no closing quotation"),
         ("[g]\nh ansible_port=http\n", 2, "host `h`: ansible_port is \"http\", not a port number (1-65535)"),
     ] {

@@ -12,5 +12,5 @@ mod range;
 mod yaml;
 
 pub use host::Host;
-pub use limit::{limit, LimitError};
+pub use limit::{limit, select, LimitError};
 pub use load::{load, InventoryError, Located};

@@ -63,7 +63,7 @@ impl Reader<'_> {
     }
 
     fn group(&mut self, name: &str, data: &Value, line: usize) -> Result<(), Located> {
-        self.parsed.group(name, line);
+        self.parsed.group(name);
         let entries = match data {
             Value::Null => return Ok(()),
             Value::Mapping(m) => m,
@@ -105,7 +105,7 @@ impl Reader<'_> {
                 "vars" => {
                     for (var, value) in section {
                         let var = key_text(var);
-                        self.parsed.set_group_var(name, var, json(value), at);
+                        self.parsed.set_group_var(name, var, json(value));
                     }
                 }
                 other => {
