@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use super::host::{Host, ADDRESS_VARS, IDENTITY_VARS, PORT_VARS, USER_VARS};
-use super::Located;
+use super::located::Located;
 
 #[derive(Debug, Default)]
 struct Group {

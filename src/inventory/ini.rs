@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use serde_json::Map;
 
 use super::graph::Parsed;
-use super::{literal, range, Located};
+use super::located::Located;
+use super::{literal, range};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {

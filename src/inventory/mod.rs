@@ -8,9 +8,11 @@ mod ini;
 mod limit;
 mod literal;
 mod load;
+mod located;
 mod range;
 mod yaml;
 
 pub use host::Host;
 pub use limit::{limit, select, LimitError};
-pub use load::{load, InventoryError, Located};
+pub use load::{load, InventoryError};
+pub use located::Located;

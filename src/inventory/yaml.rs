@@ -6,7 +6,8 @@ use serde_json::{Map, Value as Json};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::graph::Parsed;
-use super::{range, Located};
+use super::located::Located;
+use super::range;
 
 pub fn parse(text: &str) -> Result<Parsed, Located> {
     let document: Value = serde_yaml_ng::from_str(text).map_err(|e| {
