@@ -154,7 +154,7 @@ pub fn inspection_of(
     let services = services("inspect".into(), true);
     let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
     state.top_level = budget;
-    state.inventory = inventory;
+    state.set_inventory(inventory);
     let state = Arc::new(state);
     let engine = crate::engine::build(&state, root);
     (state, engine)

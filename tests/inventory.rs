@@ -231,3 +231,21 @@ fn the_repl_takes_an_inventory() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "10\n\"127.0.0.22\"\n");
 }
+
+#[test]
+fn secret_named_inventory_vars_are_masked_in_every_output() {
+    let inventory = "[web]\nweb01 ansible_password=hunter2-the-long-one api_token=tok-9f8e7d6c5b4a\n";
+    let pb = Playbook::new(r#"print(json::to_string(inventory())); phase("p", || {});"#)
+        .file("hosts.ini", inventory)
+        .args(["-i", "hosts.ini"]);
+    let r = pb.run();
+    r.code(0);
+    assert!(r.all().contains("\"ansible_password\""), "{}", r.all());
+    for secret in ["hunter2-the-long-one", "tok-9f8e7d6c5b4a"] {
+        assert!(!r.all().contains(secret), "{}", r.all());
+        assert!(!pb.journal_text().contains(secret), "the journal masks it too");
+    }
+    let r = Run::from(pb.command("list").arg("--json").output().unwrap());
+    r.code(0);
+    assert!(r.stdout.contains("\"api_token\"") && !r.stdout.contains("tok-9f8e7d6c5b4a"), "{}", r.stdout);
+}

@@ -32,10 +32,10 @@ pub fn register(engine: &mut Engine, state: &Arc<RunState>, root: &Path) {
         },
         |state| hosts_array(&state.inventory),
     );
-    Api::add_namespace(engine, "inventory", root.to_path_buf(), functions);
+    Api::add_namespace(engine, "inventory", (state.clone(), root.to_path_buf()), functions);
 }
 
-fn functions(api: &mut Api<'_, PathBuf>) {
+fn functions(api: &mut Api<'_, (Arc<RunState>, PathBuf)>) {
     api.func1(
         "load",
         &["path: &str", "Array"],
@@ -47,13 +47,14 @@ fn functions(api: &mut Api<'_, PathBuf>) {
             /// let staging = inventory::load("inventories/staging.yml");
             /// ```
         },
-        |root, path: Str| {
+        |(state, root), path: Str| {
             // Messages name the file as the playbook does when it is run from its folder.
             let file = if root.as_os_str() == "." { PathBuf::from(path.as_str()) } else { root.join(path.as_str()) };
             let hosts = inventory::load(&file).map_err(|e| {
                 let hint = e.hint();
                 failure_with_hint(FailureKind::Usage, e, hint)
             })?;
+            crate::state::mask_inventory_secrets(&state.services, &hosts);
             hosts_array(&hosts)
         },
     );

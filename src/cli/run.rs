@@ -111,7 +111,7 @@ fn run_blocking(
         &root,
         |record| output_sink(args, &services, record),
         |state| {
-            state.inventory = inventory;
+            state.set_inventory(inventory);
             resume_from(state, resume);
         },
     );

@@ -38,3 +38,19 @@ pub struct Host {
     #[serde(default)]
     pub vars: BTreeMap<String, Value>,
 }
+
+/// Words in a variable's name that make its value a secret
+/// (`ansible_password`, `ansible_become_pass`, `api_token`).
+const SECRET_WORDS: [&str; 5] = ["password", "passwd", "passphrase", "secret", "token"];
+
+impl Host {
+    /// The text values of variables whose names say they are secrets, with
+    /// their names: the output masks them as it masks `secret(...)`.
+    pub fn secret_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().filter_map(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            let secret = SECRET_WORDS.iter().any(|w| lower.contains(w)) || lower.ends_with("_pass");
+            Some((name.as_str(), value.as_str().filter(|_| secret)?))
+        })
+    }
+}

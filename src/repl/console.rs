@@ -146,7 +146,7 @@ fn session_loop(
         root,
         |_| Box::new(view),
         |state| {
-            state.inventory = inventory;
+            state.set_inventory(inventory);
         },
     );
     let loaded = match &args.playbook {
