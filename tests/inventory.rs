@@ -3,12 +3,11 @@
 //! inventory or a limit that matches nothing stops the run before anything
 //! runs (exit 2), and `list -i` shows the hosts.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{capstan_bin, repo_root, Playbook, Run};
+use crate::support::{capstan_bin, repl_piped, repo_root, Playbook, Run};
 
 /// Writes the hosts `inventory()` gives to hosts.json, in a phase.
 const DUMP: &str = r#"
@@ -77,6 +76,16 @@ fn limit_takes_unions_intersections_exclusions_and_globs() {
 /// A playbook whose phase leaves ran.txt behind: nothing ran if it is missing.
 const MARKS: &str = r#"phase("mark", || { fs::write("ran.txt", "yes"); });"#;
 
+/// The run exits 2 saying `said` with a hint, and nothing ran.
+#[track_caller]
+fn refused(pb: &Playbook, said: &str) {
+    let r = pb.run();
+    r.code(2);
+    assert!(r.stderr.contains(&format!("error: {said}")), "{said}: {}", r.stderr);
+    assert!(r.stderr.contains("= hint:") && !r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(!pb.path("ran.txt").exists(), "{said}: nothing runs");
+}
+
 #[test]
 fn a_limit_that_matches_nothing_stops_the_run_before_anything_runs() {
     for (pattern, said) in [
@@ -84,12 +93,10 @@ fn a_limit_that_matches_nothing_stops_the_run_before_anything_runs() {
         ("web:!wbe03", "--limit web:!wbe03: `wbe03` matches no group or host of the inventory"),
         ("web:&db", "--limit web:&db: no hosts matched"),
     ] {
-        let pb = Playbook::new(MARKS).args(["-i", &fixture("fleet.ini"), "--limit", pattern]);
-        let r = pb.run();
-        r.code(2);
-        assert!(r.stderr.contains(&format!("error: {said} (inventory ")), "{pattern}: {}", r.stderr);
-        assert!(r.stderr.contains("= hint:"), "{}", r.stderr);
-        assert!(!pb.path("ran.txt").exists(), "{pattern}: nothing runs");
+        refused(
+            &Playbook::new(MARKS).args(["-i", &fixture("fleet.ini"), "--limit", pattern]),
+            &format!("{said} (inventory "),
+        );
     }
     // --limit without -i is a usage error from the command line.
     let r = Playbook::new(MARKS).args(["--limit", "web"]).run();
@@ -119,13 +126,7 @@ fn a_bad_inventory_is_exit_2_naming_file_and_line() {
         ),
         ("hosts.toml", "[web]\n", "hosts.toml: unknown inventory format"),
     ] {
-        let pb = Playbook::new(MARKS).file(file, text).args(["-i", file]);
-        let r = pb.run();
-        r.code(2);
-        assert!(r.stderr.contains(&format!("error: {said}")), "{file}: {}", r.stderr);
-        assert!(r.stderr.contains("= hint:"), "{}", r.stderr);
-        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-        assert!(!pb.path("ran.txt").exists(), "{file}: nothing runs");
+        refused(&Playbook::new(MARKS).file(file, text).args(["-i", file]), said);
     }
     let r = Playbook::new(MARKS).args(["-i", "missing.ini"]).run();
     r.code(2);
@@ -217,17 +218,8 @@ fn script_errors_name_the_inventory_and_the_pattern() {
 #[test]
 fn the_repl_takes_an_inventory() {
     let pb = Playbook::new("");
-    let mut child = Command::new(capstan_bin())
-        .args(["repl", "--inventory", &fixture("fleet.ini"), "--limit", "db"])
-        .current_dir(pb.dir.path())
-        .env("XDG_STATE_HOME", pb.path("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"inventory().len()\ninventory()[0].address\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args = ["--inventory", &fixture("fleet.ini"), "--limit", "db"];
+    let out = repl_piped(&pb, &args, b"inventory().len()\ninventory()[0].address\n");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "10\n\"127.0.0.22\"\n");
 }

@@ -155,12 +155,13 @@ fn deeper_child_groups_win_over_parents_in_yaml() {
     assert_eq!(find(&hosts, "k").vars["v"], json!(1));
 }
 
-fn ini_error(text: &str) -> Located {
-    parse(text, Format::Ini).unwrap_err()
-}
-
-fn yaml_error(text: &str) -> Located {
-    parse(text, Format::Yaml).unwrap_err()
+/// Reading `text` fails at `line` with a message that starts with `start`, and a hint.
+#[track_caller]
+fn expect_error(format: Format, text: &str, line: usize, start: &str) {
+    let e: Located = parse(text, format).unwrap_err();
+    assert_eq!(e.line, line, "{text}: {}", e.message);
+    assert!(e.message.starts_with(start), "{text}: {}", e.message);
+    assert!(e.hint.is_some(), "{text}");
 }
 
 #[test]
@@ -183,9 +184,7 @@ fn bad_inventories_name_their_line() {
         ("h x=\"open\n", 1, "cannot read host line `h x=\"open`: no closing quotation"),
         ("[g]\nh ansible_port=http\n", 2, "host `h`: ansible_port is \"http\", not a port number (1-65535)"),
     ] {
-        let e = ini_error(text);
-        assert_eq!((e.line, e.message.as_str()), (line, message), "{text}");
-        assert!(e.hint.is_some(), "{text}");
+        expect_error(Format::Ini, text, line, message);
     }
     // A group's vars before its section are fine.
     assert_eq!(ini("[db:vars]\nx=1\n[db]\nd1\n")[0].vars["x"], json!(1));
@@ -203,8 +202,6 @@ fn bad_yaml_inventories_name_their_line() {
         ("- a\n", 1, "a YAML inventory is a map of groups"),
         ("plugin: aws_ec2\n", 1, "this is an inventory plugin's configuration"),
     ] {
-        let e = yaml_error(text);
-        assert_eq!(e.line, line, "{text}: {}", e.message);
-        assert!(e.message.starts_with(start), "{text}: {}", e.message);
+        expect_error(Format::Yaml, text, line, start);
     }
 }
