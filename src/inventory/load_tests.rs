@@ -148,6 +148,12 @@ fn yaml_null_hosts_string_sections_ports_and_top_level_groups() {
 }
 
 #[test]
+fn yaml_1_1_booleans_are_booleans_unless_quoted() {
+    let hosts = yaml("all:\n  vars:\n    a: yes\n    b: 'yes'\n    c: Off  # comment\n  hosts:\n    h:\n      d: on\n      e: \"no\"\n");
+    assert_eq!(json!(hosts[0].vars), json!({"a": true, "b": "yes", "c": false, "d": true, "e": "no"}));
+}
+
+#[test]
 fn deeper_child_groups_win_over_parents_in_yaml() {
     let hosts = yaml("all:\n  vars: {v: 0}\n  children:\n    a:\n      vars: {v: 1}\n      children:\n        b:\n          vars: {v: 2}\n          hosts: {h: {}}\n        c:\n          hosts: {h: {v: 9}, k: }\n");
     assert_eq!(find(&hosts, "h").vars["v"], json!(9));

@@ -63,6 +63,27 @@ impl Reader<'_> {
             .map_or(from, |(i, _)| i + 1)
     }
 
+    /// A variable's value as Ansible's YAML 1.1 reads it: a plain `yes`,
+    /// `no`, `on` or `off` is a boolean there (a quoted one stays text).
+    /// Only a value written on its key's line is looked at.
+    fn typed(&self, key: &str, value: &Value, from: usize) -> Json {
+        if let Value::String(text) = value {
+            let truth = match text.as_str() {
+                "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+                "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+                _ => None,
+            };
+            let line = self.text.lines().nth(self.line_of(key, from) - 1).unwrap_or_default();
+            let written = line.split_once(':').map(|(_, v)| v.split(" #").next().unwrap_or_default().trim());
+            if let (Some(truth), Some(written)) = (truth, written) {
+                if written == text {
+                    return Json::Bool(truth);
+                }
+            }
+        }
+        json(value)
+    }
+
     fn group(&mut self, name: &str, data: &Value, line: usize) -> Result<(), Located> {
         self.parsed.group(name);
         let entries = match data {
@@ -106,7 +127,8 @@ impl Reader<'_> {
                 "vars" => {
                     for (var, value) in section {
                         let var = key_text(var);
-                        self.parsed.set_group_var(name, var, json(value));
+                        let value = self.typed(&var, value, at);
+                        self.parsed.set_group_var(name, var, value);
                     }
                 }
                 other => {
@@ -130,7 +152,13 @@ impl Reader<'_> {
             }
             match vars {
                 Value::Null => {}
-                Value::Mapping(vars) => map.extend(vars.iter().map(|(k, v)| (key_text(k), json(v)))),
+                Value::Mapping(vars) => {
+                    for (key, value) in vars {
+                        let key = key_text(key);
+                        let value = self.typed(&key, value, line);
+                        map.insert(key, value);
+                    }
+                }
                 other => {
                     return Err(Located::new(
                         line,
