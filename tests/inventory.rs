@@ -241,3 +241,39 @@ fn secret_named_inventory_vars_are_masked_in_every_output() {
     r.code(0);
     assert!(r.stdout.contains("\"api_token\"") && !r.stdout.contains("tok-9f8e7d6c5b4a"), "{}", r.stdout);
 }
+
+#[test]
+fn group_vars_and_host_vars_files_next_to_the_inventory_win_over_it() {
+    let pb = Playbook::new(DUMP)
+        .file(
+            "inv/hosts",
+            "[web]\nweb01 tier=inline\nweb02\n[web:vars]\nrole=inline\ncolour=red\nlevel=web\n[prod:children]\nweb\n",
+        )
+        .file("inv/group_vars/prod.yml", "level: prod-file\n")
+        .file("inv/group_vars/web.yml", "role: from-file\nenabled: yes\n")
+        .file("inv/group_vars/all/10-base.yaml", "region: eu\ncolour: blue\n")
+        .file("inv/group_vars/all/20-more.yml", "region: us\n")
+        .file("inv/host_vars/web01", "tier: from-file\nansible_host: 127.0.0.5\n")
+        .args(["-i", "inv/hosts"]);
+    pb.run().code(0);
+    let hosts: Value = serde_json::from_str(&std::fs::read_to_string(pb.path("hosts.json")).unwrap()).unwrap();
+    assert_eq!(hosts[0]["address"], "127.0.0.5");
+    // As Ansible: group_vars/web.yml over [web:vars]; [web:vars] over group_vars/all; later
+    // all/ files over earlier; any group's file (prod, the parent) over the inventory's
+    // group vars (web, the child).
+    assert_eq!(
+        hosts[0]["vars"],
+        serde_json::json!({"colour": "red", "enabled": true, "level": "prod-file", "region": "us", "role": "from-file", "tier": "from-file"})
+    );
+    assert_eq!(hosts[1]["vars"]["tier"], Value::Null);
+
+    let pb = Playbook::new(MARKS)
+        .file("hosts.yml", "all:\n  hosts:\n    web01:\n")
+        .file("host_vars/web01.yml", "$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+        .file("group_vars/all.yml", "ok: 1\n");
+    refused(&pb.arg("-i").arg("hosts.yml"), "host_vars/web01.yml:1: the file is encrypted with ansible-vault");
+    let pb = Playbook::new(MARKS)
+        .file("hosts.yml", "all:\n  hosts:\n    web01:\n")
+        .file("group_vars/all.yml", "a: 1\nb: [\n");
+    refused(&pb.arg("-i").arg("hosts.yml"), "group_vars/all.yml:3: not valid YAML");
+}

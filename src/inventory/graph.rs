@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
+use super::error::Located;
 use super::host::{Host, ADDRESS_VARS, IDENTITY_VARS, PORT_VARS, USER_VARS};
-use super::located::Located;
 
 #[derive(Debug, Default)]
 struct Group {
@@ -18,6 +18,8 @@ struct Group {
     /// Each child with the line that names it.
     children: Vec<(String, usize)>,
     vars: Map<String, Value>,
+    /// From `group_vars/` files.
+    file_vars: Map<String, Value>,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,23 @@ impl Parsed {
             self.groups.len() - 1
         });
         &mut self.groups[i]
+    }
+
+    /// The names of the groups and of the hosts, as read so far.
+    pub fn names(&self) -> (Vec<String>, Vec<String>) {
+        (self.groups.iter().map(|g| g.name.clone()).collect(), self.hosts.iter().map(|h| h.name.clone()).collect())
+    }
+
+    /// Vars over the host's own (a `host_vars/` file).
+    pub fn set_host_vars(&mut self, host: &str, vars: Map<String, Value>) {
+        if let Some(&i) = self.host_index.get(host) {
+            self.hosts[i].vars.extend(vars);
+        }
+    }
+
+    /// Vars from a `group_vars/` file.
+    pub fn set_group_file_vars(&mut self, group: &str, vars: Map<String, Value>) {
+        self.group_mut(group).file_vars.extend(vars);
     }
 
     pub fn set_group_var(&mut self, group: &str, key: String, value: Value) {
@@ -112,9 +131,18 @@ impl Parsed {
             let mut ordered: Vec<usize> = with_ancestors.iter().copied().collect();
             let priority = |g: usize| self.groups[g].vars.get("ansible_group_priority").and_then(Value::as_i64);
             ordered.sort_by_key(|&g| (depth[g], priority(g).unwrap_or(1), self.groups[g].name.clone()));
+            // As Ansible combines them: `all`'s vars, then its group_vars
+            // file, then the other groups' vars, then their files.
             let mut vars = Map::new();
-            for g in ordered {
-                vars.extend(self.groups[g].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (others, files) = (&ordered[1..], ordered.iter().skip(1));
+            for source in [&self.groups[all].vars, &self.groups[all].file_vars] {
+                vars.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            for g in others {
+                vars.extend(self.groups[*g].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            for g in files {
+                vars.extend(self.groups[*g].file_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             vars.extend(host.vars.clone());
             vars.remove("ansible_group_priority");

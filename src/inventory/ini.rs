@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde_json::Map;
 
+use super::error::Located;
 use super::graph::Parsed;
-use super::located::Located;
 use super::{literal, range};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -2,58 +2,12 @@
 //! `.json` are YAML; `.ini`, `.cfg`, `.hosts` or no extension are INI, as
 //! Ansible's `hosts` files are), and errors that name `file:line`.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::error::{InventoryError, Located};
+use super::graph::Parsed;
 use super::host::Host;
-use super::located::Located;
-use super::{ini, yaml};
-
-/// An inventory that cannot be read or does not make sense.
-#[derive(Debug)]
-pub enum InventoryError {
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    /// The name says neither INI nor YAML.
-    Format {
-        file: PathBuf,
-    },
-    At {
-        file: PathBuf,
-        problem: Located,
-    },
-}
-
-impl InventoryError {
-    /// What to do next.
-    pub fn hint(&self) -> String {
-        match self {
-            InventoryError::Read { .. } => "check the inventory's path (-i FILE) and its permissions".into(),
-            InventoryError::Format { .. } => {
-                "name an INI inventory `hosts`, `*.ini` or `*.cfg`, a YAML one `*.yml` or `*.yaml`".into()
-            }
-            InventoryError::At { problem, .. } => problem.hint.clone().unwrap_or_else(|| "fix the inventory".into()),
-        }
-    }
-}
-
-impl fmt::Display for InventoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InventoryError::Read { file, source } => write!(f, "cannot read inventory {}: {source}", file.display()),
-            InventoryError::Format { file } => {
-                write!(f, "{}: unknown inventory format (not INI or YAML by its name)", file.display())
-            }
-            InventoryError::At { file, problem } => {
-                write!(f, "{}:{}: {}", file.display(), problem.line, problem.message)
-            }
-        }
-    }
-}
-
-impl std::error::Error for InventoryError {}
+use super::{ini, vars_files, yaml};
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -74,14 +28,23 @@ pub fn load(path: &Path) -> Result<Vec<Host>, InventoryError> {
     let format = format_of(path).ok_or_else(|| InventoryError::Format { file: path.to_path_buf() })?;
     let text =
         std::fs::read_to_string(path).map_err(|source| InventoryError::Read { file: path.to_path_buf(), source })?;
-    parse(&text, format).map_err(|problem| InventoryError::At { file: path.to_path_buf(), problem })
+    let at = |problem| InventoryError::At { file: path.to_path_buf(), problem };
+    let mut parsed = read(&text, format).map_err(at)?;
+    vars_files::apply(&mut parsed, path.parent().unwrap_or(Path::new(".")))?;
+    parsed.hosts().map_err(at)
 }
 
-fn parse(text: &str, format: Format) -> Result<Vec<Host>, Located> {
+fn read(text: &str, format: Format) -> Result<Parsed, Located> {
     match format {
-        Format::Ini => ini::parse(text)?.hosts(),
-        Format::Yaml => yaml::parse(text)?.hosts(),
+        Format::Ini => ini::parse(text),
+        Format::Yaml => yaml::parse(text),
     }
+}
+
+/// The hosts of an inventory's text (tests read inventories without files).
+#[cfg(test)]
+fn parse(text: &str, format: Format) -> Result<Vec<Host>, Located> {
+    read(text, format)?.hosts()
 }
 
 #[cfg(test)]

@@ -2,17 +2,18 @@
 //! host patterns ([`limit`]) that pick some of them. Nothing here knows
 //! about scripts or the command line; `api::inventory` and `session` use it.
 
+mod error;
 mod graph;
 mod host;
 mod ini;
 mod limit;
 mod literal;
 mod load;
-mod located;
 mod range;
+mod vars_files;
 mod yaml;
 
+pub use error::{InventoryError, Located};
 pub use host::Host;
 pub use limit::{limit, select, LimitError};
-pub use load::{load, InventoryError};
-pub use located::Located;
+pub use load::load;

@@ -5,19 +5,46 @@
 use serde_json::{Map, Value as Json};
 use serde_yaml_ng::{Mapping, Value};
 
+use super::error::Located;
 use super::graph::Parsed;
-use super::located::Located;
 use super::range;
 
-pub fn parse(text: &str) -> Result<Parsed, Located> {
-    let document: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+/// The document, or where its YAML is broken.
+fn document(text: &str) -> Result<Value, Located> {
+    serde_yaml_ng::from_str(text).map_err(|e| {
         let line = e.location().map_or(1, |l| l.line());
         let message = e.to_string();
         // The parser's message ends with where it is; the line says that.
         let message = message.split(" at line ").next().unwrap_or(&message).to_string();
         Located::new(line, format!("not valid YAML: {message}"))
             .hint("fix the YAML syntax (indentation, `:` after keys)")
-    })?;
+    })
+}
+
+/// A `group_vars/` or `host_vars/` file: a map of variables (or nothing).
+pub fn vars_file(text: &str) -> Result<Map<String, Json>, Located> {
+    if text.trim_start().starts_with("$ANSIBLE_VAULT") {
+        return Err(Located::new(1, "the file is encrypted with ansible-vault, which capstan cannot read")
+            .hint("keep secrets out of the inventory and give them to the playbook with secret(...)"));
+    }
+    let reader = Reader { text, parsed: Parsed::default() };
+    match document(text)? {
+        Value::Null => Ok(Map::new()),
+        Value::Mapping(vars) => Ok(vars
+            .iter()
+            .map(|(key, value)| {
+                let key = key_text(key);
+                let value = reader.typed(&key, value, 1);
+                (key, value)
+            })
+            .collect()),
+        other => Err(Located::new(1, format!("a vars file is a map of `name: value`, not {}", kind(&other)))
+            .hint("write one `name: value` per line")),
+    }
+}
+
+pub fn parse(text: &str) -> Result<Parsed, Located> {
+    let document = document(text)?;
     let mut reader = Reader { text, parsed: Parsed::default() };
     match document {
         Value::Null => {
