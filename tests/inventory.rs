@@ -277,3 +277,19 @@ fn group_vars_and_host_vars_files_next_to_the_inventory_win_over_it() {
         .file("group_vars/all.yml", "a: 1\nb: [\n");
     refused(&pb.arg("-i").arg("hosts.yml"), "group_vars/all.yml:3: not valid YAML");
 }
+
+#[test]
+fn doc_inventory_shows_every_inventory_function() {
+    let r = Run::from(Command::new(capstan_bin()).args(["doc", "inventory"]).output().unwrap());
+    r.code(0);
+    let signatures: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()).collect();
+    assert_eq!(
+        signatures,
+        [
+            "inventory() -> Array",
+            "inventory::limit(hosts: Array, pattern: &str) -> Array",
+            "inventory::load(path: &str) -> Array"
+        ]
+    );
+    assert!(r.stdout.contains("ansible_ssh_private_key_file"), "{}", r.stdout);
+}
