@@ -178,14 +178,19 @@ impl Parsed {
         // path is one; the message points at the child that closes it.
         let mut state = vec![Walk::New; self.groups.len()];
         for start in 0..self.groups.len() {
-            self.find_loop(start, &mut state, &mut Vec::new())?;
+            self.find_loop(start, 1, &mut state, &mut Vec::new())?;
         }
         Ok(parents)
     }
 
-    fn find_loop(&self, g: usize, state: &mut [Walk], path: &mut Vec<usize>) -> Result<(), Located> {
+    fn find_loop(&self, g: usize, via: usize, state: &mut [Walk], path: &mut Vec<usize>) -> Result<(), Located> {
         if state[g] == Walk::Done {
             return Ok(());
+        }
+        if path.len() >= MOST_NESTED {
+            let group = &self.groups[g].name;
+            return Err(Located::new(via, format!("groups are nested more than {MOST_NESTED} deep (under `{group}`)"))
+                .hint("flatten the children: a group's parents need not be listed one inside the other"));
         }
         state[g] = Walk::OnPath;
         path.push(g);
@@ -200,13 +205,16 @@ impl Parsed {
                 )
                 .hint("remove one of these children so the groups form a tree"));
             }
-            self.find_loop(c, state, path)?;
+            self.find_loop(c, *line, state, path)?;
         }
         path.pop();
         state[g] = Walk::Done;
         Ok(())
     }
 }
+
+/// How deep groups may be nested, `all` not counted.
+const MOST_NESTED: usize = 256;
 
 /// Where the search for loops of children is with a group.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde_json::{Map, Number, Value};
 
 /// The value `text` stands for in an Ansible INI inventory.
 pub fn value(text: &str) -> Value {
-    let mut p = Parser { s: text.as_bytes(), at: 0, text };
+    let mut p = Parser { s: text.as_bytes(), at: 0, text, depth: 0 };
     match p.literal() {
         Some(v) if p.rest_is_blank() => v,
         _ => Value::String(text.to_string()),
@@ -18,7 +18,12 @@ struct Parser<'a> {
     s: &'a [u8],
     at: usize,
     text: &'a str,
+    /// How many lists and maps are open: deeper than [`MOST_NESTED`] is
+    /// text, not a literal (and not a stack overflow).
+    depth: usize,
 }
+
+const MOST_NESTED: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<u8> {
@@ -64,9 +69,10 @@ impl Parser<'_> {
                 }
                 Some(Value::String(text))
             }
-            b'[' => self.sequence(b']'),
-            b'(' => self.sequence(b')'),
-            b'{' => self.braces(),
+            b'[' | b'(' | b'{' if self.depth >= MOST_NESTED => None,
+            b'[' => self.nested(|p| p.sequence(b']')),
+            b'(' => self.nested(|p| p.sequence(b')')),
+            b'{' => self.nested(Self::braces),
             b'-' | b'+' => {
                 let negative = self.peek() == Some(b'-');
                 self.at += 1;
@@ -79,6 +85,13 @@ impl Parser<'_> {
             b'0'..=b'9' | b'.' => self.number(),
             _ => self.word(),
         }
+    }
+
+    fn nested(&mut self, inner: impl FnOnce(&mut Self) -> Option<Value>) -> Option<Value> {
+        self.depth += 1;
+        let value = inner(self);
+        self.depth -= 1;
+        value
     }
 
     fn word(&mut self) -> Option<Value> {

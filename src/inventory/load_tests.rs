@@ -192,6 +192,10 @@ fn bad_inventories_name_their_line() {
     ] {
         expect_error(Format::Ini, text, line, message);
     }
+    let chain: Vec<String> = (0..300).map(|i| format!("[g{i}:children]\ng{}\n", i + 1)).collect();
+    let chain = chain.concat();
+    // The line that names the 257th group down.
+    expect_error(Format::Ini, &format!("{chain}[g300]\nh\n"), 512, "groups are nested more than 256 deep");
     // A group's vars before its section are fine.
     assert_eq!(ini("[db:vars]\nx=1\n[db]\nd1\n")[0].vars["x"], json!(1));
 }

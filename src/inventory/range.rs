@@ -36,21 +36,33 @@ fn split_port(pattern: &str) -> Result<(&str, Option<i64>), String> {
     }
 }
 
-/// The first `[...]` range replaced by each of its values, recursively.
+/// The most hosts one pattern may stand for: a typo such as
+/// `web[1:100000000]` is an error, not a machine out of memory.
+pub const MOST_HOSTS: usize = 100_000;
+
+/// Every `[...]` range replaced by each of its values, the first range
+/// varying slowest.
 fn expand_name(name: &str) -> Result<Vec<String>, String> {
-    let Some(open) = name.find('[') else {
-        if name.contains(']') {
+    let mut names = vec![String::new()];
+    let mut rest = name;
+    while let Some(open) = rest.find('[') {
+        let close =
+            rest[open..].find(']').map(|i| open + i).ok_or_else(|| format!("host `{name}`: `[` is not closed"))?;
+        let (head, range) = (&rest[..open], &rest[open + 1..close]);
+        if head.contains(']') {
             return Err(format!("host `{name}` has a `]` without its `[`"));
         }
-        return Ok(vec![name.to_string()]);
-    };
-    let close = name[open..].find(']').map(|i| open + i).ok_or_else(|| format!("host `{name}`: `[` is not closed"))?;
-    let (head, range, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
-    let mut out = Vec::new();
-    for value in range_values(name, range)? {
-        out.extend(expand_name(&format!("{head}{value}{tail}"))?);
+        let values = range_values(name, range)?;
+        if names.len().saturating_mul(values.len()) > MOST_HOSTS {
+            return Err(format!("host `{name}` stands for more than {MOST_HOSTS} hosts"));
+        }
+        names = names.iter().flat_map(|n| values.iter().map(move |v| format!("{n}{head}{v}"))).collect();
+        rest = &rest[close + 1..];
     }
-    Ok(out)
+    if rest.contains(']') {
+        return Err(format!("host `{name}` has a `]` without its `[`"));
+    }
+    Ok(names.into_iter().map(|n| n + rest).collect())
 }
 
 /// The values of `begin:end` or `begin:end:step`: numbers (a leading zero
@@ -79,6 +91,9 @@ fn range_values(name: &str, range: &str) -> Result<Vec<String>, String> {
     };
     if b > e {
         return Err(bad("the begin comes after the end"));
+    }
+    if (e - b) / step as u64 >= MOST_HOSTS as u64 {
+        return Err(bad(&format!("more than {MOST_HOSTS} hosts")));
     }
     let width = if begin.len() > 1 && begin.starts_with('0') {
         if begin.len() != end.len() {
@@ -143,6 +158,9 @@ mod tests {
             ("web[1:2", "not closed"),
             ("web[1]", "[begin:end]"),
             ("web:http", "not a port"),
+            ("web[1:100000000]", "more than 100000 hosts"),
+            ("w[1:1000]-[1:1000]", "stands for more than 100000 hosts"),
+            ("web]", "without its `[`"),
         ] {
             let e = expand(p).unwrap_err();
             assert!(e.contains(why), "{p}: {e}");
