@@ -41,8 +41,9 @@ fn functions(api: &mut Api<'_, (Arc<RunState>, PathBuf)>) {
         &["path: &str", "Array"],
         docs! {
             /// The hosts of an Ansible inventory file, as `inventory()` gives them: INI (`hosts`,
-            /// `*.ini`, `*.cfg`) or YAML (`*.yml`, `*.yaml`). A relative path is read from the
-            /// playbook's folder.
+            /// `*.ini`, `*.cfg`) or YAML (`*.yml`, `*.yaml`), with the `group_vars/` and
+            /// `host_vars/` files next to it. A relative path is read from the playbook's folder.
+            /// `--limit` does not apply; `inventory::limit` does the same.
             /// ```rhai
             /// let staging = inventory::load("inventories/staging.yml");
             /// ```
