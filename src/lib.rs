@@ -12,6 +12,7 @@
 //! what `run` and the REPL share (inputs, services, sinks, state, engine,
 //! signals); [`launch`] is what every subcommand shares around a playbook;
 //! [`replay`] is what a run keeps of its steps' values for `--resume`.
+//! [`stats`] reads finished runs' journals back into delivery statistics.
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
 //! vocabulary, [`cancel`]lation reasons, the [`lock`] file, the [`templates`]
@@ -71,5 +72,6 @@ pub mod secrets;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod templates;

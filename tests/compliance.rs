@@ -134,7 +134,9 @@ fn compliance_functions_in_a_playbook() {
     .file("k8s/ok.yaml", &std::fs::read_to_string(fixtures().join("k8s/negative/privileged.yaml")).unwrap());
     let r = p.run_json();
     r.code(1);
-    let e = crate::support::named(&r.events(), "event")[0]["data"].clone();
+    let events = r.events();
+    let found = crate::support::named(&events, "event").into_iter().find(|e| e["type"] == "found").cloned();
+    let e = found.expect("the `found` event")["data"].clone();
     assert_eq!(e["secrets"], 1);
     assert_eq!(e["rule"], "secret/password-assignment");
     assert!(!e["message"].as_str().unwrap().contains("hunter2-prod-9f3k"));

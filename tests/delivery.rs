@@ -9,13 +9,13 @@ use crate::support::daemons::{free_port, http_get, Haproxy, Prometheus};
 use crate::support::{named, repo_root, wait_until, Playbook, Run};
 
 /// One version of the app as a real process, killed when dropped.
-struct App {
-    port: u16,
-    child: Child,
+pub struct App {
+    pub port: u16,
+    pub child: Child,
 }
 
 impl App {
-    fn start(version: &str, error_rate: f64, latency_ms: u64, jitter_ms: u64) -> Self {
+    pub fn start(version: &str, error_rate: f64, latency_ms: u64, jitter_ms: u64) -> Self {
         let port = free_port();
         let child = Command::new("python3")
             .arg(repo_root().join("tests/fixtures/app.py"))
@@ -40,7 +40,7 @@ impl App {
         app
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
 

@@ -13,6 +13,9 @@ use serde_yaml_ng::Value;
 
 use crate::support::{capstan_bin, Run};
 
+/// The id of the pipeline run the jobs are part of (GitHub's and GitLab's).
+const PIPELINE_ID: &str = "4242";
+
 /// A resource for the template's module, so the plan has a change and the
 /// apply job needs the saved plan file.
 const RESOURCE: &str = "resource \"terraform_data\" \"release\" {\n  input = var.environment\n}\n";
@@ -32,6 +35,11 @@ impl Runner {
     /// A repository from the terraform template, with the pipelines
     /// generated in it and committed.
     fn new(saved_plan: bool) -> Self {
+        Self::with_state(saved_plan, None)
+    }
+
+    /// The same, with the pipelines generated with `--state URL`.
+    fn with_state(saved_plan: bool, state: Option<&str>) -> Self {
         let work = tempfile::tempdir().unwrap();
         let origin = work.path().join("origin");
         let new = Command::new(capstan_bin())
@@ -52,6 +60,7 @@ impl Runner {
             let ci = Command::new(capstan_bin())
                 .current_dir(&origin)
                 .args(["ci", "deploy.rhai", "--platform", platform, "--install", "capstan --version", "-o", file])
+                .args(state.map(|url| ["--state", url]).into_iter().flatten())
                 .output()
                 .unwrap();
             Run::from(ci).code(0);
@@ -88,6 +97,8 @@ impl Runner {
         for var in ["GITHUB_ACTIONS", "CI", "GITLAB_CI", "CAPSTAN_STATE"] {
             c.env_remove(var);
         }
+        // What the platforms set in every job of one pipeline run.
+        c.env("GITHUB_RUN_ID", PIPELINE_ID).env("CI_PIPELINE_ID", PIPELINE_ID);
         c.envs(env.iter().map(|(k, v)| (k, v)));
         let run = Run::from(c.output().unwrap());
         self.log.push(format!("--- {job} (exit {}):\n{}", run.code, run.all()));
@@ -165,7 +176,7 @@ for pattern in "$@"; do for p in $pattern; do cp -a --parents -- "${p%/}" "$dest
             if self.shell(&stage, &dir, &script, &env).code != 0 {
                 self.fail(&format!("GitLab job {stage} failed"));
             }
-            let paths: Vec<String> = job["artifacts"]["paths"].as_sequence().unwrap().iter().map(text).collect();
+            let paths: Vec<String> = job["artifacts"]["paths"].as_sequence().into_iter().flatten().map(text).collect();
             self.upload(&format!("gitlab-{stage}"), &dir, &paths, ".");
             clones.push((stage, dir));
         }
@@ -387,4 +398,43 @@ fn the_saved_plan_travels_to_the_apply_job() {
     let run = runner.shell("do without the plan", &dir, &lines(&doc["do"]["script"]), &env);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.all().contains("capstan.tfplan"), "{}", run.all());
+}
+
+/// With `capstan ci --state URL`, the jobs share the run through a real
+/// PostgreSQL instead of carrying the journal: the first job names the run
+/// after the pipeline, the later ones resume it by that name on their fresh
+/// clones, and only the saved plan travels as an artifact.
+#[test]
+fn with_a_state_store_the_jobs_share_the_run_and_only_the_plan_travels() {
+    use crate::support::postgres::shared;
+    for platform in ["gitlab", "github"] {
+        let url = shared().database(&format!("ci_{platform}_{}", std::process::id()));
+        let mut runner = Runner::with_state(true, Some(&url));
+        let file = if platform == "gitlab" { ".gitlab-ci.yml" } else { ".github/workflows/deploy.yml" };
+        let text = std::fs::read_to_string(runner.origin.join(file)).unwrap();
+        assert!(!text.contains(".capstan-ci"), "{platform}: no journal artifact:\n{text}");
+        let clones = if platform == "gitlab" { runner.gitlab() } else { runner.github() };
+        assert_eq!(clones.len(), 5, "{platform}");
+        // The JUnit reports are GitHub artifacts of their own.
+        for name in runner.stored.keys().filter(|n| !n.starts_with("junit-")).cloned().collect::<Vec<_>>() {
+            let files = runner.files(&name);
+            assert!(files.iter().all(|f| f.ends_with("capstan.tfplan")), "{platform}: {name} holds {files:?}");
+        }
+        let state = std::fs::read_to_string(clones[2].1.join("infrastructure/state/staging.tfstate")).unwrap();
+        assert!(state.contains("terraform_data"), "{platform}: the do job applied the saved plan\n{state}");
+        let tag = if platform == "gitlab" { "gl" } else { "gh" };
+        let show = Command::new(capstan_bin())
+            .args(["runs", "show", &format!("{tag}-{PIPELINE_ID}"), "--json", "--state", &url])
+            .output()
+            .unwrap();
+        let show = Run::from(show);
+        show.code(0);
+        let doc: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+        let run = &doc["run"];
+        assert!(run["run_id"].as_str().unwrap().ends_with(&format!("-{tag}-{PIPELINE_ID}")), "{run}");
+        assert_eq!(run["status"], "ok", "{platform}: {}", runner.log.join("\n"));
+        assert_eq!(run["resumes"], 4, "{platform}: four later jobs resumed the one run");
+        let phases: Vec<&str> = run["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(phases, ["init", "plan", "do", "compliance", "archive"], "{platform}");
+    }
 }

@@ -54,12 +54,30 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The playbooks the validators check, each without and with a state store
+/// (`--state`: no journal travels, only the phases' artifacts).
+fn sources() -> Vec<(String, &'static [&'static str])> {
+    const STATES: [&[&str]; 3] = [
+        &[],
+        &["--state", "secret"],
+        &["--state", "s3://deploys/capstan?endpoint=https://s3.example.com&region=eu-west-1"],
+    ];
+    let mut out = Vec::new();
+    for source in [fixture(), SIMPLE.to_string()] {
+        for state in STATES {
+            out.push((source.clone(), state));
+        }
+    }
+    out
+}
+
 #[test]
 fn github_workflows_pass_actionlint() {
-    for source in [fixture(), SIMPLE.to_string()] {
+    for (source, state) in sources() {
         let p = Playbook::new(&source);
         ci(&p, "github");
-        let run = Run::from(p.command("ci").args(["--platform", "github", "-o", "deploy.yml"]).output().unwrap());
+        let run =
+            Run::from(p.command("ci").args(["--platform", "github", "-o", "deploy.yml"]).args(state).output().unwrap());
         run.code(0);
         let lint = tool("actionlint", &["-no-color", p.path("deploy.yml").to_str().unwrap()]);
         assert_eq!(lint.code, 0, "actionlint rejects the workflow:\n{}\n{}", lint.all(), run.stdout);
@@ -68,9 +86,10 @@ fn github_workflows_pass_actionlint() {
 
 #[test]
 fn gitlab_pipelines_match_gitlabs_schema() {
-    for source in [fixture(), SIMPLE.to_string()] {
+    for (source, state) in sources() {
         let p = Playbook::new(&source);
-        Run::from(p.command("ci").args(["--platform", "gitlab", "-o", ".gitlab-ci.yml"]).output().unwrap()).code(0);
+        let ci = p.command("ci").args(["--platform", "gitlab", "-o", ".gitlab-ci.yml"]).args(state).output();
+        Run::from(ci.unwrap()).code(0);
         let file = p.path(".gitlab-ci.yml");
         let check = tool("check-jsonschema", &["--builtin-schema", "vendor.gitlab-ci", file.to_str().unwrap()]);
         assert_eq!(check.code, 0, "GitLab's schema rejects the pipeline:\n{}", check.all());
@@ -81,9 +100,10 @@ fn gitlab_pipelines_match_gitlabs_schema() {
 /// `requires` has nothing to say but its name).
 #[test]
 fn circleci_configs_match_circlecis_schema() {
-    for source in [fixture(), SIMPLE.to_string()] {
+    for (source, state) in sources() {
         let p = Playbook::new(&source);
-        Run::from(p.command("ci").args(["--platform", "circleci", "-o", "config.yml"]).output().unwrap()).code(0);
+        let ci = p.command("ci").args(["--platform", "circleci", "-o", "config.yml"]).args(state).output();
+        Run::from(ci.unwrap()).code(0);
         let file = p.path("config.yml");
         let check = tool("check-jsonschema", &["--builtin-schema", "vendor.circle-ci", file.to_str().unwrap()]);
         assert_eq!(check.code, 0, "CircleCI's schema rejects the config:\n{}", check.all());
@@ -551,4 +571,48 @@ fn artifacts_locks_concurrency_and_tools_reach_every_platform() {
         "{}",
         run.stderr
     );
+}
+
+/// `--state`: the jobs name the run after the pipeline and resume it by
+/// that name; no journal folder travels; the store's credentials are named
+/// as secrets, never written; a URL with a password or a one-machine
+/// `file://` folder is refused.
+#[test]
+fn with_a_state_store_the_jobs_resume_the_pipelines_run_by_name() {
+    let p = Playbook::new(SIMPLE);
+    let expected = [
+        ("github", "\"gh-$GITHUB_RUN_ID\""),
+        ("gitlab", "\"gl-$CI_PIPELINE_ID\""),
+        ("jenkins", "\"$BUILD_TAG\""),
+        ("circleci", "\"circleci-$CIRCLE_WORKFLOW_ID\""),
+    ];
+    for (platform, name) in expected {
+        let run = Run::from(p.command("ci").args(["--platform", platform, "--state", "secret"]).output().unwrap());
+        run.code(0);
+        let text = &run.stdout;
+        assert!(text.contains(&format!("--run-name {name}")), "{platform}:\n{text}");
+        assert!(text.contains(&format!("--resume {name} --to")), "{platform}:\n{text}");
+        assert!(!text.contains(".capstan-ci") && !text.contains("--resume last"), "{platform}:\n{text}");
+        assert!(text.contains("CAPSTAN_STATE"), "{platform}: the URL is a secret of the platform:\n{text}");
+    }
+    let url = "postgres://ci@db.internal:5432/capstan";
+    let run = Run::from(p.command("ci").args(["--platform", "gitlab", "--state", url]).output().unwrap());
+    run.code(0);
+    assert!(run.stdout.contains(&format!("--state {url}")), "{}", run.stdout);
+    let s3 = "s3://deploys/capstan?region=eu-west-1";
+    let run = Run::from(p.command("ci").args(["--platform", "github", "--state", s3]).output().unwrap());
+    run.code(0);
+    assert!(run.stdout.contains("AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}"), "{}", run.stdout);
+
+    let refused = [
+        ("postgres://ci:hunter2@db.internal/capstan", "holds a password"),
+        ("file:///var/lib/capstan", "one machine's folder"),
+        ("ftp://x", "file://, postgres:// or s3://"),
+    ];
+    for (url, why) in refused {
+        let run = Run::from(p.command("ci").args(["--platform", "github", "--state", url]).output().unwrap());
+        run.code(2);
+        assert!(run.stderr.contains(why), "{url}: {}", run.stderr);
+        assert!(!run.all().contains("hunter2"), "{}", run.all());
+    }
 }

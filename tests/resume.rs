@@ -219,3 +219,43 @@ phase("ship", || { step("ship", || sh("echo x >> shipped")); });
         r.stderr
     );
 }
+
+/// `--run-name`: a named run is resumed by its name, the newest run of that
+/// name when there are several (a pipeline run again), never another run.
+#[test]
+fn a_named_run_is_resumed_by_its_name() {
+    let p = Playbook::new(
+        r#"phase("do", || { step("one", || sh("echo x >> ran-one")); step("two", || sh("test -e go")); });"#,
+    );
+    let named_run = |name: &str| p.command("run").args(["--run-name", name, "--log-format", "json"]).output().unwrap();
+    Run::from(named_run("pipeline 17")).code(1);
+    Run::from(named_run("pipeline-170")).code(1);
+    Run::from(named_run("pipeline 17")).code(1);
+    assert_eq!(lines(&p, "ran-one"), 3);
+    std::fs::write(p.path("go"), "").unwrap();
+
+    let r = Run::from(p.command("run").args(["--resume", "pipeline 17", "--log-format", "json"]).output().unwrap());
+    r.code(0);
+    assert_eq!(lines(&p, "ran-one"), 3, "the completed step replayed");
+    let id = named(&r.events(), "run_started")[0]["run_id"].as_str().unwrap().to_string();
+    assert!(id.ends_with("-pipeline-17"), "{id}");
+    let mut ids: Vec<String> = std::fs::read_dir(p.path(".capstan/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-pipeline-17"))
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(id, ids[1], "the newest run of the name");
+    let show = std::process::Command::new(crate::support::capstan_bin())
+        .args(["runs", "show", "pipeline-17", "--json"])
+        .current_dir(p.dir.path())
+        .output();
+    let show = Run::from(show.unwrap());
+    show.code(0);
+    assert!(show.stdout.contains(&id) && show.stdout.contains("\"ok\""), "{}", show.stdout);
+
+    let both = Run::from(p.command("run").args(["--run-name", "x", "--resume", "last"]).output().unwrap());
+    both.code(2);
+}

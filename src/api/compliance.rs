@@ -11,8 +11,9 @@ use super::options::List;
 use super::registration::{docs, Api};
 use super::values::to_map;
 use crate::compliance::{self, Finding, Severity};
+use crate::events::EventKind;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::services::Services;
+use crate::services::{frame, Services};
 
 fn to_array(findings: Vec<Finding>) -> Array {
     findings.iter().map(|f| Dynamic::from_map(f.to_map())).collect()
@@ -61,7 +62,7 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
             /// gate("no hardcoded secrets", compliance::secrets(".").len() == 0);
             /// ```
         },
-        |_, path: Str| scan(compliance::secrets::scan, "cannot scan", &path),
+        |svc, path: Str| scan(svc, "secrets", compliance::secrets::scan, "cannot scan", &path),
     );
     api.func1(
         "dockerfile",
@@ -73,7 +74,7 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
             /// let f = compliance::dockerfile("Dockerfile");
             /// ```
         },
-        |_, path: Str| scan(compliance::dockerfile::scan, "cannot read", &path),
+        |svc, path: Str| scan(svc, "dockerfile", compliance::dockerfile::scan, "cannot read", &path),
     );
     api.func1(
         "k8s",
@@ -86,7 +87,7 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
             /// let f = compliance::k8s("k8s/production");
             /// ```
         },
-        |_, path: Str| scan(compliance::k8s::scan, "cannot read", &path),
+        |svc, path: Str| scan(svc, "k8s", compliance::k8s::scan, "cannot read", &path),
     );
     api.func1(
         "k8s_text",
@@ -97,7 +98,7 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
             /// let f = compliance::k8s_text(helm::template("app", "charts/app", #{}));
             /// ```
         },
-        |_, text: Str| Ok(to_array(compliance::k8s::scan_text(&text, "(text)"))),
+        |svc, text: Str| Ok(recorded(svc, "k8s", "(text)", compliance::k8s::scan_text(&text, "(text)"))),
     );
     api.func1(
         "terraform",
@@ -110,7 +111,7 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
             /// let f = compliance::terraform("infra");
             /// ```
         },
-        |_, dir: Str| scan(compliance::terraform::scan, "cannot scan", &dir),
+        |svc, dir: Str| scan(svc, "terraform", compliance::terraform::scan, "cannot scan", &dir),
     );
     api.opts2(
         "parity",
@@ -153,8 +154,23 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
 }
 
 /// A scanner's findings for a path, as script maps.
-fn scan(scanner: fn(&Path) -> std::io::Result<Vec<Finding>>, what: &str, path: &str) -> RhaiResultOf<Array> {
-    scanner(Path::new(path)).map(to_array).map_err(|e| io(what, path, &e))
+fn scan(
+    svc: &Services,
+    name: &str,
+    scanner: fn(&Path) -> std::io::Result<Vec<Finding>>,
+    what: &str,
+    path: &str,
+) -> RhaiResultOf<Array> {
+    let findings = scanner(Path::new(path)).map_err(|e| io(what, path, &e))?;
+    Ok(recorded(svc, name, path, findings))
+}
+
+/// Every scan is a `compliance_scan` event (quiet: the script decides what
+/// to say), so the journal and the HTML report keep its findings.
+fn recorded(svc: &Services, name: &str, path: &str, findings: Vec<Finding>) -> Array {
+    let data = serde_json::json!({ "scan": name, "path": path, "findings": findings });
+    svc.emit(EventKind::User { at: frame::location(), kind: "compliance_scan".into(), data, quiet: true });
+    to_array(findings)
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,10 @@ use rhai::{Array, Dynamic};
 use serde::Deserialize;
 
 use super::registration::{docs, Api};
+use crate::events::EventKind;
 use crate::failure::{failure_with_hint, terminated, FailureKind, RhaiResultOf};
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::services::Services;
+use crate::services::{frame, Services};
 
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -43,17 +44,41 @@ fn git(services: &Services, args: &[&str], options: &GitOptions) -> RhaiResultOf
     Ok(outcome.stdout.trim_end().to_string())
 }
 
+/// The commit checked out, recorded for `capstan stats`: a quiet
+/// `git_commit` event with the sha and the committer time, from which the
+/// lead time of a deployment (commit to the run's end) is measured. One
+/// `git log` gives both, so recording costs no second process.
+fn sha(services: &Services, options: &GitOptions) -> RhaiResultOf<String> {
+    let out = git(services, &["log", "-1", "--no-show-signature", "--format=%H %ct", "HEAD"], options)?;
+    let mut words = out.split_whitespace();
+    let sha = words.next().unwrap_or_default().to_string();
+    let committed = words.next().and_then(|t| t.parse::<u64>().ok());
+    if let Some(secs) = committed {
+        let at = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let data = serde_json::json!({ "sha": sha, "committed_at": at.to_string() });
+        services.emit_for_journal(EventKind::User {
+            at: frame::location(),
+            kind: "git_commit".into(),
+            data,
+            quiet: true,
+        });
+    }
+    Ok(sha)
+}
+
 pub fn register(api: &mut Api<'_, Arc<Services>>) {
     api.opts0(
         "sha",
         &["String"],
         docs! {
-            /// The commit checked out (`git rev-parse HEAD`). Option: `dir`.
+            /// The commit checked out (the sha of HEAD). Option: `dir`. The run
+            /// records the commit and its committer time (a `git_commit` event),
+            /// which `capstan stats` reads as the start of the lead time.
             /// ```rhai
             /// let sha = git::sha();
             /// ```
         },
-        |svc, o: GitOptions| git(svc, &["rev-parse", "HEAD"], &o),
+        |svc, o: GitOptions| sha(svc, &o),
     );
     api.opts0(
         "branch",

@@ -175,6 +175,8 @@ pub fn approve(state: &RunState, name: &str, message: &str) -> RhaiResultOf<bool
     if settings.interactive {
         let mut answer = String::new();
         let shown = services.mask(message).into_owned();
+        // Marks when the wait began (the trace's approval span starts here).
+        services.log(Level::Debug, format!("waiting for approval `{name}`"));
         services.bus.suspend(&mut || {
             crate::err!("? {shown}\n  approve `{name}`? [y/N] ");
             let _ = std::io::stderr().flush();

@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Write the command's data (JSON lines of `run --log-format json`, `list`,
-    /// `doc`, `runs`, `check --json`) to FILE instead of stdout
+    /// `doc`, `runs`, `stats`, `check --json`) to FILE instead of stdout
     #[arg(short = 'o', long = "output", value_name = "FILE", global = true)]
     pub output: Option<std::path::PathBuf>,
 }
@@ -54,6 +54,15 @@ Exit codes: 0 ok, 1 failed (undo done), 2 usage or script error (nothing ran),
         after_help = "Examples:\n  capstan runs\n  capstan runs show last\n  capstan runs show 20261122T093015123Z-3f2a --json"
     )]
     Runs(RunsArgs),
+    /// Delivery statistics over the runs: deployments, change failure rate,
+    /// time to restore, lead time, step durations and flaky steps
+    #[command(after_help = "\
+Examples:
+  capstan stats
+  capstan stats --since 7d --playbook deploy.rhai
+  capstan stats --json
+  CAPSTAN_STATE=postgres://capstan@db/capstan capstan stats --prometheus capstan.prom")]
+    Stats(StatsArgs),
     /// Show the script API: every function with its signature and documentation
     #[command(
         after_help = "Examples:\n  capstan doc\n  capstan doc run\n  capstan doc --definitions .rhai/definitions"
@@ -157,9 +166,14 @@ pub struct RunArgs {
     pub undo_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub guards: GuardArgs,
-    /// Continue a failed or crashed run: completed steps are not run again
-    #[arg(long, value_name = "RUN_ID|last")]
+    /// Continue a failed or crashed run: completed steps are not run again.
+    /// A run name (--run-name) continues the newest run of that name
+    #[arg(long, value_name = "RUN_ID|NAME|last")]
     pub resume: Option<String>,
+    /// Name the run, so a later `--resume NAME` finds it (a CI pipeline's
+    /// jobs name their run after the pipeline: `--run-name "gl-$CI_PIPELINE_ID"`)
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    pub run_name: Option<String>,
     /// Write a `JUnit` XML report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -230,6 +244,31 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The window: runs that ended in the last DUR; trends compare it with
+    /// the DUR before
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "30d")]
+    pub since: std::time::Duration,
+    /// Only this playbook (its path, file name, or name without `.rhai`)
+    #[arg(long, value_name = "P")]
+    pub playbook: Option<String>,
+    /// Where `.capstan/runs/` is [default: the current folder]
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Read the runs of every machine in this state store (`file://DIR`,
+    /// `postgres://USER@HOST:PORT/DB` or `s3://BUCKET/PREFIX?endpoint=URL`)
+    #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
+    pub state: Option<String>,
+    /// As JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the figures to FILE in the Prometheus text format (for
+    /// `node_exporter`'s textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RunsAction {
     /// One line per run, newest last
@@ -238,6 +277,9 @@ pub enum RunsAction {
     Show {
         /// A run id, or `last`
         run: String,
+        /// Also write the run as a self-contained HTML page (timeline, a chart per analysed metric)
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -319,6 +361,12 @@ pub struct CiArgs {
     /// The runner label the jobs run on (GitHub)
     #[arg(long, value_name = "LABEL")]
     pub runs_on: Option<String>,
+    /// Share the run between jobs through this state store instead of
+    /// carrying the journal as an artifact: a `postgres://` or `s3://` URL
+    /// without a password, or `secret` to read the URL from the CI secret
+    /// `CAPSTAN_STATE`
+    #[arg(long, value_name = "URL|secret")]
+    pub state: Option<String>,
 }
 
 /// Params, as `run` and `repl` take them.

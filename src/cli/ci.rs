@@ -8,7 +8,10 @@
 //! a job starts from a fresh checkout). Phases that call `approve(...)` wait
 //! for the platform's own gate (a protected environment, a manual job, an
 //! `input` step, an approval job) and then pass `--approve NAME` to capstan.
-//! Runs of one playbook and environment wait for each other.
+//! Runs of one playbook and environment wait for each other. With `--state`
+//! the run lives in a shared store instead: the first job names it after the
+//! pipeline (`--run-name`) and the later jobs resume that name, so only the
+//! phases' artifacts travel.
 
 mod circleci;
 mod github;

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
-use super::{check, ci, doc, list, man, new, run, runs};
+use super::{check, ci, doc, list, man, new, run, runs, stats};
 use crate::error::Error;
 use crate::{exit, launch};
 
@@ -38,6 +38,7 @@ pub async fn main() -> i32 {
         Command::List(args) => list::list(&args),
         Command::Doc(args) => doc::doc(&args),
         Command::Runs(args) => runs::runs(&args),
+        Command::Stats(args) => stats::stats(&args),
         Command::Repl(args) => crate::repl::repl(args).await,
         Command::New(args) => new::new(&args),
         Command::Ci(args) => ci::ci(&args),

@@ -213,7 +213,9 @@ pub fn dry_run(
         params: state.inputs.to_json(),
         resumed: false,
         step_key_salt: state.step_key_salt.clone(),
+        trace_id: None,
     });
+    services.release_held();
     let outcome = executor::run(&state, &engine, &phases, None);
     state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let diagnostic = match &outcome.error {

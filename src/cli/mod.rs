@@ -23,6 +23,7 @@ mod man;
 mod new;
 mod run;
 mod runs;
+mod stats;
 
 pub use args::{Cli, Command, LogFormat, ReplArgs};
 pub use dispatch::main;

@@ -52,7 +52,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
     };
-    let run_id: Arc<str> = resume.as_ref().map_or_else(report::format::new_run_id, |r| r.run_id.clone()).into();
+    let run_id: Arc<str> = match (&resume, &args.run_name) {
+        (Some(r), _) => r.run_id.clone(),
+        (None, Some(name)) => report::format::named_run_id(&report::format::run_name(name).map_err(Error::usage)?),
+        (None, None) => report::format::new_run_id(),
+    }
+    .into();
     let services = session::services(run_id, args.dry_run);
     let on_signal = services.clone();
     let watcher = session::watch_signals(move |_| on_signal.interrupt());
@@ -208,6 +213,12 @@ fn run_blocking(
         ),
     }
 
+    // The trace is started before `run_started`, which names it.
+    let trace = report::otlp::Config::from_env().map(report::otlp::Otlp::start);
+    let trace_id = trace.as_ref().map(report::otlp::Otlp::trace_id);
+    if let Some(trace) = trace {
+        services.bus.add_sink(Box::new(trace));
+    }
     services.emit(EventKind::RunStarted {
         playbook: display.clone(),
         dry_run: services.dry_run(),
@@ -217,7 +228,9 @@ fn run_blocking(
         params: state.inputs.to_json(),
         resumed: state.resume.is_some(),
         step_key_salt: state.step_key_salt.clone(),
+        trace_id,
     });
+    services.release_held();
     // The journal begins after the locks were taken: it records them here.
     for guard in state.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
         if let (Some(token), Some(store)) = (guard.token, store.shared()) {

@@ -8,7 +8,7 @@ use console::style;
 
 use super::args::{RunsAction, RunsArgs};
 use crate::error::Error;
-use crate::replay::resume::latest;
+use crate::replay::resume::find;
 use crate::report::format::format_duration;
 use crate::report::{runs_dir, RunRecord};
 use crate::store::error::StoreError;
@@ -21,19 +21,19 @@ pub fn runs(args: &RunsArgs) -> Result<(), Error> {
     }
     let root = state.journal_root(args.journal_dir.as_ref(), ".".into())?;
     let dir = runs_dir(&root);
-    let hint = if args.journal_dir.is_none() { elsewhere(&root) } else { None };
+    let hint = if args.journal_dir.is_none() { elsewhere(&root, "runs") } else { None };
     match &args.action {
         None | Some(RunsAction::List) => {
             list(&dir, args.json, hint.as_deref());
             Ok(())
         }
-        Some(RunsAction::Show { run }) => show(&dir, run, args.json, hint.as_deref()),
+        Some(RunsAction::Show { run, html }) => show(&dir, run, args.json, html.as_deref(), hint.as_deref()),
     }
 }
 
 /// `capstan run` journals next to the playbook: when the current folder has
 /// no runs, name the folders below it that do.
-fn elsewhere(root: &Path) -> Option<String> {
+pub(super) fn elsewhere(root: &Path, command: &str) -> Option<String> {
     let mut found: Vec<String> = std::fs::read_dir(root)
         .ok()?
         .flatten()
@@ -43,7 +43,7 @@ fn elsewhere(root: &Path) -> Option<String> {
     found.sort();
     let first = found.first()?;
     Some(format!(
-        "capstan run keeps the journal next to the playbook; runs are under {}: capstan runs --journal-dir {first}",
+        "capstan run keeps the journal next to the playbook; runs are under {}: capstan {command} --journal-dir {first}",
         found.join(", ")
     ))
 }
@@ -54,7 +54,7 @@ fn read(dir: &Path, id: &str) -> Option<RunRecord> {
     Some(RunRecord::from_journal(&String::from_utf8_lossy(&bytes)))
 }
 
-fn ids(dir: &Path) -> Vec<String> {
+pub(super) fn ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
@@ -100,14 +100,16 @@ fn list(dir: &Path, json: bool, hint: Option<&str>) {
     }
 }
 
-fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Error> {
-    let id = if id == "last" {
-        latest(dir).ok_or_else(|| Error::Usage {
-            message: format!("no runs under {}", dir.display()),
-            hint: hint.map(str::to_string),
-        })?
-    } else {
-        id.to_string()
+fn show(dir: &Path, id: &str, json: bool, html: Option<&Path>, hint: Option<&str>) -> Result<(), Error> {
+    let id = match find(dir, id) {
+        Some(found) => found,
+        None if id == "last" => {
+            return Err(Error::Usage {
+                message: format!("no runs under {}", dir.display()),
+                hint: hint.map(str::to_string),
+            })
+        }
+        None => id.to_string(),
     };
     let Some(r) = read(dir, &id) else {
         return Err(Error::usage_with_hint(
@@ -115,7 +117,17 @@ fn show(dir: &Path, id: &str, json: bool, hint: Option<&str>) -> Result<(), Erro
             "`capstan runs` lists the runs",
         ));
     };
+    page(&r, html)?;
     tell(&r, json);
+    Ok(())
+}
+
+/// `runs show --html FILE`: the page `report::write` writes, for a past run.
+fn page(r: &RunRecord, html: Option<&Path>) -> Result<(), Error> {
+    let Some(file) = html else { return Ok(()) };
+    crate::report::html::write(r, file)
+        .map_err(|e| Error::usage_with_hint(format!("cannot write {}: {e}", file.display()), "check the path"))?;
+    crate::errln!("wrote {}", file.display());
     Ok(())
 }
 
@@ -160,13 +172,11 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
             }
             Ok(())
         }
-        Some(RunsAction::Show { run }) => {
-            let id = if run == "last" {
-                crate::store::runs::latest(&shared.backend)
-                    .map_err(failed)?
-                    .ok_or_else(|| Error::usage(format!("no runs in {}", shared.shown)))?
-            } else {
-                run.clone()
+        Some(RunsAction::Show { run, html }) => {
+            let id = match crate::store::runs::find(&shared.backend, run).map_err(failed)? {
+                Some(found) => found,
+                None if run == "last" => return Err(Error::usage(format!("no runs in {}", shared.shown))),
+                None => run.clone(),
             };
             let Some(journal) = crate::store::runs::journal(&shared.backend, &id).map_err(failed)? else {
                 return Err(Error::usage_with_hint(
@@ -174,7 +184,9 @@ fn stored(args: &RunsArgs, shared: &Shared) -> Result<(), Error> {
                     "`capstan runs --state URL` lists the runs",
                 ));
             };
-            tell(&RunRecord::from_journal(&journal), args.json);
+            let record = RunRecord::from_journal(&journal);
+            page(&record, html.as_deref())?;
+            tell(&record, args.json);
             Ok(())
         }
     }

@@ -102,6 +102,9 @@ pub enum EventKind {
         /// Salt of the run's `step_key`s; a resumed run keeps the first one.
         #[serde(skip_serializing_if = "String::is_empty")]
         step_key_salt: String,
+        /// The OpenTelemetry trace the run is exported as, when it is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
     },
     PhaseStarted {
         phase: Arc<str>,

@@ -17,6 +17,16 @@ pub struct ParamDecl {
     pub default: Option<serde_json::Value>,
 }
 
+/// Whether a param names where a run deploys to (`env`, `region`,
+/// `prod_env`...): runs of one playbook with different values of these are
+/// different environments, for CI concurrency groups and delivery statistics.
+pub fn is_environment_param(name: &str) -> bool {
+    const NAMES: &[&str] =
+        &["env", "environment", "stage", "target", "region", "cluster", "namespace", "workspace", "tenant"];
+    let name = name.to_ascii_lowercase();
+    NAMES.contains(&name.as_str()) || name.ends_with("_env") || name.ends_with("_environment")
+}
+
 /// Params that cannot be read, or a value that does not fit its param.
 #[derive(Debug)]
 pub enum ParamsError {

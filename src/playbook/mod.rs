@@ -10,7 +10,7 @@ mod options;
 pub mod scan;
 pub mod shadows;
 mod top_level;
-pub use inputs::{Inputs, ParamDecl, ParamsError};
+pub use inputs::{is_environment_param, Inputs, ParamDecl, ParamsError};
 pub use options::{
     parse_duration, DurationError, PhaseOptions, StepOptionError, StepOptions, PHASE_OPTION_KEYS, STEP_OPTION_KEYS,
 };

@@ -8,6 +8,6 @@
 mod console;
 mod editor;
 mod session;
-mod view;
+pub(crate) mod view;
 
 pub use console::repl;

@@ -377,7 +377,9 @@ impl Session {
             params: self.state.inputs.to_json(),
             resumed: false,
             step_key_salt: self.state.step_key_salt.clone(),
+            trace_id: None,
         });
+        services.release_held();
     }
 
     /// The session ends: close the journal's run. Returns the run id if one was journaled.

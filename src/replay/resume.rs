@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::record::substitute;
 
 use super::secret_ref::SecretRef;
+use crate::report::format::pick_run;
 use crate::report::{runs_dir, RunRecord};
 use crate::secrets::Redactor;
 
@@ -76,10 +77,10 @@ impl Resume {
     /// Load run `id` (or the newest run for `last`) under a journal root.
     pub fn load(root: &Path, id: &str) -> Result<Self, LoadError> {
         let runs = runs_dir(root);
-        let run_id = if id == "last" {
-            latest(&runs).ok_or_else(|| LoadError::NoRuns { runs: runs.clone() })?
-        } else {
-            id.to_string()
+        let run_id = match find(&runs, id) {
+            Some(found) => found,
+            None if id == "last" => return Err(LoadError::NoRuns { runs }),
+            None => id.to_string(),
         };
         let dir = runs.join(&run_id);
         let bytes = match std::fs::read(dir.join("journal.jsonl")) {
@@ -332,12 +333,18 @@ fn text(ev: &Value, key: &str) -> String {
 
 /// The newest run id under a runs folder (ids sort by time).
 pub fn latest(runs: &Path) -> Option<String> {
-    std::fs::read_dir(runs)
+    find(runs, "last")
+}
+
+/// The run under `runs` that `wanted` picks (`last`, a run id, or a
+/// `--run-name`: see [`pick_run`]).
+pub fn find(runs: &Path, wanted: &str) -> Option<String> {
+    let ids = std::fs::read_dir(runs)
         .ok()?
         .flatten()
         .filter(|e| e.path().join("journal.jsonl").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .max()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    pick_run(ids, wanted)
 }
 
 #[cfg(test)]

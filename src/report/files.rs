@@ -102,7 +102,7 @@ pub fn incident(record: &RunRecord) -> Option<Incident> {
 }
 
 /// The run's outcome so far: a report written mid-run says "running".
-fn status(record: &RunRecord) -> String {
+pub fn status(record: &RunRecord) -> String {
     if record.status == "running" && record.failed_step().is_some() {
         "failed".into()
     } else {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::QName;
@@ -25,6 +25,10 @@ pub fn write(record: &RunRecord, path: &Path, phases: &[String]) -> std::io::Res
     for phase in record.phases.iter().filter(|p| phases.contains(&p.name)) {
         let mut suite = TestSuite::new(phase.name.as_str());
         suite.set_time(Duration::from_millis(phase.duration_ms));
+        suite.add_property(Property::new("run_id", record.run_id.as_str()));
+        if let Some(trace) = &record.trace_id {
+            suite.add_property(Property::new("trace_id", trace.as_str()));
+        }
         let classname = format!("{playbook}.{}", phase.name);
         for step in &phase.steps {
             let mut case = TestCase::new(step.step.as_str(), status(step));

@@ -1,13 +1,15 @@
 //! Consumers of the event stream: the terminal (human and plain), JSON
-//! lines on stdout, and the journal on disk.
+//! lines on stdout, and the journal on disk; and the reports made from it.
 
 mod event_line;
 pub mod files;
 pub mod format;
 mod github;
+pub mod html;
 mod journal;
 mod json;
 pub mod junit;
+pub mod otlp;
 pub mod record;
 mod terminal;
 

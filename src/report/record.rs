@@ -44,6 +44,9 @@ pub struct RunRecord {
     pub error_at: Option<String>,
     /// How many times the run was resumed.
     pub resumes: u32,
+    /// The OpenTelemetry trace of the latest attempt, when it was exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub phases: Vec<PhaseRecord>,
     pub gates: Vec<GateRecord>,
     pub undo: Vec<UndoRecord>,
@@ -60,6 +63,9 @@ pub struct PhaseRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_at: Option<String>,
     pub steps: Vec<StepRecord>,
+    /// When the phase (last) started: the HTML report's timeline.
+    #[serde(skip)]
+    pub started: Option<String>,
     /// Output of code outside any step.
     #[serde(skip)]
     pub tail: VecDeque<String>,
@@ -90,6 +96,9 @@ pub struct StepRecord {
     /// The last lines of the step's output.
     #[serde(skip)]
     pub tail: VecDeque<String>,
+    /// Failed attempts that were retried: when, and the warning that said so.
+    #[serde(skip)]
+    pub retries: Vec<(String, String)>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -180,6 +189,7 @@ impl RunRecord {
                 if let Some(sha) = text(ev, "playbook_sha256") {
                     self.playbook_sha256 = Some(sha);
                 }
+                self.trace_id = text(ev, "trace_id");
                 if let Some(Value::Object(params)) = ev.get("params") {
                     for (k, v) in params {
                         self.params.insert(k.clone(), v.clone());
@@ -192,6 +202,7 @@ impl RunRecord {
             "phase_started" => {
                 let phase = self.phase(&text(ev, "phase").unwrap_or_default());
                 phase.status = "running".into();
+                phase.started = Some(ts);
                 phase.error = None;
                 phase.error_at = None;
             }
@@ -210,6 +221,7 @@ impl RunRecord {
                 step.error = None;
                 step.error_at = None;
                 step.tail.clear();
+                step.retries.clear();
             }
             "step_finished" => {
                 let step = self.step(ev);
@@ -235,6 +247,15 @@ impl RunRecord {
                     tail.pop_front();
                 }
                 tail.push_back(line.chars().take(MAX_TAIL_LINE).collect());
+            }
+            // The executor's warning before a retry (`attempt 1/3 failed: ...`).
+            "log" if text(ev, "message").is_some_and(|m| m.starts_with("attempt ") && m.contains(" failed: ")) => {
+                let seq = ev.get("seq").and_then(Value::as_u64);
+                let phase_name = text(ev, "phase");
+                let Some(phase) = phase_name.and_then(|p| self.phases.iter_mut().find(|x| x.name == p)) else { return };
+                if let Some(step) = phase.steps.iter_mut().rev().find(|s| s.seq.is_some() && s.seq == seq) {
+                    step.retries.push((ts, text(ev, "message").unwrap_or_default()));
+                }
             }
             "gate" => self.gates.push(GateRecord {
                 ts,

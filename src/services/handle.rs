@@ -53,6 +53,9 @@ pub struct Services {
     pub journal_health: Arc<JournalHealth>,
     /// The run's HTTP client, built on first use ([`super::http::client`]).
     pub(super) http: std::sync::OnceLock<reqwest::Client>,
+    /// Records the top level made before the journal existed (the commit
+    /// `git::sha` read), emitted once the run has started; `None` after.
+    held: Mutex<Option<Vec<EventKind>>>,
 }
 
 impl Services {
@@ -68,6 +71,29 @@ impl Services {
             step_seq: AtomicU32::new(0),
             journal_health: Arc::default(),
             http: std::sync::OnceLock::new(),
+            held: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// Emit `kind`, or, from the top level before the run has started, keep
+    /// it for [`Services::release_held`]: the journal begins with
+    /// `run_started`, after the top level ran, and must still record it.
+    pub fn emit_for_journal(&self, kind: EventKind) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match held.as_mut() {
+            Some(held) if frame::location().phase.is_none() => held.push(kind),
+            _ => {
+                drop(held);
+                self.emit(kind);
+            }
+        }
+    }
+
+    /// Emit what the top level held back; called right after `run_started`.
+    pub fn release_held(&self) {
+        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        for kind in held.unwrap_or_default() {
+            self.emit(kind);
         }
     }
 

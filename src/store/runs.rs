@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::error::StoreError;
 use super::Backend;
+use crate::report::format::{pick_run, run_name};
 use crate::report::{runs_dir, RunRecord};
 
 /// A run as the store has it: the record its journal gives, and where it
@@ -17,18 +18,20 @@ pub struct Stored {
 
 /// Every run in the store, oldest first.
 pub fn list(backend: &Backend) -> Result<Vec<Stored>, StoreError> {
+    let stored = |(place, journal): (String, String)| Stored { record: RunRecord::from_journal(&journal), place };
+    Ok(journals(backend)?.into_iter().map(stored).collect())
+}
+
+/// Every run's journal lines with where it ran, oldest first.
+pub fn journals(backend: &Backend) -> Result<Vec<(String, String)>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
         Backend::S3(s3) => {
             let runs = super::s3::runs::list(s3)?;
-            let stored = |(_, place, journal): (String, String, String)| Stored {
-                record: RunRecord::from_journal(&journal),
-                place,
-            };
-            return Ok(runs.into_iter().map(stored).collect());
+            return Ok(runs.into_iter().map(|(_, place, journal)| (place, journal)).collect());
         }
     };
-    let rows = db.call(|c| async move {
+    db.call(|c| async move {
         c.query(
             "SELECT r.run_id, r.place, coalesce(string_agg(e.line, E'\\n' ORDER BY e.id), '')
              FROM capstan_runs r LEFT JOIN capstan_events e ON e.run_id = r.run_id
@@ -37,19 +40,33 @@ pub fn list(backend: &Backend) -> Result<Vec<Stored>, StoreError> {
         )
         .await
         .map(|rows| rows.iter().map(|r| (r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
-    })?;
-    Ok(rows.into_iter().map(|(place, journal)| Stored { record: RunRecord::from_journal(&journal), place }).collect())
+    })
 }
 
-/// The newest run's id (ids sort by time).
-pub fn latest(backend: &Backend) -> Result<Option<String>, StoreError> {
+/// The run `wanted` picks (`last`, a run id, or a `--run-name`: see
+/// [`pick_run`]) among the runs with journal lines.
+pub fn find(backend: &Backend, wanted: &str) -> Result<Option<String>, StoreError> {
     let db = match backend {
         Backend::Postgres(db) => db,
-        Backend::S3(s3) => return super::s3::runs::latest(s3),
+        Backend::S3(s3) => return super::s3::runs::find(s3, wanted),
     };
-    db.call(|c| async move {
-        c.query_opt("SELECT max(run_id) FROM capstan_events", &[]).await.map(|r| r.and_then(|r| r.get(0)))
-    })
+    if wanted == "last" {
+        return db.call(|c| async move {
+            c.query_opt("SELECT max(run_id) FROM capstan_events", &[]).await.map(|r| r.and_then(|r| r.get(0)))
+        });
+    }
+    // The id itself, or the runs whose id ends in `-NAME`.
+    let (id, tail) = (wanted.to_string(), run_name(wanted).map(|n| format!("-{n}")).unwrap_or_default());
+    let ids: Vec<String> = db.call(move |c| async move {
+        c.query(
+            "SELECT r.run_id FROM capstan_runs r WHERE (r.run_id = $1 OR right(r.run_id, char_length($2)) = $2)
+             AND EXISTS (SELECT 1 FROM capstan_events e WHERE e.run_id = r.run_id)",
+            &[&id, &tail],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    })?;
+    Ok(pick_run(ids, wanted))
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
@@ -81,18 +98,11 @@ fn values(backend: &Backend, id: &str) -> Result<Vec<(String, String)>, StoreErr
     })
 }
 
-/// Write run `id` (or the newest for `last`) from the store into
+/// Write run `id` (`last`, an id or a run name) from the store into
 /// `root/.capstan/runs/ID/`: its journal and the values kept beside it.
 /// `Ok(None)` when the store has no such run.
 pub fn materialize(backend: &Backend, id: &str, root: &Path) -> Result<Option<String>, StoreError> {
-    let id = if id == "last" {
-        match latest(backend)? {
-            Some(id) => id,
-            None => return Ok(None),
-        }
-    } else {
-        id.to_string()
-    };
+    let Some(id) = find(backend, id)? else { return Ok(None) };
     let Some(text) = journal(backend, &id)? else { return Ok(None) };
     let values = values(backend, &id)?;
     let dir = runs_dir(root).join(&id);

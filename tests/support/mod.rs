@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod daemons;
 pub mod http;
 pub mod postgres;

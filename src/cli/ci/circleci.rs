@@ -12,6 +12,9 @@ use crate::cli::args::Platform;
 /// Where `cargo install` puts capstan, so the cache holds only capstan.
 const INSTALL_ROOT: &str = "~/.capstan-bin";
 
+/// With `--state`, the run's name: the workflow's id.
+const RUN_NAME: &str = "\"circleci-$CIRCLE_WORKFLOW_ID\"";
+
 pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
     header(&mut out, "#", p, "circleci", ".circleci/config.yml");
@@ -74,7 +77,7 @@ commands:
             }
         }
         out.block(2, first_steps);
-        if i > 0 {
+        if i > 0 && !p.carried(i - 1).is_empty() {
             out.block(3, ["- attach_workspace:", "    at: ."]);
         }
         out.push(3, "- run:");
@@ -83,21 +86,21 @@ commands:
         if i == 0 {
             out.block(6, p.param_checks());
         }
-        out.push(6, p.command(i, "plain"));
-        out.block(3, ["- persist_to_workspace:", "    root: .", "    paths:"]);
-        out.push(6, format!("- {JOURNAL_DIR}"));
+        out.push(6, p.command(i, "plain", RUN_NAME));
+        let shared = p.settings.state.is_some();
+        if !shared || !job.artifacts.is_empty() {
+            out.block(3, ["- persist_to_workspace:", "    root: .", "    paths:"]);
+        }
+        if !shared {
+            out.push(6, format!("- {JOURNAL_DIR}"));
+        }
         for a in &job.artifacts {
             out.push(6, format!("- {}", yaml(a.trim_end_matches('/'))));
         }
-        let keep = format!(
-            "\
-- store_test_results:
-    path: {}
-- store_artifacts:
-    path: {JOURNAL_DIR}",
-            p.junit(i)
-        );
-        out.block(3, keep.lines());
+        out.block(3, ["- store_test_results:".to_string(), format!("    path: {}", p.junit(i))]);
+        if !shared {
+            out.block(3, ["- store_artifacts:".to_string(), format!("    path: {JOURNAL_DIR}")]);
+        }
     }
     out.push(0, "workflows:");
     out.push(1, format!("{}:", identifier(&p.stem)));

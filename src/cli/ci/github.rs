@@ -9,6 +9,10 @@ use super::pipeline::{yaml, Pipeline};
 use super::setup::{cargo_install, Install, VERSION};
 use crate::cli::args::Platform;
 
+/// With `--state`, the run's name: GitHub's id of the workflow run, which
+/// re-running failed jobs keeps.
+const RUN_NAME: &str = "\"gh-$GITHUB_RUN_ID\"";
+
 /// `secrets.NAME`, or `secrets['NAME']` for a name that is not an identifier.
 fn secret_ref(name: &str) -> String {
     let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -78,7 +82,7 @@ pub fn render(p: &Pipeline) -> String {
         }
         out.block(2, ["steps:", "  - uses: actions/checkout@v5"]);
         install(&mut out, &p.settings.install);
-        if i > 0 {
+        if i > 0 && !p.carried(i - 1).is_empty() {
             let download = format!(
                 "\
 - name: Download the journal and the artifacts
@@ -98,9 +102,10 @@ pub fn render(p: &Pipeline) -> String {
                 out.push(5, check);
             }
         }
-        out.push(5, p.command(i, "github"));
-        let upload = format!(
-            "\
+        out.push(5, p.command(i, "github", RUN_NAME));
+        if !p.carried(i).is_empty() {
+            let upload = format!(
+                "\
 - name: Upload the journal and the artifacts
   if: always()
   uses: actions/upload-artifact@v6
@@ -108,7 +113,14 @@ pub fn render(p: &Pipeline) -> String {
     name: capstan-workspace-{id}
     path: |
 {paths}
-    include-hidden-files: true
+    include-hidden-files: true",
+                id = job.id,
+                paths = p.carried(i).iter().map(|a| format!("      {a}")).collect::<Vec<_>>().join("\n"),
+            );
+            out.block(3, upload.lines());
+        }
+        let upload = format!(
+            "\
 - name: Upload the JUnit report
   if: always()
   uses: actions/upload-artifact@v6
@@ -117,7 +129,6 @@ pub fn render(p: &Pipeline) -> String {
     path: {junit}
     if-no-files-found: ignore",
             id = job.id,
-            paths = p.carried(i).iter().map(|a| format!("      {a}")).collect::<Vec<_>>().join("\n"),
             junit = p.junit(i)
         );
         out.block(3, upload.lines());

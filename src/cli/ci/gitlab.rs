@@ -6,12 +6,15 @@
 //! playbook and environment.
 
 use super::lines::{header, note, tools_note, Lines};
-use super::pipeline::{yaml, Pipeline};
+use super::pipeline::{yaml, Pipeline, JOURNAL_DIR};
 use super::setup::{install_unless_present, Install, VERSION};
 use crate::cli::args::Platform;
 
 /// Where `cargo install` puts capstan: GitLab caches only paths inside the project.
 const INSTALL_ROOT: &str = ".capstan-bin";
+
+/// With `--state`, the run's name: the pipeline's id, which retrying a job keeps.
+const RUN_NAME: &str = "\"gl-$CI_PIPELINE_ID\"";
 
 pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
@@ -83,11 +86,18 @@ before_script:"
                 out.push(2, yaml_item(&check));
             }
         }
-        out.push(2, yaml_item(&p.command(i, "plain")));
-        out.block(1, ["artifacts:", "  when: always", "  paths:"]);
-        for (n, path) in p.carried(i).iter().enumerate() {
+        out.push(2, yaml_item(&p.command(i, "plain", RUN_NAME)));
+        out.block(1, ["artifacts:", "  when: always"]);
+        let carried = p.carried(i);
+        if !carried.is_empty() {
+            out.push(2, "paths:");
+        }
+        for path in &carried {
             // The journal's folder reads back as itself; an artifact may hold a glob.
-            out.push(3, if n == 0 { format!("- {path}") } else { format!("- {}", yaml(path)) });
+            out.push(
+                3,
+                if path == &format!("{JOURNAL_DIR}/") { format!("- {path}") } else { format!("- {}", yaml(path)) },
+            );
         }
         out.block(2, ["reports:".to_string(), format!("  junit: {}", p.junit(i))]);
     }

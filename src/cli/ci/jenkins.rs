@@ -10,6 +10,9 @@ use crate::cli::args::Platform;
 
 const STASH: &str = "capstan-workspace";
 
+/// With `--state`, the run's name: the build's tag (job and build number).
+const RUN_NAME: &str = "\"$BUILD_TAG\"";
+
 pub fn render(p: &Pipeline) -> String {
     let mut out = Lines::default();
     header(&mut out, "//", p, "jenkins", "Jenkinsfile");
@@ -54,7 +57,7 @@ pub fn render(p: &Pipeline) -> String {
         out.push(d(3), "agent any");
         out.push(d(3), "steps {");
         let mut depth = d(4);
-        if i > 0 {
+        if i > 0 && !p.carried(i - 1).is_empty() {
             out.push(depth, format!("unstash {}", groovy(STASH)));
         }
         if !p.secrets.is_empty() {
@@ -74,7 +77,7 @@ pub fn render(p: &Pipeline) -> String {
         if i == 0 {
             script.extend(p.param_checks());
         }
-        script.push(p.command(i, "plain"));
+        script.push(p.command(i, "plain", RUN_NAME));
         out.push(depth, "sh '''");
         let lines: Vec<String> = script.iter().map(|l| groovy_escape(l)).collect();
         out.block(depth + 2, &lines);
@@ -85,18 +88,19 @@ pub fn render(p: &Pipeline) -> String {
         out.push(d(3), "}");
         out.push(d(3), "post {");
         out.push(d(4), "always {");
-        out.push(
-            d(5),
-            format!(
+        let carried = p.carried(i);
+        if !carried.is_empty() {
+            let stash = format!(
                 "stash name: {}, includes: {}, allowEmpty: true",
                 groovy(STASH),
-                groovy(&ant_patterns(&p.carried(i)))
-            ),
-        );
-        out.push(
-            d(5),
-            format!("archiveArtifacts artifacts: {}, allowEmptyArchive: true", groovy(&format!("{JOURNAL_DIR}/**"))),
-        );
+                groovy(&ant_patterns(&carried))
+            );
+            out.push(d(5), stash);
+        }
+        if p.settings.state.is_none() {
+            let archive = groovy(&format!("{JOURNAL_DIR}/**"));
+            out.push(d(5), format!("archiveArtifacts artifacts: {archive}, allowEmptyArchive: true"));
+        }
         out.push(d(5), format!("junit testResults: {}, allowEmptyResults: true", groovy(&p.junit(i))));
         out.push(d(4), "}");
         out.push(d(3), "}");

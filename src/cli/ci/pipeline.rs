@@ -21,7 +21,7 @@ use crate::process::quote;
 use crate::secrets::Redactor;
 use crate::session::inspection;
 
-use super::setup::Settings;
+use super::setup::{Settings, StateChoice};
 
 /// The folder the journal lives in between jobs; the jobs carry it along.
 pub const JOURNAL_DIR: &str = ".capstan-ci";
@@ -145,7 +145,8 @@ impl Pipeline {
                 artifacts,
             });
         }
-        let mut secrets = model.secrets.clone();
+        let mut secrets = settings.state_secrets();
+        secrets.extend(model.secrets.iter().filter(|s| !secrets.contains(s)).cloned().collect::<Vec<_>>());
         for name in scan::secrets(&loaded.ast) {
             if !secrets.contains(&name) {
                 secrets.push(name);
@@ -173,22 +174,28 @@ impl Pipeline {
     /// a phase computed reach the later ones and a failure undoes the earlier
     /// jobs' work too. Approvals given at an earlier gate are passed on, since
     /// code outside steps runs again when a phase is replayed.
-    pub fn command(&self, index: usize, log_format: &str) -> String {
+    ///
+    /// With `--state`, the run lives in the store: the first job names it
+    /// `run_name` (a shell word naming the pipeline's run on the platform)
+    /// and the later jobs resume that name, which is the newest run of it
+    /// when the pipeline was run again.
+    pub fn command(&self, index: usize, log_format: &str, run_name: &str) -> String {
         let job = &self.jobs[index];
         let mut words = vec!["capstan".to_string(), "run".into(), quote(&self.playbook)];
-        if index == 0 {
-            words.extend(["--phase".into(), quote(&job.phase)]);
-        } else {
-            words.extend(["--resume".into(), "last".into(), "--to".into(), quote(&job.phase)]);
+        let shared = self.settings.state.is_some();
+        match (index, shared) {
+            (0, false) => words.extend(["--phase".into(), quote(&job.phase)]),
+            (0, true) => words.extend(["--phase".into(), quote(&job.phase), "--run-name".into(), run_name.into()]),
+            (_, false) => words.extend(["--resume".into(), "last".into(), "--to".into(), quote(&job.phase)]),
+            (_, true) => words.extend(["--resume".into(), run_name.into(), "--to".into(), quote(&job.phase)]),
         }
-        words.extend([
-            "--journal-dir".into(),
-            JOURNAL_DIR.into(),
-            "--log-format".into(),
-            log_format.into(),
-            "--junit".into(),
-            self.junit(index),
-        ]);
+        match &self.settings.state {
+            None => words.extend(["--journal-dir".into(), JOURNAL_DIR.into()]),
+            Some(StateChoice::Url(url)) => words.extend(["--state".into(), quote(url)]),
+            // `CAPSTAN_STATE` from the platform's secrets is capstan's own variable.
+            Some(StateChoice::Secret) => {}
+        }
+        words.extend(["--log-format".into(), log_format.into(), "--junit".into(), self.junit(index)]);
         for lock in &self.locks {
             words.extend(["--lock".into(), quote(lock)]);
         }
@@ -221,8 +228,9 @@ impl Pipeline {
     /// What job `index` hands on to the jobs after it: the journal and the
     /// artifacts of its phase and of every phase before it (a platform
     /// gives a job only what the job just before it handed on).
+    /// With `--state` the journal is in the store and only the artifacts travel.
     pub fn carried(&self, index: usize) -> Vec<String> {
-        let mut paths = vec![format!("{JOURNAL_DIR}/")];
+        let mut paths = if self.settings.state.is_some() { Vec::new() } else { vec![format!("{JOURNAL_DIR}/")] };
         for job in &self.jobs[..=index] {
             for a in &job.artifacts {
                 if !paths.contains(a) {
@@ -237,15 +245,7 @@ impl Pipeline {
     /// two runs for different environments may go at once, two for the same
     /// one wait for each other.
     pub fn environment_params(&self) -> Vec<&Param> {
-        const NAMES: &[&str] =
-            &["env", "environment", "stage", "target", "region", "cluster", "namespace", "workspace", "tenant"];
-        self.params
-            .iter()
-            .filter(|p| {
-                let name = p.name.to_ascii_lowercase();
-                NAMES.contains(&name.as_str()) || name.ends_with("_env") || name.ends_with("_environment")
-            })
-            .collect()
+        self.params.iter().filter(|p| crate::playbook::is_environment_param(&p.name)).collect()
     }
 
     /// The name runs of this pipeline queue on: the playbook and the
@@ -275,7 +275,12 @@ impl Pipeline {
 
     /// The command that regenerates the file, for its header.
     pub fn regenerate(&self, platform: &str, output: &str) -> String {
-        format!("capstan ci {} --platform {platform} -o {output}", quote(&self.playbook))
+        let state = match &self.settings.state {
+            None => String::new(),
+            Some(StateChoice::Secret) => " --state secret".into(),
+            Some(StateChoice::Url(url)) => format!(" --state {}", quote(url)),
+        };
+        format!("capstan ci {}{state} --platform {platform} -o {output}", quote(&self.playbook))
     }
 }
 

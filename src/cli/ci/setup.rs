@@ -41,8 +41,22 @@ pub enum Install {
     Nothing,
 }
 
+/// Where the jobs keep the run (`--state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChoice {
+    /// A store URL with no password in it: written into the file.
+    Url(String),
+    /// The URL is the CI secret `CAPSTAN_STATE`.
+    Secret,
+}
+
+/// The secret `--state secret` reads the store's URL from.
+pub const STATE_SECRET: &str = "CAPSTAN_STATE";
+
 pub struct Settings {
     pub install: Install,
+    /// `--state`: the jobs share the run through a store, not the journal artifact.
+    pub state: Option<StateChoice>,
     /// `--image`, when given.
     pub image: Option<String>,
     /// `--runs-on`, when given.
@@ -80,7 +94,20 @@ impl Settings {
             }
             Some(line) => Install::Command(line.to_string()),
         };
-        Ok(Self { install, image: args.image.clone(), runs_on: args.runs_on.clone() })
+        let state = args.state.as_deref().map(state_choice).transpose()?;
+        Ok(Self { install, state, image: args.image.clone(), runs_on: args.runs_on.clone() })
+    }
+
+    /// The credentials the store needs from the platform's secrets: the
+    /// URL itself (`--state secret`), an S3 store's AWS keys.
+    pub fn state_secrets(&self) -> Vec<String> {
+        match &self.state {
+            Some(StateChoice::Secret) => vec![STATE_SECRET.into()],
+            Some(StateChoice::Url(url)) if url.starts_with("s3://") => {
+                vec!["AWS_ACCESS_KEY_ID".into(), "AWS_SECRET_ACCESS_KEY".into()]
+            }
+            None | Some(StateChoice::Url(_)) => Vec::new(),
+        }
     }
 
     /// The image as a YAML scalar: `rust:1` reads back as itself unquoted.
@@ -90,6 +117,28 @@ impl Settings {
 
     pub fn runs_on(&self) -> String {
         scalar(self.runs_on.as_deref().unwrap_or(DEFAULT_RUNS_ON))
+    }
+}
+
+/// `--state`: `secret`, or a URL of a store every runner can reach that
+/// holds no password (the file is committed; a password goes in a secret).
+fn state_choice(given: &str) -> Result<StateChoice, Error> {
+    use crate::store::url::{masked, parse, StateUrl};
+    if given == "secret" {
+        return Ok(StateChoice::Secret);
+    }
+    let hint = "give a postgres:// or s3:// URL, or `--state secret` and the URL in the CI secret CAPSTAN_STATE";
+    match parse(given) {
+        Err(e) => Err(Error::usage_with_hint(format!("--state {}: {e}", masked(given)), hint)),
+        Ok(StateUrl::File(_)) => Err(Error::usage_with_hint(
+            "--state file://… is one machine's folder: the jobs of a pipeline run on fresh runners",
+            "leave --state out to carry the journal between jobs as an artifact, or give a shared store",
+        )),
+        Ok(_) if masked(given) != given => Err(Error::usage_with_hint(
+            format!("--state {}: the URL holds a password, which the pipeline file would show", masked(given)),
+            "store the whole URL in the CI secret CAPSTAN_STATE and pass `--state secret`",
+        )),
+        Ok(_) => Ok(StateChoice::Url(given.to_string())),
     }
 }
 

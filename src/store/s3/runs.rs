@@ -42,10 +42,18 @@ fn read_batches<'a>(s3: &S3, keys: impl Iterator<Item = &'a String>) -> Result<S
     Ok(text)
 }
 
-/// The newest run's id that has journal lines (ids sort by time).
-pub fn latest(s3: &S3) -> Result<Option<String>, StoreError> {
+/// The run `wanted` picks (`last`, a run id, or a `--run-name`) among the
+/// runs with journal lines.
+pub fn find(s3: &S3, wanted: &str) -> Result<Option<String>, StoreError> {
+    // A run id is looked up under its own prefix, not among every run's keys.
+    if wanted != "last" && !wanted.contains('/') && !s3.list(&format!("runs/{wanted}/events/"), 1)?.is_empty() {
+        return Ok(Some(wanted.to_string()));
+    }
     let keys = s3.list("runs/", 0)?;
-    Ok(keys.iter().filter(|k| k.contains("/events/")).filter_map(|k| run_of(k)).max().map(str::to_string))
+    Ok(crate::report::format::pick_run(
+        keys.iter().filter(|k| k.contains("/events/")).filter_map(|k| run_of(k)),
+        wanted,
+    ))
 }
 
 /// Run `id`'s journal lines, `None` when the store has no such run.
