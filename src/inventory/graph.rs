@@ -14,7 +14,6 @@ use super::host::{Host, ADDRESS_VARS, IDENTITY_VARS, PORT_VARS, USER_VARS};
 #[derive(Debug, Default)]
 struct Group {
     name: String,
-    hosts: Vec<String>,
     /// Each child with the line that names it.
     children: Vec<(String, usize)>,
     vars: Map<String, Value>,
@@ -27,6 +26,8 @@ struct HostEntry {
     name: String,
     line: usize,
     vars: Map<String, Value>,
+    /// The groups the inventory puts the host in, by index.
+    groups: BTreeSet<usize>,
 }
 
 /// An inventory as read, before groups are resolved.
@@ -49,11 +50,15 @@ impl Parsed {
     }
 
     fn group_mut(&mut self, name: &str) -> &mut Group {
-        let i = *self.group_index.entry(name.to_string()).or_insert_with(|| {
+        let i = self.group_at(name);
+        &mut self.groups[i]
+    }
+
+    fn group_at(&mut self, name: &str) -> usize {
+        *self.group_index.entry(name.to_string()).or_insert_with(|| {
             self.groups.push(Group { name: name.to_string(), ..Group::default() });
             self.groups.len() - 1
-        });
-        &mut self.groups[i]
+        })
     }
 
     /// The names of the groups and of the hosts, as read so far.
@@ -88,14 +93,12 @@ impl Parsed {
     /// The host `name` in `group`, with vars merged over any it had.
     pub fn add_host(&mut self, group: &str, name: &str, vars: Map<String, Value>, line: usize) {
         let i = *self.host_index.entry(name.to_string()).or_insert_with(|| {
-            self.hosts.push(HostEntry { name: name.to_string(), line, vars: Map::new() });
+            self.hosts.push(HostEntry { name: name.to_string(), line, vars: Map::new(), groups: BTreeSet::new() });
             self.hosts.len() - 1
         });
         self.hosts[i].vars.extend(vars);
-        let group = self.group_mut(group);
-        if !group.hosts.iter().any(|h| h == name) {
-            group.hosts.push(name.to_string());
-        }
+        let g = self.group_at(group);
+        self.hosts[i].groups.insert(g);
     }
 
     /// The hosts, in the order they first appear.
@@ -104,17 +107,10 @@ impl Parsed {
         self.group("ungrouped");
         let parents = self.parents()?;
         let depth = depths(&self.groups, &parents);
-        let mut direct: HashMap<&str, BTreeSet<usize>> = HashMap::new();
-        for (g, group) in self.groups.iter().enumerate() {
-            for h in &group.hosts {
-                direct.entry(h).or_default().insert(g);
-            }
-        }
         let (all, ungrouped) = (self.group_index["all"], self.group_index["ungrouped"]);
         let mut out = Vec::with_capacity(self.hosts.len());
         for host in &self.hosts {
-            let mut groups: BTreeSet<usize> =
-                direct.get(host.name.as_str()).into_iter().flatten().copied().filter(|g| *g != all).collect();
+            let mut groups: BTreeSet<usize> = host.groups.iter().copied().filter(|g| *g != all).collect();
             if groups.len() > 1 {
                 groups.remove(&ungrouped);
             }

@@ -215,3 +215,13 @@ fn bad_yaml_inventories_name_their_line() {
         expect_error(Format::Yaml, text, line, start);
     }
 }
+
+#[test]
+fn a_hundred_thousand_hosts_load_in_linear_time() {
+    let started = std::time::Instant::now();
+    let hosts = ini("[web]\nweb[000001:100000].example.com\n[web:vars]\nrole=web\n");
+    assert_eq!(hosts.len(), 100_000);
+    assert_eq!(hosts[99_999].name, "web100000.example.com");
+    // Quadratic group membership took over a minute here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}

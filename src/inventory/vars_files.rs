@@ -17,14 +17,18 @@ pub fn apply(parsed: &mut Parsed, dir: &Path) -> Result<(), InventoryError> {
     // `group_vars/all.yml` applies even when the inventory never names `all`.
     parsed.group("all");
     let (groups, hosts) = parsed.names();
+    // One look for each folder, not four for each of 100,000 hosts.
+    let (group_vars, host_vars) = (dir.join("group_vars"), dir.join("host_vars"));
+    let groups = if group_vars.is_dir() { groups } else { Vec::new() };
+    let hosts = if host_vars.is_dir() { hosts } else { Vec::new() };
     for group in groups {
-        for file in files(&dir.join("group_vars"), &group) {
+        for file in files(&group_vars, &group) {
             let vars = read(&file)?;
             parsed.set_group_file_vars(&group, vars);
         }
     }
     for host in hosts {
-        for file in files(&dir.join("host_vars"), &host) {
+        for file in files(&host_vars, &host) {
             let vars = read(&file)?;
             parsed.set_host_vars(&host, vars);
         }
