@@ -16,7 +16,8 @@
 //!
 //! Leaves that every layer may name: [`exit`] codes, the [`failure`]
 //! vocabulary, [`cancel`]lation reasons, the [`lock`] file, the [`templates`]
-//! `capstan new` and `terraform::scaffold` write. A file never
+//! `capstan new` and `terraform::scaffold` write, the Ansible [`inventory`]
+//! files `-i` and `inventory::load` read. A file never
 //! imports one that imports it back (`tests/architecture.rs` checks it).
 
 // rhai marks its `internals` APIs (NativeCallContextStore, the AST) as
@@ -59,6 +60,7 @@ pub mod events;
 pub mod executor;
 pub mod exit;
 pub mod failure;
+pub mod inventory;
 pub mod launch;
 pub mod lock;
 pub mod playbook;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::args::InputArgs;
+use crate::cli::args::{InputArgs, InventoryArgs};
 use crate::error::Error;
 use crate::events::Sink;
 use crate::launch::Loaded;
@@ -79,6 +79,26 @@ pub fn inputs(args: &InputArgs) -> Result<Inputs, Error> {
         .map_err(|e| Error::input(e, "params are NAME=VALUE; params files hold a JSON or YAML map"))
 }
 
+/// The hosts of `-i FILE` picked by `--limit` (none without `-i`): read
+/// before the playbook, so a bad inventory stops the command before
+/// anything runs.
+pub fn inventory(args: &InventoryArgs) -> Result<Vec<crate::inventory::Host>, Error> {
+    let Some(file) = &args.inventory else {
+        return Ok(Vec::new());
+    };
+    let hosts = crate::inventory::load(file).map_err(|e| {
+        let hint = e.hint();
+        Error::input(e, hint)
+    })?;
+    match &args.limit {
+        Some(pattern) => crate::inventory::limit(&hosts, pattern).map_err(|e| {
+            let hint = e.hint.clone();
+            Error::usage_with_hint(format!("--limit {}: {} (inventory {})", e.pattern, e.message, file.display()), hint)
+        }),
+        None => Ok(hosts),
+    }
+}
+
 /// The services handle of a run: its id, a redactor that knows no secret
 /// yet, and whether it is a dry run.
 pub fn services(run_id: Arc<str>, dry_run: bool) -> Arc<Services> {
@@ -122,9 +142,19 @@ pub fn watch_signals(on_signal: impl Fn(Signal) + Send + 'static) -> Option<toki
 /// State and engine for evaluating a playbook without running it
 /// (`list`, `check`, `ci`, `doc`): dry-run, no outputs, missing inputs tolerated.
 pub fn inspection(root: &Path, budget: crate::state::TopLevelBudget) -> (Arc<RunState>, rhai::Engine) {
+    inspection_of(root, budget, Vec::new())
+}
+
+/// [`inspection`] with the hosts `inventory()` returns (`list -i`).
+pub fn inspection_of(
+    root: &Path,
+    budget: crate::state::TopLevelBudget,
+    inventory: Vec<crate::inventory::Host>,
+) -> (Arc<RunState>, rhai::Engine) {
     let services = services("inspect".into(), true);
     let mut state = RunState::new(services, Inputs::default(), Mode::Inspect);
     state.top_level = budget;
+    state.set_inventory(inventory);
     let state = Arc::new(state);
     let engine = crate::engine::build(&state, root);
     (state, engine)

@@ -86,9 +86,18 @@ impl Default for TopLevelBudget {
     }
 }
 
+/// Mask the values of the hosts' secret-named variables in every output.
+pub fn mask_inventory_secrets(services: &Services, hosts: &[crate::inventory::Host]) {
+    for (name, value) in hosts.iter().flat_map(crate::inventory::Host::secret_vars) {
+        services.redactor.add_quietly(name, value);
+    }
+}
+
 pub struct RunState {
     pub services: Arc<Services>,
     pub inputs: Inputs,
+    /// The hosts of `-i` after `--limit`: what `inventory()` returns.
+    pub inventory: Vec<crate::inventory::Host>,
     pub mode: Mode,
     pub settings: Settings,
     /// The live record of this run, for reports.
@@ -117,6 +126,7 @@ impl RunState {
         Self {
             services,
             inputs,
+            inventory: Vec::new(),
             mode,
             settings: Settings::default(),
             record: Arc::default(),
@@ -151,6 +161,13 @@ impl RunState {
     /// with the secrets it holds as they are now.
     pub fn resumed_value(&self, key: &str, phase: &str, path: &str, occurrence: u32) -> Option<serde_json::Value> {
         self.resume.as_ref()?.replay(key, (phase, path, occurrence), &self.services.redactor)
+    }
+
+    /// The hosts `inventory()` returns; the values of their secret-named
+    /// variables (`ansible_password`...) are masked from now on.
+    pub fn set_inventory(&mut self, hosts: Vec<crate::inventory::Host>) {
+        mask_inventory_secrets(&self.services, &hosts);
+        self.inventory = hosts;
     }
 
     /// Keep a temporary folder alive until the run ends.

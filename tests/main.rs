@@ -22,6 +22,7 @@ mod imports;
 mod infra;
 mod infra_examples;
 mod init;
+mod inventory;
 mod journal;
 mod kube;
 mod leak_matrix;

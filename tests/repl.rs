@@ -1,12 +1,10 @@
 //! `capstan repl` driven through a pseudo-terminal, as an operator types:
 //! line editing, multi-line input, completion, Ctrl-C, a loaded playbook.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::pty::Terminal;
-use crate::support::{capstan_bin, processes_with, wait_until, Playbook};
+use crate::support::{processes_with, wait_until, Playbook};
 
 /// The lines a command printed: its echo and the next prompt cut off.
 fn printed(screen: &str) -> Vec<String> {
@@ -180,17 +178,7 @@ fn a_lock_held_by_a_session_blocks_a_run() {
 #[test]
 fn piped_input_runs_without_a_terminal() {
     let pb = Playbook::new("");
-    let mut child = Command::new(capstan_bin())
-        .args(["repl"])
-        .current_dir(pb.dir.path())
-        .env("XDG_STATE_HOME", pb.path("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"let a = [1, 2];\na.len() + 1\n\"done\"\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::support::repl_piped(&pb, &[], b"let a = [1, 2];\na.len() + 1\n\"done\"\n");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n\"done\"\n");
 }

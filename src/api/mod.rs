@@ -14,6 +14,7 @@ mod git;
 pub mod guard;
 mod health;
 mod helm;
+mod inventory;
 mod kubectl;
 mod metrics;
 mod namespaces;

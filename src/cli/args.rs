@@ -152,6 +152,8 @@ pub struct RunArgs {
     pub to: Option<String>,
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     /// Show what would change without changing anything
     #[arg(long)]
     pub dry_run: bool,
@@ -222,11 +224,13 @@ pub struct ListArgs {
     pub playbook: PathBuf,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DocArgs {
-    /// One function (e.g. `step`)
+    /// One function (e.g. `step`), or a namespace's functions (e.g. `inventory`)
     pub name: Option<String>,
     /// Write editor definition files (`.d.rhai`) into this folder
     #[arg(long, value_name = "DIR")]
@@ -300,6 +304,8 @@ pub struct ReplArgs {
     pub playbook: Option<PathBuf>,
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     /// Start with dry-run on (`:dry-run off` turns it off)
     #[arg(long)]
     pub dry_run: bool,
@@ -409,6 +415,19 @@ pub struct InputArgs {
     /// Parameters from a JSON or YAML file (typed values)
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
+}
+
+/// The hosts `inventory()` gives the playbook, as `run`, `list` and `repl` take them.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// An Ansible inventory (INI, or YAML by a .yml/.yaml name) whose hosts
+    /// `inventory()` returns
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Only these hosts of the inventory: an Ansible host pattern
+    /// (`web`, `web:db`, `web:&prod`, `web:!web03`, `web0*`, `~regex`)
+    #[arg(long, value_name = "PATTERN", requires = "inventory")]
+    pub limit: Option<String>,
 }
 
 /// Approvals and locks, as `run` and `repl` take them.

@@ -209,7 +209,8 @@ pub fn doc(args: &DocArgs) -> Result<(), Error> {
         }
     }
     if let Some(name) = &args.name {
-        functions.retain(|f| &f.name == name);
+        // A namespace's name shows its functions too: `doc inventory`.
+        functions.retain(|f| &f.name == name || namespace_of(&f.name) == name);
         if functions.is_empty() {
             return Err(Error::usage_with_hint(
                 format!("no function named `{name}`"),

@@ -108,7 +108,8 @@ pub fn list(path: &Path, source: &[u8], json: bool, limits: &Limits) -> Finished
         Ok(t) => t,
         Err(f) => return f,
     };
-    match super::list::listing(path, &text, json, limits.top_level, limits.run_time) {
+    let shown = super::list::Shown { as_json: json, inventory: None };
+    match super::list::listing(path, &text, &shown, limits.top_level, limits.run_time) {
         Ok(lines) => Finished { code: exit::OK, output: lines.join("\n") },
         Err(e) => Finished::after(String::new(), Err(e)),
     }

@@ -1,4 +1,5 @@
-//! `capstan list`: the phases, params and secrets a playbook declares.
+//! `capstan list`: the phases, params and secrets a playbook declares, and
+//! with `-i` the inventory's hosts the playbook gets.
 //! Evaluating the top level reads the secrets it uses; their values (a param
 //! default, a phase name built from one) are masked in what is printed.
 
@@ -10,8 +11,9 @@ use serde_json::json;
 use super::args::ListArgs;
 use crate::error::Error;
 use crate::executor;
+use crate::inventory::Host;
 use crate::launch::compile_text;
-use crate::session::inspection;
+use crate::session::inspection_of;
 use crate::state::TopLevelBudget;
 
 /// How long listing may evaluate the top level.
@@ -19,10 +21,21 @@ const LIST_TIME: Duration = Duration::from_secs(10);
 
 pub fn list(args: &ListArgs) -> Result<(), Error> {
     let text = crate::launch::read_playbook(&args.playbook)?;
-    for line in listing(&args.playbook, &text, args.json, TopLevelBudget::default(), LIST_TIME)? {
+    let inventory =
+        args.inventory.inventory.is_some().then(|| crate::session::inventory(&args.inventory)).transpose()?;
+    let shown = Shown { as_json: args.json, inventory };
+    for line in listing(&args.playbook, &text, &shown, TopLevelBudget::default(), LIST_TIME)? {
         outln!("{line}");
     }
     Ok(())
+}
+
+/// How `list` shows a playbook.
+#[derive(Default)]
+pub(crate) struct Shown {
+    pub as_json: bool,
+    /// The hosts of `-i` (after `--limit`), when one was given.
+    pub inventory: Option<Vec<Host>>,
 }
 
 /// The lines `list` prints for one playbook's text. The top level gets
@@ -30,12 +43,12 @@ pub fn list(args: &ListArgs) -> Result<(), Error> {
 pub(crate) fn listing(
     path: &Path,
     text: &str,
-    as_json: bool,
+    shown: &Shown,
     budget: TopLevelBudget,
     time: Duration,
 ) -> Result<Vec<String>, Error> {
     let root = crate::launch::playbook_root(path);
-    let (state, engine) = inspection(&root, budget);
+    let (state, engine) = inspection_of(&root, budget, shown.inventory.clone().unwrap_or_default());
     let services = state.services.clone();
     let loaded = compile_text(&engine, path, text, &services)?;
     crate::playbook::scan::mask_secrets_early(&loaded.ast, &services.redactor);
@@ -45,13 +58,16 @@ pub(crate) fn listing(
         return Err(Error::Script { diagnostic: services.render_error(&e, &path.to_string_lossy()) });
     }
     let model = state.model();
-    if as_json {
+    if shown.as_json {
         let mut doc = json!({
             "playbook": path,
             "phases": model.phase_names(),
             "params": model.params,
             "secrets": model.secrets,
         });
+        if let Some(hosts) = &shown.inventory {
+            doc["inventory"] = json!(hosts);
+        }
         services.mask_json(&mut doc);
         return Ok(vec![doc.to_string()]);
     }
@@ -77,5 +93,19 @@ pub(crate) fn listing(
             show(format!("  {s}"));
         }
     }
+    if let Some(hosts) = &shown.inventory {
+        show(format!("inventory: {} host{}", hosts.len(), if hosts.len() == 1 { "" } else { "s" }));
+        let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+        for h in hosts {
+            show(format!("  {:width$}  {}  {}", h.name, ssh_target(h), h.groups.join(",")).trim_end().to_string());
+        }
+    }
     Ok(lines)
+}
+
+/// `user@address:port`, with what the inventory leaves to ssh left out.
+fn ssh_target(host: &Host) -> String {
+    let user = host.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+    let port = host.port.map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{user}{}{port}", host.address)
 }

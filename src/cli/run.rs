@@ -47,6 +47,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         return Err(Error::HalfUndone { run_id, step: step.clone(), error: error.clone() });
     }
     let inputs = session::inputs(&args.inputs)?;
+    let inventory = session::inventory(&args.inventory)?;
     let inputs = match &resume {
         Some(r) => inputs.with_recorded(&r.params),
         None => inputs,
@@ -63,10 +64,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let watcher = session::watch_signals(move |_| on_signal.interrupt());
 
     let blocking = services.clone();
-    let result =
-        tokio::task::spawn_blocking(move || run_blocking(&args, inputs, resume, &journal_root, &store, blocking))
-            .await
-            .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
+    let result = tokio::task::spawn_blocking(move || {
+        run_blocking(&args, (inputs, inventory), resume, &journal_root, &store, blocking)
+    })
+    .await
+    .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }));
     if let Some(w) = watcher {
         w.abort();
     }
@@ -96,7 +98,7 @@ fn output_sink(args: &RunArgs, services: &Services, record: &Arc<Mutex<RunRecord
 
 fn run_blocking(
     args: &RunArgs,
-    inputs: Inputs,
+    (inputs, inventory): (Inputs, Vec<crate::inventory::Host>),
     resume: Option<Resume>,
     journal_root: &Path,
     store: &State,
@@ -114,7 +116,10 @@ fn run_blocking(
         settings,
         &root,
         |record| output_sink(args, &services, record),
-        |state| resume_from(state, resume),
+        |state| {
+            state.set_inventory(inventory);
+            resume_from(state, resume);
+        },
     );
     let loaded = session::load(&engine, &services, &args.playbook)?;
     // A literal a step would reject, or a call at the top level that would

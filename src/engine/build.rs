@@ -56,7 +56,7 @@ pub fn build(state: &Arc<RunState>, root: &Path) -> Engine {
         STOPPING.set(stop.is_some());
         stop.map(|i| crate::cancel::Stop::new(i).into())
     });
-    let natives = api::register(&mut engine, state);
+    let natives = api::register(&mut engine, state, root);
     engine.set_module_resolver(SandboxResolver::new(root).with_natives(natives));
     let folder = root.to_string_lossy().into_owned();
     Api::global(&mut engine, folder).func0(

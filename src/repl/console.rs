@@ -30,13 +30,22 @@ pub async fn repl(args: ReplArgs) -> Result<(), Error> {
     let store = crate::store::State::open(args.state.as_deref())?;
     let journal_root = store.journal_root(args.journal_dir.as_ref(), root.clone())?;
     let inputs = base::inputs(&args.inputs)?;
+    let inventory = base::inventory(&args.inventory)?;
     let services = base::services(report::format::new_run_id().into(), args.dry_run);
 
     let busy = Arc::new(AtomicBool::new(false));
     let quit = Arc::new(AtomicBool::new(false));
     let blocking = services.clone();
     tokio::task::spawn_blocking(move || {
-        session_loop(&args, inputs, &root, journal_root, store.shared().cloned(), blocking, &Flags { busy, quit })
+        session_loop(
+            &args,
+            (inputs, inventory),
+            &root,
+            journal_root,
+            store.shared().cloned(),
+            blocking,
+            &Flags { busy, quit },
+        )
     })
     .await
     .unwrap_or(Err(Error::Failed { code: exit::FAILED, diagnostic: None }))
@@ -116,7 +125,7 @@ struct Flags {
 
 fn session_loop(
     args: &ReplArgs,
-    inputs: Inputs,
+    (inputs, inventory): (Inputs, Vec<crate::inventory::Host>),
     root: &Path,
     journal_root: PathBuf,
     store: Option<crate::store::Shared>,
@@ -130,8 +139,16 @@ fn session_loop(
     settings.store = store;
     settings.lock_wait = args.guards.lock_wait;
     settings.lock_ttl = args.guards.lock_ttl;
-    let base::Session { state, engine, record, .. } =
-        base::Session::build(services.clone(), inputs, settings, root, |_| Box::new(view), |_| {});
+    let base::Session { state, engine, record, .. } = base::Session::build(
+        services.clone(),
+        inputs,
+        settings,
+        root,
+        |_| Box::new(view),
+        |state| {
+            state.set_inventory(inventory);
+        },
+    );
     let loaded = match &args.playbook {
         Some(path) => Some(base::load(&engine, &services, path)?),
         None => None,

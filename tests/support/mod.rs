@@ -155,6 +155,24 @@ impl Run {
     }
 }
 
+/// `capstan repl ARGS` in the playbook's folder with `input` piped in, no
+/// terminal; what it printed once the input ran out.
+pub fn repl_piped(pb: &Playbook, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(capstan_bin())
+        .arg("repl")
+        .args(args)
+        .current_dir(pb.dir.path())
+        .env("XDG_STATE_HOME", pb.path("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn capstan repl");
+    child.stdin.take().expect("stdin").write_all(input).expect("write the input");
+    child.wait_with_output().expect("capstan repl")
+}
+
 /// Events named `name` from a list.
 pub fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).collect()
