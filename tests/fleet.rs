@@ -10,10 +10,9 @@ use serde_json::Value;
 use crate::support::daemons::{shared_fleet, FleetSshd, FLEET_HOSTS};
 use crate::support::{events_in, exclusive, named, processes_with, Playbook, Run};
 
-/// The hosts come from the params file until the inventory loader reads
-/// them: this line is the one to change (`inventory.ini`, written beside the
-/// playbook from the same hosts, names them in groups `web` and `db`).
-const HOSTS: &str = r#"let hosts = param("hosts");"#;
+/// The hosts, from the Ansible inventory written beside the playbook
+/// (`inventory.ini`, groups `web` and `db`).
+const HOSTS: &str = r#"let hosts = inventory::load("inventory.ini");"#;
 
 /// A playbook over the fleet: `body` is the per-host closure's body (it
 /// sees `host` and `config`, the `ssh_config`), `options` the fleet's.
@@ -42,18 +41,23 @@ fn playbook(fleet: &FleetSshd, source: &str, hosts: impl FnOnce(&mut Vec<Value>)
     let p = Playbook::new(source);
     let config = p.path("ssh_config");
     std::fs::copy(&fleet.ssh_config, &config).expect("copy ssh_config");
-    let params = serde_json::json!({ "hosts": list, "ssh_config": config.display().to_string() });
+    let params = serde_json::json!({ "ssh_config": config.display().to_string() });
     p.file("inventory.ini", &inventory_ini(&list))
         .file("params.json", &params.to_string())
         .args(["--params-file", "params.json"])
 }
 
-/// The hosts as an Ansible-style INI inventory, one section per group.
+/// The hosts as an Ansible-style INI inventory, one section per group in
+/// the order the groups first appear, so the hosts load in their order.
 fn inventory_ini(hosts: &[Value]) -> String {
-    let mut groups: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
     for h in hosts {
         let line = format!("{} ansible_host={}", h["name"].as_str().unwrap_or(""), h["address"].as_str().unwrap_or(""));
-        groups.entry(h["groups"][0].as_str().unwrap_or("ungrouped")).or_default().push(line);
+        let group = h["groups"][0].as_str().unwrap_or("ungrouped");
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, lines)) => lines.push(line),
+            None => groups.push((group, vec![line])),
+        }
     }
     groups.iter().map(|(group, lines)| ["[", group, "]\n", &lines.join("\n"), "\n"].concat()).collect()
 }
@@ -434,4 +438,29 @@ phase("p", || {{
         port = fleet.port
     );
     playbook(fleet, &source, |_| {}).run().code(0);
+}
+
+/// `-i` and `--limit`: the playbook works the hosts `inventory()` gives,
+/// which are the inventory's less what the limit leaves out.
+#[test]
+fn limit_picks_the_hosts_of_the_fleet() {
+    let fleet = shared_fleet();
+    let source = r#"
+let config = param("ssh_config");
+phase("deploy", || {
+    step("restart", || {
+        let r = fleet::run(inventory(), #{ forks: 10 }, |host| ssh::run(host, ["true"], #{ config: config }));
+        info(`ok: ${r.ok.len()}`);
+    });
+});
+"#;
+    let p = playbook(fleet, source, |_| {}).args(["-i", "inventory.ini", "--limit", "db:!host25"]);
+    let r = p.run_json();
+    r.code(0);
+    let events = r.events();
+    let mut hosts: Vec<String> =
+        host_steps(&events).into_iter().map(|(h, status, _)| format!("{h} {status}")).collect();
+    hosts.sort();
+    let expected: Vec<String> = (17..=31).filter(|n| *n != 25).map(|n| format!("host{n:02} ok")).collect();
+    assert_eq!(hosts, expected, "the db group less host25");
 }
