@@ -224,3 +224,49 @@ fn the_gitlab_jobs_run_in_order_check_then_build_once_and_deploy_that_artifact()
         .collect();
     assert!(rollout.contains("rollout registry.example/app:2.0@sha256:0123"), "{rollout:?}");
 }
+
+/// The layer cache of a build on a fresh runner: an image pulled from the
+/// registry (the last one pushed) serves as the build's cache only when
+/// `docker::build` names it in `cache_from`.
+#[test]
+fn docker_build_reuses_the_layers_of_an_image_named_in_cache_from() {
+    use crate::support::daemons::{require, shared_dockerd, Registry};
+    let _exclusive = crate::support::exclusive();
+    let dockerd = shared_dockerd().expect("dockerd must run here; the reason is printed above");
+    let registry = Registry::start();
+    let image = format!("{}/capstan/cached", registry.addr);
+    let p = Playbook::new(&format!(
+        r#"
+        phase("do", || {{
+            docker::build("app", #{{ tags: ["{image}:v1"] }});
+            let pushed = docker::push("{image}:v1");
+            run(["docker", "rmi", "{image}:v1"]);
+            docker::pull(pushed.reference);
+            step("plain", || docker::build("app", #{{ tags: ["{image}:v2"] }}));
+            run(["docker", "rmi", "{image}:v2"]);
+            step("cached", || docker::build("app", #{{ tags: ["{image}:v3"], cache_from: [pushed.reference] }}));
+        }});
+        "#
+    ))
+    .file("app/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n");
+    std::fs::copy(require("busybox"), p.path("app/busybox")).unwrap();
+    let mut cmd = p.command("run");
+    cmd.args(["--log-format", "plain"]);
+    for (k, v) in dockerd.envs() {
+        cmd.env(k, v);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    r.code(0);
+    let log = |step: &str| -> String {
+        let runs: Vec<_> = std::fs::read_dir(p.path(".capstan/runs")).unwrap().flatten().map(|e| e.path()).collect();
+        std::fs::read_dir(runs[0].join("steps"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{step}.log")))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    };
+    assert!(log("plain").contains("COPY busybox"), "the build's output is in its step's log:\n{}", log("plain"));
+    assert!(!log("plain").contains("Using cache"), "a pulled image is no cache unless named:\n{}", log("plain"));
+    assert!(log("cached").contains("Using cache"), "{}", log("cached"));
+}
