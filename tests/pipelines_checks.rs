@@ -216,12 +216,7 @@ fn the_gitlab_jobs_run_in_order_check_then_build_once_and_deploy_that_artifact()
     }
     // The deploy job replayed the build's recorded value: the image built
     // once, by digest, is the one rolled out.
-    let rollout: String = std::fs::read_dir(chain[0].join("steps"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("-rollout.log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect();
+    let rollout = step_log(&chain[0], "rollout");
     assert!(rollout.contains("rollout registry.example/app:2.0@sha256:0123"), "{rollout:?}");
 }
 
@@ -248,7 +243,12 @@ fn docker_build_reuses_the_layers_of_an_image_named_in_cache_from() {
         }});
         "#
     ))
-    .file("app/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n");
+    // A layer no other test builds: the shared daemon's own cache cannot serve it.
+    .file("app/stamp", &format!("{image} {:?}", std::time::SystemTime::now()))
+    .file(
+        "app/Dockerfile",
+        "FROM scratch\nCOPY stamp /stamp\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+    );
     std::fs::copy(require("busybox"), p.path("app/busybox")).unwrap();
     let mut cmd = p.command("run");
     cmd.args(["--log-format", "plain"]);
@@ -257,16 +257,19 @@ fn docker_build_reuses_the_layers_of_an_image_named_in_cache_from() {
     }
     let r = Run::from(cmd.output().unwrap());
     r.code(0);
-    let log = |step: &str| -> String {
-        let runs: Vec<_> = std::fs::read_dir(p.path(".capstan/runs")).unwrap().flatten().map(|e| e.path()).collect();
-        std::fs::read_dir(runs[0].join("steps"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{step}.log")))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect()
-    };
+    let run = std::fs::read_dir(p.path(".capstan/runs")).unwrap().flatten().next().unwrap().path();
+    let log = |step: &str| step_log(&run, step);
     assert!(log("plain").contains("COPY busybox"), "the build's output is in its step's log:\n{}", log("plain"));
     assert!(!log("plain").contains("Using cache"), "a pulled image is no cache unless named:\n{}", log("plain"));
     assert!(log("cached").contains("Using cache"), "{}", log("cached"));
+}
+
+/// The log of the step named `step` in the run folder `run`.
+fn step_log(run: &Path, step: &str) -> String {
+    std::fs::read_dir(run.join("steps"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{step}.log")))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
 }
