@@ -162,10 +162,10 @@ fn structure(api: &mut Api<'_, Arc<RunState>>) {
             /// runs each check as a job of its own, all at once, and the first other phase's job
             /// needs them all, so a failed check stops the pipeline before the build.
             /// ```rhai
+            /// phase("lint", #{ check: true }, || step("clippy", || run(["cargo", "clippy"])));
             /// phase("plan", #{ artifacts: ["infra/capstan.tfplan"] }, || {
             ///     step("plan", || terraform::plan("infra"));
             /// });
-            /// phase("lint", #{ check: true }, || step("clippy", || run(["cargo", "clippy"])));
             /// ```
         },
         |s, ctx, name: Str, options: Map, body: FnPtr| {
