@@ -31,6 +31,7 @@ mod otel;
 mod outputs;
 mod peers;
 mod pipelines;
+mod pipelines_checks;
 mod process_tree;
 mod processes;
 mod recovery;

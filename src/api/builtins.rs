@@ -157,8 +157,12 @@ fn structure(api: &mut Api<'_, Arc<RunState>>) {
         docs! {
             /// A phase with options: `artifacts`, the files and folders (relative to the
             /// playbook's folder; globs allowed) the phase leaves for later phases. `capstan ci`
-            /// carries them from job to job with the journal.
+            /// carries them from job to job with the journal. `check: true` marks an independent
+            /// check (lint, unit tests, a scan), declared before the other phases: `capstan ci`
+            /// runs each check as a job of its own, all at once, and the first other phase's job
+            /// needs them all, so a failed check stops the pipeline before the build.
             /// ```rhai
+            /// phase("lint", #{ check: true }, || step("clippy", || run(["cargo", "clippy"])));
             /// phase("plan", #{ artifacts: ["infra/capstan.tfplan"] }, || {
             ///     step("plan", || terraform::plan("infra"));
             /// });

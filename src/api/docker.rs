@@ -49,6 +49,10 @@ fn assignments(args: &mut Vec<String>, name: &str, values: &BTreeMap<String, Tex
 #[serde(default, deny_unknown_fields)]
 struct BuildOptions {
     build_args: BTreeMap<String, Text>,
+    /// Images whose layers may serve as the build's cache (`--cache-from`),
+    /// such as the last image pushed: a fresh CI runner has no layers of
+    /// its own, and a pulled image is a cache only when named here.
+    cache_from: List,
     file: Option<Text>,
     network: Option<Text>,
     pull: bool,
@@ -66,6 +70,9 @@ struct Built {
 fn build(services: &Services, context: &str, o: BuildOptions) -> RhaiResultOf<Map> {
     let mut args = vec!["build".to_string()];
     assignments(&mut args, "--build-arg", &o.build_args);
+    for image in &o.cache_from.0 {
+        args.extend(["--cache-from".to_string(), image.clone()]);
+    }
     flag(&mut args, "--file", o.file.as_ref());
     flag(&mut args, "--network", o.network.as_ref());
     if o.pull {
@@ -236,8 +243,9 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
         "build",
         &["context: &str", "Map"],
         docs! {
-            /// `docker build` with `file`, `tags`, `build_args`, `target`, `network`, `pull`:
-            /// `#{ id, tags, dry_run }`.
+            /// `docker build` with `file`, `tags`, `build_args`, `target`, `network`, `pull`, and
+            /// `cache_from` (images whose layers the build may reuse: on a fresh CI runner, the
+            /// last image pushed, pulled first): `#{ id, tags, dry_run }`.
             /// ```rhai
             /// let img = docker::build(".", #{ tags: [`registry.local/app:${v}`], build_args: #{ VERSION: v } });
             /// ```

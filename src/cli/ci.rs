@@ -13,6 +13,7 @@
 //! pipeline (`--run-name`) and the later jobs resume that name, so only the
 //! phases' artifacts travel.
 
+mod checks;
 mod circleci;
 mod github;
 mod gitlab;

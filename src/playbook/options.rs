@@ -43,7 +43,7 @@ impl Default for StepOptions {
 pub const STEP_OPTION_KEYS: &[&str] =
     &["retries", "retry_delay", "timeout", "allow_failure", "when", "undo", "detach", "every_job"];
 
-pub const PHASE_OPTION_KEYS: &[&str] = &["artifacts"];
+pub const PHASE_OPTION_KEYS: &[&str] = &["artifacts", "check"];
 
 /// What `phase(name, #{ ... }, || ...)` declares about a phase.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +52,9 @@ pub struct PhaseOptions {
     /// (a saved plan, a build output), relative to the playbook's folder;
     /// `capstan ci` carries them from job to job. Globs are allowed.
     pub artifacts: Vec<String>,
+    /// An independent check (lint, unit tests, a scan): `capstan ci` runs
+    /// each check phase as a job of its own, all at once, before the others.
+    pub check: bool,
 }
 
 impl PhaseOptions {
@@ -72,6 +75,11 @@ impl PhaseOptions {
                         o.artifacts.push(text.to_string());
                     }
                 }
+                "check" => {
+                    o.check = value
+                        .as_bool()
+                        .map_err(|t| PhaseOptionError::NotBool { option: "check", got: t.to_string() })?;
+                }
                 other => return Err(PhaseOptionError::Unknown { option: other.to_string() }),
             }
         }
@@ -88,6 +96,8 @@ pub enum PhaseOptionError {
     NotRelative { path: String },
     /// An artifact path CI platforms cannot take (a line break or a comma).
     Unusable { path: String },
+    /// A yes-or-no option that is not `true` or `false`.
+    NotBool { option: &'static str, got: String },
     /// No phase option has this name.
     Unknown { option: String },
 }
@@ -102,6 +112,9 @@ impl fmt::Display for PhaseOptionError {
             ),
             PhaseOptionError::Unusable { path } => {
                 write!(f, "artifact `{path}` holds a line break or a comma, which CI platforms cannot take in a path")
+            }
+            PhaseOptionError::NotBool { option, got } => {
+                write!(f, "phase option `{option}` must be true or false, not {got}")
             }
             PhaseOptionError::Unknown { option } => {
                 write!(f, "unknown phase option `{option}`; the options are: {}", PHASE_OPTION_KEYS.join(", "))
@@ -267,6 +280,15 @@ mod tests {
         let err = PhaseOptions::from_map(&map(Dynamic::from("x"))).unwrap_err().to_string();
         assert!(err.contains("must be a list of paths"), "{err}");
         let err = PhaseOptions::from_map(&Map::from([("artifact".into(), Dynamic::UNIT)])).unwrap_err().to_string();
-        assert!(err.contains("unknown phase option `artifact`; the options are: artifacts"), "{err}");
+        assert!(err.contains("unknown phase option `artifact`; the options are: artifacts, check"), "{err}");
+    }
+
+    #[test]
+    fn phase_check_is_true_or_false() {
+        let map = |v: Dynamic| Map::from([("check".into(), v)]);
+        assert!(PhaseOptions::from_map(&map(Dynamic::TRUE)).unwrap().check);
+        assert!(!PhaseOptions::from_map(&Map::new()).unwrap().check);
+        let err = PhaseOptions::from_map(&map(Dynamic::from("yes"))).unwrap_err().to_string();
+        assert!(err.contains("phase option `check` must be true or false, not string"), "{err}");
     }
 }

@@ -67,16 +67,28 @@ commands:
         Install::Nothing => &["steps:", "  - checkout"],
         _ => &["steps:", "  - checkout", "  - install-capstan"],
     };
+    for (i, check) in p.checks.iter().enumerate() {
+        out.push(1, format!("{}:", check.id));
+        out.block(2, ["docker:".to_string(), format!("  - image: {}", p.settings.image())]);
+        params_env(&mut out, p);
+        out.block(2, first_steps);
+        restore_caches(&mut out, p);
+        out.push(3, "- run:");
+        out.push(5, format!("name: {}", yaml(&format!("capstan: check {}", check.phase))));
+        out.push(5, "command: |");
+        out.block(6, p.param_checks());
+        out.push(6, p.check_command(i, "plain"));
+        save_caches(&mut out, p);
+        out.block(3, ["- store_test_results:".to_string(), format!("    path: {}", p.check_junit(i))]);
+    }
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(1, format!("{}:", job.id));
         out.block(2, ["docker:".to_string(), format!("  - image: {}", p.settings.image())]);
-        if i == 0 && !p.params.is_empty() {
-            out.push(2, "environment:");
-            for param in &p.params {
-                out.push(3, format!("{}: << pipeline.parameters.{} >>", param.env, param.input));
-            }
+        if i == 0 {
+            params_env(&mut out, p);
         }
         out.block(2, first_steps);
+        restore_caches(&mut out, p);
         if i > 0 && !p.carried(i - 1).is_empty() {
             out.block(3, ["- attach_workspace:", "    at: ."]);
         }
@@ -87,6 +99,7 @@ commands:
             out.block(6, p.param_checks());
         }
         out.push(6, p.command(i, "plain", RUN_NAME));
+        save_caches(&mut out, p);
         let shared = p.settings.state.is_some();
         if !shared || !job.artifacts.is_empty() {
             out.block(3, ["- persist_to_workspace:", "    root: .", "    paths:"]);
@@ -111,7 +124,16 @@ commands:
         "<< pipeline.project.slug >>/{}",
         p.concurrency_group(|param| format!("<< pipeline.parameters.{} >>", param.input))
     );
-    let mut previous: Option<String> = None;
+    for check in &p.checks {
+        // Checks take no serial group: they would wait for each other.
+        out.push(3, format!("- {}:", check.id));
+        out.push(5, format!("name: {}", check.id));
+        if !p.secrets.is_empty() {
+            out.push(5, format!("context: [{context}]"));
+        }
+    }
+    // A failed check fails the workflow, and the first phase never starts.
+    let mut previous: Option<String> = if p.checks.is_empty() { None } else { Some(p.check_ids().join(", ")) };
     for job in &p.jobs {
         if job.approvals.gated() {
             let gate = format!("approve-{}", job.id);
@@ -138,6 +160,46 @@ commands:
         previous = Some(job.id.clone());
     }
     out.finish()
+}
+
+/// The params, for the jobs that start a run.
+fn params_env(out: &mut Lines, p: &Pipeline) {
+    if !p.params.is_empty() {
+        out.push(2, "environment:");
+        for param in &p.params {
+            out.push(3, format!("{}: << pipeline.parameters.{} >>", param.env, param.input));
+        }
+    }
+}
+
+/// `{{ checksum "LOCK" }}` of each lock file: the dependency cache's key.
+fn cache_key(cache: &super::checks::Cache) -> String {
+    let sums: Vec<String> = cache.lock_files.iter().map(|f| format!("{{{{ checksum {} }}}}", json_string(f))).collect();
+    format!("{}-v1-{}", cache.name, sums.join("-"))
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn restore_caches(out: &mut Lines, p: &Pipeline) {
+    for cache in &p.caches {
+        out.block(3, ["- restore_cache:", "    keys:"]);
+        out.push(5, format!("- {}", yaml(&cache_key(cache))));
+        out.push(5, format!("- {}-v1-", cache.name));
+    }
+}
+
+fn save_caches(out: &mut Lines, p: &Pipeline) {
+    for cache in &p.caches {
+        out.block(
+            3,
+            ["- save_cache:".to_string(), format!("    key: {}", yaml(&cache_key(cache))), "    paths:".into()],
+        );
+        for path in cache.paths {
+            out.push(5, format!("- {path}"));
+        }
+    }
 }
 
 /// A string that always reads back as a string, the empty one included.

@@ -60,28 +60,37 @@ pub fn render(p: &Pipeline) -> String {
     out.push(1, format!("group: {}", p.concurrency_group(|param| format!("${{{{ inputs.{} }}}}", param.input))));
     out.push(1, "cancel-in-progress: false");
     out.push(0, "jobs:");
+    for (i, check) in p.checks.iter().enumerate() {
+        out.push(1, format!("{}:", check.id));
+        out.push(2, format!("name: {}", yaml(&format!("check {}", check.phase))));
+        out.push(2, format!("runs-on: {}", p.settings.runs_on()));
+        env(&mut out, p, true);
+        out.block(2, ["steps:", "  - uses: actions/checkout@v5"]);
+        install(&mut out, &p.settings.install);
+        caches(&mut out, p);
+        out.push(3, format!("- name: {}", yaml(&format!("capstan: check {}", check.phase))));
+        out.push(4, "run: |");
+        out.block(5, p.param_checks());
+        out.push(5, p.check_command(i, "github"));
+        upload_junit(&mut out, &check.id, &p.check_junit(i));
+    }
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(1, format!("{}:", job.id));
         out.push(2, format!("name: {}", yaml(&format!("phase {}", job.phase))));
         if i > 0 {
             out.push(2, format!("needs: {}", p.jobs[i - 1].id));
+        } else if !p.checks.is_empty() {
+            // A failed check fails the workflow, and this job never starts.
+            out.push(2, format!("needs: [{}]", p.check_ids().join(", ")));
         }
         if job.approvals.gated() {
             out.push(2, format!("environment: {}", job.id));
         }
         out.push(2, format!("runs-on: {}", p.settings.runs_on()));
-        let params = if i == 0 { &p.params[..] } else { &[] };
-        if !p.secrets.is_empty() || !params.is_empty() {
-            out.push(2, "env:");
-            for s in &p.secrets {
-                out.push(3, format!("{}: ${{{{ {} }}}}", yaml(s), secret_ref(s)));
-            }
-            for param in params {
-                out.push(3, format!("{}: ${{{{ inputs.{} }}}}", param.env, param.input));
-            }
-        }
+        env(&mut out, p, i == 0);
         out.block(2, ["steps:", "  - uses: actions/checkout@v5"]);
         install(&mut out, &p.settings.install);
+        caches(&mut out, p);
         if i > 0 && !p.carried(i - 1).is_empty() {
             let download = format!(
                 "\
@@ -119,21 +128,59 @@ pub fn render(p: &Pipeline) -> String {
             );
             out.block(3, upload.lines());
         }
-        let upload = format!(
-            "\
+        upload_junit(&mut out, &job.id, &p.junit(i));
+    }
+    out.finish()
+}
+
+/// A job's environment: the secrets, and with `params` the params.
+fn env(out: &mut Lines, p: &Pipeline, params: bool) {
+    let params = if params { &p.params[..] } else { &[] };
+    if !p.secrets.is_empty() || !params.is_empty() {
+        out.push(2, "env:");
+        for s in &p.secrets {
+            out.push(3, format!("{}: ${{{{ {} }}}}", yaml(s), secret_ref(s)));
+        }
+        for param in params {
+            out.push(3, format!("{}: ${{{{ inputs.{} }}}}", param.env, param.input));
+        }
+    }
+}
+
+fn upload_junit(out: &mut Lines, id: &str, junit: &str) {
+    let upload = format!(
+        "\
 - name: Upload the JUnit report
   if: always()
   uses: actions/upload-artifact@v6
   with:
     name: junit-{id}
     path: {junit}
-    if-no-files-found: ignore",
-            id = job.id,
-            junit = p.junit(i)
+    if-no-files-found: ignore"
+    );
+    out.block(3, upload.lines());
+}
+
+/// The dependency caches, keyed on the hash of the stack's lock files.
+fn caches(out: &mut Lines, p: &Pipeline) {
+    for cache in &p.caches {
+        let files: Vec<String> = cache.lock_files.iter().map(|f| format!("'**/{f}'")).collect();
+        let name = cache.name;
+        let step = format!(
+            "\
+- name: Cache the {name} dependencies
+  uses: actions/cache@v5
+  with:
+    path: |
+{paths}
+    key: ${{{{ runner.os }}}}-{name}-${{{{ hashFiles({files}) }}}}
+    restore-keys: |
+      ${{{{ runner.os }}}}-{name}-",
+            paths = cache.paths.iter().map(|a| format!("      {a}")).collect::<Vec<_>>().join("\n"),
+            files = files.join(", "),
         );
-        out.block(3, upload.lines());
+        out.block(3, step.lines());
     }
-    out.finish()
 }
 
 /// The steps that put capstan on PATH.

@@ -32,7 +32,11 @@ pub fn render(p: &Pipeline) -> String {
     ];
     note(&mut out, "#", &secrets, &p.secrets);
     tools_note(&mut out, "#", Platform::Gitlab, &p.settings, &p.tools);
+    let checks_stage = if p.jobs.iter().any(|j| j.id == "checks") { "capstan-checks" } else { "checks" };
     out.push(0, "stages:");
+    if !p.checks.is_empty() {
+        out.push(1, format!("- {checks_stage}"));
+    }
     for job in &p.jobs {
         out.push(1, format!("- {}", job.id));
     }
@@ -42,6 +46,11 @@ pub fn render(p: &Pipeline) -> String {
         out.push(1, format!("{}:", param.env));
         out.push(2, format!("value: {}", yaml(param.default.as_deref().unwrap_or(""))));
         out.push(2, format!("description: {}", yaml(&param.description())));
+    }
+    // GitLab caches only paths inside the project: the package managers
+    // are told to keep their downloads there.
+    for (name, value) in p.caches.iter().filter_map(|c| c.gitlab_env) {
+        out.push(1, format!("{name}: {}", yaml_quoted(value)));
     }
     out.push(0, "default:");
     out.push(1, format!("image: {}", p.settings.image()));
@@ -66,12 +75,30 @@ before_script:"
         Install::Nothing => {}
     }
     let group = p.concurrency_group(|param| format!("${}", param.env));
+    // Checks take no resource group: they would wait for each other.
+    for (i, check) in p.checks.iter().enumerate() {
+        out.push(0, "");
+        out.push(0, format!("{}:", check.id));
+        out.push(1, format!("stage: {checks_stage}"));
+        out.push(1, "needs: []");
+        caches(&mut out, p);
+        out.push(1, "script:");
+        for line in p.param_checks() {
+            out.push(2, yaml_item(&line));
+        }
+        out.push(2, yaml_item(&p.check_command(i, "plain")));
+        out.block(1, ["artifacts:", "  when: always"]);
+        out.block(2, ["reports:".to_string(), format!("  junit: {}", p.check_junit(i))]);
+    }
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(0, "");
         out.push(0, format!("{}:", job.id));
         out.push(1, format!("stage: {}", job.id));
         if i > 0 {
             out.push(1, format!("needs: [{}]", p.jobs[i - 1].id));
+        } else if !p.checks.is_empty() {
+            // A failed check fails the pipeline, and this job never starts.
+            out.push(1, format!("needs: [{}]", p.check_ids().join(", ")));
         }
         out.push(1, format!("resource_group: {}", yaml(&group)));
         if job.approvals.gated() {
@@ -80,6 +107,7 @@ before_script:"
             out.push(1, "environment:");
             out.push(2, format!("name: {}", job.id));
         }
+        caches(&mut out, p);
         out.push(1, "script:");
         if i == 0 {
             for check in p.param_checks() {
@@ -102,6 +130,32 @@ before_script:"
         out.block(2, ["reports:".to_string(), format!("  junit: {}", p.junit(i))]);
     }
     out.finish()
+}
+
+/// A job's caches: capstan's own (a job's `cache` replaces the default's)
+/// and each dependency cache, keyed on its lock files (GitLab takes two).
+fn caches(out: &mut Lines, p: &Pipeline) {
+    if p.caches.is_empty() {
+        return;
+    }
+    out.push(1, "cache:");
+    if p.settings.install == Install::Cargo {
+        out.block(
+            2,
+            ["- key: capstan-$CAPSTAN_VERSION".to_string(), "  paths:".into(), format!("    - {INSTALL_ROOT}/")],
+        );
+    }
+    for cache in &p.caches {
+        out.block(2, ["- key:", "    files:"]);
+        for file in cache.lock_files.iter().take(2) {
+            out.push(4, format!("- {}", yaml(file)));
+        }
+        out.push(3, format!("  prefix: {}", cache.name));
+        out.push(2, "  paths:");
+        for path in cache.gitlab_paths {
+            out.push(4, format!("- {path}"));
+        }
+    }
 }
 
 /// A list item holding one shell line.

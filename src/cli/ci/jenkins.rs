@@ -46,6 +46,29 @@ pub fn render(p: &Pipeline) -> String {
     out.push(d(2), format!("CAPSTAN_VERSION = {}", groovy(VERSION)));
     out.push(d(1), "}");
     out.push(d(1), "stages {");
+    if !p.checks.is_empty() {
+        // `failFast` stops the other checks when one fails; the stages
+        // after this one never start.
+        out.push(d(2), "stage('checks') {");
+        out.push(d(3), "failFast true");
+        out.push(d(3), "parallel {");
+        for (i, check) in p.checks.iter().enumerate() {
+            out.push(d(4), format!("stage({}) {{", groovy(&check.phase)));
+            out.push(d(5), "agent any");
+            out.push(d(5), "steps {");
+            let mut script = install_lines(p);
+            script.extend(p.param_checks());
+            script.push(p.check_command(i, "plain"));
+            shell(&mut out, p, d(6), &script);
+            out.push(d(5), "}");
+            out.block(d(5), ["post {", "    always {"]);
+            out.push(d(7), format!("junit testResults: {}, allowEmptyResults: true", groovy(&p.check_junit(i))));
+            out.block(d(5), ["    }", "}"]);
+            out.push(d(4), "}");
+        }
+        out.push(d(3), "}");
+        out.push(d(2), "}");
+    }
     for (i, job) in p.jobs.iter().enumerate() {
         out.push(d(2), format!("stage({}) {{", groovy(&job.phase)));
         if job.approvals.gated() {
@@ -56,35 +79,15 @@ pub fn render(p: &Pipeline) -> String {
         }
         out.push(d(3), "agent any");
         out.push(d(3), "steps {");
-        let mut depth = d(4);
         if i > 0 && !p.carried(i - 1).is_empty() {
-            out.push(depth, format!("unstash {}", groovy(STASH)));
+            out.push(d(4), format!("unstash {}", groovy(STASH)));
         }
-        if !p.secrets.is_empty() {
-            let bindings: Vec<String> = p
-                .secrets
-                .iter()
-                .map(|s| format!("string(credentialsId: {}, variable: {})", groovy(s), groovy(s)))
-                .collect();
-            out.push(depth, format!("withCredentials([{}]) {{", bindings.join(", ")));
-            depth += 2;
-        }
-        let mut script = match &p.settings.install {
-            Install::Cargo => vec!["export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(), install_unless_present()],
-            Install::Command(line) => vec![line.clone()],
-            Install::Nothing => Vec::new(),
-        };
+        let mut script = install_lines(p);
         if i == 0 {
             script.extend(p.param_checks());
         }
         script.push(p.command(i, "plain", RUN_NAME));
-        out.push(depth, "sh '''");
-        let lines: Vec<String> = script.iter().map(|l| groovy_escape(l)).collect();
-        out.block(depth + 2, &lines);
-        out.push(depth, "'''");
-        if !p.secrets.is_empty() {
-            out.push(d(4), "}");
-        }
+        shell(&mut out, p, d(4), &script);
         out.push(d(3), "}");
         out.push(d(3), "post {");
         out.push(d(4), "always {");
@@ -109,6 +112,36 @@ pub fn render(p: &Pipeline) -> String {
     out.push(d(1), "}");
     out.push(0, "}");
     out.finish()
+}
+
+/// The shell lines that put capstan on PATH.
+fn install_lines(p: &Pipeline) -> Vec<String> {
+    match &p.settings.install {
+        Install::Cargo => vec!["export PATH=\"$HOME/.cargo/bin:$PATH\"".to_string(), install_unless_present()],
+        Install::Command(line) => vec![line.clone()],
+        Install::Nothing => Vec::new(),
+    }
+}
+
+/// An `sh` step running `script`, with the secrets bound as credentials.
+fn shell(out: &mut Lines, p: &Pipeline, depth: usize, script: &[String]) {
+    let mut inner = depth;
+    if !p.secrets.is_empty() {
+        let bindings: Vec<String> = p
+            .secrets
+            .iter()
+            .map(|s| format!("string(credentialsId: {}, variable: {})", groovy(s), groovy(s)))
+            .collect();
+        out.push(depth, format!("withCredentials([{}]) {{", bindings.join(", ")));
+        inner += 2;
+    }
+    out.push(inner, "sh '''");
+    let lines: Vec<String> = script.iter().map(|l| groovy_escape(l)).collect();
+    out.block(inner + 2, &lines);
+    out.push(inner, "'''");
+    if !p.secrets.is_empty() {
+        out.push(depth, "}");
+    }
 }
 
 /// `stash`'s `includes`: Ant patterns, comma-separated. A folder is its

@@ -51,6 +51,11 @@ pub struct Pipeline {
     /// The playbook's file name without its extension, for names.
     pub stem: String,
     pub jobs: Vec<Job>,
+    /// The phases marked `check: true`: jobs that run at once, before
+    /// `jobs`, each a run of its own (see `checks`).
+    pub checks: Vec<Job>,
+    /// With checks, the dependency caches of the checkout's stack.
+    pub caches: Vec<super::checks::Cache>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
     /// Programs the playbook requires (`require_tools` with literal names).
@@ -128,7 +133,10 @@ impl Pipeline {
         if let Some(relative) = std::env::current_dir().ok().and_then(|cwd| root.strip_prefix(cwd).ok()) {
             root = if relative.as_os_str().is_empty() { ".".into() } else { relative.to_path_buf() };
         }
+        let all: Vec<(String, bool)> = model.phases.iter().map(|p| (p.name.clone(), p.options.check)).collect();
+        super::checks::check_order(&all)?;
         let mut jobs = Vec::new();
+        let mut checks = Vec::new();
         for p in &model.phases {
             let id = unique(job_id(&p.name), &ids);
             ids.push(id.clone());
@@ -138,13 +146,17 @@ impl Pipeline {
                 .iter()
                 .map(|a| from_checkout_root(&root, a).ok_or_else(|| escaping_artifact(&p.name, a)))
                 .collect::<Result<Vec<_>, _>>()?;
-            jobs.push(Job {
-                phase: p.name.clone(),
-                id,
-                approvals: scan::approvals(&loaded.ast, p.body.fn_name()),
-                artifacts,
-            });
+            let job =
+                Job { phase: p.name.clone(), id, approvals: scan::approvals(&loaded.ast, p.body.fn_name()), artifacts };
+            if p.options.check {
+                super::checks::refuse_gated(&job)?;
+                checks.push(job);
+            } else {
+                jobs.push(job);
+            }
         }
+        // The jobs run at the checkout's root: `capstan ci` is run there.
+        let caches = if checks.is_empty() { Vec::new() } else { super::checks::caches(Path::new(".")) };
         let mut secrets = settings.state_secrets();
         secrets.extend(model.secrets.iter().filter(|s| !secrets.contains(s)).cloned().collect::<Vec<_>>());
         for name in scan::secrets(&loaded.ast) {
@@ -162,7 +174,7 @@ impl Pipeline {
             .collect();
         let tools = scan::first_args(&loaded.ast, "require_tools");
         let locks = scan::first_args(&loaded.ast, "lock");
-        Ok(Self { playbook, stem, jobs, params, secrets, tools, locks, settings, services })
+        Ok(Self { playbook, stem, jobs, checks, caches, params, secrets, tools, locks, settings, services })
     }
 
     /// The `capstan run` command line of job `index`.
@@ -186,8 +198,16 @@ impl Pipeline {
         match (index, shared) {
             (0, false) => words.extend(["--phase".into(), quote(&job.phase)]),
             (0, true) => words.extend(["--phase".into(), quote(&job.phase), "--run-name".into(), run_name.into()]),
-            (_, false) => words.extend(["--resume".into(), "last".into(), "--to".into(), quote(&job.phase)]),
-            (_, true) => words.extend(["--resume".into(), run_name.into(), "--to".into(), quote(&job.phase)]),
+            (_, false) => words.extend(["--resume".into(), "last".into()]),
+            (_, true) => words.extend(["--resume".into(), run_name.into()]),
+        }
+        if index > 0 {
+            // The checks ran in jobs of their own, before the chain: it
+            // starts at its own first phase.
+            if !self.checks.is_empty() {
+                words.extend(["--from".into(), quote(&self.jobs[0].phase)]);
+            }
+            words.extend(["--to".into(), quote(&job.phase)]);
         }
         match &self.settings.state {
             None => words.extend(["--journal-dir".into(), JOURNAL_DIR.into()]),
@@ -201,15 +221,7 @@ impl Pipeline {
         }
         // Later jobs resume the run, which keeps the params it started with.
         if index == 0 {
-            for p in &self.params {
-                let given = format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env);
-                if p.from_secret {
-                    words.push(format!("${{{}:+--param {given}}}", p.env));
-                } else {
-                    words.push("--param".into());
-                    words.push(given);
-                }
-            }
+            words.extend(self.param_flags());
         }
         let mut given = Approvals::default();
         for earlier in &self.jobs[..=index] {
@@ -223,6 +235,21 @@ impl Pipeline {
         given.names.sort();
         words.extend(given.flags().iter().map(|f| quote(f)));
         words.join(" ")
+    }
+
+    /// `--param` flags passing each param from its environment variable.
+    pub fn param_flags(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        for p in &self.params {
+            let given = format!("\"{}=${{{}}}\"", double_quoted(&p.name), p.env);
+            if p.from_secret {
+                words.push(format!("${{{}:+--param {given}}}", p.env));
+            } else {
+                words.push("--param".into());
+                words.push(given);
+            }
+        }
+        words
     }
 
     /// What job `index` hands on to the jobs after it: the journal and the

@@ -488,15 +488,25 @@ pub fn manifest_name(root: &Path) -> Option<String> {
     cargo.or_else(npm).or_else(python).or_else(go).or_else(chart)
 }
 
+fn stack_and_commands(root: &Path, evidence: &mut Vec<String>) -> Option<(Stack, Commands)> {
+    rust(root, evidence)
+        .or_else(|| node(root, evidence))
+        .or_else(|| python(root, evidence))
+        .or_else(|| go(root, evidence))
+        .or_else(|| java(root, evidence))
+}
+
+/// The stack of the repository at `root`, from its manifest and lock files
+/// alone (no walk of the tree): what `capstan ci` keys its caches on.
+pub fn stack(root: &Path) -> Option<Stack> {
+    stack_and_commands(root, &mut Vec::new()).map(|(s, _)| s)
+}
+
 /// Analyse the repository at `root`. `Err` lists nothing: the caller says
 /// what was looked for.
 pub fn detect(root: &Path, name: String) -> Option<Project> {
     let mut evidence = Vec::new();
-    let found = rust(root, &mut evidence)
-        .or_else(|| node(root, &mut evidence))
-        .or_else(|| python(root, &mut evidence))
-        .or_else(|| go(root, &mut evidence))
-        .or_else(|| java(root, &mut evidence));
+    let found = stack_and_commands(root, &mut evidence);
     let files = walk(root);
     let deploy = deploy_targets(root, &files);
     let deploys = deploy.dockerfile || !deploy.terraform.is_empty() || !deploy.charts.is_empty();

@@ -4,7 +4,7 @@
 //! Kubernetes, and the quality gates and rollback runbook `capstan new`
 //! writes. Existing files are kept unless `--force`.
 
-mod detect;
+pub(super) mod detect;
 mod dockerfile;
 mod k8s;
 mod playbook;
