@@ -21,6 +21,7 @@ mod jenkins;
 mod lines;
 mod pipeline;
 mod setup;
+mod shape;
 
 use std::io::Write as _;
 

@@ -173,7 +173,7 @@ fn params_env(out: &mut Lines, p: &Pipeline) {
 }
 
 /// `{{ checksum "LOCK" }}` of each lock file: the dependency cache's key.
-fn cache_key(cache: &super::checks::Cache) -> String {
+fn cache_key(cache: &super::shape::Cache) -> String {
     let sums: Vec<String> = cache.lock_files.iter().map(|f| format!("{{{{ checksum {} }}}}", json_string(f))).collect();
     format!("{}-v1-{}", cache.name, sums.join("-"))
 }

@@ -55,7 +55,7 @@ pub struct Pipeline {
     /// `jobs`, each a run of its own (see `checks`).
     pub checks: Vec<Job>,
     /// With checks, the dependency caches of the checkout's stack.
-    pub caches: Vec<super::checks::Cache>,
+    pub caches: Vec<super::shape::Cache>,
     pub params: Vec<Param>,
     pub secrets: Vec<String>,
     /// Programs the playbook requires (`require_tools` with literal names).
@@ -134,7 +134,7 @@ impl Pipeline {
             root = if relative.as_os_str().is_empty() { ".".into() } else { relative.to_path_buf() };
         }
         let all: Vec<(String, bool)> = model.phases.iter().map(|p| (p.name.clone(), p.options.check)).collect();
-        super::checks::check_order(&all)?;
+        super::shape::check_order(&all)?;
         let mut jobs = Vec::new();
         let mut checks = Vec::new();
         for p in &model.phases {
@@ -149,14 +149,14 @@ impl Pipeline {
             let job =
                 Job { phase: p.name.clone(), id, approvals: scan::approvals(&loaded.ast, p.body.fn_name()), artifacts };
             if p.options.check {
-                super::checks::refuse_gated(&job)?;
+                super::shape::refuse_gated(&job.phase, &job.approvals)?;
                 checks.push(job);
             } else {
                 jobs.push(job);
             }
         }
         // The jobs run at the checkout's root: `capstan ci` is run there.
-        let caches = if checks.is_empty() { Vec::new() } else { super::checks::caches(Path::new(".")) };
+        let caches = if checks.is_empty() { Vec::new() } else { super::shape::caches(Path::new(".")) };
         let mut secrets = settings.state_secrets();
         secrets.extend(model.secrets.iter().filter(|s| !secrets.contains(s)).cloned().collect::<Vec<_>>());
         for name in scan::secrets(&loaded.ast) {

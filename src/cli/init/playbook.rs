@@ -163,8 +163,15 @@ fn do_phase(out: &mut String, t: &Targets) {
     if t.image {
         out.push_str(
             "    // Built once, pushed once: staging and production run the same bytes.
-    step(\"docker build\", || docker::build(here, #{ tags: [image], build_args: #{ VERSION: version } }));
+    // The last image pushed (`:latest`, which carries its layer cache inline)
+    // is the layer cache of a fresh CI runner.
+    let latest = `${registry}/${service}:latest`;
+    step(\"docker build\", || docker::build(here, #{
+        tags: [image, latest], cache_from: [latest],
+        build_args: #{ VERSION: version, BUILDKIT_INLINE_CACHE: \"1\" },
+    }));
     let pushed = step(\"docker push\", #{ retries: 2, retry_delay: \"5s\" }, || docker::push(image));
+    step(\"docker push latest\", #{ retries: 2, retry_delay: \"5s\" }, || docker::push(latest));
     artifact = pushed.reference;
     info(`artifact ${artifact}`);
 ",
