@@ -188,5 +188,19 @@ fn an_approval_is_asked_on_the_terminal() {
         let gate = crate::support::named(&events, "gate").last().copied().cloned().unwrap();
         assert_eq!(gate["via"], "terminal", "{gate}");
         assert!(gate["by"].as_str().is_some_and(|b| b.contains('@')), "{gate}");
+        // When the asking began is in the journal: the report draws the wait.
+        let asked =
+            crate::support::named(&events, "log").into_iter().any(|e| e["message"] == "waiting for approval `prod`");
+        assert!(asked, "answer {answer:?}");
+        if answer == "y" {
+            let out = std::process::Command::new(crate::support::capstan_bin())
+                .args(["runs", "show", "last", "--html", "report.html"])
+                .current_dir(pb.dir.path())
+                .output()
+                .unwrap();
+            Run::from(out).code(0);
+            let html = std::fs::read_to_string(pb.path("report.html")).unwrap();
+            assert!(html.contains("⧗ approval prod") && html.contains("approval prod: waited "), "{html}");
+        }
     }
 }

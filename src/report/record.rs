@@ -51,6 +51,9 @@ pub struct RunRecord {
     pub gates: Vec<GateRecord>,
     pub undo: Vec<UndoRecord>,
     pub events: Vec<UserEvent>,
+    /// Approvals being asked for, by name: since when.
+    #[serde(skip)]
+    pub approval_waits: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -120,6 +123,10 @@ pub struct GateRecord {
     pub by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// An approval asked for on a terminal: when the asking began (the
+    /// timeline draws the wait).
+    #[serde(skip)]
+    pub waited_since: Option<String>,
 }
 
 impl GateRecord {
@@ -257,7 +264,18 @@ impl RunRecord {
                     step.retries.push((ts, text(ev, "message").unwrap_or_default()));
                 }
             }
+            // Logged (at debug) when a terminal is asked for an approval.
+            "log" if text(ev, "message").is_some_and(|m| m.starts_with("waiting for approval `")) => {
+                let message = text(ev, "message").unwrap_or_default();
+                if let Some(name) = message.strip_prefix("waiting for approval `").and_then(|r| r.strip_suffix('`')) {
+                    self.approval_waits.insert(name.to_string(), ts);
+                }
+            }
             "gate" => self.gates.push(GateRecord {
+                waited_since: text(ev, "name")
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("approval: "))
+                    .and_then(|n| self.approval_waits.remove(n)),
                 ts,
                 phase: text(ev, "phase"),
                 step: text(ev, "step"),

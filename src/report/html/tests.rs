@@ -41,3 +41,23 @@ fn the_failure_its_retry_output_and_samples_are_shown() {
     assert!(html.contains("breach: canary 5%: error_rate 0.2 &gt; 0.01"), "the breach links to its rollback");
     assert!(html.contains("<td><code>token</code></td><td><code>***</code></td>"));
 }
+
+/// An approval asked for on a terminal is a bar from the asking to the answer.
+#[test]
+fn an_approval_waited_for_is_drawn_as_a_wait() {
+    let journal = r#"{"ts":"2026-01-01T00:00:00.000Z","run_id":"r1","event":"run_started","playbook":"p.rhai"}
+{"ts":"2026-01-01T00:00:00.010Z","run_id":"r1","event":"phase_started","phase":"do"}
+{"ts":"2026-01-01T00:00:00.020Z","run_id":"r1","event":"step_started","phase":"do","step":"gate","seq":1}
+{"ts":"2026-01-01T00:00:00.030Z","run_id":"r1","event":"log","phase":"do","step":"gate","seq":1,"level":"debug","message":"waiting for approval `prod`"}
+{"ts":"2026-01-01T00:00:04.530Z","run_id":"r1","event":"gate","phase":"do","step":"gate","seq":1,"name":"approval: prod","passed":true,"by":"ana","via":"terminal"}
+{"ts":"2026-01-01T00:00:04.540Z","run_id":"r1","event":"step_finished","phase":"do","step":"gate","status":"ok","duration_ms":4520,"attempts":1}
+{"ts":"2026-01-01T00:00:04.550Z","run_id":"r1","event":"phase_finished","phase":"do","status":"ok","duration_ms":4540}
+{"ts":"2026-01-01T00:00:04.560Z","run_id":"r1","event":"run_finished","status":"ok","exit_code":0,"duration_ms":4560}
+"#;
+    let html = render(&RunRecord::from_journal(journal)).unwrap();
+    assert!(html.contains("approval prod: waited 4.5s, given by ana via terminal"), "{html}");
+    assert!(html.contains("⧗ approval prod"));
+    // Without the asking, an approval (given by --approve) stays a marker.
+    let given = journal.lines().filter(|l| !l.contains("waiting for approval")).collect::<Vec<_>>().join("\n");
+    assert!(!render(&RunRecord::from_journal(&given)).unwrap().contains("⧗ approval prod"));
+}

@@ -72,10 +72,11 @@ fn rows(record: &RunRecord, failing: Option<(&str, &str)>, end: SystemTime) -> V
         row.span = span(phase.started.as_deref().or(first_step), phase.duration_ms, &phase.status, end);
         row.colour = colour(&phase.status);
         row.title = format!("phase {}: {}, {}", phase.name, phase.status, took(phase.duration_ms));
-        for g in record.gates.iter().filter(|g| g.phase.as_deref() == Some(&phase.name) && g.step.is_none()) {
-            row.marks.extend(gate_mark(g));
-        }
+        let gates: Vec<_> =
+            record.gates.iter().filter(|g| g.phase.as_deref() == Some(&phase.name) && g.step.is_none()).collect();
+        row.marks.extend(gates.iter().filter_map(|g| gate_mark(g)));
         rows.push(row);
+        rows.extend(gates.iter().filter_map(|g| wait_row(g, 1)));
         for s in &phase.steps {
             let name = s.step.rsplit('/').next().unwrap_or(&s.step);
             let attempts = if s.attempts > 1 { format!(" ({} attempts)", s.attempts) } else { String::new() };
@@ -90,14 +91,15 @@ fn rows(record: &RunRecord, failing: Option<(&str, &str)>, end: SystemTime) -> V
             for (ts, message) in &s.retries {
                 row.marks.extend(parse(ts).map(|at| Mark { at, colour: WARN, title: message.clone() }));
             }
-            for g in record
+            let gates: Vec<_> = record
                 .gates
                 .iter()
                 .filter(|g| g.phase.as_deref() == Some(&phase.name) && g.step.as_deref() == Some(&s.step))
-            {
-                row.marks.extend(gate_mark(g));
-            }
+                .collect();
+            row.marks.extend(gates.iter().filter_map(|g| gate_mark(g)));
+            let depth = row.depth + 1;
             rows.push(row);
+            rows.extend(gates.iter().filter_map(|g| wait_row(g, depth)));
         }
     }
     if !record.undo.is_empty() {
@@ -149,6 +151,19 @@ fn gate_mark(g: &crate::report::record::GateRecord) -> Option<Mark> {
     };
     let given = g.provenance();
     Some(Mark { at, colour, title: format!("{} {} {given}", g.name, if g.passed { "passed" } else { "failed" }) })
+}
+
+/// An approval asked for on a terminal: a bar from the asking to the answer.
+fn wait_row(g: &crate::report::record::GateRecord, depth: usize) -> Option<Row> {
+    let name = g.name.strip_prefix("approval: ")?;
+    let (from, to) = (parse(g.waited_since.as_deref()?)?, parse(&g.ts)?);
+    let waited = to.duration_since(from).unwrap_or_default();
+    let mut row = Row::new(format!("⧗ approval {name}"), depth);
+    row.span = Some((from, to.max(from)));
+    row.colour = APPROVAL;
+    let answer = if g.passed { "given" } else { "refused" };
+    row.title = format!("approval {name}: waited {}, {answer} {}", format_duration(waited), g.provenance());
+    Some(row)
 }
 
 fn took(ms: u64) -> String {
