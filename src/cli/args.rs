@@ -164,8 +164,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
     /// Where runs keep their journals and locks, shared between machines:
-    /// `file://DIR` (this machine's journal folder, the default) or
-    /// `postgres://USER@HOST:PORT/DB`
+    /// `file://DIR` (this machine's journal folder, the default),
+    /// `postgres://USER@HOST:PORT/DB` or `s3://BUCKET/PREFIX?endpoint=URL`
     #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
     pub state: Option<String>,
     /// Stop the whole run after this long (e.g. 30m), then undo
@@ -249,8 +249,8 @@ pub struct RunsArgs {
     /// Where `.capstan/runs/` is [default: the current folder]
     #[arg(long, value_name = "DIR", global = true)]
     pub journal_dir: Option<PathBuf>,
-    /// List the runs of every machine in this state store (`file://DIR` or
-    /// `postgres://USER@HOST:PORT/DB`)
+    /// List the runs of every machine in this state store (`file://DIR`,
+    /// `postgres://USER@HOST:PORT/DB` or `s3://BUCKET/PREFIX?endpoint=URL`)
     #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true, global = true)]
     pub state: Option<String>,
     /// As JSON
@@ -313,8 +313,8 @@ pub struct ReplArgs {
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
     /// Where runs keep their journals and locks, shared between machines:
-    /// `file://DIR` (this machine's journal folder, the default) or
-    /// `postgres://USER@HOST:PORT/DB`
+    /// `file://DIR` (this machine's journal folder, the default),
+    /// `postgres://USER@HOST:PORT/DB` or `s3://BUCKET/PREFIX?endpoint=URL`
     #[arg(long, value_name = "URL", env = "CAPSTAN_STATE", hide_env_values = true)]
     pub state: Option<String>,
     #[command(flatten)]
