@@ -100,6 +100,17 @@ const GO: &[(&str, &str)] = &[
 
 const TERRAFORM: &[(&str, &str)] = &[("infra/main.tf", "resource \"terraform_data\" \"app\" {\n  input = \"v1\"\n}\n")];
 
+const MAVEN: &[(&str, &str)] = &[
+    ("pom.xml", "<project><modelVersion>4.0.0</modelVersion><groupId>shop</groupId><artifactId>jshop</artifactId><version>1.0</version></project>\n"),
+    ("src/main/java/shop/App.java", "package shop;\npublic class App { public static void main(String[] a) {} }\n"),
+];
+
+const GRADLE: &[(&str, &str)] = &[
+    ("build.gradle.kts", "plugins { application }\n"),
+    ("gradlew", "#!/bin/sh\nexec gradle \"$@\"\n"),
+    ("src/main/java/shop/App.java", "package shop;\npublic class App { public static void main(String[] a) {} }\n"),
+];
+
 const HELM: &[(&str, &str)] = &[
     ("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n"),
     ("charts/web/values.yaml", "image:\n  repository: registry.example.com/web\n  tag: \"1.0.0\"\n"),
@@ -189,6 +200,8 @@ fn init_detects_each_stack_and_the_playbook_checks_and_runs_dry() {
         ("pnpm", node(PNPM_LOCK), "node", "pnpm test", "pnpm run lint", &["Dockerfile"]),
         ("python", repo(PYTHON), "python", ".venv/bin/python -m pytest", "", &["Dockerfile"]),
         ("go", repo(GO), "go", "go test ./...", "go vet ./...", &["Dockerfile"]),
+        ("maven", repo(MAVEN), "java", "mvn -B verify", "", &["Dockerfile"]),
+        ("gradle", repo(GRADLE), "java", "./gradlew build", "", &["Dockerfile"]),
         ("terraform", repo(TERRAFORM), "", "", "", &[]),
         ("helm", repo(HELM), "", "", "", &[]),
     ];
@@ -218,11 +231,28 @@ fn init_detects_each_stack_and_the_playbook_checks_and_runs_dry() {
     let manager = |dir: &Path| init(dir, &["--dry-run"])["detected"]["stack"]["manager"].clone();
     assert_eq!(manager(cases[1].1.path()), "npm");
     assert_eq!(manager(cases[2].1.path()), "pnpm");
-    let terraform = std::fs::read_to_string(cases[5].1.path().join("deploy.rhai")).unwrap();
+    // The Dockerfile: the lock files before the sources (layer cache), pinned
+    // base tags, a numeric non-root user, a HEALTHCHECK,
+    // and a .dockerignore; the playbook builds and pushes that image once.
+    let rust = cases[0].1.path();
+    let dockerfile = std::fs::read_to_string(rust.join("Dockerfile")).unwrap();
+    let at = |needle: &str| dockerfile.find(needle).unwrap_or_else(|| panic!("{needle}: {dockerfile}"));
+    assert!(at("COPY Cargo.toml") < at("COPY . ."), "the manifests before the sources: {dockerfile}");
+    for from in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
+        let image = from.split_whitespace().nth(1).unwrap();
+        assert!(image.contains(':') && !image.ends_with(":latest"), "a pinned tag: {from}");
+    }
+    assert!(dockerfile.contains("USER 10001:10001") && dockerfile.contains("HEALTHCHECK"), "{dockerfile}");
+    assert!(rust.join(".dockerignore").is_file());
+    let playbook = std::fs::read_to_string(rust.join("deploy.rhai")).unwrap();
+    for needle in ["docker::build(here", "docker::push(image)", "cache_from: [latest]"] {
+        assert!(playbook.contains(needle), "{needle}: {playbook}");
+    }
+    let terraform = std::fs::read_to_string(cases[7].1.path().join("deploy.rhai")).unwrap();
     for needle in ["terraform::plan(`${here}/infra`)", "approve(\"apply\"", "terraform::apply("] {
         assert!(terraform.contains(needle), "{needle}: {terraform}");
     }
-    let helm = std::fs::read_to_string(cases[6].1.path().join("deploy.rhai")).unwrap();
+    let helm = std::fs::read_to_string(cases[8].1.path().join("deploy.rhai")).unwrap();
     assert!(helm.contains("helm::upgrade(service, `${here}/charts/web`"), "{helm}");
 }
 
@@ -323,7 +353,9 @@ fn existing_files_are_kept_unless_forced_and_a_dry_run_writes_nothing() {
     // What init wrote before is its own again: the image still goes to its Deployment.
     let playbook = std::fs::read_to_string(dir.path().join("deploy.rhai")).unwrap();
     assert!(
-        playbook.contains("kubectl::apply(`${here}/deploy/k8s`") && playbook.contains("kubectl::set_image("),
+        playbook.contains("kubectl::apply(`${here}/deploy/k8s`")
+            && playbook.contains("kubectl::set_image(")
+            && playbook.contains("kubectl::rollout_status("),
         "{playbook}"
     );
 

@@ -158,6 +158,11 @@ fn failed_canary_report_shows_the_breach_the_rollback_and_every_sample() {
         assert!(page.contains("via --approve release"), "no approval provenance");
         assert!(page.contains("attempt 1/2 failed"), "the retry is not shown");
         assert!(page.contains("dockerfile scan of <code>Dockerfile</code>"), "no compliance findings");
+        assert!(page.contains("<th>severity</th><th>rule</th>"), "the findings' severities are not shown");
+        let severities =
+            ["critical", "high", "medium", "low"].iter().filter(|s| page.contains(&format!("\">{s}</span>")));
+        assert!(severities.count() > 0, "no finding with its severity");
+        assert!(page.contains("id=\"incident\"") && page.contains("What failed"), "no incident summary");
         assert!(page.contains("<td><code>release</code></td><td><code>v2.1</code></td>"), "params missing");
     }
     let (_, png) = rendered(&past, &STEPS, &METRICS);

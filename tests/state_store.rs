@@ -393,3 +393,74 @@ fn file_state_is_the_journal_folder_and_file_locks_can_be_waited_for() {
         .unwrap();
     assert_eq!(both.status.code(), Some(2), "two journal folders: {}", text(&both));
 }
+
+/// What the store holds while a run goes and after it crashes: the schema
+/// version (migrated once, not again by the next run), each finished step's
+/// journal lines at once, the last 100 lines of a step's log with where the
+/// whole log is; a SIGKILL loses only the step in flight.
+#[test]
+fn the_store_holds_the_journal_as_it_happens_and_a_crash_loses_only_the_step_in_flight() {
+    let name = format!("asit_{}", std::process::id());
+    let url = shared().database(&name);
+    let source = r#"
+let dir = param("dir");
+phase("build", || {
+    step("chatty", || sh("for i in $(seq 1 150); do echo line-$i; done"));
+    step("hold", || sh(`touch ${dir}/holding; while [ ! -e ${dir}/go ]; do sleep 0.05; done`));
+    step("after", || sh("true"));
+});
+"#;
+    let (a, dir) = (copy(source), tempfile::tempdir().unwrap());
+    let mut c = signed(Command::new(capstan_bin()));
+    c.current_dir(a.path())
+        .args(["run", "deploy.rhai", "--log-format", "plain", "--state", &url, "--param"])
+        .arg(format!("dir={}", dir.path().display()))
+        .env_remove("CAPSTAN_STATE");
+    let mut run = spawn(c);
+    wait_for(&dir.path().join("holding"), &mut run);
+    let id = run_ids(a.path()).pop().expect("a run");
+
+    // While `hold` runs, the store already has `chatty` finished, and its log's tail.
+    let q = |sql: &str| shared().query(&name, sql);
+    let finished = q(&format!(
+        "SELECT count(*) FROM capstan_events WHERE run_id = '{id}' AND line LIKE '%\"step_finished\"%\"step\":\"chatty\"%'"
+    ));
+    assert_eq!(finished.trim(), "1", "the finished step is in the store before the run ends");
+    let tail = q(&format!("SELECT tail, location FROM capstan_step_logs WHERE run_id = '{id}' ORDER BY id LIMIT 1"));
+    let (lines, location) = tail.trim_end().rsplit_once('|').expect("a tail and its location");
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!((lines.len(), lines.first().copied(), lines.last().copied()), (100, Some("line-51"), Some("line-150")));
+    assert!(location.contains('@') && location.contains(&*a.path().to_string_lossy()), "{location}");
+    assert_eq!(q("SELECT version FROM capstan_migrations ORDER BY version").trim(), "1", "the schema's version");
+
+    // A crash: the store keeps every finished step; only `hold` is lost.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = run.wait();
+    let show = signed(Command::new(capstan_bin()))
+        .args(["runs", "show", &id, "--json", "--state", &url])
+        .env_remove("CAPSTAN_STATE")
+        .output()
+        .unwrap();
+    assert_eq!(show.status.code(), Some(0), "{}", text(&show));
+    let doc: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let steps: Vec<(String, String)> = doc["run"]["phases"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(steps[0], ("chatty".to_string(), "ok".to_string()), "{steps:?}");
+    assert!(steps.iter().all(|(s, st)| s != "after" && !(s == "hold" && st == "ok")), "{steps:?}");
+    assert_eq!(doc["run"]["status"], "running", "a crashed run stays running");
+
+    // The next run on the same database does not migrate again.
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let mut again = signed(Command::new(capstan_bin()));
+    again
+        .current_dir(a.path())
+        .args(["run", "deploy.rhai", "--log-format", "plain", "--state", &url, "--resume", &id])
+        .env_remove("CAPSTAN_STATE");
+    let again = again.output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(q("SELECT count(*) FROM capstan_migrations").trim(), "1");
+}

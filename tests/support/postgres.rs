@@ -103,6 +103,18 @@ impl Postgres {
         format!("postgres://capstan@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The rows `sql` returns in database `db`, one line each, fields
+    /// separated by `|` (`psql -At`).
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        let bin = bin_dir().expect("postgres bin");
+        let out = Command::new(bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "capstan", "-d", db, "-At", "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Stop the server now (fast shutdown: open connections are cut).
     pub fn stop(&self) {
         if let Some(mut w) = self.watchdog.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
