@@ -243,6 +243,11 @@ fn init_detects_each_stack_and_the_playbook_checks_and_runs_dry() {
         assert!(image.contains(':') && !image.ends_with(":latest"), "a pinned tag: {from}");
     }
     assert!(dockerfile.contains("USER 10001:10001") && dockerfile.contains("HEALTHCHECK"), "{dockerfile}");
+    assert!(dockerfile.lines().filter(|l| l.starts_with("FROM ")).count() >= 2, "a builder and a runtime stage");
+    // A health route the sources name is what the HEALTHCHECK asks (Go's `"/healthz"`).
+    let go = std::fs::read_to_string(cases[4].1.path().join("Dockerfile")).unwrap();
+    let check = go.split("HEALTHCHECK").nth(1).unwrap_or_default();
+    assert!(check.lines().take(3).any(|l| l.contains("/healthz")), "{go}");
     assert!(rust.join(".dockerignore").is_file());
     let playbook = std::fs::read_to_string(rust.join("deploy.rhai")).unwrap();
     for needle in ["docker::build(here", "docker::push(image)", "cache_from: [latest]"] {
