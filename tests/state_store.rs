@@ -464,3 +464,23 @@ phase("build", || {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(q("SELECT count(*) FROM capstan_migrations").trim(), "1");
 }
+
+/// The heartbeat: a holder with a 2 s lease that runs for 5 s keeps it
+/// (renewed every third of the TTL), so another machine is still refused
+/// after the TTL has passed.
+#[test]
+fn a_live_holder_renews_its_lease_past_the_ttl() {
+    let url = database();
+    let (a, b, dir) = (copy(PLAYBOOK), copy(PLAYBOOK), tempfile::tempdir().unwrap());
+    std::fs::write(dir.path().join("ok"), "").unwrap();
+    let mut holder =
+        spawn(command(a.path(), dir.path(), "a", &["--state", &url, "--lock", "prod", "--lock-ttl", "2s"]));
+    wait_for(&dir.path().join("holding-a"), &mut holder);
+    std::thread::sleep(Duration::from_millis(4500));
+    let blocked = command(b.path(), dir.path(), "b", &["--state", &url, "--lock", "prod"]).output().unwrap();
+    assert_eq!(blocked.status.code(), Some(3), "the lease was renewed: {}", text(&blocked));
+    assert!(!String::from_utf8_lossy(&blocked.stderr).contains("took over"), "{}", text(&blocked));
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let done = holder.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+}
