@@ -3,6 +3,7 @@
 //! `forks`, through one master per host; `max_fail` stops the fleet with a
 //! recap naming the broken host; `--resume` runs only the unfinished hosts.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -290,10 +291,12 @@ fn ctrl_c_stops_the_hosts_and_closes_the_masters() {
 }
 
 /// A stand-in `ssh` that logs when masters start and sessions run, to count
-/// how many were in flight at once; a master leaves its control socket.
+/// how many were in flight at once; a master leaves its control socket
+/// (not a socket: sessions go through the client); `-G` prints no settings.
 const STUB_SSH: &str = r#"#!/bin/sh
 log="$(dirname "$0")/log"
 case "$*" in
+  *" -G "*) exit 0 ;;
   *ControlMaster=yes*) echo "+ start" >>"$log"; sleep 0.3; echo "- start" >>"$log"
     for a in "$@"; do case "$a" in ControlPath=*) : >"${a#ControlPath=}" ;; esac; done ;;
   *) echo "+ session" >>"$log"; sleep 0.2; echo "- session" >>"$log" ;;
@@ -463,4 +466,73 @@ phase("deploy", || {
     hosts.sort();
     let expected: Vec<String> = (17..=31).filter(|n| *n != 25).map(|n| format!("host{n:02} ok")).collect();
     assert_eq!(hosts, expected, "the db group less host25");
+}
+
+/// A wrapper `ssh` first on PATH: logs how it was started, then runs the real client.
+const LOGGING_SSH: &str = r#"#!/bin/sh
+echo "$*" >>"$(dirname "$0")/log"
+exec /usr/bin/ssh "$@"
+"#;
+
+/// Through a host's master, a command is a session asked of the master over
+/// its control socket: no ssh client starts for it, and stdin, both outputs
+/// (more than a pipe holds), the exit status, masking and timeouts behave
+/// as for the client.
+#[test]
+fn commands_through_a_master_start_no_ssh_client() {
+    let fleet = shared_fleet();
+    let bin = tempfile::tempdir().expect("temp dir");
+    let ssh = bin.path().join("ssh");
+    std::fs::write(&ssh, LOGGING_SSH).expect("wrapper ssh");
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let payload = (0..6000).fold(String::new(), |mut text, i| {
+        let _ = writeln!(text, "line {i:05} of the payload, padded out to fifty.");
+        text
+    });
+    let source = format!(
+        r#"{HOSTS}
+let config = param("ssh_config");
+let token = secret("CAPSTAN_MUX_TOKEN");
+phase("p", || {{
+    let host = hosts[0];
+    let o = #{{ config: config }};
+    step("io", || {{
+        let input = fs::read("payload.txt");
+        let echo = ssh::run(host, ["cat"], #{{ config: config, stdin: input, quiet: true }});
+        if echo.stdout != input {{ fail(`stdin came back as ${{echo.stdout.len()}} bytes, not ${{input.len()}}`); }}
+        let mixed = ssh::run(host, ["sh", "-c", "echo out; echo err >&2; exit 7"], #{{ config: config, check: false }});
+        ssh::run(host, ["echo", `token=${{token}}`], o);
+        let env = ssh::run(host, ["sh", "-c", "echo $CAPSTAN_SENT $CAPSTAN_SET"], #{{ config: config,
+            options: ["SendEnv=CAPSTAN_SENT", "SetEnv=CAPSTAN_SET=by-config"] }});
+        event("mux", #{{ bytes: echo.stdout.len(), code: mixed.code, out: mixed.stdout, err: mixed.stderr, env: env.stdout }});
+    }});
+    step("slow", || ssh::run(host, ["sleep", "30"], #{{ config: config, timeout: "1s" }}));
+}});
+"#
+    );
+    let p = playbook(fleet, &source, |_| {})
+        .file("payload.txt", &payload)
+        .env("PATH", &path)
+        .env("CAPSTAN_MUX_TOKEN", "mux-secret-4417")
+        .env("CAPSTAN_SENT", "from-capstan");
+    let start = Instant::now();
+    let r = p.run_json();
+    r.code(1);
+    assert!(start.elapsed() < Duration::from_secs(20), "the 1 s timeout ended the remote sleep's session");
+    let events = r.events();
+    let d = &named(&events, "event").into_iter().find(|e| e["type"] == "mux").expect("mux event")["data"];
+    assert_eq!(d["bytes"].as_u64(), Some(payload.len() as u64), "{d}");
+    assert_eq!((d["code"].as_i64(), d["out"].as_str(), d["err"].as_str()), (Some(7), Some("out\n"), Some("err\n")));
+    assert!(r.stdout.contains("token=***") && !r.stdout.contains("mux-secret-4417"), "{}", r.stdout);
+    // The session got the environment the client would send (`SendEnv`, `SetEnv`).
+    assert_eq!(d["env"], "from-capstan by-config\n");
+    let error = named(&events, "run_finished")[0]["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("timed out after 1s"), "{error}");
+    // Two ssh started for each master: `ssh -G` (what to send) and the
+    // master. The commands went through the masters: no ssh each.
+    let log = std::fs::read_to_string(bin.path().join("log")).unwrap_or_default();
+    assert_eq!(log.lines().filter(|l| l.contains("ControlMaster=yes")).count(), 2, "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains(" -G ")).count(), 2, "{log}");
+    assert_eq!(log.lines().count(), 4, "{log}");
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, ImmutableString as Str, Map};
@@ -15,7 +16,7 @@ use super::registration::{docs, Api};
 use super::tool::{self, ToolCall};
 use super::values::to_map;
 use crate::failure::{failure, failure_with_hint, FailureKind, RhaiResultOf};
-use crate::process::{quote, Outcome};
+use crate::process::{self, quote, Outcome};
 use crate::services::ssh_masters::{self, Target};
 use crate::services::Services;
 
@@ -105,6 +106,14 @@ fn text(value: &Dynamic) -> String {
     super::builtins::text(value)
 }
 
+/// How a call reaches its host: the ssh arguments, and the control socket
+/// of the host's master when there is one.
+struct Reuse {
+    args: Vec<String>,
+    /// The socket, and what a session sends as its environment.
+    master: Option<(PathBuf, Vec<String>)>,
+}
+
 /// Run the call through the target's master (started now if need be) when
 /// connections are reused and the call will run; plainly otherwise.
 fn through_master(
@@ -112,14 +121,15 @@ fn through_master(
     target: &Target,
     o: &SshOptions,
     read_only: bool,
-    call: impl FnOnce(Vec<String>) -> RhaiResultOf<Option<Outcome>>,
+    call: impl FnOnce(Reuse) -> RhaiResultOf<Option<Outcome>>,
 ) -> RhaiResultOf<Option<Outcome>> {
     if !o.reuse || (services.dry_run() && !read_only) {
         let none = vec!["-o".to_string(), "ControlMaster=no".into(), "-o".into(), "ControlPath=none".into()];
-        return call(if o.reuse { Vec::new() } else { none });
+        return call(Reuse { args: if o.reuse { Vec::new() } else { none }, master: None });
     }
     let session = ssh_masters::session(services, target)?;
-    session.with(services, || call(session.args.clone()))?
+    let master = Some((session.socket().to_owned(), session.env()));
+    session.with(services, || call(Reuse { args: session.args.clone(), master }))?
 }
 
 fn run(services: &Arc<Services>, host: &Dynamic, argv: Array, o: SshOptions) -> RhaiResultOf<Map> {
@@ -142,14 +152,22 @@ fn run(services: &Arc<Services>, host: &Dynamic, argv: Array, o: SshOptions) -> 
     let mut made = None;
     let out = through_master(services, &target, &o, o.read_only, |reuse| {
         let mut args = target.base_args("-p");
-        args.extend(reuse);
-        args.extend([target.destination.clone(), "--".into(), remote]);
+        args.extend(reuse.args);
+        args.extend([target.destination.clone(), "--".into(), remote.clone()]);
         let mut call = ToolCall::new("ssh", args);
         call.timeout = o.timeout.map(|t| t.0);
         call.read_only = o.read_only;
         call.quiet = o.quiet;
         call.stdin = o.stdin.as_ref().map(|t| t.0.clone());
-        let out = tool::call(services, &call);
+        // Through the master, the session is asked of it directly: the
+        // same session as the ssh client would open, without the client.
+        let out = match &reuse.master {
+            Some((socket, env)) => tool::call_with(services, &call, || {
+                let remote = process::Remote { socket, command: &remote, env };
+                process::execute_via_master(services.as_ref(), &call.spec, &remote)
+            }),
+            None => tool::call(services, &call),
+        };
         made = Some(call);
         out
     })?;
@@ -168,7 +186,7 @@ fn copy(services: &Arc<Services>, host: &Dynamic, src: Str, dst: Str, o: SshOpti
     let target = target(host, &o)?;
     let out = through_master(services, &target, &o, false, |reuse| {
         let mut args = target.base_args("-P");
-        args.extend(reuse);
+        args.extend(reuse.args);
         if std::path::Path::new(src.as_str()).is_dir() {
             args.push("-r".into());
         }

@@ -60,10 +60,21 @@ pub fn act(
     read_only: bool,
     hints: &Hints<'_>,
 ) -> RhaiResultOf<Option<Outcome>> {
+    act_with(services, description, read_only, hints, || process::execute(services, spec))
+}
+
+/// [`act`] with another way of running the command than spawning it.
+pub fn act_with(
+    services: &Services,
+    description: &str,
+    read_only: bool,
+    hints: &Hints<'_>,
+    run: impl FnOnce() -> Result<Outcome, ProcessError>,
+) -> RhaiResultOf<Option<Outcome>> {
     if !services.should_act(&Action { description, read_only }) {
         return Ok(None);
     }
-    match process::execute(services, spec) {
+    match run() {
         Ok(outcome) => Ok(Some(outcome)),
         Err(ProcessError::Interrupted(reason)) => Err(terminated(reason)),
         Err(e @ ProcessError::Spawn { .. }) => Err(failure_with_hint(FailureKind::Command, e.to_string(), hints.spawn)),
@@ -76,13 +87,22 @@ pub fn act(
 
 /// A tool call through [`act`].
 pub fn call(services: &Services, call: &ToolCall) -> RhaiResultOf<Option<Outcome>> {
+    call_with(services, call, || process::execute(services, &call.spec))
+}
+
+/// A tool call through [`act_with`]: `run` runs it.
+pub fn call_with(
+    services: &Services,
+    call: &ToolCall,
+    run: impl FnOnce() -> Result<Outcome, ProcessError>,
+) -> RhaiResultOf<Option<Outcome>> {
     let spawn = format!("install `{}` or put it on PATH", call.program);
-    act(
+    act_with(
         services,
-        &call.spec,
         &call.display(),
         call.read_only,
         &Hints { spawn: &spawn, other: Some("see the step's output") },
+        run,
     )
 }
 

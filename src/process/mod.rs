@@ -10,9 +10,11 @@ mod lines;
 pub mod observer;
 pub mod reaper;
 mod spawn;
+mod ssh_mux;
 pub mod tree;
 
 pub use command::{quote, CommandSpec, Outcome, ProcessError, DEFAULT_CAPTURE};
 pub use lines::{LineSplitter, Tail};
 pub use spawn::{ensure_standard_fds, execute};
+pub use ssh_mux::{execute_via_master, Remote};
 pub use tree::Tree;

@@ -2,10 +2,11 @@
 //! stdin and pump both output pipes with poll(2) on the calling thread,
 //! honour deadlines and cancellation in every wait.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,19 +52,41 @@ pub fn execute(observer: &dyn Observer, spec: &CommandSpec) -> Result<Outcome, P
     let group = Tree { pgid: child.id() as i32, tag };
     observer.started(&group);
 
-    let feeder = spec.stdin.as_ref().and_then(|input| Some(Feeder::new(child.stdin.take()?, input.as_bytes())));
-    let mut pump = Pump::new(observer, spec);
-    let result = pump.run(&mut child, feeder, spec, start, &group);
-    if result.is_err() {
-        group.kill();
-    }
-    let status = match &result {
-        Ok(Finish::Exited(status)) => Some(*status),
-        Ok(Finish::Killed) | Err(_) => child.wait().ok(),
-    };
+    let feeder = spec
+        .stdin
+        .as_ref()
+        .and_then(|input| Some(Feeder::new(File::from(OwnedFd::from(child.stdin.take()?)), input.as_bytes())));
+    let pipes = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+    ];
+    let mut running = Spawned { child, group: &group };
+    let outcome = pump(observer, spec, start, &mut running, pipes, feeder);
     tree::forget(group.pgid);
     observer.finished(&group);
     reap_now_and_then();
+    outcome
+}
+
+/// Pump a started command's outputs (and feed its stdin) until it ends,
+/// then say how it ended. Kills it when the wait fails or is interrupted.
+pub(super) fn pump(
+    observer: &dyn Observer,
+    spec: &CommandSpec,
+    start: Instant,
+    running: &mut dyn Running,
+    pipes: [Option<Box<dyn ReadFd>>; 2],
+    feeder: Option<Feeder>,
+) -> Result<Outcome, ProcessError> {
+    let mut pump = Pump::new(observer, spec);
+    let result = pump.run(running, pipes, feeder, spec, start);
+    if result.is_err() {
+        running.kill();
+    }
+    let status = match &result {
+        Ok(Finish::Exited(status)) => Some(*status),
+        Ok(Finish::Killed) | Err(_) => running.wait(),
+    };
     observer.flush();
     let finish = result?;
     let (stdout, stderr, truncated) = pump.into_captured();
@@ -76,6 +99,40 @@ pub fn execute(observer: &dyn Observer, spec: &CommandSpec) -> Result<Outcome, P
         duration: start.elapsed(),
         timed_out: matches!(finish, Finish::Killed),
     })
+}
+
+/// What the pump waits for: a child process, or a session on an SSH master.
+pub(super) trait Running {
+    /// The exit status, if it has ended (without blocking).
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>>;
+    /// After a kill: wait for the end, if there is one to wait for.
+    fn wait(&mut self) -> Option<ExitStatus>;
+    /// Kill it (and what it started).
+    fn kill(&mut self);
+    /// Once it has ended, how long its outputs may still bring lines.
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A spawned child, the leader of its process group.
+struct Spawned<'a> {
+    child: Child,
+    group: &'a Tree,
+}
+
+impl Running for Spawned<'_> {
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    fn wait(&mut self) -> Option<ExitStatus> {
+        self.child.wait().ok()
+    }
+
+    fn kill(&mut self) {
+        self.group.kill();
+    }
 }
 
 /// Reap orphans adopted since the last look, at most once a `REAP_EVERY`,
@@ -93,14 +150,14 @@ fn reap_now_and_then() {
 
 /// Writes a step's `stdin` to the child without ever blocking: the child
 /// (or a grandchild holding the pipe) may never read it.
-struct Feeder {
-    pipe: Option<ChildStdin>,
+pub(super) struct Feeder {
+    pipe: Option<File>,
     data: Vec<u8>,
     written: usize,
 }
 
 impl Feeder {
-    fn new(pipe: ChildStdin, data: &[u8]) -> Self {
+    pub(super) fn new(pipe: File, data: &[u8]) -> Self {
         set_nonblocking(pipe.as_raw_fd());
         let mut feeder = Self { pipe: Some(pipe), data: data.to_vec(), written: 0 };
         if data.is_empty() {
@@ -164,29 +221,26 @@ impl<'a> Pump<'a> {
 
     fn run(
         &mut self,
-        child: &mut Child,
+        running: &mut dyn Running,
+        mut pipes: [Option<Box<dyn ReadFd>>; 2],
         mut feeder: Option<Feeder>,
         spec: &CommandSpec,
         start: Instant,
-        group: &Tree,
     ) -> Result<Finish, ProcessError> {
-        let mut pipes = [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
-        ];
         for p in pipes.iter().flatten() {
             set_nonblocking(p.raw_fd());
         }
         let deadline = spec.timeout.and_then(|t| start.checked_add(t));
         let mut buf = vec![0u8; 64 * 1024];
         let mut last_reap_check = Instant::now();
-        let mut exited = None;
+        let mut exited: Option<(ExitStatus, Instant)> = None;
 
         // Until the child exits or closes its outputs and has all its stdin.
         while pipes.iter().any(Option::is_some) || feeder.as_ref().is_some_and(Feeder::open) {
             let now = Instant::now();
             let mut wait = TICK;
-            for limit in [deadline, self.observer.next_deadline()].into_iter().flatten() {
+            let lingering = exited.map(|(_, at)| at + running.linger());
+            for limit in [deadline, self.observer.next_deadline(), lingering].into_iter().flatten() {
                 wait = wait.min(limit.saturating_duration_since(now));
             }
             let stdin = feeder.as_ref().and_then(|f| f.pipe.as_ref());
@@ -209,42 +263,44 @@ impl<'a> Pump<'a> {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                group.kill();
+                running.kill();
                 return Ok(Finish::Killed);
             }
             // The child may have exited while a background grandchild keeps
-            // the pipes open: stop reading and feeding then, do not wait for
-            // the grandchild.
-            if last_reap_check.elapsed() >= TICK {
+            // the pipes open: stop reading and feeding then (after the
+            // linger of what runs elsewhere), do not wait for the grandchild.
+            if exited.is_none() && last_reap_check.elapsed() >= TICK {
                 last_reap_check = Instant::now();
-                if let Some(status) = child.try_wait().map_err(ProcessError::Io)? {
+                if let Some(status) = running.try_wait().map_err(ProcessError::Io)? {
                     if let Some(f) = feeder.as_mut() {
                         f.close();
                     }
-                    for index in 0..2 {
-                        self.drain(&mut pipes, index, &mut buf, usize::MAX)?;
-                    }
-                    exited = Some(status);
-                    break;
+                    exited = Some((status, Instant::now()));
                 }
+            }
+            if exited.is_some_and(|(_, at)| at.elapsed() >= running.linger()) {
+                for index in 0..2 {
+                    self.drain(&mut pipes, index, &mut buf, usize::MAX)?;
+                }
+                break;
             }
         }
         drop(feeder);
         self.finish_lines();
-        if let Some(status) = exited {
+        if let Some((status, _)) = exited {
             return Ok(Finish::Exited(status));
         }
         // Both pipes are closed; the child is exiting or has exited.
         let mut pause = Duration::from_micros(20);
         loop {
-            if let Some(status) = child.try_wait().map_err(ProcessError::Io)? {
+            if let Some(status) = running.try_wait().map_err(ProcessError::Io)? {
                 return Ok(Finish::Exited(status));
             }
             if let Some(reason) = self.observer.interrupted() {
                 return Err(ProcessError::Interrupted(reason));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                group.kill();
+                running.kill();
                 return Ok(Finish::Killed);
             }
             std::thread::sleep(pause);
@@ -256,7 +312,7 @@ impl<'a> Pump<'a> {
     /// more, after waiting at most `wait`.
     fn wait_ready(
         pipes: &[Option<Box<dyn ReadFd>>; 2],
-        stdin: Option<&ChildStdin>,
+        stdin: Option<&File>,
         wait: Duration,
     ) -> Result<([bool; 2], bool), ProcessError> {
         let mut fds = Vec::with_capacity(3);
@@ -347,7 +403,7 @@ fn set_nonblocking(fd: i32) {
 }
 
 /// A child pipe we can poll and read.
-trait ReadFd: Read + Send {
+pub(super) trait ReadFd: Read + Send {
     fn raw_fd(&self) -> i32;
     fn borrowed(&self) -> std::os::fd::BorrowedFd<'_>;
 }

@@ -110,6 +110,9 @@ enum State {
 
 struct Host {
     socket: PathBuf,
+    /// The `NAME=VALUE`s the ssh client would send with each session
+    /// (`SendEnv`, `SetEnv`), found when the master starts.
+    env: Mutex<Vec<String>>,
     state: Mutex<State>,
     changed: Condvar,
     sessions: Gate,
@@ -151,6 +154,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// The master's control socket.
+    pub fn socket(&self) -> &Path {
+        &self.host.socket
+    }
+
+    /// What a session asked of the master sends as its environment, as the
+    /// ssh client would (`SendEnv` names from capstan's environment, then `SetEnv`).
+    pub fn env(&self) -> Vec<String> {
+        self.host.env.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Run `f` holding a session slot of this host's master.
     pub fn with<T>(&self, services: &Services, f: impl FnOnce() -> T) -> RhaiResultOf<T> {
         let _permit = self.host.sessions.acquire(SESSIONS_PER_MASTER, services)?;
@@ -180,6 +194,7 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
             .or_insert_with(|| {
                 Arc::new(Host {
                     socket: made_socket_dir().join(n.to_string()),
+                    env: Mutex::new(Vec::new()),
                     state: Mutex::new(State::Down),
                     changed: Condvar::new(),
                     sessions: Gate::default(),
@@ -213,7 +228,23 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
     drop(state);
     let started = {
         match pool.starts.acquire(STARTS.load(Ordering::Relaxed), services) {
-            Ok(_permit) => start(services, target, &host.socket),
+            Ok(_permit) => {
+                // What the client would send with each session, asked of
+                // `ssh -G` while the master shakes hands.
+                let config = Command::new("ssh")
+                    .args(target.base_args("-p"))
+                    .args(["-G", &target.destination])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn();
+                let started = start(services, target, &host.socket);
+                if let Ok(out) = config.and_then(std::process::Child::wait_with_output) {
+                    let env = session_env(&String::from_utf8_lossy(&out.stdout), std::env::vars_os());
+                    *host.env.lock().unwrap_or_else(PoisonError::into_inner) = env;
+                }
+                started
+            }
             Err(err) => Err(Start::Stopped(err)),
         }
     };
@@ -235,6 +266,42 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
     };
     host.changed.notify_all();
     result
+}
+
+/// The environment a session gets from the ssh client, from its effective
+/// configuration (`ssh -G`: `sendenv PATTERN` and `setenv NAME=VALUE`
+/// lines) and the client's environment: the variables whose names match a
+/// `SendEnv` pattern, in the environment's order, then the `SetEnv` ones.
+fn session_env(config: &str, vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Vec<String> {
+    let mut send = Vec::new();
+    let mut set = Vec::new();
+    for line in config.lines() {
+        match line.split_once(' ') {
+            Some(("sendenv", pattern)) => send.push(pattern.trim()),
+            Some(("setenv", pair)) if pair.contains('=') => set.push(pair.trim().to_string()),
+            _ => {}
+        }
+    }
+    let mut env: Vec<String> = if send.is_empty() {
+        Vec::new()
+    } else {
+        vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| !k.is_empty() && send.iter().any(|p| glob(p.as_bytes(), k.as_bytes())))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    };
+    env.extend(set);
+    env
+}
+
+/// OpenSSH's `match_pattern`: `*` any run of characters, `?` any one.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
+        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
 }
 
 fn unreachable(destination: &str, message: &str) -> Box<rhai::EvalAltResult> {
@@ -329,5 +396,21 @@ pub fn close_all() {
     if !hosts.is_empty() {
         hosts.clear();
         let _ = std::fs::remove_dir_all(socket_dir());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_send_the_variables_ssh_would() {
+        let config = "user deploy\nsendenv LANG\nsendenv LC_*\nsetenv APP_ENV=prod\nport 22\n";
+        let vars = [("PATH", "/bin"), ("LC_ALL", "C.UTF-8"), ("LANG", "en_US.UTF-8"), ("LANGUAGE", "en")];
+        let vars = vars.iter().map(|(k, v)| ((*k).into(), (*v).into()));
+        assert_eq!(session_env(config, vars), ["LC_ALL=C.UTF-8", "LANG=en_US.UTF-8", "APP_ENV=prod"]);
+        let none = [("LANG", "C")].iter().map(|(k, v)| ((*k).into(), (*v).into()));
+        assert!(session_env("user deploy\n", none).is_empty());
+        assert!(glob(b"L?_*", b"LC_TIME") && !glob(b"LC_*", b"LANG") && glob(b"*", b""));
     }
 }

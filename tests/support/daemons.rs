@@ -947,7 +947,7 @@ impl FleetSshd {
                     "Port {port}\n{listen}AddressFamily inet\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                      PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintMotd no\nLogLevel ERROR\n\
-                     MaxStartups 200:30:400\nMaxSessions 100\nSubsystem sftp internal-sftp\n",
+                     MaxStartups 200:30:400\nMaxSessions 100\nSubsystem sftp internal-sftp\nAcceptEnv CAPSTAN_*\n",
                     host_key.display(),
                     dir.join(format!("sshd.{n}.pid")).display(),
                     authorized_keys.display(),
