@@ -205,7 +205,8 @@ pub fn register(api: &mut Api<'_, Arc<Services>>) {
         &["host: &str", "argv: Array", "Map"],
         docs! {
             /// Run argv on a host with the system ssh client (batch mode). One `ControlMaster`
-            /// per host serves the whole run (closed when it ends); at most `--ssh-starts`
+            /// per host serves the whole run (closed when it ends), each command a session
+            /// asked of it directly (no client process per command); at most `--ssh-starts`
             /// handshakes run at once. Options: `user`, `port`, `identity`, `config` (an
             /// ssh_config file, `ssh -F`), `options` (ssh `-o` values), `reuse` (true: through
             /// the host's master), `cwd`, `env`, plus `run`'s `timeout`, `check`, `read_only`,
