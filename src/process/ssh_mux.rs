@@ -40,8 +40,8 @@ const REQUEST: u32 = 1;
 const NO_STATUS: u32 = 255;
 /// The largest packet a master sends (its own limit is 256 KiB).
 const MAX_PACKET: usize = 256 * 1024;
-/// How long the master may take to answer the hello and the session request.
-const SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// How long the master may take to answer the hello (it answers at once).
+const HELLO_LIMIT: Duration = Duration::from_secs(10);
 /// How often a wait for the master looks at cancellation.
 const TICK: Duration = Duration::from_millis(50);
 /// Once the master said the session ended, how long the output pipes may
@@ -67,9 +67,19 @@ pub fn execute_via_master(
     remote: &Remote<'_>,
 ) -> Result<Outcome, ProcessError> {
     let socket = remote.socket;
-    match session(observer, spec, remote) {
+    let start = Instant::now();
+    match session(observer, spec, remote, start) {
         Ok(outcome) => Ok(outcome),
         Err(Setup::Process(e)) => Err(e),
+        Err(Setup::TimedOut) => Ok(Outcome {
+            code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration: start.elapsed(),
+            timed_out: true,
+        }),
         Err(Setup::Unavailable(why)) => {
             tracing::debug!("the ssh master at {} cannot be used ({why}); running the ssh client", socket.display());
             spawn::execute(observer, spec)
@@ -78,8 +88,10 @@ pub fn execute_via_master(
 }
 
 enum Setup {
-    /// Nothing ran: the ssh client may do it instead.
+    /// Nothing ran: the ssh client may do it instead (as it does itself).
     Unavailable(String),
+    /// The command's own timeout expired before the master opened the session.
+    TimedOut,
     Process(ProcessError),
 }
 
@@ -89,11 +101,11 @@ impl From<std::io::Error> for Setup {
     }
 }
 
-fn session(observer: &dyn Observer, spec: &CommandSpec, remote: &Remote<'_>) -> Result<Outcome, Setup> {
-    let start = Instant::now();
+fn session(observer: &dyn Observer, spec: &CommandSpec, remote: &Remote<'_>, start: Instant) -> Result<Outcome, Setup> {
+    let deadline = spec.timeout.and_then(|t| start.checked_add(t));
     let mut control = Control::connect(remote.socket)?;
     control.send(&Packet::new(MUX_MSG_HELLO).u32(VERSION))?;
-    let mut hello = control.next(observer)?;
+    let mut hello = control.next(observer, Some(Instant::now() + HELLO_LIMIT), None)?;
     if hello.u32()? != MUX_MSG_HELLO || hello.u32()? != VERSION {
         return Err(Setup::Unavailable("the master speaks another multiplexing protocol".into()));
     }
@@ -127,7 +139,9 @@ fn session(observer: &dyn Observer, spec: &CommandSpec, remote: &Remote<'_>) -> 
     // The master holds its own copies now: the pipes end when it closes them.
     drop((stdin, stdout_w, stderr_w));
 
-    let mut reply = control.next(observer)?;
+    // Opening the session is a round trip to the host: as long as it takes
+    // (ssh waits too), within the command's own timeout.
+    let mut reply = control.next(observer, None, deadline)?;
     match (reply.u32()?, reply.u32()?) {
         (MUX_S_SESSION_OPENED, REQUEST) => {}
         (MUX_S_PERMISSION_DENIED | MUX_S_FAILURE, REQUEST) => {
@@ -257,9 +271,15 @@ impl Control {
         }
     }
 
-    /// The next packet during setup, waiting for it as long as the run goes on.
-    fn next(&mut self, observer: &dyn Observer) -> Result<Reader, Setup> {
-        let give_up = Instant::now() + SETUP_LIMIT;
+    /// The next packet during setup, waiting for it while the run goes on,
+    /// until `give_up` (the master is no use) or `deadline` (the command's
+    /// timeout).
+    fn next(
+        &mut self,
+        observer: &dyn Observer,
+        give_up: Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<Reader, Setup> {
         loop {
             if let Some(packet) = self.poll_packet()? {
                 return Ok(packet);
@@ -270,8 +290,11 @@ impl Control {
             if let Some(reason) = observer.interrupted() {
                 return Err(Setup::Process(ProcessError::Interrupted(reason)));
             }
-            if Instant::now() >= give_up {
+            if give_up.is_some_and(|t| Instant::now() >= t) {
                 return Err(Setup::Unavailable("the master did not answer".into()));
+            }
+            if deadline.is_some_and(|t| Instant::now() >= t) {
+                return Err(Setup::TimedOut);
             }
             self.readable(TICK)?;
         }
