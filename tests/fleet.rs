@@ -536,3 +536,45 @@ phase("p", || {{
     assert_eq!(log.lines().filter(|l| l.contains(" -G ")).count(), 2, "{log}");
     assert_eq!(log.lines().count(), 4, "{log}");
 }
+
+/// `batch` holds the next batch until the current one finished, and each
+/// host retries as a step of its own: a host that succeeds on its retry is
+/// no failure (`max_fail: 0` holds) and only it ran twice.
+#[test]
+fn batches_wait_for_each_other_and_each_host_retries_on_its_own() {
+    let p = Playbook::new(
+        r#"phase("p", || {
+    step("roll", || {
+        let r = fleet::run(["h1", "h2", "h3", "h4"], #{ forks: 4, batch: "50%", retries: 1, retry_delay: "0s" }, |h| {
+            if h == "h2" && !fs::exists("h2-tried") {
+                fs::write("h2-tried", "yes");
+                fail("h2's first try");
+            }
+            run(["sleep", "0.3"]);
+            h
+        });
+        info(`ok ${r.ok.len()} failed ${r.failed.len()}`);
+    });
+});
+"#,
+    );
+    let r = p.run_json();
+    r.code(0);
+    let events = r.events();
+    let at = |kind: &str, host: &str| {
+        events.iter().position(|e| e["event"] == kind && e["step"] == format!("roll/{host}")).unwrap_or(usize::MAX)
+    };
+    let first_batch_done = at("step_finished", "h1").max(at("step_finished", "h2"));
+    let second_batch_started = at("step_started", "h3").min(at("step_started", "h4"));
+    assert!(first_batch_done < second_batch_started, "batch 2 started before batch 1 finished");
+    let attempts: Vec<(String, u64)> = named(&events, "step_finished")
+        .iter()
+        .filter_map(|e| Some((e["step"].as_str()?.strip_prefix("roll/")?.to_string(), e["attempts"].as_u64()?)))
+        .collect();
+    let mut attempts = attempts;
+    attempts.sort();
+    let expected: Vec<(String, u64)> =
+        [("h1", 1), ("h2", 2), ("h3", 1), ("h4", 1)].iter().map(|(h, n)| ((*h).to_string(), *n)).collect();
+    assert_eq!(attempts, expected);
+    assert!(r.stdout.contains("ok 4 failed 0") || r.stderr.contains("ok 4 failed 0"), "{}", r.stderr);
+}
