@@ -578,3 +578,35 @@ fn batches_wait_for_each_other_and_each_host_retries_on_its_own() {
     assert_eq!(attempts, expected);
     assert!(r.stdout.contains("ok 4 failed 0") || r.stderr.contains("ok 4 failed 0"), "{}", r.stderr);
 }
+
+/// A master killed outright leaves its socket with nobody listening: the
+/// next command starts the host's master again instead of making a
+/// connection of its own, and the commands after it go through the new one.
+#[test]
+fn a_master_killed_outright_is_started_again() {
+    let fleet = shared_fleet();
+    let bin = tempfile::tempdir().expect("temp dir");
+    let ssh = bin.path().join("ssh");
+    std::fs::write(&ssh, LOGGING_SSH).expect("wrapper ssh");
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let source = format!(
+        r#"{HOSTS}
+let config = param("ssh_config");
+phase("p", || {{
+    let host = hosts[0];
+    let o = #{{ config: config }};
+    ssh::run(host, ["true"], o);
+    run(["pkill", "-KILL", "-f", "--", `-F ${{config}} .*ControlMaster=yes`]);
+    for word in ["one", "two", "three"] {{
+        if ssh::run(host, ["echo", word], o).stdout != word + "\n" {{ fail(`no ${{word}}`); }}
+    }}
+}});
+"#
+    );
+    let p = playbook(fleet, &source, |_| {}).env("PATH", &path);
+    p.run().code(0);
+    let log = std::fs::read_to_string(bin.path().join("log")).unwrap_or_default();
+    assert_eq!(log.lines().filter(|l| l.contains("ControlMaster=yes")).count(), 2, "{log}");
+    assert_eq!(log.lines().filter(|l| !l.contains("ControlMaster=yes") && !l.contains(" -G ")).count(), 0, "{log}");
+}

@@ -212,7 +212,14 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
     let mut waited = false;
     loop {
         match &*state {
-            State::Up => return Ok(Session { host: host.clone(), args }),
+            // A master killed outright (SIGKILL, the OOM killer) leaves its
+            // socket with nobody listening: start a new one now, rather than
+            // have every later command make a connection of its own.
+            State::Up if listening(&host.socket) => return Ok(Session { host: host.clone(), args }),
+            State::Up => {
+                tracing::debug!("the ssh master of {} is gone; starting it again", target.destination);
+                break;
+            }
             State::Failed(message) if waited => return Err(unreachable(&target.destination, message)),
             State::Down | State::Failed(_) => break,
             State::Starting => {
@@ -266,6 +273,21 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
     };
     host.changed.notify_all();
     result
+}
+
+/// Whether a master still listens on `socket`: gone, or refused (it died
+/// and left its socket), it does not. Something there that is not a socket
+/// is not a master's; the ssh client is left to judge it.
+fn listening(socket: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(socket) else { return false };
+    if !meta.file_type().is_socket() {
+        return true;
+    }
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::ConnectionRefused,
+    }
 }
 
 /// The environment a session gets from the ssh client, from its effective
