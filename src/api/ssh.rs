@@ -110,8 +110,15 @@ fn text(value: &Dynamic) -> String {
 /// of the host's master when there is one.
 struct Reuse {
     args: Vec<String>,
-    /// The socket, and what a session sends as its environment.
-    master: Option<(PathBuf, Vec<String>)>,
+    master: Option<Master>,
+}
+
+/// A host's master: its socket, what a session sends as its environment,
+/// and the connection already made to it.
+struct Master {
+    socket: PathBuf,
+    env: Vec<String>,
+    control: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Run the call through the target's master (started now if need be) when
@@ -128,7 +135,8 @@ fn through_master(
         return call(Reuse { args: if o.reuse { Vec::new() } else { none }, master: None });
     }
     let session = ssh_masters::session(services, target)?;
-    let master = Some((session.socket().to_owned(), session.env()));
+    let master =
+        Some(Master { socket: session.socket().to_owned(), env: session.env(), control: session.take_control() });
     session.with(services, || call(Reuse { args: session.args.clone(), master }))?
 }
 
@@ -161,10 +169,15 @@ fn run(services: &Arc<Services>, host: &Dynamic, argv: Array, o: SshOptions) -> 
         call.stdin = o.stdin.as_ref().map(|t| t.0.clone());
         // Through the master, the session is asked of it directly: the
         // same session as the ssh client would open, without the client.
-        let out = match &reuse.master {
-            Some((socket, env)) => tool::call_with(services, &call, || {
-                let remote = process::Remote { socket, command: &remote, env };
-                process::execute_via_master(services.as_ref(), &call.spec, &remote)
+        let out = match reuse.master {
+            Some(master) => tool::call_with(services, &call, || {
+                let remote = process::Remote {
+                    socket: &master.socket,
+                    control: master.control,
+                    command: &remote,
+                    env: &master.env,
+                };
+                process::execute_via_master(services.as_ref(), &call.spec, remote)
             }),
             None => tool::call(services, &call),
         };

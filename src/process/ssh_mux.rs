@@ -52,6 +52,8 @@ const LINGER: Duration = Duration::from_millis(200);
 pub struct Remote<'a> {
     /// The master's control socket.
     pub socket: &'a Path,
+    /// A connection to it already made (else one is made now).
+    pub control: Option<UnixStream>,
     /// The remote shell's text.
     pub command: &'a str,
     /// `NAME=VALUE`s sent with the session, as the client's `SendEnv`/`SetEnv`.
@@ -64,7 +66,7 @@ pub struct Remote<'a> {
 pub fn execute_via_master(
     observer: &dyn Observer,
     spec: &CommandSpec,
-    remote: &Remote<'_>,
+    remote: Remote<'_>,
 ) -> Result<Outcome, ProcessError> {
     let socket = remote.socket;
     let start = Instant::now();
@@ -101,9 +103,12 @@ impl From<std::io::Error> for Setup {
     }
 }
 
-fn session(observer: &dyn Observer, spec: &CommandSpec, remote: &Remote<'_>, start: Instant) -> Result<Outcome, Setup> {
+fn session(observer: &dyn Observer, spec: &CommandSpec, remote: Remote<'_>, start: Instant) -> Result<Outcome, Setup> {
     let deadline = spec.timeout.and_then(|t| start.checked_add(t));
-    let mut control = Control::connect(remote.socket)?;
+    let mut control = match remote.control {
+        Some(stream) => Control::over(stream),
+        None => Control::over(UnixStream::connect(remote.socket)?),
+    };
     control.send(&Packet::new(MUX_MSG_HELLO).u32(VERSION))?;
     let mut hello = control.next(observer, Some(Instant::now() + HELLO_LIMIT), None)?;
     if hello.u32()? != MUX_MSG_HELLO || hello.u32()? != VERSION {
@@ -210,8 +215,8 @@ struct Control {
 }
 
 impl Control {
-    fn connect(socket: &Path) -> std::io::Result<Self> {
-        Ok(Self { stream: UnixStream::connect(socket)?, inbox: Vec::new(), closed: false })
+    fn over(stream: UnixStream) -> Self {
+        Self { stream, inbox: Vec::new(), closed: false }
     }
 
     fn send(&mut self, packet: &Packet) -> std::io::Result<()> {

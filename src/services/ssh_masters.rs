@@ -10,6 +10,7 @@
 //! with the run's token so the end of the run and the reaper find it.
 
 use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -151,6 +152,9 @@ fn made_socket_dir() -> PathBuf {
 pub struct Session {
     host: Arc<Host>,
     pub args: Vec<String>,
+    /// The connection to the master made to see that it listens, for the
+    /// session to use.
+    control: Mutex<Option<UnixStream>>,
 }
 
 impl Session {
@@ -163,6 +167,11 @@ impl Session {
     /// ssh client would (`SendEnv` names from capstan's environment, then `SetEnv`).
     pub fn env(&self) -> Vec<String> {
         self.host.env.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The connection to the master already made, if one was.
+    pub fn take_control(&self) -> Option<UnixStream> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// Run `f` holding a session slot of this host's master.
@@ -215,11 +224,15 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
             // A master killed outright (SIGKILL, the OOM killer) leaves its
             // socket with nobody listening: start a new one now, rather than
             // have every later command make a connection of its own.
-            State::Up if listening(&host.socket) => return Ok(Session { host: host.clone(), args }),
-            State::Up => {
-                tracing::debug!("the ssh master of {} is gone; starting it again", target.destination);
-                break;
-            }
+            State::Up => match listening(&host.socket) {
+                Listening::Yes(control) => {
+                    return Ok(Session { host: host.clone(), args, control: Mutex::new(control) })
+                }
+                Listening::No => {
+                    tracing::debug!("the ssh master of {} is gone; starting it again", target.destination);
+                    break;
+                }
+            },
             State::Failed(message) if waited => return Err(unreachable(&target.destination, message)),
             State::Down | State::Failed(_) => break,
             State::Starting => {
@@ -260,7 +273,7 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
         Ok(master) => {
             pool.masters.lock().unwrap_or_else(PoisonError::into_inner).push(master);
             *state = State::Up;
-            Ok(Session { host: host.clone(), args })
+            Ok(Session { host: host.clone(), args, control: Mutex::new(None) })
         }
         Err(Start::Refused(message)) => {
             *state = State::Failed(message.clone());
@@ -275,18 +288,25 @@ pub fn session(services: &Services, target: &Target) -> RhaiResultOf<Session> {
     result
 }
 
+enum Listening {
+    /// With the connection made to see it, when there was one.
+    Yes(Option<UnixStream>),
+    No,
+}
+
 /// Whether a master still listens on `socket`: gone, or refused (it died
 /// and left its socket), it does not. Something there that is not a socket
 /// is not a master's; the ssh client is left to judge it.
-fn listening(socket: &Path) -> bool {
+fn listening(socket: &Path) -> Listening {
     use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::symlink_metadata(socket) else { return false };
+    let Ok(meta) = std::fs::symlink_metadata(socket) else { return Listening::No };
     if !meta.file_type().is_socket() {
-        return true;
+        return Listening::Yes(None);
     }
-    match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(_) => true,
-        Err(e) => e.kind() != std::io::ErrorKind::ConnectionRefused,
+    match UnixStream::connect(socket) {
+        Ok(stream) => Listening::Yes(Some(stream)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Listening::No,
+        Err(_) => Listening::Yes(None),
     }
 }
 
