@@ -248,6 +248,16 @@ fn bad_fleet_options_are_usage_errors_with_a_hint() {
     assert!(r.stderr.contains("host `a` is listed twice"), "{}", r.stderr);
 }
 
+/// `script` as `ssh` in a folder of its own, and a `PATH` that finds it first.
+fn ssh_on_path(script: &str) -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().expect("temp dir");
+    let ssh = bin.path().join("ssh");
+    std::fs::write(&ssh, script).expect("ssh script");
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    (bin, path)
+}
+
 /// PIDs of the ssh masters started with this `ssh_config`.
 fn masters(config: &str) -> Vec<i32> {
     processes_with(&format!("-F {config}"))
@@ -319,11 +329,7 @@ fn most_at_once(log: &str, kind: &str) -> usize {
 
 #[test]
 fn ssh_starts_bound_the_handshakes_and_sessions_per_master_are_bounded() {
-    let bin = tempfile::tempdir().expect("temp dir");
-    let ssh = bin.path().join("ssh");
-    std::fs::write(&ssh, STUB_SSH).expect("stub ssh");
-    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let (bin, path) = ssh_on_path(STUB_SSH);
     let p = Playbook::new(
         r#"phase("p", || {
     step("hosts", || fleet::run(["a", "b", "c", "d", "e", "f"], #{ forks: 6 }, |h| ssh::run(h, ["true"])));
@@ -481,11 +487,7 @@ exec /usr/bin/ssh "$@"
 #[test]
 fn commands_through_a_master_start_no_ssh_client() {
     let fleet = shared_fleet();
-    let bin = tempfile::tempdir().expect("temp dir");
-    let ssh = bin.path().join("ssh");
-    std::fs::write(&ssh, LOGGING_SSH).expect("wrapper ssh");
-    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let (bin, path) = ssh_on_path(LOGGING_SSH);
     let payload = (0..6000).fold(String::new(), |mut text, i| {
         let _ = writeln!(text, "line {i:05} of the payload, padded out to fifty.");
         text
@@ -585,11 +587,7 @@ fn batches_wait_for_each_other_and_each_host_retries_on_its_own() {
 #[test]
 fn a_master_killed_outright_is_started_again() {
     let fleet = shared_fleet();
-    let bin = tempfile::tempdir().expect("temp dir");
-    let ssh = bin.path().join("ssh");
-    std::fs::write(&ssh, LOGGING_SSH).expect("wrapper ssh");
-    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let (bin, path) = ssh_on_path(LOGGING_SSH);
     let source = format!(
         r#"{HOSTS}
 let config = param("ssh_config");
