@@ -300,6 +300,11 @@ fn ctrl_c_stops_the_hosts_and_closes_the_masters() {
     assert_eq!(masters_close_on(nix::sys::signal::Signal::SIGINT), Some(130));
 }
 
+#[test]
+fn sigterm_stops_the_hosts_and_closes_the_masters() {
+    assert_eq!(masters_close_on(nix::sys::signal::Signal::SIGTERM), Some(130));
+}
+
 /// A stand-in `ssh` that logs when masters start and sessions run, to count
 /// how many were in flight at once; a master leaves its control socket
 /// (not a socket: sessions go through the client); `-G` prints no settings.
@@ -350,6 +355,26 @@ fn ssh_starts_bound_the_handshakes_and_sessions_per_master_are_bounded() {
     assert!((2..=8).contains(&sessions), "at most 8 sessions through host a's master at once: {sessions}\n{log}");
     let r = Playbook::new("phase(\"p\", || {});\n").args(["--ssh-starts", "0"]).run();
     assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// Without `--ssh-starts`, 10 handshakes at most are in flight (below
+/// sshd's default `MaxStartups 10:30:100`), whatever `forks` allows.
+#[test]
+fn ssh_starts_default_to_10() {
+    let (bin, path) = ssh_on_path(STUB_SSH);
+    let p = Playbook::new(
+        r#"phase("p", || {
+    let hosts = [];
+    for i in 1..=14 { hosts.push(`h${i}`); }
+    fleet::run(hosts, #{ forks: 14 }, |h| ssh::run(h, ["true"]));
+});
+"#,
+    )
+    .env("PATH", &path);
+    p.run().code(0);
+    let log = std::fs::read_to_string(bin.path().join("log")).unwrap_or_default();
+    assert_eq!(log.lines().filter(|l| *l == "+ start").count(), 14, "{log}");
+    assert_eq!(most_at_once(&log, "start"), 10, "{log}");
 }
 
 #[test]
@@ -552,6 +577,7 @@ fn batches_wait_for_each_other_and_each_host_retries_on_its_own() {
                 fs::write("h2-tried", "yes");
                 fail("h2's first try");
             }
+            run(["echo", `hello from ${h}`]);
             run(["sleep", "0.3"]);
             h
         });
@@ -579,6 +605,63 @@ fn batches_wait_for_each_other_and_each_host_retries_on_its_own() {
         [("h1", 1), ("h2", 2), ("h3", 1), ("h4", 1)].iter().map(|(h, n)| ((*h).to_string(), *n)).collect();
     assert_eq!(attempts, expected);
     assert!(r.stdout.contains("ok 4 failed 0") || r.stderr.contains("ok 4 failed 0"), "{}", r.stderr);
+    // The recap gives each host its duration: at least its 0.3 s sleep.
+    let data = recap(&events);
+    for row in data["hosts"].as_array().cloned().unwrap_or_default() {
+        assert!(row["duration_ms"].as_u64().is_some_and(|ms| (300..10_000).contains(&ms)), "{row}");
+    }
+    // Each host's step has a log of its own, with only its own lines.
+    let runs: Vec<_> = std::fs::read_dir(p.path(".capstan/runs")).expect("runs").flatten().collect();
+    let steps = runs[0].path().join("steps");
+    for host in ["h1", "h2", "h3", "h4"] {
+        let log = std::fs::read_dir(&steps)
+            .expect("steps")
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(&format!("-{host}.log")))
+            .unwrap_or_else(|| panic!("no log for {host}"));
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("hello from")).collect::<Vec<_>>(),
+            [format!("hello from {host}")]
+        );
+    }
+}
+
+/// `max_fail` as a percentage: "10%" of 10 hosts lets one fail (the fleet
+/// succeeds and says which), and stops the fleet at the second.
+#[test]
+fn max_fail_takes_a_percentage_of_the_hosts() {
+    let source = |broken: &str| {
+        format!(
+            r#"phase("p", || {{
+    step("roll", || {{
+        let hosts = [];
+        for i in 1..=10 {{ hosts.push(`h${{i}}`); }}
+        let broken = [{broken}];
+        let r = fleet::run(hosts, #{{ forks: 1, max_fail: "10%" }}, |h| {{
+            if broken.contains(h) {{ fail(`${{h}} is broken`); }}
+        }});
+        info(`ok ${{r.ok.len()}} failed ${{r.failed}}`);
+    }});
+}});
+"#
+        )
+    };
+    let r = Playbook::new(&source(r#""h3""#)).run();
+    r.code(0);
+    assert!(r.stderr.contains("ok 9 failed [\"h3\"]"), "{}", r.stderr);
+    let r = Playbook::new(&source(r#""h3", "h7""#)).run_json();
+    r.code(1);
+    let events = r.events();
+    let data = recap(&events);
+    // One host at a time: h1-h6 ran (h3 failed), h7 failed, h8-h10 never started.
+    assert_eq!((data["ok"].as_u64(), data["failed"].as_u64(), data["skipped"].as_u64()), (Some(5), Some(2), Some(3)));
+    let error = named(&events, "run_finished")[0]["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("fleet stopped"), "{error}");
+    let r = Playbook::new(&source(r#""h1", "h2""#)).run_json();
+    r.code(1);
+    let data = recap(&r.events());
+    assert_eq!(data["skipped"].as_u64(), Some(8), "no host starts after the second failure: {data}");
 }
 
 /// A master killed outright leaves its socket with nobody listening: the
@@ -607,4 +690,26 @@ phase("p", || {{
     let log = std::fs::read_to_string(bin.path().join("log")).unwrap_or_default();
     assert_eq!(log.lines().filter(|l| l.contains("ControlMaster=yes")).count(), 2, "{log}");
     assert_eq!(log.lines().filter(|l| !l.contains("ControlMaster=yes") && !l.contains(" -G ")).count(), 0, "{log}");
+}
+
+/// The fleet playbook the README shows beside its Ansible twin passes
+/// `capstan check`, and a dry run works the hosts `-i` and `--limit` give it.
+#[test]
+fn the_readme_fleet_playbook_checks() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let after = readme.split("A fleet playbook and the Ansible playbook").nth(1).expect("the fleet section");
+    let block = after.split("```rhai\n").nth(1).and_then(|b| b.split("```").next()).expect("its rhai block");
+    assert!(block.contains("fleet::run(hosts"), "{block}");
+    let p = Playbook::new(block).file("hosts.ini", "[web]\nweb[01:03]\n[db]\ndb1\n");
+    let r = p.check();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Dry run over the limited inventory: each web host's step says what it would do.
+    let r = Playbook::new(block)
+        .file("hosts.ini", "[web]\nweb[01:03]\n[db]\ndb1\n")
+        .args(["-i", "hosts.ini", "--limit", "web", "--param", "version=1.4.2", "--dry-run"])
+        .run();
+    r.code(0);
+    assert_eq!(r.stderr.matches("would run: ssh").count(), 6, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("would run: scp").count(), 3, "{}", r.stderr);
+    assert!(!r.stderr.contains("db1"), "{}", r.stderr);
 }
